@@ -1,0 +1,88 @@
+# SH-GOV — two commands: `make demo` (set up and run the demo city) and `make test` (set up and test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_PY := $(BIN)/python
+# Use uv from PATH; otherwise bootstrap it into the virtual environment with pip.
+UV := $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
+UV_VERSION := 0.13.9
+LOCALE_DIR := src/shgov/locale
+CATALOGS := $(wildcard $(LOCALE_DIR)/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+VENDOR := src/shgov/web/static/vendor
+DEMO_ENV := SHGOV_ENV=dev
+
+.PHONY: help demo test setup setup-dev assets catalogs chromium lint typecheck importlint pytest bench i18n clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+demo: setup assets catalogs ## set up, migrate, seed the demo city (once) and serve on http://127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/shgov db upgrade
+	$(DEMO_ENV) $(BIN)/shgov demo seed
+	$(DEMO_ENV) $(BIN)/shgov demo info
+	$(DEMO_ENV) $(BIN)/shgov serve
+
+test: setup-dev assets catalogs chromium ## set up and run every check: ruff, mypy, import contracts, pytest
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+bench: setup-dev assets catalogs ## run the benchmarks under bench/ and print their figures
+	$(BIN)/python -m bench
+
+$(VENV_PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(VENV_PY)
+	$(VENV_PY) -m pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(VENV)/.runtime ## install the locked runtime dependencies
+setup-dev: $(VENV)/.dev ## install the locked runtime and development dependencies
+
+# Stamps make a second run with unchanged locks install nothing.
+$(VENV)/.runtime: requirements/main.txt pyproject.toml | $(VENV_PY) $(UV)
+	$(UV) pip install --python $(VENV_PY) --require-hashes -r requirements/main.txt
+	$(UV) pip install --python $(VENV_PY) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
+	$(UV) pip install --python $(VENV_PY) --require-hashes -r requirements/main.txt -r requirements/dev.txt
+	touch $@
+
+# Front-end libraries from npm, copied into the package (served locally; no CDN).
+assets: $(VENDOR)/.built
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+$(VENDOR)/.built: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/echarts/dist/echarts.min.js node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
+	cp node_modules/swagger-ui-dist/LICENSE $(VENDOR)/LICENSE-swagger-ui
+	cp node_modules/echarts/LICENSE $(VENDOR)/LICENSE-echarts
+	cp node_modules/htmx.org/LICENSE $(VENDOR)/LICENSE-htmx
+	touch $@
+
+catalogs: $(COMPILED)
+$(LOCALE_DIR)/%/LC_MESSAGES/messages.mo: $(LOCALE_DIR)/%/LC_MESSAGES/messages.po | $(VENV)/.runtime
+	$(BIN)/pybabel compile --statistics -D messages -i $< -o $@
+
+i18n: setup ## re-extract messages and update the catalogues (then translate the new entries)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project SH-GOV -o $(LOCALE_DIR)/messages.pot src
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages --no-fuzzy-matching --width 120
+
+# Debian's chromium (for Playwright) and a CJK font, installed when missing.
+chromium:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk'; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei; \
+	fi
+
+clean: ## remove the virtual environment, node_modules and built assets (keeps var/)
+	rm -rf $(VENV) node_modules $(VENDOR) $(COMPILED) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,126 @@
+"""The composition root: ``create_app(settings)`` wires core, the web shell and every context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shgov import __version__
+from shgov.contexts import CONTEXTS, context_module
+from shgov.core import system
+from shgov.core.analytics import Analytics
+from shgov.core.db import Database
+from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
+from shgov.core.events import OutboxRelay, make_bus
+from shgov.core.http import BodyLimitMiddleware
+from shgov.core.logging import configure_logging
+from shgov.core.settings import Settings
+from shgov.web import pages as shell_pages
+from shgov.web.templating import STATIC_DIR, NavItem, Templates
+
+API_DESCRIPTION = """SH-GOV API. Errors are RFC 9457 `application/problem+json` documents with a stable `type`
+(see `/problems/…` in docs/errors.md), a `title` in the language of `Accept-Language` (zh-CN or en),
+and `errors: [{field, message}]` for invalid input."""
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, background: bool = True
+) -> FastAPI:
+    """Build the SH-GOV web application.
+
+    ``database`` lets a caller (tests) supply a handle bound to its own connection; ``background``
+    starts the event relay with the app's lifespan.
+    """
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    db = database or Database.from_url(
+        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    relay = OutboxRelay(db, make_bus(settings.events, db), settings.events)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            await relay.start()
+        try:
+            yield
+        finally:
+            if background:
+                await relay.stop()
+            if database is None:
+                db.dispose()
+
+    app = FastAPI(
+        title="SH-GOV",
+        version=__version__,
+        description=API_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    template_dirs: list[Path] = []
+    hub_links: dict[str, list[NavItem]] = {}
+    routers: list[APIRouter] = [system.router(), shell_pages.router]
+    for context in CONTEXTS:
+        for part in ("api", "pages"):
+            module = context_module(context, part)
+            if module is not None:
+                routers.append(module.router)
+        pages_module = context_module(context, "pages")
+        if pages_module is not None:
+            for audience, item in getattr(pages_module, "NAV", ()):
+                hub_links.setdefault(audience, []).append(item)
+        folder = Path(__file__).resolve().parent / context / "templates"
+        if folder.is_dir():
+            template_dirs.append(folder)
+
+    templates = Templates(template_dirs, city_name=settings.city_name, dev=settings.env == "dev")
+    responder = ProblemResponder()
+    templates.install(responder)
+
+    app.state.settings = settings
+    app.state.db = db
+    app.state.analytics = Analytics(settings.lake_dir, settings.analytics)
+    app.state.relay = relay
+    app.state.templates = templates
+    app.state.hub_links = hub_links
+
+    install_error_handlers(app, responder)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        # Swagger UI from the package's own static folder: the default points at a CDN.
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="SH-GOV API",
+            swagger_js_url=templates.static_url("vendor/swagger-ui-bundle.js"),
+            swagger_css_url=templates.static_url("vendor/swagger-ui.css"),
+            swagger_favicon_url=templates.static_url("img/favicon.svg"),
+        )
+
+    for r in routers:
+        app.include_router(r)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def too_large(scope: Scope) -> ASGIApp:
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive)
+            limit = settings.web.max_body_bytes
+            problem = Problem(
+                "payload-too-large", detail=f"The request body exceeds the limit of {limit} bytes."
+            )
+            await responder.respond(request, problem)(scope, receive, send)
+
+        return answer
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes, on_too_large=too_large)
+    return app

@@ -1,0 +1,1 @@
+"""Shared plumbing used by every context: settings, storage, events, errors, i18n, logging."""

@@ -1,0 +1,44 @@
+"""FastAPI dependencies shared by every router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from shgov.core.analytics import Analytics
+from shgov.core.db import Database
+from shgov.core.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    """The app's database handle."""
+    db: Database = request.app.state.db
+    return db
+
+
+def get_analytics(request: Request) -> Analytics:
+    """The app's DuckDB analytics factory."""
+    analytics: Analytics = request.app.state.analytics
+    return analytics
+
+
+def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """A unit of work per request: committed when the handler returns, rolled back on error."""
+    with db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+AnalyticsDep = Annotated[Analytics, Depends(get_analytics)]

@@ -1,0 +1,99 @@
+"""HTTP plumbing shared by every router: the request-size limit and the JSON content-type check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import params
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shgov.core.errors import Problem
+
+
+class BodyTooLarge(Exception):  # noqa: N818 - a signal, not an error class for callers
+    """Raised inside ``receive`` when a streamed body passes the limit."""
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
+
+    The app sees at most ``max_bytes`` of body, so an oversized upload never reaches a handler.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_too_large: Callable[[Scope], ASGIApp]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.on_too_large = on_too_large
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self.on_too_large(scope)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self.on_too_large(scope)(scope, receive, send)
+
+
+JSON_TYPES = ("application/json",)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+class JsonRoute(APIRoute):
+    """An API route that answers 415 when a JSON body arrives under another content type.
+
+    Routes whose body is a form or a file upload are left alone.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        body_params = self.dependant.body_params
+        expects_json = bool(body_params) and not any(
+            isinstance(p.field_info, params.Form | params.File) for p in body_params
+        )
+        if not expects_json:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            body = await request.body()
+            if (body or content_type) and not _is_json(content_type):
+                raise Problem(
+                    "unsupported-media-type",
+                    detail=f"Send the body as application/json (got {content_type or 'no Content-Type'}).",
+                )
+            return await handler(request)
+
+        return checked

@@ -1,0 +1,118 @@
+"""One typed settings object for the whole platform, read from ``SHGOV_*`` environment variables.
+
+Nested sections use ``__`` as the delimiter, e.g. ``SHGOV_DATABASE__URL`` — the common ones also have
+short aliases (``SHGOV_DATABASE_URL``, ``SHGOV_EVENTS_URL``) because operators type them most.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A well-known placeholder: accepted only in the dev environment so that a forgotten secret in
+# production fails at start-up instead of signing sessions with a value printed in the docs.
+DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class DatabaseSettings(BaseModel):
+    """Transactional storage (SQLite by default, PostgreSQL in production)."""
+
+    url: str = ""
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+
+
+class AnalyticsSettings(BaseModel):
+    """DuckDB over Parquet: where the lake lives and how much memory DuckDB may take."""
+
+    lake_dir: Path | None = None
+    memory_limit: str = "2GB"
+    threads: int = Field(default=2, ge=1)
+
+
+class EventSettings(BaseModel):
+    """The outbox relay: in-process delivery by default, NATS JetStream when ``url`` is set."""
+
+    url: str = ""
+    stream: str = "SHGOV"
+    subject_prefix: str = "shgov.events"
+    poll_seconds: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=10, ge=1)
+
+
+class WebSettings(BaseModel):
+    """HTTP serving: bind address, request-size limit and the session signing key."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    session_secret: SecretStr = SecretStr(DEV_SECRET)
+    default_locale: str = "zh_CN"
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class Settings(BaseSettings):
+    """Every setting of SH-GOV. ``.env.example`` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHGOV_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Environment = "prod"
+    city_code: str = "310000"
+    city_name: str = "上海市"
+    data_dir: Path = Path("var")
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database: DatabaseSettings = DatabaseSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    events: EventSettings = EventSettings()
+    web: WebSettings = WebSettings()
+
+    # Short aliases for the settings operators set most often.
+    database_url: str = ""
+    events_url: str = ""
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        if self.database_url and not self.database.url:
+            self.database.url = self.database_url
+        if self.events_url and not self.events.url:
+            self.events.url = self.events_url
+        if not self.database.url:
+            self.database.url = f"sqlite:///{(self.data_dir / 'shgov.db').as_posix()}"
+        if self.analytics.lake_dir is None:
+            self.analytics.lake_dir = self.data_dir / "lake"
+        if self.env != "dev":
+            defaults = [
+                name
+                for name, secret in (
+                    ("SHGOV_SECRET_KEY", self.secret_key),
+                    ("SHGOV_WEB__SESSION_SECRET", self.web.session_secret),
+                )
+                if secret.get_secret_value() == DEV_SECRET or len(secret.get_secret_value()) < 16
+            ]
+            if defaults:
+                raise ValueError(
+                    f"{', '.join(defaults)} must be set to a secret of at least 16 characters "
+                    f"when SHGOV_ENV={self.env} (the built-in default is allowed only with SHGOV_ENV=dev)"
+                )
+        return self
+
+    @property
+    def lake_dir(self) -> Path:
+        """The Parquet lake directory (always set after validation)."""
+        assert self.analytics.lake_dir is not None  # noqa: S101 - set by the validator
+        return self.analytics.lake_dir

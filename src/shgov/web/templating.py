@@ -1,0 +1,145 @@
+"""Jinja2 rendering with Babel translations, one environment per locale."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from shgov.core.errors import Problem, ProblemResponder
+from shgov.core.i18n import (
+    LANG_COOKIE,
+    LANGUAGE_TAGS,
+    N_,
+    SUPPORTED_LOCALES,
+    gettext,
+    request_locale,
+    translations,
+)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+TEMPLATE_DIR = WEB_DIR / "templates"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the main navigation: an audience and its landing page."""
+
+    key: str
+    label: str
+    href: str
+    description: str
+
+
+# The four audiences of the platform; contexts add their pages under these hubs.
+AUDIENCES: tuple[NavItem, ...] = (
+    NavItem(
+        "citizens",
+        N_("Citizens and enterprises"),
+        "/citizens",
+        N_("Find a service, apply once, follow your cases and benefits."),
+    ),
+    NavItem(
+        "staff", N_("Window and case workers"), "/staff", N_("Accept applications and process cases on time.")
+    ),
+    NavItem(
+        "data",
+        N_("Data management"),
+        "/data",
+        N_("Catalog, aggregate, govern and share the city's data resources."),
+    ),
+    NavItem(
+        "operations",
+        N_("City operations centre"),
+        "/operations",
+        N_("Work orders, city vital signs and early warnings."),
+    ),
+)
+
+
+class Templates:
+    """Renders templates from the web shell and every context's ``templates/`` folder."""
+
+    def __init__(
+        self, extra_dirs: Sequence[Path] = (), *, city_name: str = "上海市", dev: bool = False
+    ) -> None:
+        self.dirs = [TEMPLATE_DIR, *extra_dirs]
+        self.city_name = city_name
+        self.dev = dev
+        self._envs: dict[str, Environment] = {}
+        self._static_versions: dict[str, str] = {}
+
+    def env(self, locale: str) -> Environment:
+        """The environment for ``locale`` with its catalogue installed."""
+        if locale not in self._envs:
+            env = Environment(
+                loader=FileSystemLoader([str(d) for d in self.dirs]),
+                autoescape=select_autoescape(["html", "xml"]),
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+            env.globals.update(static=self.static_url, audiences=AUDIENCES, city_name=self.city_name)
+            self._envs[locale] = env
+        return self._envs[locale]
+
+    def static_url(self, path: str) -> str:
+        """URL of a static asset with a content hash, so browsers may cache it for long."""
+        version = self._static_versions.get(path)
+        if version is None:
+            file = STATIC_DIR / path
+            version = hashlib.sha256(file.read_bytes()).hexdigest()[:10] if file.is_file() else "missing"
+            self._static_versions[path] = version
+        return f"/static/{path}?v={version}"
+
+    def render(
+        self, request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+    ) -> HTMLResponse:
+        """Render ``name`` in the request's locale."""
+        locale = request_locale(request)
+        others = [loc for loc in SUPPORTED_LOCALES if loc != locale]
+        page = (
+            self.env(locale)
+            .get_template(name)
+            .render(
+                request=request,
+                locale=locale,
+                lang_tag=LANGUAGE_TAGS[locale],
+                other_locales=others,
+                lang_cookie=LANG_COOKIE,
+                current_path=request.url.path,
+                dev=self.dev,
+                **(context or {}),
+            )
+        )
+        return HTMLResponse(
+            page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]}
+        )
+
+    def error_page(self, request: Request, problem: Problem) -> HTMLResponse:
+        """The friendly HTML page shown to browsers instead of a problem document."""
+        locale = request_locale(request)
+        response = self.render(
+            request,
+            "web/error.html",
+            {
+                "status": problem.type.status,
+                "title": gettext(problem.type.title, locale),
+                "slug": problem.slug,
+            },
+            status_code=problem.type.status,
+        )
+        response.headers.update(problem.headers)
+        return response
+
+    def install(self, responder: ProblemResponder) -> None:
+        """Make ``responder`` answer browsers with the HTML error page."""
+        responder.html_renderer = self.error_page

@@ -1,0 +1,194 @@
+"""Shared fixtures: settings, both database backends (each test rolled back), a real HTTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+from starlette.types import Receive, Scope, Send
+
+from shgov import migrations
+from shgov.app import create_app
+from shgov.core.db import Database, make_engine
+from shgov.core.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+NATS_URL = os.environ.get("SHGOV_TEST_NATS_URL", "nats://127.0.0.1:4222")
+TEST_SECRET = "test-secret-0123456789abcdef"
+
+
+def tcp_reachable(url: str, default_port: int) -> bool:
+    """True when something accepts TCP connections at the host and port of ``url``."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test: no ``.env`` file, a real secret, storage under ``data_dir``."""
+    values: dict[str, Any] = {
+        "env": "test",
+        "secret_key": TEST_SECRET,
+        "web": {"session_secret": TEST_SECRET},
+        "data_dir": data_dir,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def postgresql_database() -> Iterator[str]:
+    """A PostgreSQL database created for this run (dropped at the end), or a skip saying why."""
+    if not tcp_reachable(POSTGRES_URL, 5432):
+        pytest.skip(
+            f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).host}:5432 — PostgreSQL runs skipped"
+        )
+    admin = make_url(POSTGRES_URL)
+    name = f"shgov_test_{uuid.uuid4().hex[:10]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file for this run."""
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'shgov.db'}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A migrated engine, once on SQLite and once on PostgreSQL."""
+    url = request.getfixturevalue(f"{request.param}_database")
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        migrations.upgrade(conn)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that is rolled back after the test."""
+    conn = engine.connect()
+    outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        if outer.is_active:
+            outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def db(connection: Connection) -> Database:
+    """A ``Database`` whose commits stay inside the test's transaction."""
+    return Database(connection)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: Engine) -> Settings:
+    """Settings pointing at the test's backend and a private data folder."""
+    url = engine.url.render_as_string(hide_password=False)
+    return make_settings(tmp_path, database={"url": url})
+
+
+class SwitchApp:
+    """An ASGI app that forwards to whichever app the current test set."""
+
+    def __init__(self) -> None:
+        self.target: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if self.target is None:
+            raise RuntimeError("no app set for this test")
+        await self.target(scope, receive, send)
+
+
+class LiveServer:
+    """A real uvicorn server on a free loopback port, in a thread, for the whole test session."""
+
+    def __init__(self) -> None:
+        self.switch = SwitchApp()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(self.switch, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """The session's HTTP server."""
+    server = LiveServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> FastAPI:
+    """The app on the test's database (no background relay)."""
+    return create_app(settings, database=db, background=False)
+
+
+@pytest.fixture
+def server_url(live_server: LiveServer, app: FastAPI) -> Iterator[str]:
+    """The base URL at which ``app`` is served over real HTTP during this test."""
+    live_server.switch.target = app
+    yield live_server.url
+    live_server.switch.target = None
+
+
+@pytest.fixture
+def client(server_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the served app."""
+    with httpx.Client(base_url=server_url, timeout=10) as http:
+        yield http

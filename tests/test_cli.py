@@ -1,0 +1,65 @@
+"""The ``shgov`` command migrates, checks and seeds a real database and fails clearly on bad settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHGOV = [sys.executable, "-m", "shgov.cli"]
+
+
+def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
+    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), "SHGOV_LOG_JSON": "false", **env})
+    return subprocess.run(
+        [*SHGOV, *args], capture_output=True, text=True, env=environ, timeout=120, check=False, cwd=data_dir
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_upgrade_then_check_succeeds_and_check_before_upgrade_fails(data_dir: Path) -> None:
+    before = run(["db", "check"], data_dir)
+    assert before.returncode == 1
+    assert "shgov db upgrade" in before.stderr
+
+    upgraded = run(["db", "upgrade"], data_dir)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (data_dir / "shgov.db").exists()
+
+    checked = run(["db", "check"], data_dir)
+    assert checked.returncode == 0, checked.stderr
+    assert "agree" in checked.stdout
+
+    again = run(["db", "upgrade"], data_dir)
+    assert again.returncode == 0
+
+
+def test_seeding_twice_never_reseeds(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    first = run(["demo", "seed"], data_dir)
+    second = run(["demo", "seed"], data_dir)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "seeded" not in second.stdout.replace("already present", "")
+
+
+def test_prod_without_secrets_is_refused_with_a_clear_message(data_dir: Path) -> None:
+    result = run(["db", "upgrade"], data_dir, SHGOV_ENV="prod")
+    assert result.returncode == 2
+    assert "SHGOV_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_info_prints_the_addresses(data_dir: Path) -> None:
+    result = run(["demo", "info"], data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "http://127.0.0.1:8000/" in result.stdout
+    assert "/api/docs" in result.stdout

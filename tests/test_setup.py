@@ -17,7 +17,8 @@ def test_a_second_setup_with_unchanged_locks_does_nothing() -> None:
     make = shutil.which("make")
     if make is None or not (ROOT / ".venv" / ".dev").exists():
         pytest.skip("not set up by `make test`")
-    catalogs = [str(p.with_suffix(".mo").relative_to(ROOT)) for p in (ROOT / "src/shgov/locale").rglob("*.po")]
+    locale_dir = ROOT / "src" / "shgov" / "locale"
+    catalogs = [str(p.with_suffix(".mo").relative_to(ROOT)) for p in locale_dir.rglob("*.po")]
     targets = [".venv/.runtime", ".venv/.dev", "src/shgov/web/static/vendor/.built", *catalogs]
     result = subprocess.run([make, "-q", *targets], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"make would rebuild: {result.stdout}{result.stderr}"

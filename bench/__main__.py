@@ -12,9 +12,7 @@ from pathlib import Path
 def main() -> int:
     """Run the benchmarks named on the command line, or all of them."""
     wanted = set(sys.argv[1:])
-    names = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_")
-    )
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     if not names:
         print("no benchmarks yet: capabilities with a speed target add bench/bench_<name>.py")
         return 0

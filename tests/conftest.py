@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,18 +17,21 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 from starlette.types import Receive, Scope, Send
 
 from shgov import migrations
 from shgov.app import create_app
+from shgov.core.calendar.service import default_calendar
 from shgov.core.db import Database, make_engine
+from shgov.core.identity.models import User
+from shgov.core.identity.service import issue_token
+from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
+from shgov.seed import seed_demo
 
-POSTGRES_URL = os.environ.get(
-    "SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("SHGOV_TEST_NATS_URL", "nats://127.0.0.1:4222")
 TEST_SECRET = "test-secret-0123456789abcdef"
 
@@ -60,9 +63,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 def postgresql_database() -> Iterator[str]:
     """A PostgreSQL database created for this run (dropped at the end), or a skip saying why."""
     if not tcp_reachable(POSTGRES_URL, 5432):
-        pytest.skip(
-            f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).host}:5432 — PostgreSQL runs skipped"
-        )
+        pytest.skip(f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).host}:5432 — PostgreSQL runs skipped")
     admin = make_url(POSTGRES_URL)
     name = f"shgov_test_{uuid.uuid4().hex[:10]}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -82,14 +83,22 @@ def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """A migrated engine, once on SQLite and once on PostgreSQL."""
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated engine with the reference data and demo accounts, once on SQLite and once on PostgreSQL."""
     url = request.getfixturevalue(f"{request.param}_database")
     eng = make_engine(url)
     with eng.begin() as conn:
         migrations.upgrade(conn)
+    seed_demo(Database(eng), make_settings(tmp_path_factory.mktemp("seed")))
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def region_index(engine: Engine) -> RegionIndex:
+    """The index of the seeded divisions (built once; tests that add grids copy it)."""
+    with Database(engine).session() as session:
+        return RegionIndex.from_session(session)
 
 
 @pytest.fixture
@@ -174,9 +183,40 @@ def live_server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database) -> FastAPI:
-    """The app on the test's database (no background relay)."""
-    return create_app(settings, database=db, background=False)
+def app(settings: Settings, db: Database, region_index: RegionIndex) -> FastAPI:
+    """The app on the test's database (no background tasks; the audit writer is flushed by hand)."""
+    application = create_app(settings, database=db, background=False)
+    application.state.region_index = region_index
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_calendar() -> Iterator[None]:
+    """Schedules loaded by a test do not outlive it."""
+    calendar = default_calendar()
+    saved = calendar.overrides()
+    yield
+    calendar.set_overrides(saved)
+
+
+@pytest.fixture
+def token_for(db: Database) -> Callable[[str], str]:
+    """Issue a bearer token for a demo account inside the test's transaction."""
+
+    def issue(username: str) -> str:
+        with db.session() as session:
+            user_id = session.scalar(select(User.id).where(User.username == username))
+            assert user_id is not None, username
+            raw, _ = issue_token(session, user_id, "password", 3600)
+        return raw
+
+    return issue
+
+
+@pytest.fixture
+def admin_token(token_for: Callable[[str], str]) -> str:
+    """A platform administrator's token."""
+    return token_for("admin")
 
 
 @pytest.fixture

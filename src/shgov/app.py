@@ -17,12 +17,19 @@ from shgov import __version__
 from shgov.contexts import CONTEXTS, context_module
 from shgov.core import system
 from shgov.core.analytics import Analytics
+from shgov.core.audit import api as audit_api
+from shgov.core.audit.service import AuditWriter
+from shgov.core.calendar import api as calendar_api
+from shgov.core.calendar.service import WorkingCalendar, default_calendar
 from shgov.core.db import Database
 from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
 from shgov.core.events import OutboxRelay, make_bus
 from shgov.core.http import BodyLimitMiddleware
+from shgov.core.identity import api as identity_api
 from shgov.core.logging import configure_logging
+from shgov.core.regions import api as regions_api
 from shgov.core.settings import Settings
+from shgov.seed import demo_accounts
 from shgov.web import pages as shell_pages
 from shgov.web.templating import STATIC_DIR, NavItem, Templates
 
@@ -45,16 +52,25 @@ def create_app(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
     relay = OutboxRelay(db, make_bus(settings.events, db), settings.events)
+    audit_writer = AuditWriter(
+        db, interval=settings.security.audit_flush_seconds, max_batch=settings.security.audit_batch_size
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background:
+            with db.session() as session:
+                default_calendar().set_overrides(WorkingCalendar.from_session(session).overrides())
             await relay.start()
+            await audit_writer.start()
         try:
             yield
         finally:
             if background:
+                await audit_writer.stop()
                 await relay.stop()
+            else:
+                audit_writer.flush()
             if database is None:
                 db.dispose()
 
@@ -69,7 +85,14 @@ def create_app(
     )
     template_dirs: list[Path] = []
     hub_links: dict[str, list[NavItem]] = {}
-    routers: list[APIRouter] = [system.router(), shell_pages.router]
+    routers: list[APIRouter] = [
+        system.router(),
+        identity_api.router,
+        regions_api.router,
+        calendar_api.router,
+        audit_api.router,
+        shell_pages.router,
+    ]
     for context in CONTEXTS:
         for part in ("api", "pages"):
             module = context_module(context, part)
@@ -91,6 +114,10 @@ def create_app(
     app.state.db = db
     app.state.analytics = Analytics(settings.lake_dir, settings.analytics)
     app.state.relay = relay
+    app.state.audit = audit_writer
+    app.state.demo_accounts = lambda: demo_accounts(settings)
+    app.state.region_index = None
+    app.state.tenant_parents = None
     app.state.templates = templates
     app.state.hub_links = hub_links
 
@@ -115,9 +142,7 @@ def create_app(
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             request = Request(scope, receive)
             limit = settings.web.max_body_bytes
-            problem = Problem(
-                "payload-too-large", detail=f"The request body exceeds the limit of {limit} bytes."
-            )
+            problem = Problem("payload-too-large", detail=f"The request body exceeds the limit of {limit} bytes.")
             await responder.respond(request, problem)(scope, receive, send)
 
         return answer

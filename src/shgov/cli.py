@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import NoReturn
+
 import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
@@ -15,8 +18,16 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations and checks.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+regions_app = typer.Typer(help="Administrative divisions (五级) and grids.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Working days and holiday schedules.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(audit_app, name="audit")
+app.add_typer(regions_app, name="regions")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -29,6 +40,17 @@ def load_settings() -> Settings:
     except ValueError as exc:
         err.print(f"[red]Invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database."""
+    return Database.from_url(settings.database.url)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` to stderr and exit with ``code``."""
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
 
 
 def _display_url(url: str) -> str:
@@ -132,6 +154,109 @@ def demo_info() -> None:
         for account in accounts:
             table.add_row(account.username, account.password, account.role)
         console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the SM3 hash chain; exit 1 and name the first broken record if it does not hold."""
+    from shgov.core.audit.service import verify_chain
+
+    db = open_database(load_settings())
+    try:
+        with db.session() as session:
+            result = verify_chain(session)
+    finally:
+        db.dispose()
+    if not result.ok:
+        fail(f"audit chain broken at record {result.first_broken_seq}: {result.reason} ({result.checked} records hold)")
+    console.print(f"audit chain holds: {result.checked} records verified")
+
+
+@regions_app.command("load")
+def regions_load(
+    divisions: Path | None = typer.Option(None, help="CSV code,name,level,parent_code (default: built-in Shanghai)."),
+    boundaries: Path | None = typer.Option(None, help="GeoJSON district outlines with properties.code."),
+) -> None:
+    """Load or update the divisions (and district outlines); existing rows are updated, never deleted."""
+    from shgov.core.orgs.service import seed_organisations
+    from shgov.core.regions.service import (
+        RegionDataError,
+        RegionIndex,
+        load_builtin_divisions,
+        load_divisions,
+    )
+
+    db = open_database(load_settings())
+    try:
+        with db.session() as session:
+            if divisions is None:
+                counts = load_builtin_divisions(session)
+            else:
+                counts = load_divisions(
+                    session,
+                    divisions.read_text(encoding="utf-8"),
+                    boundaries.read_text(encoding="utf-8") if boundaries else None,
+                )
+            orgs = seed_organisations(session, RegionIndex.from_session(session))
+    except (OSError, RegionDataError, ValueError) as exc:
+        fail(f"not loaded: {exc}", 2)
+    finally:
+        db.dispose()
+    console.print(", ".join(f"{level}: {n}" for level, n in counts.items()))
+    console.print(f"new tenants: {orgs['tenants']}, new departments: {orgs['departments']}")
+
+
+@calendar_app.command("load")
+def calendar_load(
+    year: int = typer.Argument(..., help="The year the schedule is for."),
+    file: Path = typer.Argument(..., help="CSV lines: date,holiday|workday,name"),
+) -> None:
+    """Load (replace) a year's holiday schedule; it overrides the built-in one."""
+    from shgov.core.calendar.service import ScheduleError, load_year, parse_schedule
+
+    db = open_database(load_settings())
+    try:
+        rules = parse_schedule(file.read_text(encoding="utf-8"))
+        with db.session() as session:
+            count = load_year(session, year, rules)
+    except (OSError, ScheduleError) as exc:
+        fail(f"not loaded: {exc}", 2)
+    finally:
+        db.dispose()
+    console.print(f"{year}: {count} days loaded")
+
+
+@users_app.command("create-admin")
+def create_admin(
+    username: str = typer.Option(..., help="Sign-in name."),
+    display_name: str = typer.Option("平台管理员", help="Shown name."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a platform administrator (the first account of a new installation)."""
+    from shgov.core.errors import DomainError
+    from shgov.core.identity.demo import seed_roles
+    from shgov.core.identity.permissions import Scope
+    from shgov.core.identity.service import assign_role, create_user
+
+    settings = load_settings()
+    db = open_database(settings)
+    try:
+        with db.session() as session:
+            seed_roles(session)
+            user = create_user(
+                session,
+                kind="staff",
+                username=username,
+                display_name=display_name,
+                password=password,
+                tenant_code=settings.city_code,
+            )
+            assign_role(session, user.id, "platform_admin", Scope(None, None))
+    except DomainError as exc:
+        fail(f"not created: {exc.message}", 2)
+    finally:
+        db.dispose()
+    console.print(f"platform administrator {username} created")
 
 
 def main() -> None:

@@ -11,7 +11,15 @@ from types import ModuleType
 # Added one by one as their issues are done.
 CONTEXTS: tuple[str, ...] = ()
 
-CORE_MODEL_MODULES: tuple[str, ...] = ("shgov.core.events", "shgov.core.seeding")
+CORE_MODEL_MODULES: tuple[str, ...] = (
+    "shgov.core.events",
+    "shgov.core.seeding",
+    "shgov.core.regions.models",
+    "shgov.core.orgs.models",
+    "shgov.core.identity.models",
+    "shgov.core.audit.models",
+    "shgov.core.calendar.service",
+)
 
 
 def context_module(context: str, part: str) -> ModuleType | None:

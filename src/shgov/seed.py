@@ -1,4 +1,9 @@
-"""Seeding the demo city: each context's ``service.seed_demo`` runs once, in its own transaction."""
+"""Seeding: reference data and the demo city, each part once, each in its own transaction.
+
+Core parts come first (divisions, organisations, roles, demo accounts), then every context's
+``service.seed_demo`` in dependency order. A part already recorded in ``seed_records`` is skipped, so
+a second run never reseeds or overwrites what people changed since.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from sqlalchemy.orm import Session
 
 from shgov.contexts import CONTEXTS, context_module
 from shgov.core.db import Database
+from shgov.core.identity.demo import demo_accounts as core_demo_accounts
+from shgov.core.identity.demo import seed_demo_accounts, seed_roles
+from shgov.core.orgs.service import seed_organisations
+from shgov.core.regions.service import RegionIndex, load_builtin_divisions, region_count
 from shgov.core.seeding import already_seeded, mark_seeded
 from shgov.core.settings import Settings
 
@@ -18,27 +27,41 @@ Seeder = Callable[[Session, Settings], Any]
 
 @dataclass(frozen=True)
 class DemoAccount:
-    """A sign-in of the demo city, shown on the console and the dev login page."""
+    """A sign-in of the demo city, shown on the console and the dev sign-in page."""
 
     username: str
     password: str
     role: str
 
 
-def demo_accounts(settings: Settings) -> list[DemoAccount]:
-    """The demo accounts every context with accounts declares (``service.demo_accounts``)."""
-    accounts: list[DemoAccount] = []
-    for context in CONTEXTS:
-        service = context_module(context, "service")
-        provider = getattr(service, "demo_accounts", None)
-        if provider is not None:
-            accounts.extend(DemoAccount(*row) for row in provider(settings))
-    return accounts
+def _divisions(session: Session, _settings: Settings) -> Any:
+    # Another city may have loaded its own divisions (shgov regions load) before seeding.
+    return load_builtin_divisions(session) if region_count(session) == 0 else {}
+
+
+def _organisations(session: Session, _settings: Settings) -> Any:
+    return seed_organisations(session, RegionIndex.from_session(session))
+
+
+def _roles(session: Session, _settings: Settings) -> Any:
+    return seed_roles(session)
+
+
+def _accounts(session: Session, _settings: Settings) -> Any:
+    return seed_demo_accounts(session)
+
+
+CORE_SEEDERS: tuple[tuple[str, Seeder], ...] = (
+    ("divisions", _divisions),
+    ("organisations", _organisations),
+    ("roles", _roles),
+    ("demo-accounts", _accounts),
+)
 
 
 def demo_seeders() -> list[tuple[str, Seeder]]:
-    """The contexts that have demo data, in dependency order."""
-    seeders: list[tuple[str, Seeder]] = []
+    """Every part of the demo city, in dependency order."""
+    seeders: list[tuple[str, Seeder]] = list(CORE_SEEDERS)
     for context in CONTEXTS:
         service = context_module(context, "service")
         seeder = getattr(service, "seed_demo", None)
@@ -47,10 +70,23 @@ def demo_seeders() -> list[tuple[str, Seeder]]:
     return seeders
 
 
-def seed_demo(db: Database, settings: Settings) -> dict[str, bool]:
-    """Seed every context that has not been seeded; returns ``{context: seeded now}``."""
+def demo_accounts(settings: Settings) -> list[DemoAccount]:
+    """The demo accounts of the core and of every context that declares some (``service.demo_accounts``)."""
+    accounts = [DemoAccount(*row) for row in core_demo_accounts()]
+    for context in CONTEXTS:
+        service = context_module(context, "service")
+        provider = getattr(service, "demo_accounts", None)
+        if provider is not None:
+            accounts.extend(DemoAccount(*row) for row in provider(settings))
+    return accounts
+
+
+def seed_demo(db: Database, settings: Settings, *, only: set[str] | None = None) -> dict[str, bool]:
+    """Seed every part not seeded yet; returns ``{part: seeded now}``."""
     report: dict[str, bool] = {}
     for name, seeder in demo_seeders():
+        if only is not None and name not in only:
+            continue
         with db.session() as session:
             if already_seeded(session, name):
                 report[name] = False

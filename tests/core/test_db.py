@@ -24,9 +24,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
 def test_timestamps_come_back_timezone_aware_in_utc(db: Database) -> None:
     shanghai = timezone(timedelta(hours=8))
     with db.session() as session:
-        session.add(
-            OutboxEvent(type="a.b", payload={}, occurred_at=datetime(2026, 10, 1, 8, 0, tzinfo=shanghai))
-        )
+        session.add(OutboxEvent(type="a.b", payload={}, occurred_at=datetime(2026, 10, 1, 8, 0, tzinfo=shanghai)))
     with db.session() as session:
         stored = session.scalars(select(OutboxEvent)).one().occurred_at
     assert stored == datetime(2026, 10, 1, 0, 0, tzinfo=UTC)

@@ -117,9 +117,7 @@ def test_a_streamed_body_over_the_limit_is_a_413_problem(client: httpx.Client, a
         for _ in range(limit // len(chunk) + 2):
             yield chunk
 
-    response = client.post(
-        "/api/v1/probe/echo", content=chunks(), headers={"content-type": "application/json"}
-    )
+    response = client.post("/api/v1/probe/echo", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(response, 413, "payload-too-large")
 
 

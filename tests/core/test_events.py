@@ -24,9 +24,7 @@ from shgov.core.settings import EventSettings
 from tests.conftest import NATS_URL, tcp_reachable
 
 
-def relay_for(
-    db: Database, bus: InProcessBus | NatsBus, settings: EventSettings | None = None
-) -> OutboxRelay:
+def relay_for(db: Database, bus: InProcessBus | NatsBus, settings: EventSettings | None = None) -> OutboxRelay:
     return OutboxRelay(db, bus, settings or EventSettings(poll_seconds=0.1))
 
 
@@ -63,9 +61,7 @@ def test_a_committed_event_reaches_every_matching_subscriber(db: Database) -> No
         event_id = emit(session, "sharing.request.submitted", {"request": "R-1", "items": ["姓名"]})
 
     assert asyncio.run(relay.drain()) == 1
-    assert [(name, e.id, e.payload) for name, e in seen] == [
-        ("audit", event_id, {"request": "R-1", "items": ["姓名"]})
-    ]
+    assert [(name, e.id, e.payload) for name, e in seen] == [("audit", event_id, {"request": "R-1", "items": ["姓名"]})]
     with db.session() as session:
         assert session.scalars(select(OutboxEvent)).one().published_at is not None
 
@@ -175,9 +171,7 @@ def nats_settings() -> EventSettings:
     if not tcp_reachable(NATS_URL, 4222):
         pytest.skip(f"NATS is not reachable at {NATS_URL} — JetStream tests skipped")
     tag = uuid.uuid4().hex[:8]
-    return EventSettings(
-        url=NATS_URL, stream=f"SHGOV_TEST_{tag}", subject_prefix=f"shgovtest{tag}", poll_seconds=0.2
-    )
+    return EventSettings(url=NATS_URL, stream=f"SHGOV_TEST_{tag}", subject_prefix=f"shgovtest{tag}", poll_seconds=0.2)
 
 
 async def _delete_stream(settings: EventSettings) -> None:

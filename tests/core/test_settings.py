@@ -34,9 +34,7 @@ def test_dev_may_use_the_default_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     assert DEV_SECRET not in repr(settings)
 
 
-def test_nested_sections_and_aliases_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_nested_sections_and_aliases_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SHGOV_ENV", "dev")
     monkeypatch.setenv("SHGOV_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SHGOV_WEB__PORT", "9100")

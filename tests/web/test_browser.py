@@ -44,9 +44,7 @@ def test_the_home_page_opens_in_chinese_and_switches_to_english(page: Page, serv
 
     page.get_by_test_id("lang-en").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "One network for services, one network for operations"
-    )
+    expect(page.get_by_role("heading", level=1)).to_have_text("One network for services, one network for operations")
     expect(page.get_by_role("navigation", name="Main navigation")).to_contain_text("Citizens and enterprises")
 
     page.get_by_test_id("lang-zh_CN").click()
@@ -61,9 +59,7 @@ def test_the_first_tab_reaches_the_skip_link(page: Page, server_url: str) -> Non
 
 
 def test_the_shell_fits_a_phone_screen(browser: Browser, server_url: str) -> None:
-    context = browser.new_context(
-        viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True
-    )
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True)
     phone = context.new_page()
     phone.goto(server_url + "/")
     overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -39,9 +39,7 @@ class Analytics:
         if not self.lake_dir.exists():
             return []
         return sorted(
-            p.name
-            for p in self.lake_dir.iterdir()
-            if p.is_dir() and _NAME.match(p.name) and any(p.rglob("*.parquet"))
+            p.name for p in self.lake_dir.iterdir() if p.is_dir() and _NAME.match(p.name) and any(p.rglob("*.parquet"))
         )
 
     @contextmanager

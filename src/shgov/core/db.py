@@ -112,9 +112,7 @@ class Database:
         # Bound to an outer connection (tests): commits become savepoint releases, so the test's
         # transaction can still roll everything back.
         if isinstance(bind, Connection):
-            self._factory = sessionmaker(
-                bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
-            )
+            self._factory = sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
         else:
             self._factory = sessionmaker(bind=bind, expire_on_commit=False)
         self._after_commit: list[Callable[[Session], None]] = []

@@ -91,6 +91,46 @@ class Problem(Exception):  # noqa: N818 - "Problem" is the RFC's own name
         return PROBLEM_TYPES[self.slug]
 
 
+class DomainError(Exception):
+    """A rule of the domain was broken; services raise these, the API maps them to problems."""
+
+    slug = "bad-request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_problem(self) -> Problem:
+        """The problem document this error becomes at the API."""
+        errors = [FieldError(self.field, self.message)] if self.field else []
+        return Problem(self.slug, detail=self.message, errors=errors)
+
+
+class NotFoundError(DomainError):
+    """The object does not exist (or the caller may not know that it does)."""
+
+    slug = "not-found"
+
+
+class ConflictError(DomainError):
+    """The change conflicts with what is stored (a duplicate, a wrong state)."""
+
+    slug = "conflict"
+
+
+class InvalidError(DomainError):
+    """An input value breaks a rule; ``field`` names it."""
+
+    slug = "validation-failed"
+
+
+class ForbiddenError(DomainError):
+    """The caller may not do this."""
+
+    slug = "forbidden"
+
+
 def problem_document(problem: Problem, locale: str, instance: str) -> dict[str, Any]:
     """The JSON body of ``problem`` in ``locale``."""
     ptype = problem.type
@@ -123,9 +163,7 @@ class ProblemResponder:
         locale = request_locale(request)
         body = problem_document(problem, locale, request.url.path)
         headers = {"Content-Language": locale.replace("_", "-"), **problem.headers}
-        return JSONResponse(
-            body, status_code=problem.type.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
-        )
+        return JSONResponse(body, status_code=problem.type.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -155,11 +193,13 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
         assert isinstance(exc, Problem)  # noqa: S101 - registered for Problem only
         return responder.respond(request, exc)
 
+    async def on_domain(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)  # noqa: S101
+        return responder.respond(request, exc.to_problem())
+
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-        slug = _STATUS_SLUGS.get(
-            exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error"
-        )
+        slug = _STATUS_SLUGS.get(exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found",) else ""
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
@@ -179,6 +219,7 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
 
     handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
         Problem: on_problem,
+        DomainError: on_domain,
         StarletteHTTPException: on_http,
         RequestValidationError: on_validation,
         Exception: on_unexpected,

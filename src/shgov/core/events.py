@@ -85,9 +85,7 @@ class Event:
     def from_json(cls, data: bytes) -> Event:
         """Parse the wire form."""
         raw = json.loads(data)
-        return cls(
-            uuid.UUID(raw["id"]), raw["type"], raw["payload"], datetime.fromisoformat(raw["occurred_at"])
-        )
+        return cls(uuid.UUID(raw["id"]), raw["type"], raw["payload"], datetime.fromisoformat(raw["occurred_at"]))
 
 
 def emit(session: Session, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
@@ -236,9 +234,7 @@ class NatsBus:
 
         while self._running:
             try:
-                messages = await psub.fetch(
-                    batch=self.settings.batch_size, timeout=self.settings.poll_seconds
-                )
+                messages = await psub.fetch(batch=self.settings.batch_size, timeout=self.settings.poll_seconds)
             except NatsTimeout:
                 continue
             except Exception:
@@ -272,9 +268,7 @@ class NatsBus:
         """Publish and wait for the stream's acknowledgement."""
         if self._js is None:
             raise RuntimeError("NATS bus is not started")
-        await self._js.publish(
-            self.subject(event.type), event.to_json(), headers={"Nats-Msg-Id": str(event.id)}
-        )
+        await self._js.publish(self.subject(event.type), event.to_json(), headers={"Nats-Msg-Id": str(event.id)})
 
 
 def make_bus(settings: EventSettings, db: Database) -> EventBus:
@@ -330,9 +324,7 @@ class OutboxRelay:
             row.last_error = error[:2000]
             row.next_attempt_at = utcnow() + timedelta(seconds=min(2**row.attempts, 300))
             if row.attempts >= self.settings.max_attempts:
-                log.error(
-                    "event %s (%s) gave up after %d attempts: %s", event_id, row.type, row.attempts, error
-                )
+                log.error("event %s (%s) gave up after %d attempts: %s", event_id, row.type, row.attempts, error)
 
     async def drain(self) -> int:
         """Publish every due event once; returns how many were published."""

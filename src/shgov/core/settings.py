@@ -57,6 +57,32 @@ class WebSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
 
 
+class OIDCSettings(BaseModel):
+    """Sign-in through an external OpenID Connect provider (off unless ``enabled``)."""
+
+    enabled: bool = False
+    metadata_url: str = ""
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    scope: str = "openid profile"
+    username_claim: str = "preferred_username"
+    name_claim: str = "name"
+    button_label: str = "统一身份认证"
+
+
+class SecuritySettings(BaseModel):
+    """Sign-in, tokens, sessions and the audit writer."""
+
+    token_ttl_seconds: int = Field(default=3600, ge=60)
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=300)
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    cookie_secure: bool | None = None
+    audit_flush_seconds: float = Field(default=0.5, gt=0)
+    audit_batch_size: int = Field(default=500, ge=1)
+    oidc: OIDCSettings = OIDCSettings()
+
+
 class Settings(BaseSettings):
     """Every setting of SH-GOV. ``.env.example`` documents each one."""
 
@@ -80,6 +106,7 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = AnalyticsSettings()
     events: EventSettings = EventSettings()
     web: WebSettings = WebSettings()
+    security: SecuritySettings = SecuritySettings()
 
     # Short aliases for the settings operators set most often.
     database_url: str = ""
@@ -95,6 +122,8 @@ class Settings(BaseSettings):
             self.database.url = f"sqlite:///{(self.data_dir / 'shgov.db').as_posix()}"
         if self.analytics.lake_dir is None:
             self.analytics.lake_dir = self.data_dir / "lake"
+        if self.security.oidc.enabled and not (self.security.oidc.metadata_url and self.security.oidc.client_id):
+            raise ValueError("SHGOV_SECURITY__OIDC__METADATA_URL and __CLIENT_ID are needed when OIDC is enabled")
         if self.env != "dev":
             defaults = [
                 name
@@ -110,6 +139,13 @@ class Settings(BaseSettings):
                     f"when SHGOV_ENV={self.env} (the built-in default is allowed only with SHGOV_ENV=dev)"
                 )
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` unless set otherwise (off in dev, where the demo runs on http)."""
+        if self.security.cookie_secure is not None:
+            return self.security.cookie_secure
+        return self.env == "prod"
 
     @property
     def lake_dir(self) -> Path:

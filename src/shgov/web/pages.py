@@ -1,16 +1,31 @@
-"""Pages of the web shell: home, the four audience hubs and the language switch."""
+"""Pages of the web shell: home, audience hubs, language switch, sign-in and the regions hierarchy."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.i18n import LANG_COOKIE, normalise
+from shgov.core.identity import service as identity
+from shgov.core.identity.deps import (
+    ANON_COOKIE,
+    SESSION_COOKIE,
+    OptionalPrincipal,
+    audit,
+    check_csrf,
+    client_ip,
+    csrf_token,
+    ensure_anon_cookie,
+)
+from shgov.core.identity.permissions import Principal
+from shgov.core.regions.api import IndexDep
+from shgov.core.regions.models import LEVELS
 from shgov.web.templating import AUDIENCES, NavItem, Templates
 
 
@@ -20,25 +35,38 @@ def get_templates(request: Request) -> Templates:
     return templates
 
 
-TemplatesDep = Annotated[Templates, Depends(get_templates)]
+async def web_user(request: Request, principal: OptionalPrincipal, settings: SettingsDep) -> Principal | None:
+    """The signed-in visitor (for the header) and the CSRF token forms must carry."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if principal is not None and cookie:
+        request.state.csrf_token = csrf_token(settings, cookie)
+    return principal
 
-router = APIRouter(include_in_schema=False)
+
+TemplatesDep = Annotated[Templates, Depends(get_templates)]
+WebUser = Annotated[Principal | None, Depends(web_user)]
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after switching language (no open redirect)."""
+    """Only same-site paths are followed after switching language or signing in (no open redirect)."""
     if not target:
         return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, templates: TemplatesDep) -> Response:
-    """The home page."""
-    return templates.render(request, "web/home.html")
+def home(request: Request, templates: TemplatesDep, index: IndexDep) -> Response:
+    """The home page, with the map of the districts."""
+    districts = [
+        {"code": d.code, "name": d.name, "townships": index.descendant_counts(d.code).get("township", 0)}
+        for d in index.children_of(index.city.code if index.city else None)
+    ]
+    return templates.render(request, "web/home.html", {"districts": districts, "counts": index.level_counts()})
 
 
 @router.get("/lang/{code}")
@@ -57,10 +85,171 @@ def _hub_page(item: NavItem) -> None:
         links: dict[str, list[NavItem]] = request.app.state.hub_links
         return templates.render(request, "web/hub.html", {"hub": item, "links": links.get(item.key, [])})
 
-    router.add_api_route(
-        item.href, page, methods=["GET"], response_class=HTMLResponse, name=f"hub-{item.key}"
-    )
+    router.add_api_route(item.href, page, methods=["GET"], response_class=HTMLResponse, name=f"hub-{item.key}")
 
 
 for _audience in AUDIENCES:
     _hub_page(_audience)
+
+
+# -- sign-in -----------------------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    *,
+    next_path: str,
+    error: str | None = None,
+    username: str = "",
+    status_code: int = 200,
+) -> Response:
+    response = Response()
+    anon = ensure_anon_cookie(request, response, settings)
+    page = templates.render(
+        request,
+        "web/login.html",
+        {
+            "csrf": csrf_token(settings, anon, "anon"),
+            "next": next_path,
+            "error": error,
+            "username": username,
+            # The composition root knows every context's demo accounts.
+            "demo_accounts": request.app.state.demo_accounts() if settings.env == "dev" else [],
+            "oidc": settings.security.oidc if settings.security.oidc.enabled else None,
+        },
+        status_code=status_code,
+    )
+    for key, value in response.headers.items():
+        if key == "set-cookie":
+            page.headers.append(key, value)
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    next_path: Annotated[str | None, Query(alias="next")] = None,
+) -> Response:
+    """The sign-in form."""
+    return _login_page(request, templates, settings, next_path=_safe_next(next_path))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    username: Annotated[str, Form(max_length=80)],
+    password: Annotated[str, Form(max_length=200)],
+    next_path: Annotated[str, Form(alias="next")] = "/",
+) -> Response:
+    """Check the credentials, start a session and go on; a wrong answer re-shows the form."""
+    anon = request.cookies.get(ANON_COOKIE, "")
+    if not anon:
+        raise Problem("forbidden", detail="Cookies are needed to sign in; reload the page and try again.")
+    await check_csrf(request, settings, anon, "anon")
+    result = identity.authenticate(db, settings.security, username.strip(), password)
+    if not result.ok or result.user_id is None:
+        audit(
+            request,
+            None,
+            "auth.login",
+            outcome="denied",
+            actor_name=username,
+            details={"reason": result.reason},
+        )
+        messages = {
+            "locked": "locked",
+            "inactive": "inactive",
+        }
+        return _login_page(
+            request,
+            templates,
+            settings,
+            next_path=_safe_next(next_path),
+            error=messages.get(result.reason, "bad_credentials"),
+            username=username,
+            status_code=401 if result.reason != "locked" else 423,
+        )
+    with db.session() as session:
+        raw = identity.start_web_session(
+            session,
+            result.user_id,
+            settings.security.session_ttl_seconds,
+            client_ip(request),
+            request.headers.get("user-agent", ""),
+        )
+    audit(
+        request,
+        None,
+        "auth.login",
+        actor_name=result.username,
+        object_type="user",
+        object_id=str(result.user_id),
+    )
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.security.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, session: SessionDep, principal: OptionalPrincipal) -> Response:
+    """End the session (the CSRF token was checked when the principal was loaded)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        identity.end_web_session(session, cookie)
+        if principal is not None:
+            audit(request, principal, "auth.logout", object_type="user", object_id=str(principal.user_id))
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# -- regions -----------------------------------------------------------------------------------------
+
+
+@router.get("/regions", response_class=HTMLResponse)
+def regions_page(request: Request, templates: TemplatesDep, index: IndexDep) -> Response:
+    """The city's divisions with counts per level."""
+    city = index.city
+    if city is None:
+        return templates.render(request, "web/regions.html", {"region": None, "rows": [], "counts": {}})
+    return _region_page(request, templates, index, city.code)
+
+
+@router.get("/regions/{code}", response_class=HTMLResponse)
+def region_page(request: Request, templates: TemplatesDep, index: IndexDep, code: str) -> Response:
+    """One division: its ancestors, its children and how many divisions lie under each."""
+    if index.get(code) is None:
+        raise Problem("not-found", detail=f"No division {code}.")
+    return _region_page(request, templates, index, code)
+
+
+def _region_page(request: Request, templates: Templates, index: IndexDep, code: str) -> Response:
+    region = index.get(code)
+    rows = [{"region": child, "counts": index.descendant_counts(child.code)} for child in index.children_of(code)]
+    below = [level for level in LEVELS[LEVELS.index(region.level) + 2 :]] if region else []
+    return templates.render(
+        request,
+        "web/regions.html",
+        {
+            "region": region,
+            "ancestors": index.ancestors(code),
+            "rows": rows,
+            "counts": index.descendant_counts(code),
+            "below": below,
+        },
+    )

@@ -46,9 +46,7 @@ AUDIENCES: tuple[NavItem, ...] = (
         "/citizens",
         N_("Find a service, apply once, follow your cases and benefits."),
     ),
-    NavItem(
-        "staff", N_("Window and case workers"), "/staff", N_("Accept applications and process cases on time.")
-    ),
+    NavItem("staff", N_("Window and case workers"), "/staff", N_("Accept applications and process cases on time.")),
     NavItem(
         "data",
         N_("Data management"),
@@ -64,12 +62,20 @@ AUDIENCES: tuple[NavItem, ...] = (
 )
 
 
+# Names of the five levels, for tables and breadcrumbs.
+LEVEL_LABELS: dict[str, str] = {
+    "city": N_("City"),
+    "district": N_("District"),
+    "township": N_("Township (subdistrict / town)"),
+    "community": N_("Community (residents' / village committee)"),
+    "grid": N_("Grid"),
+}
+
+
 class Templates:
     """Renders templates from the web shell and every context's ``templates/`` folder."""
 
-    def __init__(
-        self, extra_dirs: Sequence[Path] = (), *, city_name: str = "上海市", dev: bool = False
-    ) -> None:
+    def __init__(self, extra_dirs: Sequence[Path] = (), *, city_name: str = "上海市", dev: bool = False) -> None:
         self.dirs = [TEMPLATE_DIR, *extra_dirs]
         self.city_name = city_name
         self.dev = dev
@@ -87,7 +93,12 @@ class Templates:
                 lstrip_blocks=True,
             )
             env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
-            env.globals.update(static=self.static_url, audiences=AUDIENCES, city_name=self.city_name)
+            env.globals.update(
+                static=self.static_url,
+                audiences=AUDIENCES,
+                city_name=self.city_name,
+                level_labels=LEVEL_LABELS,
+            )
             self._envs[locale] = env
         return self._envs[locale]
 
@@ -117,12 +128,12 @@ class Templates:
                 lang_cookie=LANG_COOKIE,
                 current_path=request.url.path,
                 dev=self.dev,
+                principal=getattr(request.state, "principal", None),
+                csrf_token=getattr(request.state, "csrf_token", ""),
                 **(context or {}),
             )
         )
-        return HTMLResponse(
-            page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]}
-        )
+        return HTMLResponse(page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]})
 
     def error_page(self, request: Request, problem: Problem) -> HTMLResponse:
         """The friendly HTML page shown to browsers instead of a problem document."""

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: append-only records chained by SM3 hashes."""

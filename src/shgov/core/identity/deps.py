@@ -1,0 +1,204 @@
+"""Request-time identity: who is calling, CSRF for cookie sessions, audit, and fetch-and-check.
+
+A caller authenticates with ``Authorization: Bearer <token>`` (API clients) or the session cookie
+(browsers). Requests authenticated by cookie that change something must carry the CSRF token
+(``X-CSRF-Token`` header or ``csrf_token`` form field), which is an HMAC of the session cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shgov.core.audit.service import AuditEntry, AuditWriter
+from shgov.core.deps import SessionDep, get_settings
+from shgov.core.errors import Problem
+from shgov.core.identity.permissions import Principal, Scoped
+from shgov.core.identity.service import load_principal, user_for_token, user_for_web_session
+from shgov.core.orgs.service import tenant_parents
+from shgov.core.settings import Settings
+
+SESSION_COOKIE = "shgov_session"
+ANON_COOKIE = "shgov_anon"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+T = TypeVar("T")
+
+
+def get_tenant_parents(request: Request, session: Session) -> dict[str, str | None]:
+    """Each tenant's parent, cached on the app (tenants change only when divisions are loaded)."""
+    cached: dict[str, str | None] | None = getattr(request.app.state, "tenant_parents", None)
+    if not cached:
+        cached = tenant_parents(session)
+        request.app.state.tenant_parents = cached
+    return cached
+
+
+def csrf_token(settings: Settings, cookie_value: str, purpose: str = "session") -> str:
+    """The CSRF token bound to a session (or anonymous) cookie value."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"{purpose}:{cookie_value}".encode(), hashlib.sha256).hexdigest()
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def check_csrf(request: Request, settings: Settings, cookie_value: str, purpose: str = "session") -> None:
+    """Refuse (403) an unsafe request whose CSRF token does not match the cookie."""
+    submitted = await _submitted_csrf(request)
+    if not submitted or not hmac.compare_digest(submitted, csrf_token(settings, cookie_value, purpose)):
+        raise Problem("forbidden", detail="The CSRF token is missing or wrong; reload the page and try again.")
+
+
+def ensure_anon_cookie(request: Request, response: Response, settings: Settings) -> str:
+    """The anonymous cookie that binds the sign-in form's CSRF token (set when missing)."""
+    value = request.cookies.get(ANON_COOKIE)
+    if not value:
+        value = secrets.token_urlsafe(24)
+        response.set_cookie(
+            ANON_COOKIE, value, httponly=True, samesite="lax", secure=settings.secure_cookies, max_age=3600
+        )
+    return value
+
+
+def _unauthenticated(detail: str) -> Problem:
+    return Problem("unauthenticated", detail=detail, headers={"WWW-Authenticate": 'Bearer realm="shgov"'})
+
+
+async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
+    """The caller, or None when the request carries no credentials (bad credentials are a 401)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    settings = get_settings(request)
+    authorization = request.headers.get("authorization", "")
+    principal: Principal | None = None
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise _unauthenticated("Use an Authorization: Bearer token.")
+        user = user_for_token(session, credentials.strip())
+        if user is None:
+            raise _unauthenticated("The token is invalid, expired or revoked.")
+        principal = load_principal(session, user, get_tenant_parents(request, session), "bearer")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        user = user_for_web_session(session, cookie)
+        if user is not None:
+            if request.method not in SAFE_METHODS:
+                await check_csrf(request, settings, cookie)
+            principal = load_principal(session, user, get_tenant_parents(request, session), "cookie")
+    request.state.principal = principal
+    return principal
+
+
+async def require_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    """The authenticated caller; 401 when there is none."""
+    if principal is None:
+        raise _unauthenticated("Sign in or send a bearer token.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def require_action(action: str) -> Callable[..., Any]:
+    """A dependency: the caller must hold ``action`` somewhere (scope is checked on the object later)."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_action(action):
+            raise Problem("forbidden", detail=f"This needs the permission {action}.")
+        return principal
+
+    return check
+
+
+def authorize(principal: Principal, obj: Scoped | None, action: str, read_action: str, *, owner: bool = False) -> None:
+    """404 when the caller may not know ``obj`` exists (or it does not), 403 when it may see but not act."""
+    if obj is None:
+        raise Problem("not-found", detail="No such object.")
+    if owner:
+        return
+    if not principal.allows_on(read_action, obj):
+        raise Problem("not-found", detail="No such object.")
+    if action != read_action and not principal.allows_on(action, obj):
+        raise Problem("forbidden", detail=f"This needs the permission {action} for this object.")
+
+
+def fetch_and_check(
+    loader: Callable[[Session, str], T | None],
+    action: str,
+    read_action: str,
+    *,
+    path_param: str = "object_id",
+    is_owner: Callable[[Principal, T], bool] | None = None,
+) -> Callable[..., Any]:
+    """A dependency that loads the object named by ``path_param`` and checks ``action`` on it in one step."""
+
+    async def dependency(request: Request, session: SessionDep, principal: CurrentPrincipal) -> T:
+        obj = loader(session, request.path_params[path_param])
+        owner = obj is not None and is_owner is not None and is_owner(principal, obj)
+        authorize(principal, obj, action, read_action, owner=owner)  # type: ignore[arg-type]
+        assert obj is not None  # noqa: S101 - authorize raised otherwise
+        return obj
+
+    return dependency
+
+
+def get_audit_writer(request: Request) -> AuditWriter:
+    """The app's audit writer."""
+    writer: AuditWriter = request.app.state.audit
+    return writer
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address as the server saw it."""
+    return request.client.host if request.client else None
+
+
+def audit(
+    request: Request,
+    principal: Principal | None,
+    action: str,
+    *,
+    outcome: str = "ok",
+    object_type: str | None = None,
+    object_id: str | None = None,
+    tenant_code: str | None = None,
+    details: dict[str, Any] | None = None,
+    actor_name: str | None = None,
+) -> None:
+    """Queue an audit record for this request."""
+    get_audit_writer(request).record(
+        AuditEntry(
+            action=action,
+            outcome=outcome,
+            actor_id=str(principal.user_id) if principal else None,
+            actor_name=actor_name if actor_name is not None else (principal.username if principal else ""),
+            tenant_code=tenant_code if tenant_code is not None else (principal.tenant_code if principal else None),
+            department_code=principal.department_code if principal else None,
+            object_type=object_type,
+            object_id=object_id,
+            ip=client_ip(request),
+            details=details or {},
+        )
+    )

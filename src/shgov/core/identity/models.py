@@ -1,0 +1,103 @@
+"""Identity and permission tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin
+
+USER_KINDS = ("citizen", "enterprise", "staff", "client")
+
+
+class User(UUIDKeyMixin, TimestampMixin, Base):
+    """A person, an enterprise account, a staff member or a system client (client_id = username)."""
+
+    __tablename__ = "users"
+
+    kind: Mapped[str] = mapped_column(String(12), index=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    # argon2 hash of the password (or of the client secret); None when the user signs in only via OIDC.
+    secret_hash: Mapped[str | None] = mapped_column(String(200))
+    tenant_code: Mapped[str | None] = mapped_column(ForeignKey("tenants.code"), index=True)
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"), index=True)
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    credit_code: Mapped[str | None] = mapped_column(String(18))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    oidc_subject: Mapped[str | None] = mapped_column(String(200), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+
+class Role(TimestampMixin, Base):
+    """A named set of actions — data, edited by administrators."""
+
+    __tablename__ = "roles"
+
+    code: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120), default="")
+    actions: Mapped[list[str]] = mapped_column(JSON)
+
+
+class RoleAssignment(UUIDKeyMixin, TimestampMixin, Base):
+    """A role given to a user within a scope: everywhere, a tenant (optionally with its sub-tenants),
+    or one department."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "role_code", "tenant_code", "department_code"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role_code: Mapped[str] = mapped_column(ForeignKey("roles.code"))
+    tenant_code: Mapped[str | None] = mapped_column(ForeignKey("tenants.code"))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    include_subtenants: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AccessGrant(UUIDKeyMixin, TimestampMixin, Base):
+    """Lets one department act on another department's objects, for some actions, until it expires."""
+
+    __tablename__ = "access_grants"
+
+    grantee_department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    owner_department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    actions: Mapped[list[str]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AccessToken(UUIDKeyMixin, Base):
+    """An API bearer token (stored as its SHA-256 only)."""
+
+    __tablename__ = "access_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    grant_type: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebSession(UUIDKeyMixin, Base):
+    """A signed-in browser (the cookie holds a random value; the table its SHA-256)."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str] = mapped_column(String(300), default="")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +27,7 @@ from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
 from shgov.core.events import OutboxRelay, make_bus
 from shgov.core.http import BodyLimitMiddleware
 from shgov.core.identity import api as identity_api
+from shgov.core.identity import oidc
 from shgov.core.logging import configure_logging
 from shgov.core.regions import api as regions_api
 from shgov.core.settings import Settings
@@ -134,6 +136,17 @@ def create_app(
             swagger_favicon_url=templates.static_url("img/favicon.svg"),
         )
 
+    if settings.security.oidc.enabled:
+        # Authlib keeps the OIDC state and nonce in a short-lived signed cookie between redirect and callback.
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key=settings.web.session_secret.get_secret_value(),
+            session_cookie="shgov_oidc",
+            max_age=600,
+            same_site="lax",
+            https_only=settings.secure_cookies,
+        )
+        routers.append(oidc.router(settings))
     for r in routers:
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from shgov.core.identity.demo import DEMO_PASSWORD
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -68,3 +70,27 @@ def test_the_shell_fits_a_phone_screen(browser: Browser, server_url: str) -> Non
     ARTIFACTS.mkdir(exist_ok=True)
     phone.screenshot(path=str(ARTIFACTS / "home-phone.png"), full_page=True)
     context.close()
+
+
+def test_the_home_map_draws_the_sixteen_districts(page: Page, server_url: str) -> None:
+    page.goto(server_url + "/")
+    chart = page.get_by_test_id("district-map")
+    expect(chart).to_have_attribute("data-ready", "true", timeout=10_000)
+    expect(chart.locator("canvas")).to_have_count(1)
+    assert page.locator("tr[data-code]").count() == 16
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.screenshot(path=str(ARTIFACTS / "home-desktop.png"), full_page=True)
+
+
+def test_a_person_signs_in_and_out_in_the_browser(page: Page, server_url: str) -> None:
+    page.goto(server_url + "/login")
+    page.get_by_label("用户名").fill("pudong.admin")
+    page.get_by_label("密码").fill("wrong password")
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_test_id("login-error")).to_contain_text("用户名或密码错误")
+    page.get_by_label("密码").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text("浦东新区管理员 李强")
+    page.get_by_role("button", name="退出登录").click()
+    expect(page.get_by_role("link", name="登录")).to_be_visible()

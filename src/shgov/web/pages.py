@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from shgov.core.identity.deps import (
     client_ip,
     csrf_token,
     ensure_anon_cookie,
+    safe_next,
 )
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
@@ -49,16 +49,6 @@ WebUser = Annotated[Principal | None, Depends(web_user)]
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after switching language or signing in (no open redirect)."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, templates: TemplatesDep, index: IndexDep) -> Response:
     """The home page, with the map of the districts."""
@@ -75,7 +65,7 @@ def switch_language(code: str, next_path: Annotated[str | None, Query(alias="nex
     locale = normalise(code)
     if locale is None:
         raise Problem("not-found", detail=f"Language {code!r} is not offered")
-    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax")
     return response
 
@@ -136,7 +126,7 @@ def login_form(
     next_path: Annotated[str | None, Query(alias="next")] = None,
 ) -> Response:
     """The sign-in form."""
-    return _login_page(request, templates, settings, next_path=_safe_next(next_path))
+    return _login_page(request, templates, settings, next_path=safe_next(next_path))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -172,7 +162,7 @@ async def login(
             request,
             templates,
             settings,
-            next_path=_safe_next(next_path),
+            next_path=safe_next(next_path),
             error=messages.get(result.reason, "bad_credentials"),
             username=username,
             status_code=401 if result.reason != "locked" else 423,
@@ -193,7 +183,7 @@ async def login(
         object_type="user",
         object_id=str(result.user_id),
     )
-    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         raw,

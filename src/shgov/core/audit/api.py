@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from starlette.requests import Request
 
 from shgov.core.audit.models import AuditRecord
@@ -64,7 +64,10 @@ def records(
     query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
     tenants = principal.tenants_for(perm.AUDIT_READ)
     if tenants is not None:
-        query = query.where(AuditRecord.tenant_code.in_([t for t in tenants if t is not None]))
+        named = AuditRecord.tenant_code.in_([t for t in tenants if t is not None])
+        # Records of no tenant (anonymous sign-in attempts, platform acts) belong to the city level.
+        city_level = any(t is not None and principal.tenant_parents.get(t) is None for t in tenants)
+        query = query.where(or_(named, AuditRecord.tenant_code.is_(None)) if city_level else named)
     if action:
         query = query.where(AuditRecord.action == action)
     if object_id:

@@ -12,6 +12,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Depends
 from sqlalchemy.orm import Session
@@ -78,6 +79,16 @@ def ensure_anon_cookie(request: Request, response: Response, settings: Settings)
             ANON_COOKIE, value, httponly=True, samesite="lax", secure=settings.secure_cookies, max_age=3600
         )
     return value
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after signing in or switching language (no open redirect)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
 def _unauthenticated(detail: str) -> Problem:

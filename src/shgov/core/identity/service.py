@@ -107,11 +107,11 @@ def create_user(
     """Create an account; identifiers are validated and a duplicate username is a conflict."""
     if kind not in USER_KINDS:
         raise InvalidError(f"kind must be one of {', '.join(USER_KINDS)}", field="kind")
+    if department_code is not None and tenant_code is None:
+        department = session.get(Department, department_code)
+        tenant_code = department.tenant_code if department else None
     if kind == "staff" and tenant_code is None:
         raise InvalidError("staff belong to a tenant", field="tenant_code")
-    if department_code is not None and tenant_code is None:
-        tenant = session.get(Department, department_code)
-        tenant_code = tenant.tenant_code if tenant else None
     _check_org(session, tenant_code, department_code)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ConflictError(f"username {username!r} is taken", field="username")

@@ -1,0 +1,110 @@
+"""Sign-in through an external OpenID Connect provider (Authlib), for deployments that have one.
+
+Off by default (``SHGOV_SECURITY__OIDC__ENABLED``). The provider's ``sub`` (with its issuer) is bound
+to an account the first time: an account with that subject is reused; otherwise a citizen account is
+created from the ``preferred_username`` and ``name`` claims. Staff accounts are bound by an
+administrator setting ``oidc_subject``, never by matching names, so an external identity can never
+take over a staff account.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+from authlib.integrations.starlette_client import OAuth, OAuthError
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from shgov.core.deps import get_database, get_settings
+from shgov.core.errors import Problem
+from shgov.core.identity.deps import SESSION_COOKIE, audit, client_ip, safe_next
+from shgov.core.identity.models import User
+from shgov.core.identity.service import create_user, start_web_session
+from shgov.core.settings import Settings
+
+log = logging.getLogger("shgov.oidc")
+
+NEXT_KEY = "oidc_next"
+
+
+def account_for_subject(session: Session, subject: str, claims: dict[str, Any], settings: Settings) -> User:
+    """The account bound to ``subject``, creating a citizen account on first sign-in."""
+    user = session.scalar(select(User).where(User.oidc_subject == subject))
+    if user is not None:
+        return user
+    wanted = str(claims.get(settings.security.oidc.username_claim) or "").strip()
+    username = wanted if wanted and session.scalar(select(User.id).where(User.username == wanted)) is None else ""
+    if not username:
+        username = f"oidc-{secrets.token_hex(6)}"
+    display = str(claims.get(settings.security.oidc.name_claim) or username)
+    user = create_user(session, kind="citizen", username=username, display_name=display[:120])
+    user.oidc_subject = subject
+    session.flush()
+    return user
+
+
+def router(settings: Settings) -> APIRouter:
+    """The login and callback routes for the configured provider."""
+    oidc = settings.security.oidc
+    oauth = OAuth()
+    oauth.register(
+        "city",
+        server_metadata_url=oidc.metadata_url,
+        client_id=oidc.client_id,
+        client_secret=oidc.client_secret.get_secret_value(),
+        client_kwargs={"scope": oidc.scope},
+    )
+    client = oauth.create_client("city")
+    assert client is not None  # noqa: S101 - registered just above
+    routes = APIRouter(include_in_schema=False)
+
+    @routes.get("/auth/oidc/login")
+    async def oidc_login(request: Request, next_path: Annotated[str, Query(alias="next")] = "/") -> Response:
+        request.session[NEXT_KEY] = safe_next(next_path)
+        redirect_uri = str(request.url_for("oidc_callback"))
+        response: Response = await client.authorize_redirect(request, redirect_uri)
+        return response
+
+    @routes.get("/auth/oidc/callback", name="oidc_callback")
+    async def oidc_callback(request: Request) -> Response:
+        try:
+            token = await client.authorize_access_token(request)
+        except OAuthError as exc:
+            log.warning("OIDC sign-in failed: %s", exc.error)
+            audit(request, None, "auth.login.oidc", outcome="denied", details={"error": exc.error})
+            raise Problem("unauthenticated", detail="The identity provider did not confirm the sign-in.") from exc
+        claims: dict[str, Any] = dict(token.get("userinfo") or {})
+        issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
+        if not subject:
+            raise Problem("unauthenticated", detail="The identity provider sent no subject.")
+        current = get_settings(request)
+        with get_database(request).session() as session:
+            user = account_for_subject(session, f"{issuer}|{subject}", claims, current)
+            if not user.is_active:
+                raise Problem("forbidden", detail="This account is disabled.")
+            raw = start_web_session(
+                session,
+                user.id,
+                current.security.session_ttl_seconds,
+                client_ip(request),
+                request.headers.get("user-agent", ""),
+            )
+            user_id, username = user.id, user.username
+        audit(request, None, "auth.login.oidc", actor_name=username, object_type="user", object_id=str(user_id))
+        response = RedirectResponse(request.session.pop(NEXT_KEY, "/"), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            raw,
+            max_age=current.security.session_ttl_seconds,
+            httponly=True,
+            samesite="lax",
+            secure=current.secure_cookies,
+        )
+        return response
+
+    return routes

@@ -63,3 +63,66 @@ def test_demo_info_prints_the_addresses(data_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "http://127.0.0.1:8000/" in result.stdout
     assert "/api/docs" in result.stdout
+
+
+def test_another_city_can_load_its_own_divisions(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    divisions = data_dir / "divisions.csv"
+    divisions.write_text(
+        "code,name,level,parent_code\n"
+        "330100,杭州市,city,\n330102,上城区,district,330100\n330102001,清波街道,township,330102\n"
+        "330102001001,劳动路社区居委会,community,330102001\n",
+        encoding="utf-8",
+    )
+    loaded = run(["regions", "load", "--divisions", str(divisions)], data_dir)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "district: 1" in loaded.stdout
+    assert "new tenants: 2" in loaded.stdout
+    broken = data_dir / "broken.csv"
+    broken.write_text(
+        "code,name,level,parent_code\n330100,杭州市,city,\n3301,上城区,district,330100\n", encoding="utf-8"
+    )
+    refused = run(["regions", "load", "--divisions", str(broken)], data_dir)
+    assert refused.returncode == 2
+    assert "6 digits" in refused.stderr
+
+
+def test_a_holiday_schedule_is_loaded_from_a_file(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    schedule = data_dir / "2027.csv"
+    schedule.write_text("date,kind,name\n2027-01-01,holiday,元旦\n2027-02-06,workday,春节调休\n", encoding="utf-8")
+    loaded = run(["calendar", "load", "2027", str(schedule)], data_dir)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "2 days loaded" in loaded.stdout
+    schedule.write_text("2027-01-01,vacation\n", encoding="utf-8")
+    refused = run(["calendar", "load", "2027", str(schedule)], data_dir)
+    assert refused.returncode == 2
+    assert "kind must be" in refused.stderr
+
+
+def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
+    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir)})
+    assert run(["regions", "load"], data_dir).returncode == 0
+    created = subprocess.run(
+        [*SHGOV, "users", "create-admin", "--username", "root.admin"],
+        input="Very#Strong2026\nVery#Strong2026\n",
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    again = subprocess.run(
+        [*SHGOV, "users", "create-admin", "--username", "root.admin"],
+        input="Very#Strong2026\nVery#Strong2026\n",
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 2
+    assert "taken" in again.stderr

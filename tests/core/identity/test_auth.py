@@ -212,3 +212,28 @@ def test_weak_passwords_are_refused(client: httpx.Client, admin_token: str, pass
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "password"
+
+
+def test_in_dev_mode_the_sign_in_page_lists_one_account_per_role(
+    live_server,
+    db: Database,
+    region_index,
+    engine,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from shgov.app import create_app
+    from shgov.core.identity.demo import BUILTIN_ROLES
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, env="dev", database={"url": engine.url.render_as_string(hide_password=False)})
+    app = create_app(settings, database=db, background=False)
+    app.state.region_index = region_index
+    live_server.switch.target = app
+    try:
+        page = httpx.get(f"{live_server.url}/login", headers={"accept": "text/html"}).text
+    finally:
+        live_server.switch.target = None
+    assert "演示账号" in page
+    assert DEMO_PASSWORD in page
+    for _code, name, _en, _actions in BUILTIN_ROLES:
+        assert name in page

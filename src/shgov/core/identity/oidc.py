@@ -13,7 +13,6 @@ import logging
 import secrets
 from typing import Annotated, Any
 
-from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +49,9 @@ def account_for_subject(session: Session, subject: str, claims: dict[str, Any], 
 
 def router(settings: Settings) -> APIRouter:
     """The login and callback routes for the configured provider."""
+    # Imported here: only installations that enable OIDC load Authlib.
+    from authlib.integrations.starlette_client import OAuth, OAuthError
+
     oidc = settings.security.oidc
     oauth = OAuth()
     oauth.register(

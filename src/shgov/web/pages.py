@@ -18,10 +18,10 @@ from shgov.core.identity.deps import (
     OptionalPrincipal,
     audit,
     check_csrf,
-    client_ip,
     csrf_token,
     ensure_anon_cookie,
     safe_next,
+    start_browser_session,
 )
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
@@ -154,26 +154,14 @@ async def login(
             actor_name=username,
             details={"reason": result.reason},
         )
-        messages = {
-            "locked": "locked",
-            "inactive": "inactive",
-        }
         return _login_page(
             request,
             templates,
             settings,
             next_path=safe_next(next_path),
-            error=messages.get(result.reason, "bad_credentials"),
+            error=result.reason if result.reason in ("locked", "inactive") else "bad_credentials",
             username=username,
             status_code=401 if result.reason != "locked" else 423,
-        )
-    with db.session() as session:
-        raw = identity.start_web_session(
-            session,
-            result.user_id,
-            settings.security.session_ttl_seconds,
-            client_ip(request),
-            request.headers.get("user-agent", ""),
         )
     audit(
         request,
@@ -183,16 +171,7 @@ async def login(
         object_type="user",
         object_id=str(result.user_id),
     )
-    response = RedirectResponse(safe_next(next_path), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        raw,
-        max_age=settings.security.session_ttl_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
-    return response
+    return start_browser_session(request, result.user_id, next_path)
 
 
 @router.post("/logout")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
@@ -17,13 +18,13 @@ from urllib.parse import urlsplit
 from fastapi import Depends
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from shgov.core.audit.service import AuditEntry, AuditWriter
-from shgov.core.deps import SessionDep, get_settings
+from shgov.core.deps import SessionDep, get_database, get_settings
 from shgov.core.errors import Problem
 from shgov.core.identity.permissions import Principal, Scoped
-from shgov.core.identity.service import load_principal, user_for_token, user_for_web_session
+from shgov.core.identity.service import load_principal, start_web_session, user_for_token, user_for_web_session
 from shgov.core.orgs.service import tenant_parents
 from shgov.core.settings import Settings
 
@@ -173,6 +174,29 @@ def fetch_and_check(
         return obj
 
     return dependency
+
+
+def start_browser_session(request: Request, user_id: uuid.UUID, next_path: str) -> Response:
+    """Sign a browser in: a new session, its cookie, and a redirect to ``next_path`` (same-site only)."""
+    settings = get_settings(request)
+    with get_database(request).session() as session:
+        raw = start_web_session(
+            session,
+            user_id,
+            settings.security.session_ttl_seconds,
+            client_ip(request),
+            request.headers.get("user-agent", ""),
+        )
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.security.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return response
 
 
 def get_audit_writer(request: Request) -> AuditWriter:

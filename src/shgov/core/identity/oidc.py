@@ -17,13 +17,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from shgov.core.deps import get_database, get_settings
 from shgov.core.errors import Problem
-from shgov.core.identity.deps import SESSION_COOKIE, audit, client_ip, safe_next
+from shgov.core.identity.deps import audit, safe_next, start_browser_session
 from shgov.core.identity.models import User
-from shgov.core.identity.service import create_user, start_web_session
+from shgov.core.identity.service import create_user
 from shgov.core.settings import Settings
 
 log = logging.getLogger("shgov.oidc")
@@ -89,24 +89,8 @@ def router(settings: Settings) -> APIRouter:
             user = account_for_subject(session, f"{issuer}|{subject}", claims, current)
             if not user.is_active:
                 raise Problem("forbidden", detail="This account is disabled.")
-            raw = start_web_session(
-                session,
-                user.id,
-                current.security.session_ttl_seconds,
-                client_ip(request),
-                request.headers.get("user-agent", ""),
-            )
             user_id, username = user.id, user.username
         audit(request, None, "auth.login.oidc", actor_name=username, object_type="user", object_id=str(user_id))
-        response = RedirectResponse(request.session.pop(NEXT_KEY, "/"), status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            raw,
-            max_age=current.security.session_ttl_seconds,
-            httponly=True,
-            samesite="lax",
-            secure=current.secure_cookies,
-        )
-        return response
+        return start_browser_session(request, user_id, request.session.pop(NEXT_KEY, "/"))
 
     return routes

@@ -136,6 +136,49 @@ def demo_seed() -> None:
         console.print(f"{name}: {'seeded' if done else 'already present, left as it is'}")
 
 
+@demo_app.command("generate")
+def demo_generate(
+    persons: int = typer.Option(20_000, min=1, help="How many persons."),
+    enterprises: int = typer.Option(4_000, min=1, help="How many enterprises."),
+    seed: int = typer.Option(2026, help="Random seed: the same seed gives the same city."),
+    defect_rate: float = typer.Option(0.02, min=0.0, max=0.5, help="Share of records with a defect."),
+    out: Path | None = typer.Option(None, help="Folder for the deliveries (default: <data dir>/incoming)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+) -> None:
+    """Generate a synthetic city: each department's dataset, with realistic defects."""
+    from rich.progress import Progress
+
+    from shgov.core.regions.service import RegionIndex
+    from shgov.lake.synthetic import CityConfig, generate
+
+    if fmt not in ("parquet", "csv"):
+        fail("--format must be parquet or csv", 2)
+    settings = load_settings()
+    db = open_database(settings)
+    try:
+        with db.session() as session:
+            index = RegionIndex.from_session(session)
+    finally:
+        db.dispose()
+    if index.city is None:
+        fail("no divisions are loaded: run shgov regions load (or shgov demo seed) first", 2)
+    config = CityConfig(persons=persons, enterprises=enterprises, seed=seed, defect_rate=defect_rate)
+    target = out or settings.data_dir / "incoming"
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generating", total=6)
+
+        def advance(step: str) -> None:
+            progress.update(task, advance=1, description=f"generating {step}")
+
+        city = generate(index, config, progress=advance)
+        progress.update(task, description="writing")
+        files = city.write(target, fmt)
+    for delivery, file in zip(city.deliveries, files, strict=True):
+        console.print(
+            f"{delivery.department_code:<12} {delivery.resource:<26} {delivery.frame.height:>9,} rows  {file}"
+        )
+
+
 @demo_app.command("info")
 def demo_info() -> None:
     """Print the demo city's addresses and accounts."""

@@ -54,6 +54,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "web": {"session_secret": TEST_SECRET},
         "data_dir": data_dir,
         "log_json": False,
+        "demo_persons": 3000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -121,6 +121,7 @@ def create_app(
     app.state.region_index = None
     app.state.tenant_parents = None
     app.state.templates = templates
+    app.state.responder = responder
     app.state.hub_links = hub_links
 
     install_error_handlers(app, responder)

@@ -2,7 +2,9 @@
 
 Each dataset is a folder ``<lake>/<name>/`` of Parquet files (optionally hive-partitioned, e.g.
 ``day=2026-11-24/part-0.parquet``); ``Analytics.connect()`` exposes each as a view named after the
-folder, so contexts query ``SELECT … FROM persons`` without knowing file layouts.
+folder, so contexts query ``SELECT … FROM persons`` without knowing file layouts. A versioned
+dataset has a ``CURRENT`` file naming its live version folder (``v=000007``): the view reads that
+version only.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ class Analytics:
         )
         try:
             for name in self.datasets():
-                pattern = (self.lake_dir / name / "**" / "*.parquet").as_posix().replace("'", "''")
+                folder = self.lake_dir / name
+                pointer = folder / "CURRENT"
+                if pointer.exists():
+                    folder = folder / pointer.read_text(encoding="utf-8").strip()
+                pattern = (folder / "**" / "*.parquet").as_posix().replace("'", "''")
                 # The name passed _NAME and the path is quoted; DDL cannot take parameters.
                 source = f"read_parquet('{pattern}', hive_partitioning = true)"
                 conn.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")  # noqa: S608

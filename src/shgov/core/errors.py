@@ -166,6 +166,13 @@ class ProblemResponder:
         return JSONResponse(body, status_code=problem.type.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
+def problem_response(request: Request, problem: Problem) -> Response:
+    """Answer with ``problem`` without raising — for handlers that must keep what they wrote (the
+    request's unit of work commits instead of rolling back)."""
+    responder: ProblemResponder = request.app.state.responder
+    return responder.respond(request, problem)
+
+
 def _field_path(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] == "body":

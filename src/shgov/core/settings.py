@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     log_level: str = "INFO"
     log_json: bool = True
+    demo_persons: int = Field(default=20_000, ge=100)
 
     database: DatabaseSettings = DatabaseSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()

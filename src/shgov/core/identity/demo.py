@@ -15,7 +15,7 @@ from shgov.core.identity.service import assign_role, create_user, define_role
 # Roles are data: these are the starting set, which administrators change at run time. Later modules
 # add their actions to them when they land.
 BUILTIN_ROLES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("platform_admin", "平台管理员", "Platform administrator", tuple(perm.known_actions())),
+    ("platform_admin", "平台管理员", "Platform administrator", ("*",)),
     ("auditor", "安全审计员", "Security auditor", (perm.AUDIT_READ, perm.AUDIT_VERIFY)),
     (
         "district_admin",
@@ -38,7 +38,7 @@ BUILTIN_ROLES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ),
     ("window_clerk", "窗口受理人员", "Window clerk", (perm.USER_READ,)),
     ("case_worker", "审批经办人员", "Case worker", (perm.USER_READ,)),
-    ("data_officer", "数据专员", "Data officer", (perm.USER_READ,)),
+    ("data_officer", "数据专员", "Data officer", ()),
     ("ops_operator", "城运值班员", "Operations centre operator", (perm.USER_READ, perm.GRID_MANAGE)),
 )
 
@@ -69,7 +69,15 @@ DEMO_ACCOUNTS: tuple[DemoAccountSpec, ...] = (
     DemoAccountSpec("minzheng.admin", "市民政局管理员 赵磊", "staff", "department_admin", "310000", "310000.mz"),
     DemoAccountSpec("pudong.window", "浦东新区民政局窗口 刘芳", "staff", "window_clerk", "310115", "310115.mz"),
     DemoAccountSpec("pudong.caseworker", "浦东新区人社局经办 周杰", "staff", "case_worker", "310115", "310115.rs"),
-    DemoAccountSpec("data.officer", "市大数据中心数据专员 孙悦", "staff", "data_officer", "310000", "310000.dsj"),
+    DemoAccountSpec(
+        "data.officer",
+        "市大数据中心数据专员 孙悦",
+        "staff",
+        "data_officer",
+        "310000",
+        "310000.dsj",
+        include_subtenants=True,
+    ),
     DemoAccountSpec(
         "ops.operator",
         "市城运中心值班员 吴昊",
@@ -104,7 +112,8 @@ DEMO_ACCOUNTS: tuple[DemoAccountSpec, ...] = (
 def seed_roles(session: Session) -> int:
     """Create or refresh the built-in roles."""
     for code, name, name_en, actions in BUILTIN_ROLES:
-        define_role(session, code, name, actions, name_en)
+        # "*": every action registered when the roles are seeded (modules add theirs as they land).
+        define_role(session, code, name, perm.known_actions() if actions == ("*",) else actions, name_en)
     return len(BUILTIN_ROLES)
 
 

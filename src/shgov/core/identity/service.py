@@ -371,6 +371,13 @@ def define_role(session: Session, code: str, name: str, actions: Iterable[str], 
     return role
 
 
+def add_actions_to_role(session: Session, code: str, actions: Iterable[str]) -> None:
+    """Give an existing role more actions (a module that lands adds its actions to the built-in roles)."""
+    role = session.get(Role, code)
+    if role is not None:
+        role.actions = _check_actions([*role.actions, *actions])
+
+
 def list_roles(session: Session) -> list[Role]:
     """Every role, by code."""
     return list(session.scalars(select(Role).order_by(Role.code)))

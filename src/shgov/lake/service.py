@@ -1,0 +1,710 @@
+"""归集: loading a department's delivery into the lake, with schema checks, quality rules and lineage.
+
+A load reads the delivery (CSV, XLSX, JSON Lines, Parquet, or a table behind a SQLAlchemy URL),
+checks its columns against the resource's declared schema, casts every column to its declared type,
+runs the quality rules column-wise, quarantines the rows that break a hard rule (with the rules and
+reasons) and writes the rest as a new Parquet version:
+
+    <lake>/<resource>/v=000007/part-0.parquet      one folder per version, written to a temporary
+    <lake>/<resource>/CURRENT                     folder and renamed; CURRENT names the live one
+    <lake>/_quarantine/<resource>/load=<id>.parquet
+
+A load that fails midway leaves the previous version untouched and readable. A delivery whose SM3
+digest was already loaded for the resource is recognised and not loaded again.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from shgov.core.audit.service import sm3
+from shgov.core.db import utcnow
+from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import register_action
+from shgov.core.identity.service import add_actions_to_role
+from shgov.core.settings import Settings
+from shgov.lake.models import LakeLoad, LakeResource
+from shgov.lake.quality import REASONS, Rule, RuleContext, RuleError, today_local, violations
+from shgov.lake.resources import BUILTIN_RESOURCES
+
+if TYPE_CHECKING:
+    from shgov.core.regions.service import RegionIndex
+
+LOAD_CREATE = register_action("lake.load.create", N_("Load a department's delivery into the lake"))
+LOAD_READ = register_action("lake.load.read", N_("See loads, lineage, quality and quarantined rows"))
+RESOURCE_MANAGE = register_action("lake.resource.manage", N_("Declare lake resources, schemas and rules"))
+ALL_ACTIONS = (LOAD_CREATE, LOAD_READ, RESOURCE_MANAGE)
+
+FORMATS = ("csv", "xlsx", "jsonl", "parquet")
+TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
+LOCAL_TZ = "Asia/Shanghai"
+QUARANTINE = "_quarantine"
+
+
+class LoadError(InvalidError):
+    """A delivery cannot be loaded; the message says why and ``field`` names the culprit."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A declared column."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """A resource as the loader needs it."""
+
+    code: str
+    title: str
+    department_code: str
+    tenant_code: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    updated_column: str | None
+    rules: tuple[Rule, ...]
+    update_cycle_days: int
+    current_version: int
+
+    @classmethod
+    def of(cls, row: LakeResource) -> ResourceSpec:
+        """The spec of a stored resource."""
+        return cls(
+            code=row.code,
+            title=row.title,
+            department_code=row.department_code,
+            tenant_code=row.tenant_code,
+            columns=tuple(Column(c["name"], c["type"], bool(c.get("required"))) for c in row.columns),
+            key=tuple(row.key),
+            updated_column=row.updated_column,
+            rules=tuple(Rule.parse(r) for r in row.rules),
+            update_cycle_days=row.update_cycle_days,
+            current_version=row.current_version,
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a delivery comes from: a file, or a table reached through a SQLAlchemy URL."""
+
+    path: Path | None = None
+    database_url: str | None = None
+    table: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How lineage names the source (never with a password)."""
+        if self.path is not None:
+            return self.name or self.path.name
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url or "").render_as_string(hide_password=True)
+        return f"{url}#{self.table}"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load did."""
+
+    load_id: uuid.UUID
+    resource_code: str
+    status: str  # succeeded | duplicate
+    version: int
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int
+    rows_total: int
+    quality_score: float
+    rule_counts: dict[str, int]
+    digest: str
+    encoding: str | None
+    message: str = ""
+
+
+@dataclass
+class _Delivery:
+    frame: pl.DataFrame
+    fmt: str
+    encoding: str | None
+    digest: str
+
+
+# -- resources ---------------------------------------------------------------------------------------
+
+
+def validate_definition(raw: Mapping[str, Any]) -> None:
+    """Check a resource definition: types, key columns, rules naming known columns."""
+    names = [c["name"] for c in raw["columns"]]
+    if len(set(names)) != len(names):
+        raise InvalidError("column names must be unique", field="columns")
+    for column in raw["columns"]:
+        if column["type"] not in TYPES:
+            raise InvalidError(f"column {column['name']}: type must be one of {', '.join(TYPES)}", field="columns")
+    for key in raw["key"]:
+        if key not in names:
+            raise InvalidError(f"key column {key} is not a column", field="key")
+    for rule in raw["rules"]:
+        try:
+            parsed = Rule.parse(rule)
+        except RuleError as exc:
+            raise InvalidError(str(exc), field="rules") from exc
+        if parsed.column not in names:
+            raise InvalidError(f"rule {parsed.name} names an unknown column", field="rules")
+
+
+def seed_resources(session: Session, tenant_code: str) -> int:
+    """Create the built-in resources that do not exist yet."""
+    created = 0
+    for raw in BUILTIN_RESOURCES:
+        if session.get(LakeResource, raw["code"]) is not None:
+            continue
+        validate_definition(raw)
+        session.add(
+            LakeResource(
+                code=raw["code"],
+                title=raw["title"],
+                department_code=raw["department_code"],
+                tenant_code=tenant_code,
+                update_cycle_days=raw["update_cycle_days"],
+                columns=raw["columns"],
+                key=raw["key"],
+                updated_column=raw["updated_column"],
+                rules=raw["rules"],
+            )
+        )
+        created += 1
+    session.flush()
+    return created
+
+
+def get_resource(session: Session, code: str) -> ResourceSpec:
+    """The resource ``code``; ``NotFoundError`` when there is none."""
+    row = session.get(LakeResource, code)
+    if row is None:
+        raise NotFoundError(f"no resource {code!r}", field="resource")
+    return ResourceSpec.of(row)
+
+
+def list_resources(session: Session) -> list[LakeResource]:
+    """Every resource, by code."""
+    return list(session.scalars(select(LakeResource).order_by(LakeResource.code)))
+
+
+# -- reading deliveries ------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes) -> tuple[bytes, str]:
+    """UTF-8 as it is; GBK/GB18030 (common in department exports) detected and transcoded."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        raw.decode("utf-8")
+        return raw, "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            f"the file is neither UTF-8 nor GBK/GB18030 (undecodable byte at offset {exc.start})", field="file"
+        ) from exc
+    return text.encode("utf-8"), "gb18030"
+
+
+def detect_format(path: Path) -> str:
+    """The delivery format from the file name."""
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = {"csv": "csv", "txt": "csv", "xlsx": "xlsx", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet"}.get(
+        suffix
+    )
+    if fmt is None:
+        raise LoadError(f"unsupported file type .{suffix}; send one of {', '.join(FORMATS)}", field="file")
+    return fmt
+
+
+def read_delivery(source: Source) -> _Delivery:
+    """Read a delivery into a frame, with its format, detected encoding and SM3 digest."""
+    if source.path is None:
+        return _read_table(source)
+    try:
+        raw = source.path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read {source.label}: {exc.strerror}", field="file") from exc
+    if not raw:
+        raise LoadError("the file is empty", field="file")
+    fmt = detect_format(Path(source.name or source.path.name))
+    digest = sm3(raw)
+    encoding: str | None = None
+    try:
+        if fmt == "csv":
+            data, encoding = _decode(raw)
+            frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
+        elif fmt == "jsonl":
+            data, encoding = _decode(raw)
+            frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        elif fmt == "xlsx":
+            frame = pl.read_excel(io.BytesIO(raw), engine="openpyxl", infer_schema_length=0)
+        else:
+            frame = pl.read_parquet(io.BytesIO(raw))
+    except LoadError:
+        raise
+    except Exception as exc:  # readers raise many kinds; all mean "this file is not readable as declared"
+        reason = str(exc).splitlines()[0][:300]
+        raise LoadError(f"cannot read the {fmt} file (truncated or malformed?): {reason}", field="file") from exc
+    return _Delivery(frame, fmt, encoding, digest)
+
+
+def _read_table(source: Source) -> _Delivery:
+    if not source.database_url or not source.table:
+        raise LoadError("a database source needs a URL and a table", field="source")
+    if not source.table.replace("_", "").replace(".", "").isalnum():
+        raise LoadError("the table name may hold letters, digits, _ and . only", field="table")
+    engine = create_engine(source.database_url)
+    try:
+        with engine.connect() as conn:
+            frame = pl.read_database(f"SELECT * FROM {source.table}", conn)  # noqa: S608 - name checked above
+    except Exception as exc:
+        raise LoadError(f"cannot read table {source.table}: {str(exc).splitlines()[0][:300]}", field="table") from exc
+    finally:
+        engine.dispose()
+    digest = sm3(frame.sort(frame.columns).write_csv().encode())
+    return _Delivery(frame, "table", None, digest)
+
+
+# -- typing and checking -----------------------------------------------------------------------------
+
+
+def _check_columns(frame: pl.DataFrame, spec: ResourceSpec) -> pl.DataFrame:
+    renamed = {c: c.strip() for c in frame.columns if c != c.strip()}
+    if renamed:
+        frame = frame.rename(renamed)
+    declared = [c.name for c in spec.columns]
+    missing = [c for c in declared if c not in frame.columns]
+    unexpected = [c for c in frame.columns if c not in declared]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing columns: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected columns: {', '.join(unexpected)}")
+        raise LoadError(f"the delivery does not match the schema of {spec.code} ({'; '.join(parts)})", field="columns")
+    return frame.select(declared)
+
+
+def _cast(expr: pl.Expr, source: pl.DataType, kind: str) -> pl.Expr:
+    text = expr.cast(pl.String).str.strip_chars()
+    if kind == "string":
+        return text
+    if kind == "integer":
+        return expr.cast(pl.Int64, strict=False) if source.is_numeric() else text.cast(pl.Int64, strict=False)
+    if kind == "decimal":
+        return text.cast(pl.Decimal(38, 4), strict=False)
+    if kind == "boolean":
+        lowered = text.str.to_lowercase()
+        return (
+            pl.when(lowered.is_in(["true", "1", "是", "y", "yes"]))
+            .then(True)
+            .when(lowered.is_in(["false", "0", "否", "n", "no"]))
+            .then(False)
+            .otherwise(None)
+        )
+    if kind == "date":
+        if source == pl.Date:
+            return expr
+        if isinstance(source, pl.Datetime):
+            return expr.dt.date()
+        return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), text.str.to_date("%Y%m%d", strict=False))
+    # datetime: stored in UTC; an export without an offset is read as Shanghai local time.
+    if isinstance(source, pl.Datetime):
+        if source.time_zone is None:
+            return expr.dt.replace_time_zone(LOCAL_TZ).dt.convert_time_zone("UTC")
+        return expr.dt.convert_time_zone("UTC")
+    with_offset = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_zone="UTC")
+    naive = pl.coalesce(
+        text.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False),
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        text.str.to_datetime("%Y-%m-%d", strict=False),
+    )
+    return pl.coalesce(with_offset, naive.dt.replace_time_zone(LOCAL_TZ).dt.convert_time_zone("UTC"))
+
+
+def _typed(frame: pl.DataFrame, spec: ResourceSpec) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
+    """Cast every column; returns the typed frame and, per column, where a value did not fit its type."""
+    typed = frame.select([_cast(pl.col(c.name), frame.schema[c.name], c.type).alias(c.name) for c in spec.columns])
+    misfits: dict[str, pl.Series] = {}
+    for column in spec.columns:
+        present = frame[column.name].is_not_null()
+        if frame.schema[column.name] == pl.String:
+            present = present & (frame[column.name].str.strip_chars() != "")
+        bad = present & typed[column.name].is_null()
+        if bad.any():
+            misfits[column.name] = bad
+    return typed, misfits
+
+
+@dataclass
+class _Checked:
+    hard: pl.Series
+    any_violation: pl.Series
+    reasons: pl.Series
+    rules: pl.Series
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def check_quality(
+    frame: pl.DataFrame, spec: ResourceSpec, misfits: Mapping[str, pl.Series], context: RuleContext
+) -> _Checked:
+    """Evaluate types, required columns, key uniqueness and every rule; collect per-row reasons."""
+    flags: list[tuple[str, str, bool, pl.Series]] = []
+    for name, bad in misfits.items():
+        flags.append((f"type:{name}", f"{name}: {REASONS['type']}", True, bad))
+    for column in spec.columns:
+        if column.required:
+            missing = frame[column.name].is_null()
+            if missing.any():
+                flags.append((f"required:{column.name}", f"{column.name}: {REASONS['not_null']}", True, missing))
+    if spec.key:
+        duplicate = frame.select(pl.struct(list(spec.key)).is_first_distinct().not_().alias("dup")).to_series()
+        if duplicate.any():
+            flags.append((f"unique_key:{','.join(spec.key)}", REASONS["unique_key"], True, duplicate))
+    for rule in spec.rules:
+        bad = violations(rule, frame, context)
+        if bad.any():
+            flags.append((rule.name, f"{rule.column}: {REASONS[rule.kind]}", rule.hard, bad))
+    zeros = pl.Series([False] * frame.height)
+    hard = zeros
+    any_violation = zeros
+    reason_cols: list[pl.Series] = []
+    rule_cols: list[pl.Series] = []
+    counts: dict[str, int] = {}
+    for name, reason, is_hard, bad in flags:
+        counts[name] = int(bad.sum())
+        any_violation = any_violation | bad
+        if is_hard:
+            hard = hard | bad
+            reason_cols.append(pl.select(pl.when(bad).then(pl.lit(reason)).otherwise(None)).to_series())
+            rule_cols.append(pl.select(pl.when(bad).then(pl.lit(name)).otherwise(None)).to_series())
+    if reason_cols:
+        reasons = pl.select(pl.concat_str(reason_cols, separator="; ", ignore_nulls=True)).to_series()
+        rules = pl.select(pl.concat_str(rule_cols, separator=",", ignore_nulls=True)).to_series()
+    else:
+        reasons = pl.Series([None] * frame.height, dtype=pl.String)
+        rules = reasons
+    return _Checked(hard, any_violation, reasons, rules, counts)
+
+
+# -- the lake on disk --------------------------------------------------------------------------------
+
+
+def version_dir(lake: Path, resource: str, version: int) -> Path:
+    """The folder of one version of a resource."""
+    return lake / resource / f"v={version:06d}"
+
+
+def current_path(lake: Path, resource: str) -> Path | None:
+    """The Parquet folder of the live version, or None before the first load."""
+    pointer = lake / resource / "CURRENT"
+    if not pointer.exists():
+        return None
+    return lake / resource / pointer.read_text(encoding="utf-8").strip()
+
+
+def read_current(lake: Path, resource: str, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """The live version of a resource, or None before its first load."""
+    folder = current_path(lake, resource)
+    if folder is None:
+        return None
+    return pl.read_parquet(folder / "*.parquet", columns=columns)
+
+
+def _write_version(lake: Path, resource: str, version: int, frame: pl.DataFrame) -> Path:
+    target = version_dir(lake, resource, version)
+    if target.exists():
+        raise ConflictError(f"version {version} of {resource} exists already", field="resource")
+    staging = lake / resource / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        frame.write_parquet(staging / "part-0.parquet", compression="zstd", statistics=True)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _point_current(lake: Path, resource: str, version: int) -> None:
+    pointer = lake / resource / "CURRENT"
+    tmp = pointer.with_name(f".CURRENT-{uuid.uuid4().hex}")
+    tmp.write_text(f"v={version:06d}\n", encoding="utf-8")
+    tmp.replace(pointer)
+
+
+def _write_quarantine(lake: Path, resource: str, load_id: uuid.UUID, raw: pl.DataFrame, checked: _Checked) -> None:
+    folder = lake / QUARANTINE / resource
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = (
+        raw.with_columns(pl.all().cast(pl.String))
+        .with_row_index("_row", offset=1)
+        .with_columns(checked.rules.alias("_rules"), checked.reasons.alias("_reasons"))
+        .filter(checked.hard)
+    )
+    tmp = folder / f".load={load_id}.parquet.tmp"
+    rows.write_parquet(tmp)
+    tmp.replace(folder / f"load={load_id}.parquet")
+
+
+def quarantined_rows(
+    lake: Path, resource: str, load_id: uuid.UUID, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """A page of the rows a load quarantined, with their rules and reasons."""
+    file = lake / QUARANTINE / resource / f"load={load_id}.parquet"
+    if not file.exists():
+        return 0, []
+    frame = pl.scan_parquet(file)
+    total = int(frame.select(pl.len()).collect().item())
+    return total, frame.slice(offset, limit).collect().to_dicts()
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+
+def _merge(previous: pl.DataFrame | None, accepted: pl.DataFrame, spec: ResourceSpec, mode: str) -> pl.DataFrame:
+    if mode == "full" or previous is None or previous.height == 0:
+        return accepted
+    combined = pl.concat([previous, accepted], how="vertical_relaxed")
+    if spec.updated_column:
+        # Incremental: per business key, the row updated last wins (a stale re-delivery changes nothing).
+        combined = combined.sort(spec.updated_column, nulls_last=False, maintain_order=True)
+    return combined.unique(subset=list(spec.key), keep="last", maintain_order=True)
+
+
+def make_context(lake: Path, region_codes: Mapping[str, frozenset[str]], today: date | None = None) -> RuleContext:
+    """A rule context reading references from the live versions in ``lake``."""
+    cache: dict[tuple[str, str], pl.Series] = {}
+
+    def references(resource: str, column: str) -> pl.Series:
+        if (resource, column) not in cache:
+            frame = read_current(lake, resource, [column])
+            cache[(resource, column)] = frame[column].unique() if frame is not None else pl.Series([], dtype=pl.String)
+        return cache[(resource, column)]
+
+    return RuleContext(today=today or today_local(), region_codes=region_codes, references=references)
+
+
+def load(
+    session: Session,
+    lake: Path,
+    resource_code: str,
+    source: Source,
+    *,
+    department_code: str,
+    mode: str = "full",
+    context: RuleContext,
+    loaded_by: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """Load one delivery of ``resource_code`` (see the module docstring); raises ``LoadError`` on bad input."""
+    step = progress or (lambda _msg: None)
+    if mode not in ("full", "incremental"):
+        raise LoadError("mode must be full or incremental", field="mode")
+    row = session.get(LakeResource, resource_code, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"no resource {resource_code!r}", field="resource")
+    spec = ResourceSpec.of(row)
+    if department_code != spec.department_code:
+        raise LoadError(
+            f"{resource_code} is delivered by {spec.department_code}, not by {department_code} (一数一源)",
+            field="department",
+        )
+    if mode == "incremental" and not spec.key:
+        raise LoadError("an incremental load needs a business key", field="mode")
+    step("reading")
+    delivery = read_delivery(source)
+    earlier = session.scalar(
+        select(LakeLoad).where(
+            LakeLoad.resource_code == resource_code, LakeLoad.digest == delivery.digest, LakeLoad.status == "succeeded"
+        )
+    )
+    if earlier is not None:
+        return LoadResult(
+            earlier.id,
+            resource_code,
+            "duplicate",
+            earlier.version or 0,
+            earlier.rows_in,
+            earlier.rows_out,
+            earlier.rows_quarantined,
+            earlier.rows_total,
+            earlier.quality_score or 0.0,
+            dict(earlier.rule_counts),
+            earlier.digest,
+            earlier.encoding,
+            message=f"this delivery (SM3 {delivery.digest[:12]}…) was loaded already, as version {earlier.version}",
+        )
+    started = utcnow()
+    step("checking")
+    raw = _check_columns(delivery.frame, spec)
+    typed, misfits = _typed(raw, spec)
+    checked = check_quality(typed, spec, misfits, context)
+    accepted = typed.filter(~checked.hard)
+    step("merging")
+    previous = read_current(lake, resource_code) if mode == "incremental" else None
+    result_frame = _merge(previous, accepted, spec, mode)
+    version = spec.current_version + 1
+    load_id = uuid.uuid4()
+    rows_in, quarantined = raw.height, int(checked.hard.sum())
+    clean_rows = rows_in - int(checked.any_violation.sum())
+    score = round(100.0 * clean_rows / rows_in, 2) if rows_in else 100.0
+    step("writing")
+    target = _write_version(lake, resource_code, version, result_frame)
+    try:
+        if quarantined:
+            _write_quarantine(lake, resource_code, load_id, raw, checked)
+        session.add(
+            LakeLoad(
+                id=load_id,
+                resource_code=resource_code,
+                department_code=department_code,
+                tenant_code=spec.tenant_code,
+                source=source.label[:500],
+                source_format=delivery.fmt,
+                encoding=delivery.encoding,
+                digest=delivery.digest,
+                mode=mode,
+                status="succeeded",
+                version=version,
+                rows_in=rows_in,
+                rows_out=accepted.height,
+                rows_quarantined=quarantined,
+                rows_total=result_frame.height,
+                quality_score=score,
+                rule_counts=checked.counts,
+                loaded_by=loaded_by,
+                started_at=started,
+                finished_at=utcnow(),
+            )
+        )
+        row.current_version = version
+        row.current_load_id = load_id
+        row.quality_score = score
+        session.flush()
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    # The pointer moves last: until here every reader still sees the previous version.
+    _point_current(lake, resource_code, version)
+    return LoadResult(
+        load_id,
+        resource_code,
+        "succeeded",
+        version,
+        rows_in,
+        accepted.height,
+        quarantined,
+        result_frame.height,
+        score,
+        checked.counts,
+        delivery.digest,
+        delivery.encoding,
+    )
+
+
+def record_failure(
+    session: Session, resource_code: str, source: Source, department_code: str, mode: str, error: str, loaded_by: str
+) -> None:
+    """Keep the lineage of a delivery that could not be loaded (nothing else is written)."""
+    spec_row = session.get(LakeResource, resource_code)
+    if spec_row is None:
+        return
+    now = utcnow()
+    session.add(
+        LakeLoad(
+            resource_code=resource_code,
+            department_code=department_code,
+            tenant_code=spec_row.tenant_code,
+            source=source.label[:500],
+            source_format=source.path.suffix.lstrip(".") if source.path else "table",
+            digest="",
+            mode=mode,
+            status="failed",
+            error=error[:2000],
+            loaded_by=loaded_by,
+            started_at=now,
+            finished_at=now,
+        )
+    )
+
+
+def list_loads(
+    session: Session, resource_code: str | None = None, departments: set[str] | None = None, limit: int = 100
+) -> list[LakeLoad]:
+    """Loads, newest first, optionally of one resource and of some departments only."""
+    query = select(LakeLoad).order_by(LakeLoad.started_at.desc()).limit(limit)
+    if resource_code:
+        query = query.where(LakeLoad.resource_code == resource_code)
+    if departments is not None:
+        query = query.where(LakeLoad.department_code.in_(departments))
+    return list(session.scalars(query))
+
+
+def department_scores(session: Session) -> dict[str, float]:
+    """Average quality score of each department's loaded resources."""
+    scores: dict[str, list[float]] = {}
+    for row in list_resources(session):
+        if row.quality_score is not None:
+            scores.setdefault(row.department_code, []).append(row.quality_score)
+    return {dept: round(sum(v) / len(v), 2) for dept, v in sorted(scores.items())}
+
+
+def seed_demo(session: Session, settings: Settings) -> dict[str, Any]:
+    """The lake of the demo city: the built-in resources and a small synthetic city loaded into them."""
+    from shgov.core.regions.service import RegionIndex
+    from shgov.lake.synthetic import CityConfig, generate
+
+    seed_resources(session, settings.city_code)
+    for role, actions in (("platform_admin", ALL_ACTIONS), ("data_officer", ALL_ACTIONS)):
+        add_actions_to_role(session, role, actions)
+    index = RegionIndex.from_session(session)
+    persons = settings.demo_persons
+    city = generate(index, CityConfig(persons=persons, enterprises=max(persons // 5, 1), seed=2026))
+    incoming = settings.data_dir / "incoming"
+    city.write(incoming)
+    context = make_context(settings.lake_dir, region_codes(index))
+    results = {}
+    for delivery in city.deliveries:
+        file = incoming / delivery.department_code / f"{delivery.resource}.parquet"
+        outcome = load(
+            session,
+            settings.lake_dir,
+            delivery.resource,
+            Source(path=file),
+            department_code=delivery.department_code,
+            context=context,
+            loaded_by="demo seed",
+        )
+        results[delivery.resource] = outcome.rows_out
+    return results
+
+
+def region_codes(index: RegionIndex) -> dict[str, frozenset[str]]:
+    """Division codes by level, for the ``region`` rule."""
+    codes: dict[str, set[str]] = {}
+    for code, info in index.regions.items():
+        codes.setdefault(info.level, set()).add(code)
+    return {level: frozenset(values) for level, values in codes.items()}

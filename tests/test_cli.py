@@ -15,7 +15,13 @@ SHGOV = [sys.executable, "-m", "shgov.cli"]
 def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
     environ.update(
-        {"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), "SHGOV_LOG_JSON": "false", "SHGOV_DEMO_PERSONS": "500", **env}
+        {
+            "SHGOV_ENV": "dev",
+            "SHGOV_DATA_DIR": str(data_dir),
+            "SHGOV_LOG_JSON": "false",
+            "SHGOV_DEMO_PERSONS": "500",
+            **env,
+        }
     )
     return subprocess.run(
         [*SHGOV, *args], capture_output=True, text=True, env=environ, timeout=120, check=False, cwd=data_dir

@@ -15,6 +15,8 @@ digest was already loaded for the resource is recognised and not loaded again.
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import io
 import shutil
 import uuid
@@ -238,30 +240,57 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
+def _scan(path: Path) -> tuple[str, bool]:
+    """SM3 digest and whether the file is valid UTF-8, read in chunks (the file is never held whole)."""
+    digest = hashlib.new("sm3")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
+
+
+def _text_source(path: Path, utf8: bool) -> tuple[Path | io.BytesIO, str]:
+    if utf8:
+        return path, "utf-8"
+    data, encoding = _decode(path.read_bytes())
+    return io.BytesIO(data), encoding
+
+
 def read_delivery(source: Source) -> _Delivery:
     """Read a delivery into a frame, with its format, detected encoding and SM3 digest."""
     if source.path is None:
         return _read_table(source)
     try:
-        raw = source.path.read_bytes()
+        digest, utf8 = _scan(source.path)
     except OSError as exc:
         raise LoadError(f"cannot read {source.label}: {exc.strerror}", field="file") from exc
-    if not raw:
+    if source.path.stat().st_size == 0:
         raise LoadError("the file is empty", field="file")
     fmt = detect_format(Path(source.name or source.path.name))
-    digest = sm3(raw)
     encoding: str | None = None
     try:
         if fmt == "csv":
-            data, encoding = _decode(raw)
-            frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
+            text, encoding = _text_source(source.path, utf8)
+            frame = pl.read_csv(text, infer_schema=False)
         elif fmt == "jsonl":
-            data, encoding = _decode(raw)
-            frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+            text, encoding = _text_source(source.path, utf8)
+            frame = pl.read_ndjson(text, infer_schema_length=None)
         elif fmt == "xlsx":
-            frame = pl.read_excel(io.BytesIO(raw), engine="openpyxl", infer_schema_length=0)
+            frame = pl.read_excel(source.path, engine="openpyxl", infer_schema_length=0)
         else:
-            frame = pl.read_parquet(io.BytesIO(raw))
+            frame = pl.read_parquet(source.path)
     except LoadError:
         raise
     except Exception as exc:  # readers raise many kinds; all mean "this file is not readable as declared"
@@ -455,15 +484,19 @@ def _point_current(lake: Path, resource: str, version: int) -> None:
     tmp.replace(pointer)
 
 
-def _write_quarantine(lake: Path, resource: str, load_id: uuid.UUID, raw: pl.DataFrame, checked: _Checked) -> None:
-    folder = lake / QUARANTINE / resource
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = (
-        raw.with_columns(pl.all().cast(pl.String))
-        .with_row_index("_row", offset=1)
+def _quarantine_frame(raw: pl.DataFrame, checked: _Checked) -> pl.DataFrame:
+    """The rows that broke hard rules, as delivered (text), with their line number, rules and reasons."""
+    return (
+        raw.with_row_index("_row", offset=1)
         .with_columns(checked.rules.alias("_rules"), checked.reasons.alias("_reasons"))
         .filter(checked.hard)
+        .with_columns(pl.exclude("_row").cast(pl.String))
     )
+
+
+def _write_quarantine(lake: Path, resource: str, load_id: uuid.UUID, rows: pl.DataFrame) -> None:
+    folder = lake / QUARANTINE / resource
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".load={load_id}.parquet.tmp"
     rows.write_parquet(tmp)
     tmp.replace(folder / f"load={load_id}.parquet")
@@ -560,22 +593,28 @@ def load(
     started = utcnow()
     step("checking")
     raw = _check_columns(delivery.frame, spec)
+    fmt, encoding, digest = delivery.fmt, delivery.encoding, delivery.digest
+    del delivery
     typed, misfits = _typed(raw, spec)
     checked = check_quality(typed, spec, misfits, context)
+    rows_in, quarantined = raw.height, int(checked.hard.sum())
+    # Keep only what is still needed: the quarantined rows as delivered, and the accepted rows typed.
+    rejected = _quarantine_frame(raw, checked) if quarantined else None
+    del raw, misfits
     accepted = typed.filter(~checked.hard)
+    del typed
     step("merging")
     previous = read_current(lake, resource_code) if mode == "incremental" else None
     result_frame = _merge(previous, accepted, spec, mode)
     version = spec.current_version + 1
     load_id = uuid.uuid4()
-    rows_in, quarantined = raw.height, int(checked.hard.sum())
     clean_rows = rows_in - int(checked.any_violation.sum())
     score = round(100.0 * clean_rows / rows_in, 2) if rows_in else 100.0
     step("writing")
     target = _write_version(lake, resource_code, version, result_frame)
     try:
-        if quarantined:
-            _write_quarantine(lake, resource_code, load_id, raw, checked)
+        if rejected is not None:
+            _write_quarantine(lake, resource_code, load_id, rejected)
         session.add(
             LakeLoad(
                 id=load_id,
@@ -583,9 +622,9 @@ def load(
                 department_code=department_code,
                 tenant_code=spec.tenant_code,
                 source=source.label[:500],
-                source_format=delivery.fmt,
-                encoding=delivery.encoding,
-                digest=delivery.digest,
+                source_format=fmt,
+                encoding=encoding,
+                digest=digest,
                 mode=mode,
                 status="succeeded",
                 version=version,
@@ -620,8 +659,8 @@ def load(
         result_frame.height,
         score,
         checked.counts,
-        delivery.digest,
-        delivery.encoding,
+        digest,
+        encoding,
     )
 
 

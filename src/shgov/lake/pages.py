@@ -1,0 +1,82 @@
+"""Pages of the lake: resources with quality scores, loads with lineage, quarantined rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.i18n import N_
+from shgov.core.identity.deps import authorize
+from shgov.core.identity.permissions import Principal
+from shgov.lake import service as lake
+from shgov.lake.models import LakeLoad
+from shgov.web.pages import TemplatesDep, WebUser, web_user
+from shgov.web.templating import NavItem
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    (
+        "data",
+        NavItem(
+            "lake",
+            N_("Aggregation and data quality"),
+            "/data/lake",
+            N_("Departments' deliveries, lineage, quality scores and quarantined rows."),
+        ),
+    )
+]
+
+
+def _signed_in(request: Request, principal: Principal | None) -> Principal | Response:
+    if principal is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return principal
+
+
+@router.get("/data/lake", response_class=HTMLResponse)
+def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """Resources the visitor may see, with versions, scores and the latest loads."""
+    who = _signed_in(request, principal)
+    if isinstance(who, Response):
+        return who
+    resources = [
+        r for r in lake.list_resources(session) if who.allows(lake.LOAD_READ, r.tenant_code, r.department_code)
+    ]
+    loads = [
+        row
+        for row in lake.list_loads(session, limit=30)
+        if who.allows(lake.LOAD_READ, row.tenant_code, row.department_code)
+    ]
+    scores = {
+        d: s for d, s in lake.department_scores(session).items() if any(r.department_code == d for r in resources)
+    }
+    return templates.render(request, "lake/home.html", {"resources": resources, "loads": loads, "departments": scores})
+
+
+@router.get("/data/lake/loads/{load_id}", response_class=HTMLResponse)
+def load_page(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    load_id: uuid.UUID,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """One load: its lineage and a page of the rows it quarantined."""
+    who = _signed_in(request, principal)
+    if isinstance(who, Response):
+        return who
+    row = session.get(LakeLoad, load_id)
+    authorize(who, row, lake.LOAD_READ, lake.LOAD_READ)
+    assert row is not None  # noqa: S101 - authorize raised otherwise
+    total, rows = lake.quarantined_rows(settings.lake_dir, row.resource_code, row.id, offset, 50)
+    return templates.render(
+        request, "lake/load.html", {"load": row, "total": total, "rows": rows, "offset": offset, "page": 50}
+    )

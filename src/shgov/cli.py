@@ -13,6 +13,7 @@ from shgov import migrations
 from shgov.core.db import Database
 from shgov.core.settings import Settings
 from shgov.lake import cli as lake_cli
+from shgov.registers import cli as registers_cli
 
 app = typer.Typer(
     help="SH-GOV: digital government platform (一网通办 · 一网统管 · 一体化数字底座).", no_args_is_help=True
@@ -30,6 +31,7 @@ app.add_typer(regions_app, name="regions")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(users_app, name="users")
 app.add_typer(lake_cli.app, name="lake")
+app.add_typer(registers_cli.app, name="registers")
 
 console = Console()
 err = Console(stderr=True)

@@ -462,6 +462,43 @@ def read_current(lake: Path, resource: str, columns: list[str] | None = None) ->
     return pl.read_parquet(folder / "*.parquet", columns=columns)
 
 
+@dataclass(frozen=True)
+class ResourceState:
+    """Which load is live for a resource (for lineage of what is built from it)."""
+
+    code: str
+    department_code: str
+    version: int
+    load_id: uuid.UUID | None
+    key: tuple[str, ...]
+
+
+def resource_state(session: Session, code: str) -> ResourceState:
+    """The live version of ``code`` and the load that made it."""
+    row = session.get(LakeResource, code)
+    if row is None:
+        raise NotFoundError(f"no resource {code!r}", field="resource")
+    return ResourceState(row.code, row.department_code, row.current_version, row.current_load_id, tuple(row.key))
+
+
+def write_version(lake: Path, dataset: str, version: int, frame: pl.DataFrame) -> Path:
+    """Write ``frame`` as version ``version`` of ``dataset`` (staged, then renamed); not live until pointed at."""
+    return _write_version(lake, dataset, version, frame)
+
+
+def point_current(lake: Path, dataset: str, version: int) -> None:
+    """Make ``version`` the live version of ``dataset`` (an atomic rename of the pointer)."""
+    _point_current(lake, dataset, version)
+
+
+def read_version(lake: Path, dataset: str, version: int, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """A given version of a dataset, or None when it does not exist."""
+    folder = version_dir(lake, dataset, version)
+    if not folder.exists():
+        return None
+    return pl.read_parquet(folder / "*.parquet", columns=columns)
+
+
 def _write_version(lake: Path, resource: str, version: int, frame: pl.DataFrame) -> Path:
     target = version_dir(lake, resource, version)
     if target.exists():

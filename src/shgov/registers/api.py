@@ -1,0 +1,241 @@
+"""The registers API: lookups for other modules and departments, builds, conflicts and coverage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import Problem
+from shgov.core.http import JsonRoute
+from shgov.core.identity.deps import audit, require_action
+from shgov.core.identity.permissions import Principal
+from shgov.registers import service as registers
+from shgov.registers.elements import REGISTERS, coverage
+
+router = APIRouter(prefix="/api/v1/registers", tags=["registers"], route_class=JsonRoute)
+
+
+def get_reader(request: Request) -> registers.RegisterReader:
+    """The process's register reader (its indexes live as long as the app)."""
+    reader: registers.RegisterReader | None = getattr(request.app.state, "register_reader", None)
+    if reader is None:
+        reader = registers.RegisterReader(request.app.state.settings.lake_dir)
+        request.app.state.register_reader = reader
+    return reader
+
+
+ReaderDep = Annotated[registers.RegisterReader, Depends(get_reader)]
+FieldsQuery = Annotated[str | None, Query(description="comma-separated element names; all when omitted")]
+
+
+class BatchIn(BaseModel):
+    """Several keys at once."""
+
+    keys: list[str] = Field(min_length=1, max_length=1000)
+    fields: list[str] | None = None
+    as_of: datetime | None = None
+
+
+class BuildOut(BaseModel):
+    """A register build."""
+
+    register: str
+    version: int
+    built_at: datetime | None = None
+    rows: int
+    changed: int
+    conflicts: dict[str, int]
+    lineage: dict[str, Any]
+
+
+def _fields(raw: str | None) -> list[str] | None:
+    return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+
+
+def _visible(principal: Principal, action: str, record: dict[str, Any]) -> bool:
+    # A record belongs to the district it is registered in; city-wide roles see all of them.
+    return principal.allows(action, record.get("district_code") or None) or principal.allows(action, None)
+
+
+@router.get("/persons/{id_number}")
+def person(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    id_number: str,
+    principal: Annotated[Principal, Depends(require_action(registers.PERSON_READ))],
+    fields: FieldsQuery = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """A person's record from the 自然人 register (audited)."""
+    wanted = _fields(fields)
+    record = registers.get_person(session, reader, id_number, [*wanted, "district_code"] if wanted else None, as_of)
+    if record is None or not _visible(principal, registers.PERSON_READ, record):
+        raise Problem("not-found", detail="No such person in the register.")
+    audit(
+        request,
+        principal,
+        "registers.person.read",
+        object_type="person",
+        object_id=id_number,
+        details={"fields": wanted or "all", "as_of": as_of.isoformat() if as_of else None},
+    )
+    return {k: v for k, v in record.items() if not wanted or k in wanted or k == "id_number"}
+
+
+@router.post("/persons/batch")
+def persons(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    body: BatchIn,
+    principal: Annotated[Principal, Depends(require_action(registers.PERSON_READ))],
+) -> list[dict[str, Any]]:
+    """Several persons at once; unknown or invisible ones are left out (audited once, with the count)."""
+    fields = [*body.fields, "district_code"] if body.fields else None
+    rows = [
+        r
+        for r in registers.get_persons(session, reader, body.keys, fields, body.as_of)
+        if _visible(principal, registers.PERSON_READ, r)
+    ]
+    audit(
+        request,
+        principal,
+        "registers.person.read",
+        object_type="person",
+        details={"asked": len(body.keys), "returned": len(rows), "fields": body.fields or "all"},
+    )
+    return [{k: v for k, v in r.items() if not body.fields or k in body.fields or k == "id_number"} for r in rows]
+
+
+@router.get("/enterprises/{credit_code}")
+def enterprise(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    credit_code: str,
+    principal: Annotated[Principal, Depends(require_action(registers.ENTERPRISE_READ))],
+    fields: FieldsQuery = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """An enterprise's record from the 法人 register."""
+    wanted = _fields(fields)
+    record = registers.get_enterprise(
+        session, reader, credit_code, [*wanted, "district_code"] if wanted else None, as_of
+    )
+    if record is None or not _visible(principal, registers.ENTERPRISE_READ, record):
+        raise Problem("not-found", detail="No such enterprise in the register.")
+    audit(request, principal, "registers.enterprise.read", object_type="enterprise", object_id=credit_code)
+    return {k: v for k, v in record.items() if not wanted or k in wanted or k == "credit_code"}
+
+
+@router.get("/licences")
+def licences(
+    request: Request,
+    session: SessionDep,
+    reader: ReaderDep,
+    holder: Annotated[str, Query(min_length=1, max_length=40)],
+    principal: Annotated[Principal, Depends(require_action(registers.LICENCE_READ))],
+) -> list[dict[str, Any]]:
+    """The e-licences of a holder (a person's 身份证号, a household number or a credit code)."""
+    if not _city_level(principal, registers.LICENCE_READ):
+        raise Problem("forbidden", detail="E-licences are read with a city-level role (or through a sharing grant).")
+    rows = registers.licences_of(session, reader, holder)
+    audit(
+        request,
+        principal,
+        "registers.licence.read",
+        object_type="holder",
+        object_id=holder,
+        details={"count": len(rows)},
+    )
+    return rows
+
+
+def _city_level(principal: Principal, action: str) -> bool:
+    """True when the caller holds ``action`` everywhere or across the city tenant."""
+    tenants = principal.tenants_for(action)
+    return tenants is None or any(t is not None and principal.tenant_parents.get(t) is None for t in tenants)
+
+
+@router.post("/{register}/builds", response_model=BuildOut, status_code=201)
+def build(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    register: str,
+    principal: Annotated[Principal, Depends(require_action(registers.BUILD))],
+) -> BuildOut:
+    """Build a new version of a register from the lake's live versions."""
+    if not _city_level(principal, registers.BUILD):
+        raise Problem("forbidden", detail="Registers are built city-wide: this needs a city-level role.")
+    if register not in (*REGISTERS, "licence"):
+        raise Problem("not-found", detail=f"No register {register}.")
+    result = registers.build(session, settings.lake_dir, register, principal.username)
+    audit(
+        request,
+        principal,
+        "registers.register.build",
+        object_type="register",
+        object_id=register,
+        details={"version": result.version, "rows": result.rows, "changed": result.changed},
+    )
+    return BuildOut(**vars(result))
+
+
+@router.get("/{register}/builds", response_model=list[BuildOut])
+def builds(
+    session: SessionDep,
+    register: str,
+    principal: Annotated[Principal, Depends(require_action(registers.CONFLICT_READ))],
+) -> list[BuildOut]:
+    """The builds of a register, newest first, with per-element lineage and conflict counts."""
+    return [BuildOut.model_validate(r, from_attributes=True) for r in registers.list_builds(session, register)]
+
+
+@router.get("/{register}/conflicts")
+def conflict_list(
+    session: SessionDep,
+    settings: SettingsDep,
+    register: str,
+    principal: Annotated[Principal, Depends(require_action(registers.CONFLICT_READ))],
+    element: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Records where another department disagrees with the authoritative source; a department sees
+    the conflicts on the elements it is the source of, city-level roles see all."""
+    latest = registers.latest_build(session, register)
+    if latest is None:
+        raise Problem("not-found", detail=f"The {register} register has not been built.")
+    city = _city_level(principal, registers.CONFLICT_READ)
+    departments = None if city else principal.departments_for(registers.CONFLICT_READ)
+    total, rows = registers.conflicts(settings.lake_dir, register, latest.version, element, departments, offset, limit)
+    return {"version": latest.version, "total": total, "counts": latest.conflicts, "rows": rows}
+
+
+@router.get("/coverage")
+def coverage_figure(
+    principal: Annotated[Principal, Depends(require_action(registers.CONFLICT_READ))],
+) -> dict[str, Any]:
+    """Share of register elements with an authoritative source (一数一源 coverage; target ≥ 80 %)."""
+    return {
+        "coverage_percent": coverage(),
+        "elements": {
+            code: [
+                {
+                    "name": e.name,
+                    "source": list(e.source) if e.source else None,
+                    "references": [list(r) for r in e.references],
+                    "description": e.description,
+                }
+                for e in reg.elements
+            ]
+            for code, reg in REGISTERS.items()
+        },
+    }

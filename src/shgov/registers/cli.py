@@ -1,0 +1,38 @@
+"""``shgov registers``: build the registers and look records up."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from shgov.core.db import Database
+from shgov.core.errors import DomainError
+from shgov.core.settings import Settings
+
+app = typer.Typer(help="The base registers (自然人, 法人, 电子证照) built from the lake.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+@app.command("build")
+def build_command(
+    register: list[str] = typer.Argument(None, help="person, enterprise, licence (default: all)."),
+) -> None:
+    """Build new versions of the registers from the lake's live versions."""
+    from shgov.registers import service as registers
+
+    settings = Settings()
+    db = Database.from_url(settings.database.url)
+    try:
+        for code in register or ["person", "enterprise", "licence"]:
+            with db.session() as session:
+                result = registers.build(session, settings.lake_dir, code, "cli")
+            conflicts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.conflicts.items())) or "none"
+            console.print(
+                f"{code} v{result.version}: {result.rows:,} records, {result.changed:,} changed; conflicts: {conflicts}"
+            )
+    except DomainError as exc:
+        err.print(f"[red]not built:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()

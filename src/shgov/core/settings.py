@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     demo_persons: int = Field(default=20_000, ge=100)
+    dispute_deadline_days: int = Field(default=5, ge=1, le=60)
 
     database: DatabaseSettings = DatabaseSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()

@@ -38,7 +38,9 @@ from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
 from shgov.lake.models import LakeLoad, LakeResource
-from shgov.lake.quality import REASONS, Rule, RuleContext, RuleError, today_local, violations
+from shgov.lake.quality import REASONS, Rule, RuleError, violations
+from shgov.lake.quality import RuleContext as RuleContext  # part of this service's interface
+from shgov.lake.quality import today_local as today_local  # part of this service's interface
 from shgov.lake.resources import BUILTIN_RESOURCES
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from shgov.core.deps import SessionDep, SettingsDep
@@ -20,13 +20,9 @@ from shgov.registers.elements import REGISTERS, coverage
 router = APIRouter(prefix="/api/v1/registers", tags=["registers"], route_class=JsonRoute)
 
 
-def get_reader(request: Request) -> registers.RegisterReader:
-    """The process's register reader (its indexes live as long as the app)."""
-    reader: registers.RegisterReader | None = getattr(request.app.state, "register_reader", None)
-    if reader is None:
-        reader = registers.RegisterReader(request.app.state.settings.lake_dir)
-        request.app.state.register_reader = reader
-    return reader
+def get_reader(settings: SettingsDep) -> registers.RegisterReader:
+    """The process's register reader for the configured lake."""
+    return registers.shared_reader(settings.lake_dir)
 
 
 ReaderDep = Annotated[registers.RegisterReader, Depends(get_reader)]
@@ -44,7 +40,9 @@ class BatchIn(BaseModel):
 class BuildOut(BaseModel):
     """A register build."""
 
-    register: str
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    register_code: str = Field(validation_alias="register", serialization_alias="register")
     version: int
     built_at: datetime | None = None
     rows: int

@@ -33,7 +33,8 @@ from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
-from shgov.registers.elements import LICENCE_RESOURCES, REGISTERS, RegisterDef
+from shgov.registers.elements import LICENCE_RESOURCES, RegisterDef
+from shgov.registers.elements import REGISTERS as REGISTERS  # part of this service's interface
 from shgov.registers.models import RegisterBuild
 
 PERSON_READ = register_action("registers.person.read", N_("Read the person register"))
@@ -328,6 +329,19 @@ class RegisterReader:
             for position in index.get(value, []):
                 rows.append({c: frame[c][position] for c in columns})
         return rows
+
+
+_readers: dict[Path, RegisterReader] = {}
+_readers_lock = threading.Lock()
+
+
+def shared_reader(lake_dir: Path) -> RegisterReader:
+    """The process's reader of the registers in ``lake_dir`` (its indexes are kept between requests)."""
+    with _readers_lock:
+        reader = _readers.get(lake_dir)
+        if reader is None:
+            reader = _readers[lake_dir] = RegisterReader(lake_dir)
+        return reader
 
 
 def _version_for(session: Session, register: str, as_of: datetime | None) -> int:

@@ -1,0 +1,1 @@
+"""异议核实与处理: disputes about register values, routed to the authoritative department."""

@@ -1,0 +1,267 @@
+"""Disputes (异议): a citizen about their own record, or a department about data it uses, says a register
+value is wrong; the dispute goes to the element's authoritative department (一数一源) with a deadline in
+working days; the department verifies, then corrects or rejects with a written reason.
+
+A correction is made where the value comes from: a one-row incremental delivery of the department's
+own resource (checked by the same quality rules as any load), then a new register version — so the
+history stays in the lake's and the register's versions, and the register's change event tells every
+subscriber of the record. The filer is told through ``disputes.dispute.decided``.
+
+Transitions (who may set what) are a table; every step is appended to ``dispute_history``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from shgov.core.calendar.service import default_calendar
+from shgov.core.db import utcnow
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.events import emit
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import add_actions_to_role
+from shgov.core.settings import Settings
+from shgov.disputes.models import Dispute, DisputeEvent
+from shgov.lake import service as lake
+from shgov.registers import service as registers
+
+FILE = register_action("disputes.dispute.file", N_("File a dispute about data the department uses"))
+DECIDE = register_action("disputes.dispute.decide", N_("Verify, correct or reject disputes about own data"))
+READ = register_action("disputes.dispute.read", N_("See disputes routed to the department"))
+ALL_ACTIONS = (FILE, DECIDE, READ)
+
+OPEN = ("filed", "verifying")
+# status → {action: next status}; only the authoritative department acts on a dispute.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "filed": {"verify": "verifying", "correct": "corrected", "reject": "rejected"},
+    "verifying": {"correct": "corrected", "reject": "rejected"},
+}
+
+
+@dataclass(frozen=True)
+class Filing:
+    """What a filer says."""
+
+    register: str
+    record_key: str
+    element: str
+    proposed_value: str | None
+    reason: str
+    evidence: list[dict[str, Any]]
+
+
+def is_overdue(dispute: Dispute, today: date | None = None) -> bool:
+    """Open past its deadline."""
+    return dispute.status in OPEN and dispute.deadline < (today or lake.today_local())
+
+
+def _history(session: Session, dispute: Dispute, principal: Principal | None, before: str | None, note: str) -> None:
+    session.add(
+        DisputeEvent(
+            dispute_id=dispute.id,
+            actor_id=principal.user_id if principal else None,
+            actor_name=principal.username if principal else "system",
+            from_status=before,
+            to_status=dispute.status,
+            note=note,
+        )
+    )
+
+
+def file_dispute(
+    session: Session,
+    reader: registers.RegisterReader,
+    principal: Principal,
+    filing: Filing,
+    *,
+    deadline_days: int,
+    id_number_of_filer: str | None,
+) -> Dispute:
+    """Record a dispute and route it to the element's authoritative department."""
+    register = registers.REGISTERS.get(filing.register)
+    if register is None:
+        raise InvalidError(f"no register {filing.register!r}", field="register")
+    element = register.element(filing.element)
+    if element is None:
+        raise InvalidError(f"the {filing.register} register has no element {filing.element!r}", field="element")
+    if element.source is None:
+        raise InvalidError(f"{filing.element} has no authoritative source to correct it", field="element")
+    key = filing.record_key.strip().upper()
+    if principal.kind in ("citizen", "enterprise"):
+        if key != (id_number_of_filer or "").upper():
+            raise ForbiddenError("citizens may dispute their own records only", field="record_key")
+    elif not principal.has_action(FILE):
+        raise ForbiddenError("filing a dispute needs the permission disputes.dispute.file")
+    lookup = registers.get_person if register.code == "person" else registers.get_enterprise
+    record = lookup(session, reader, key, [filing.element])
+    if record is None:
+        raise NotFoundError("no such record in the register", field="record_key")
+    current = record.get(filing.element)
+    if filing.proposed_value is not None and str(current) == filing.proposed_value:
+        raise InvalidError("the proposed value is the value the register already holds", field="proposed_value")
+    duplicate = session.scalar(
+        select(Dispute.id).where(
+            Dispute.register == register.code,
+            Dispute.record_key == key,
+            Dispute.element == element.name,
+            Dispute.filer_id == principal.user_id,
+            Dispute.status.in_(OPEN),
+        )
+    )
+    if duplicate is not None:
+        raise ConflictError("you already have an open dispute about this value", field="element")
+    resource = element.source[0]
+    state = lake.resource_state(session, resource)
+    dispute = Dispute(
+        id=uuid.uuid4(),
+        register=register.code,
+        record_key=key,
+        element=element.name,
+        current_value=None if current is None else str(current),
+        proposed_value=filing.proposed_value,
+        reason=filing.reason,
+        evidence=filing.evidence,
+        filer_id=principal.user_id,
+        filer_kind=principal.kind,
+        filer_department_code=principal.department_code,
+        source_resource=resource,
+        department_code=state.department_code,
+        tenant_code=state.department_code.split(".", 1)[0],
+        status="filed",
+        deadline=default_calendar().add_working_days(lake.today_local(), deadline_days),
+    )
+    session.add(dispute)
+    session.flush()
+    _history(session, dispute, principal, None, filing.reason)
+    emit(session, "disputes.dispute.filed", {"dispute": str(dispute.id), "department": dispute.department_code})
+    return dispute
+
+
+def _correct_source(
+    session: Session, lake_dir: Path, dispute: Dispute, value: str, context: lake.RuleContext, by: str
+) -> uuid.UUID:
+    """Deliver the corrected value as a one-row incremental load of the authoritative resource."""
+    spec = lake.get_resource(session, dispute.source_resource)
+    element = registers.REGISTERS[dispute.register].element(dispute.element)
+    assert element is not None  # noqa: S101 - checked when filed
+    assert element.source is not None  # noqa: S101
+    column = element.source[1]
+    current = lake.read_current(lake_dir, spec.code)
+    key_column = spec.key[0]
+    row = current.filter(pl.col(key_column) == dispute.record_key) if current is not None else pl.DataFrame()
+    if row.height != 1:
+        raise InvalidError(
+            f"{spec.department_code} holds no {spec.code} record for this key; deliver one to correct it",
+            field="corrected_value",
+        )
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    updated = row.with_columns(pl.all().cast(pl.String)).with_columns(pl.lit(value).alias(column))
+    if spec.updated_column:
+        updated = updated.with_columns(pl.lit(stamp).alias(spec.updated_column))
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / f"correction-{dispute.id}.csv"
+        updated.write_csv(file)
+        result = lake.load(
+            session,
+            lake_dir,
+            spec.code,
+            lake.Source(path=file),
+            department_code=spec.department_code,
+            mode="incremental",
+            context=context,
+            loaded_by=by,
+        )
+    if result.rows_quarantined:
+        raise InvalidError(
+            f"the corrected value breaks the rules of {spec.code}: {result.rule_counts}", field="corrected_value"
+        )
+    return result.load_id
+
+
+def decide(
+    session: Session,
+    lake_dir: Path,
+    dispute: Dispute,
+    principal: Principal,
+    action: str,
+    *,
+    reason: str,
+    corrected_value: str | None = None,
+    context: lake.RuleContext | None = None,
+) -> Dispute:
+    """Move a dispute along the transition table; a correction changes the source and rebuilds the register."""
+    if not principal.allows(DECIDE, dispute.tenant_code, dispute.department_code):
+        raise ForbiddenError("only the authoritative department decides this dispute")
+    allowed = TRANSITIONS.get(dispute.status, {})
+    if action not in allowed:
+        raise ConflictError(f"a {dispute.status} dispute cannot be {action}ed", field="action")
+    if action in ("reject", "correct") and not reason.strip():
+        raise InvalidError("a decision needs a written reason", field="reason")
+    before = dispute.status
+    if action == "correct":
+        value = corrected_value if corrected_value is not None else dispute.proposed_value
+        if value is None:
+            raise InvalidError("say what the correct value is", field="corrected_value")
+        dispute.correction_load_id = _correct_source(
+            session, lake_dir, dispute, value, context or lake.RuleContext(), f"dispute {dispute.id}"
+        )
+        dispute.corrected_value = value
+        registers.build(session, lake_dir, dispute.register, f"dispute {dispute.id}")
+    dispute.status = allowed[action]
+    if dispute.status in ("corrected", "rejected"):
+        dispute.decided_at = utcnow()
+        dispute.decision_reason = reason
+        emit(
+            session,
+            "disputes.dispute.decided",
+            {"dispute": str(dispute.id), "filer": str(dispute.filer_id), "status": dispute.status},
+        )
+    _history(session, dispute, principal, before, reason)
+    session.flush()
+    return dispute
+
+
+def get_dispute(session: Session, dispute_id: uuid.UUID) -> Dispute | None:
+    """The dispute with ``dispute_id``."""
+    return session.get(Dispute, dispute_id)
+
+
+def history(session: Session, dispute_id: uuid.UUID) -> list[DisputeEvent]:
+    """A dispute's steps, oldest first."""
+    return list(
+        session.scalars(select(DisputeEvent).where(DisputeEvent.dispute_id == dispute_id).order_by(DisputeEvent.at))
+    )
+
+
+def visible_disputes(session: Session, principal: Principal, overdue_only: bool = False) -> list[Dispute]:
+    """What the caller filed, plus what is routed to departments they may read."""
+    conditions = [Dispute.filer_id == principal.user_id]
+    tenants = principal.tenants_for(READ)
+    if tenants is None:
+        conditions.append(Dispute.id.is_not(None))
+    else:
+        if tenants:
+            conditions.append(Dispute.tenant_code.in_([t for t in tenants if t]))
+        departments = principal.departments_for(READ)
+        if departments:
+            conditions.append(Dispute.department_code.in_(departments))
+    rows = list(session.scalars(select(Dispute).where(or_(*conditions)).order_by(Dispute.created_at.desc())))
+    return [d for d in rows if is_overdue(d)] if overdue_only else rows
+
+
+def seed_demo(session: Session, settings: Settings) -> int:
+    """Give the built-in roles the dispute actions (departments decide their own data's disputes)."""
+    add_actions_to_role(session, "platform_admin", ALL_ACTIONS)
+    add_actions_to_role(session, "department_admin", ALL_ACTIONS)
+    add_actions_to_role(session, "data_officer", (FILE, READ))
+    return 0

@@ -1,0 +1,233 @@
+"""异议: filing about register values, routing to the authoritative department, deciding, history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from shgov.core.calendar.service import add_working_days
+from shgov.core.db import Database
+from shgov.core.events import OutboxEvent
+from shgov.core.identity.service import create_user, issue_token
+from shgov.core.regions.service import RegionIndex
+from shgov.disputes.models import Dispute
+from shgov.lake import service as lake
+from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
+from shgov.registers import service as registers
+
+pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+TokenFor = Callable[[str], str]
+
+
+@pytest.fixture(scope="module")
+def city(request: pytest.FixtureRequest) -> SyntheticCity:
+    index: RegionIndex = request.getfixturevalue("region_index")
+    return generate(index, CityConfig(persons=800, enterprises=100, seed=21, defect_rate=0.0))
+
+
+@pytest.fixture
+def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI) -> Path:
+    folder = tmp_path / "lake"
+    context = lake.make_context(folder, lake.region_codes(region_index))
+    for delivery in city.deliveries:
+        file = tmp_path / f"{delivery.resource}.parquet"
+        delivery.frame.write_parquet(file)
+        with db.session() as session:
+            lake.load(
+                session,
+                folder,
+                delivery.resource,
+                lake.Source(path=file),
+                department_code=delivery.department_code,
+                context=context,
+            )
+    with db.session() as session:
+        registers.build(session, folder, "person")
+    app.state.settings.analytics.lake_dir = folder
+    return folder
+
+
+@pytest.fixture
+def resident(db: Database, city: SyntheticCity) -> tuple[str, str]:
+    """A citizen account for a married person of the synthetic city, and its token."""
+    married = city.get("marriages").filter(pl.col("marital_status") == "已婚")["id_number"][0]
+    name = city.get("population").filter(pl.col("id_number") == married)["name"][0]
+    with db.session() as session:
+        user = create_user(
+            session,
+            kind="citizen",
+            username="resident",
+            display_name=name,
+            password="Resident#2026x",
+            id_number=married,
+        )
+        token, _ = issue_token(session, user.id, "password", 3600)
+    return married, token
+
+
+def file(client: httpx.Client, token: str, **body: object) -> httpx.Response:
+    return client.post("/api/v1/disputes", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_citizen_disputes_their_address_and_the_source_department_corrects_it(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path, db: Database
+) -> None:
+    id_number, token = resident
+    filed = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="浦东新区陆家嘴街道梅园一村1号101室",
+        reason="我已搬家，户籍地址已变更",
+        evidence=[{"name": "居住证明", "reference": "scan-001"}],
+    )
+    assert filed.status_code == 201, filed.text
+    dispute = filed.json()
+    assert dispute["department_code"] == "310000.ga"  # 一数一源: 公安 is the source of addresses
+    assert dispute["status"] == "filed"
+    assert dispute["deadline"] == add_working_days(date.fromisoformat(dispute["created_at"][:10]), 5).isoformat()
+    admin = {"Authorization": f"Bearer {token_for('admin')}"}
+    url = f"/api/v1/disputes/{dispute['id']}/decisions"
+    assert (
+        client.post(url, json={"action": "verify", "reason": "核实中"}, headers=admin).json()["status"] == "verifying"
+    )
+    corrected = client.post(url, json={"action": "correct", "reason": "经核实，地址有误，已更正"}, headers=admin)
+    assert corrected.status_code == 200, corrected.text
+    body = corrected.json()
+    assert body["status"] == "corrected"
+    assert [h["to_status"] for h in body["history"]] == ["filed", "verifying", "corrected"]
+    with db.session() as session:
+        record = registers.get_person(session, registers.shared_reader(lake_dir), id_number, ["address"])
+        changed = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "registers.person.changed")).all()
+        told = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "disputes.dispute.decided")).all()
+    assert record == {"id_number": id_number, "address": "浦东新区陆家嘴街道梅园一村1号101室"}
+    assert [e.payload["key"] for e in changed] == [id_number]
+    assert told[-1].payload["status"] == "corrected"
+    mine = client.get(f"/api/v1/disputes/{dispute['id']}", headers={"Authorization": f"Bearer {token}"}).json()
+    assert mine["decision_reason"] == "经核实，地址有误，已更正"
+
+
+def test_a_marital_status_dispute_goes_to_civil_affairs(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path
+) -> None:
+    id_number, token = resident
+    filed = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="marital_status",
+        proposed_value="离婚",
+        reason="已办理离婚登记",
+    ).json()
+    assert filed["department_code"] == "310000.mz"
+    url = f"/api/v1/disputes/{filed['id']}/decisions"
+    refused = client.post(
+        url, json={"action": "reject", "reason": ""}, headers={"Authorization": f"Bearer {token_for('minzheng.admin')}"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "reason"
+    rejected = client.post(
+        url,
+        json={"action": "reject", "reason": "未查到离婚登记记录"},
+        headers={"Authorization": f"Bearer {token_for('minzheng.admin')}"},
+    )
+    assert rejected.json()["status"] == "rejected"
+    again = client.post(
+        url,
+        json={"action": "correct", "reason": "x"},
+        headers={"Authorization": f"Bearer {token_for('minzheng.admin')}"},
+    )
+    assert again.status_code == 409
+
+
+def test_only_the_authoritative_department_sees_and_decides(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path
+) -> None:
+    id_number, token = resident
+    filed = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="新地址9号",
+        reason="地址错误",
+    ).json()
+    civil = {"Authorization": f"Bearer {token_for('minzheng.admin')}"}
+    assert client.get(f"/api/v1/disputes/{filed['id']}", headers=civil).status_code == 404
+    response = client.post(
+        f"/api/v1/disputes/{filed['id']}/decisions", json={"action": "verify", "reason": "x"}, headers=civil
+    )
+    assert response.status_code == 404
+
+
+def test_citizens_may_dispute_only_their_own_records_and_bad_filings_are_named(
+    client: httpx.Client, resident: tuple[str, str], city: SyntheticCity, lake_dir: Path
+) -> None:
+    id_number, token = resident
+    other = city.get("population").filter(pl.col("id_number") != id_number)["id_number"][0]
+    assert (
+        file(
+            client, token, register="person", record_key=other, element="address", proposed_value="x", reason="不是我的"
+        ).status_code
+        == 403
+    )
+    unknown = file(client, token, register="person", record_key=id_number, element="shoe_size", reason="鞋码不对")
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "element"
+    sourceless = file(client, token, register="person", record_key=id_number, element="phone", reason="电话错误")
+    assert sourceless.status_code == 422
+    first = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="甲",
+        reason="地址错误",
+    )
+    assert first.status_code == 201
+    duplicate = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="乙",
+        reason="地址错误",
+    )
+    assert duplicate.status_code == 409
+
+
+def test_overdue_disputes_are_flagged(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path, db: Database
+) -> None:
+    id_number, token = resident
+    filed = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="丙",
+        reason="地址错误",
+    ).json()
+    with db.session() as session:
+        dispute = session.get(Dispute, uuid.UUID(filed["id"]))
+        assert dispute is not None
+        dispute.deadline = lake.today_local() - timedelta(days=3)
+    admin = {"Authorization": f"Bearer {token_for('admin')}"}
+    overdue = client.get("/api/v1/disputes", params={"overdue": "true"}, headers=admin).json()
+    assert [d["id"] for d in overdue] == [filed["id"]]
+    assert overdue[0]["overdue"] is True

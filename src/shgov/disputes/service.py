@@ -41,6 +41,8 @@ READ = register_action("disputes.dispute.read", N_("See disputes routed to the d
 ALL_ACTIONS = (FILE, DECIDE, READ)
 
 OPEN = ("filed", "verifying")
+# Status names as shown on pages (the catalogue translates them).
+STATUS_NAMES = (N_("filed"), N_("verifying"), N_("corrected"), N_("rejected"))
 # status → {action: next status}; only the authoritative department acts on a dispute.
 TRANSITIONS: dict[str, dict[str, str]] = {
     "filed": {"verify": "verifying", "correct": "corrected", "reject": "rejected"},

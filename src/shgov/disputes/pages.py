@@ -1,0 +1,155 @@
+"""Pages of disputes: the filer's (file and follow) and the department's (verify, correct, reject)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import DomainError, Problem
+from shgov.core.i18n import N_
+from shgov.core.identity.deps import audit
+from shgov.core.identity.permissions import Principal
+from shgov.core.identity.service import get_user
+from shgov.core.regions.api import IndexDep
+from shgov.disputes import service as disputes
+from shgov.lake import service as lake
+from shgov.registers import service as registers
+from shgov.web.pages import TemplatesDep, WebUser, web_user
+from shgov.web.templating import NavItem
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    (
+        "citizens",
+        NavItem(
+            "disputes",
+            N_("Report wrong data about me"),
+            "/disputes",
+            N_("Tell the department that holds it; follow the correction."),
+        ),
+    ),
+    (
+        "data",
+        NavItem(
+            "disputes-dept",
+            N_("Disputes about our data"),
+            "/data/disputes",
+            N_("Verify, correct or reject disputes routed to your department."),
+        ),
+    ),
+]
+
+
+def _need(request: Request, principal: Principal | None) -> Principal | Response:
+    if principal is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return principal
+
+
+@router.get("/disputes", response_class=HTMLResponse)
+def mine(
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: str | None = None
+) -> Response:
+    """The disputes the visitor filed, and a form to file one about their own record."""
+    who = _need(request, principal)
+    if isinstance(who, Response):
+        return who
+    filed = [d for d in disputes.visible_disputes(session, who) if d.filer_id == who.user_id]
+    elements = [e for e in registers.REGISTERS["person"].elements if e.source is not None]
+    return templates.render(
+        request,
+        "disputes/mine.html",
+        {"disputes": filed, "elements": elements, "error": error, "today": lake.today_local()},
+    )
+
+
+@router.post("/disputes")
+async def file(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    element: Annotated[str, Form(max_length=63)],
+    reason: Annotated[str, Form(min_length=2, max_length=2000)],
+    proposed_value: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """File a dispute about the visitor's own person record."""
+    who = _need(request, principal)
+    if isinstance(who, Response):
+        return who
+    user = get_user(session, who.user_id)
+    key = (user.id_number if user else None) or ""
+    filing = disputes.Filing("person", key, element, proposed_value or None, reason, [])
+    try:
+        dispute = disputes.file_dispute(
+            session,
+            registers.shared_reader(settings.lake_dir),
+            who,
+            filing,
+            deadline_days=settings.dispute_deadline_days,
+            id_number_of_filer=key,
+        )
+    except DomainError as exc:
+        return mine(request, templates, session, principal, error=exc.message)
+    audit(request, who, "disputes.dispute.file", object_type="dispute", object_id=str(dispute.id))
+    return RedirectResponse("/disputes", status_code=303)
+
+
+@router.get("/data/disputes", response_class=HTMLResponse)
+def routed(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """Disputes routed to the departments the visitor serves, overdue ones first."""
+    who = _need(request, principal)
+    if isinstance(who, Response):
+        return who
+    if not who.has_action(disputes.READ):
+        raise Problem("forbidden", detail="This page is for departments that own data.")
+    rows = [
+        d
+        for d in disputes.visible_disputes(session, who)
+        if d.filer_id != who.user_id or who.has_action(disputes.DECIDE)
+    ]
+    rows.sort(key=lambda d: (not disputes.is_overdue(d), d.status not in disputes.OPEN, d.deadline))
+    return templates.render(
+        request, "disputes/routed.html", {"disputes": rows, "is_overdue": disputes.is_overdue, "open": disputes.OPEN}
+    )
+
+
+@router.post("/data/disputes/{dispute_id}")
+async def decide(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    dispute_id: uuid.UUID,
+    action: Annotated[str, Form(pattern="^(verify|correct|reject)$")],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    corrected_value: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """A department's decision from the page."""
+    who = _need(request, principal)
+    if isinstance(who, Response):
+        return who
+    dispute = disputes.get_dispute(session, dispute_id)
+    if dispute is None or not who.allows(disputes.READ, dispute.tenant_code, dispute.department_code):
+        raise Problem("not-found", detail="No such dispute.")
+    context = lake.make_context(settings.lake_dir, lake.region_codes(index))
+    disputes.decide(
+        session,
+        settings.lake_dir,
+        dispute,
+        who,
+        action,
+        reason=reason,
+        corrected_value=corrected_value or None,
+        context=context,
+    )
+    audit(request, who, f"disputes.dispute.{action}", object_type="dispute", object_id=str(dispute_id))
+    return RedirectResponse("/data/disputes", status_code=303)

@@ -71,3 +71,33 @@ def test_a_data_officer_sees_resources_loads_and_quarantined_rows(
 
 def test_the_data_hub_links_to_the_lake(client: httpx.Client) -> None:
     assert "/data/lake" in client.get("/data", headers={"accept": "text/html"}).text
+
+
+def test_the_quality_trend_follows_successive_loads(
+    client: httpx.Client,
+    token_for,  # type: ignore[no-untyped-def]
+) -> None:
+    headers = {"Authorization": f"Bearer {token_for('data.officer')}"}
+    header = "licence_no,licence_type,holder_id,holder_name,issued_on,expires_on,trust_level,updated_at\n"
+    row = (
+        "JY{n},食品经营许可证,91310115MA1K4LXE3Y,上海申城示范科技有限公司,2024-05-01,2029-04-30,{level},"
+        "2026-11-20 08:00:00\n"
+    )
+    deliveries = [
+        header + row.format(n=1, level="C") + row.format(n=2, level="C"),
+        header + row.format(n=1, level="C") + row.format(n=3, level="Z"),  # an unknown trust level
+    ]
+    for body in deliveries:
+        response = client.post(
+            "/api/v1/lake/resources/licences_food/loads",
+            files={"file": ("food.csv", body.encode(), "text/csv")},
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+    trend = client.get("/api/v1/lake/quality/trend", params={"resource": "licences_food"}, headers=headers).json()
+    assert [p["score"] for p in trend["licences_food"]][-2:] == [100.0, 50.0]
+    with sign_in(str(client.base_url), "data.officer") as browser:
+        cell = re.search(r'data-testid="trend-licences_food">(.*?)</td>', browser.get("/data/lake").text, re.S)
+        assert cell is not None
+        assert cell.group(1).count("→") >= 1
+        assert "50.0" in cell.group(1)

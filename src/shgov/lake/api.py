@@ -161,6 +161,22 @@ def quarantine(
     return schemas.QuarantinePage(total=total, offset=offset, rows=rows)
 
 
+@router.get("/quality/trend")
+def trend(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require_action(lake.LOAD_READ))],
+    resource: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=365)] = 30,
+) -> dict[str, list[dict[str, object]]]:
+    """Quality score of each visible resource's loads over time."""
+    visible = {r.code for r in lake.list_resources(session) if _visible(principal, r)}
+    return {
+        code: [{"at": at.isoformat(), "score": score} for at, score in points]
+        for code, points in lake.quality_trend(session, resource, limit).items()
+        if code in visible
+    }
+
+
 @router.get("/quality", response_model=schemas.QualityOut)
 def quality(
     session: SessionDep, principal: Annotated[Principal, Depends(require_action(lake.LOAD_READ))]

@@ -56,7 +56,12 @@ def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, pr
     scores = {
         d: s for d, s in lake.department_scores(session).items() if any(r.department_code == d for r in resources)
     }
-    return templates.render(request, "lake/home.html", {"resources": resources, "loads": loads, "departments": scores})
+    trend = lake.quality_trend(session, limit=10)
+    return templates.render(
+        request,
+        "lake/home.html",
+        {"resources": resources, "loads": loads, "departments": scores, "trend": trend},
+    )
 
 
 @router.get("/data/lake/loads/{load_id}", response_class=HTMLResponse)

@@ -22,7 +22,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -739,6 +739,25 @@ def list_loads(
     if departments is not None:
         query = query.where(LakeLoad.department_code.in_(departments))
     return list(session.scalars(query))
+
+
+def quality_trend(
+    session: Session, resource_code: str | None = None, limit: int = 30
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Per resource, the quality score of its successful loads over time (oldest first)."""
+    query = (
+        select(LakeLoad.resource_code, LakeLoad.started_at, LakeLoad.quality_score)
+        .where(LakeLoad.status == "succeeded", LakeLoad.quality_score.is_not(None))
+        .order_by(LakeLoad.started_at.desc())
+    )
+    if resource_code:
+        query = query.where(LakeLoad.resource_code == resource_code)
+    trend: dict[str, list[tuple[datetime, float]]] = {}
+    for code, started, score in session.execute(query):
+        points = trend.setdefault(code, [])
+        if len(points) < limit and score is not None:
+            points.append((started, float(score)))
+    return {code: list(reversed(points)) for code, points in sorted(trend.items())}
 
 
 def department_scores(session: Session) -> dict[str, float]:

@@ -197,3 +197,28 @@ def test_the_api_serves_lookups_to_authorised_callers_and_audits_them(
     auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
     trail = client.get("/api/v1/audit/records", params={"action": "registers.person.read"}, headers=auditor).json()
     assert any(r["object_id"] == person for r in trail)
+
+
+def test_the_address_register_places_every_address(
+    db: Database, lake_dir: Path, city: SyntheticCity, region_index: RegionIndex
+) -> None:
+    for register in ("person", "enterprise"):
+        build(db, lake_dir, register)
+    with db.session() as session:
+        result = registers.build(session, lake_dir, "address", index=region_index)
+    reader = registers.RegisterReader(lake_dir)
+    person = lake.read_current(lake_dir, "population")
+    enterprise = lake.read_current(lake_dir, "enterprises")
+    assert person is not None
+    assert enterprise is not None
+    with db.session() as session:
+        home = registers.address(session, reader, person["address"][0])
+        office = registers.address(session, reader, enterprise["address"][0])
+    assert home is not None
+    assert home["community_code"] == person["community_code"][0]
+    assert home["precision"] == "community"
+    assert office is not None
+    assert office["district_code"] == enterprise["district_code"][0]
+    assert office["township_code"] is not None  # the text names the township; parsed against the divisions
+    assert office["placed_by"] == "parsed"
+    assert result.rows >= person["address"].n_unique()

@@ -155,6 +155,20 @@ def licences(
     return rows
 
 
+@router.get("/addresses")
+def address(
+    session: SessionDep,
+    reader: ReaderDep,
+    text: Annotated[str, Query(min_length=2, max_length=300)],
+    principal: Annotated[Principal, Depends(require_action(registers.PERSON_READ))],
+) -> dict[str, Any]:
+    """Where an address of the registers lies (the 空间地理 register)."""
+    record = registers.address(session, reader, text)
+    if record is None:
+        raise Problem("not-found", detail="The address is not in the register.")
+    return record
+
+
 def _city_level(principal: Principal, action: str) -> bool:
     """True when the caller holds ``action`` everywhere or across the city tenant."""
     tenants = principal.tenants_for(action)
@@ -172,7 +186,7 @@ def build(
     """Build a new version of a register from the lake's live versions."""
     if not _city_level(principal, registers.BUILD):
         raise Problem("forbidden", detail="Registers are built city-wide: this needs a city-level role.")
-    if register not in (*REGISTERS, "licence"):
+    if register not in (*REGISTERS, "licence", "address"):
         raise Problem("not-found", detail=f"No register {register}.")
     result = registers.build(session, settings.lake_dir, register, principal.username)
     audit(

@@ -24,7 +24,7 @@ def build_command(
     settings = Settings()
     db = Database.from_url(settings.database.url)
     try:
-        for code in register or ["person", "enterprise", "licence"]:
+        for code in register or ["person", "enterprise", "licence", "address"]:
             with db.session() as session:
                 result = registers.build(session, settings.lake_dir, code, "cli")
             conflicts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.conflicts.items())) or "none"

@@ -31,6 +31,7 @@ from shgov.core.events import emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
+from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers.elements import LICENCE_RESOURCES, RegisterDef
@@ -168,6 +169,74 @@ def _build_licences(session: Session, lake_dir: Path) -> tuple[pl.DataFrame, pl.
     return combined, pl.DataFrame(), lineage
 
 
+def _build_addresses(
+    session: Session, lake_dir: Path, index: RegionIndex
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """The 空间地理 address register: every address of the person and enterprise registers, placed in
+    its district / township / community — from 公安's structured codes where the record has them, else
+    by parsing the address text against the divisions."""
+    lineage: dict[str, Any] = {}
+    parts: list[pl.DataFrame] = []
+    person = _latest_frame(session, lake_dir, "person")
+    if person is not None:
+        lineage["person"] = {"register": "person", "version": _latest_version(session, "person")}
+        parts.append(
+            person.select("address", "district_code", "township_code", "community_code")
+            .drop_nulls("address")
+            .with_columns(pl.lit("person").alias("source"), pl.lit("register").alias("placed_by"))
+        )
+    enterprise = _latest_frame(session, lake_dir, "enterprise")
+    if enterprise is not None:
+        lineage["enterprise"] = {"register": "enterprise", "version": _latest_version(session, "enterprise")}
+        texts = enterprise.select("address", "district_code").drop_nulls("address").unique("address")
+        placed = []
+        for text, district in texts.iter_rows():
+            parsed = index.parse_address(text)
+            placed.append(
+                (
+                    text,
+                    parsed.district.code if parsed.district else district,
+                    parsed.township.code if parsed.township else None,
+                    parsed.community.code if parsed.community else None,
+                )
+            )
+        parts.append(
+            pl.DataFrame(
+                placed, schema=["address", "district_code", "township_code", "community_code"], orient="row"
+            ).with_columns(pl.lit("enterprise").alias("source"), pl.lit("parsed").alias("placed_by"))
+        )
+    if not parts:
+        raise NotFoundError("build the person or enterprise register first", field="register")
+    addresses = (
+        pl.concat(parts, how="vertical_relaxed")
+        .unique("address", keep="first", maintain_order=True)
+        .with_columns(
+            pl.col("address").map_batches(lambda s: s.hash(seed=0)).cast(pl.String).alias("address_id"),
+            pl.lit(None, dtype=pl.String).alias("grid_code"),
+            pl.when(pl.col("community_code").is_not_null())
+            .then(pl.lit("community"))
+            .when(pl.col("township_code").is_not_null())
+            .then(pl.lit("township"))
+            .when(pl.col("district_code").is_not_null())
+            .then(pl.lit("district"))
+            .otherwise(None)
+            .alias("precision"),
+        )
+        .sort("address")
+    )
+    return addresses, pl.DataFrame(), lineage
+
+
+def _latest_version(session: Session, register: str) -> int:
+    found = latest_build(session, register)
+    return found.version if found else 0
+
+
+def _latest_frame(session: Session, lake_dir: Path, register: str) -> pl.DataFrame | None:
+    version = _latest_version(session, register)
+    return lake.read_version(lake_dir, dataset(register), version) if version else None
+
+
 def _changed(previous: pl.DataFrame | None, current: pl.DataFrame, key: str) -> pl.DataFrame:
     """Keys whose record is new or differs from the previous version, with the elements that changed."""
     columns = [c for c in current.columns if c != key]
@@ -184,11 +253,16 @@ def _changed(previous: pl.DataFrame | None, current: pl.DataFrame, key: str) -> 
     )
 
 
-def build(session: Session, lake_dir: Path, register: str, built_by: str = "") -> BuildResult:
+def build(
+    session: Session, lake_dir: Path, register: str, built_by: str = "", index: RegionIndex | None = None
+) -> BuildResult:
     """Build a new version of ``register`` from the live lake versions (see the module docstring)."""
     if register == "licence":
         frame, conflicts, lineage = _build_licences(session, lake_dir)
         key = "licence_no"
+    elif register == "address":
+        frame, conflicts, lineage = _build_addresses(session, lake_dir, index or RegionIndex.from_session(session))
+        key = "address"
     else:
         reg = register_def(register)
         frame, conflicts, lineage = _build_person_like(session, lake_dir, reg)
@@ -198,7 +272,7 @@ def build(session: Session, lake_dir: Path, register: str, built_by: str = "") -
         session.scalar(select(func.max(RegisterBuild.version)).where(RegisterBuild.register == register)) or 0
     )
     previous = lake.read_version(lake_dir, name, previous_version) if previous_version else None
-    changes = _changed(previous, frame, key) if register != "licence" else pl.DataFrame({key: []})
+    changes = _changed(previous, frame, key) if register in REGISTERS else pl.DataFrame({key: []})
     version = previous_version + 1
     target = lake.write_version(lake_dir, name, version, frame)
     counts = conflicts.group_by("element").len().to_dicts() if conflicts.height else []
@@ -402,6 +476,13 @@ def get_enterprises(
     return reader.lookup("enterprise", "credit_code", version, [c.strip().upper() for c in credit_codes], fields)
 
 
+def address(session: Session, reader: RegisterReader, text: str) -> dict[str, Any] | None:
+    """Where an address of the registers lies (district / township / community, and how it was placed)."""
+    version = _version_for(session, "address", None)
+    rows = reader.lookup("address", "address", version, [text.strip()], None)
+    return rows[0] if rows else None
+
+
 def licences_of(session: Session, reader: RegisterReader, holder: str) -> list[dict[str, Any]]:
     """Every e-licence held by a person (身份证号 / household number) or an enterprise (credit code)."""
     return licences_of_many(session, reader, [holder])
@@ -419,5 +500,5 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
         add_actions_to_role(session, role, ALL_ACTIONS)
     return {
         register: build(session, settings.lake_dir, register, "demo seed").rows
-        for register in ("person", "enterprise", "licence")
+        for register in ("person", "enterprise", "licence", "address")
     }

@@ -59,7 +59,8 @@ class Analytics:
                     folder = folder / pointer.read_text(encoding="utf-8").strip()
                 pattern = (folder / "**" / "*.parquet").as_posix().replace("'", "''")
                 # The name passed _NAME and the path is quoted; DDL cannot take parameters.
-                source = f"read_parquet('{pattern}', hive_partitioning = true)"
+                # Partition values stay text: division codes such as 310115 are codes, not numbers.
+                source = f"read_parquet('{pattern}', hive_partitioning = true, hive_types_autocast = false)"
                 conn.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")  # noqa: S608
             yield conn
         finally:

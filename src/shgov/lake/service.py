@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import json
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -52,6 +53,8 @@ RESOURCE_MANAGE = register_action("lake.resource.manage", N_("Declare lake resou
 ALL_ACTIONS = (LOAD_CREATE, LOAD_READ, RESOURCE_MANAGE)
 
 FORMATS = ("csv", "xlsx", "jsonl", "parquet")
+# Large resources are Hive-partitioned inside each version by the column queries filter on.
+PARTITIONS = {"population": "district_code", "enterprises": "district_code"}
 TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
 LOCAL_TZ = "Asia/Shanghai"
 QUARANTINE = "_quarantine"
@@ -84,6 +87,7 @@ class ResourceSpec:
     rules: tuple[Rule, ...]
     update_cycle_days: int
     current_version: int
+    partition_by: str | None = None
 
     @classmethod
     def of(cls, row: LakeResource) -> ResourceSpec:
@@ -99,6 +103,7 @@ class ResourceSpec:
             rules=tuple(Rule.parse(r) for r in row.rules),
             update_cycle_days=row.update_cycle_days,
             current_version=row.current_version,
+            partition_by=PARTITIONS.get(row.code),
         )
 
 
@@ -456,12 +461,35 @@ def current_path(lake: Path, resource: str) -> Path | None:
     return lake / resource / pointer.read_text(encoding="utf-8").strip()
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+LAYOUT = "_layout.json"
+
+
+def _read_folder(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read one version folder, plain or Hive-partitioned (``<column>=<value>/part-0.parquet``)."""
+    layout_file = folder / LAYOUT
+    if not layout_file.exists():
+        return pl.read_parquet(folder / "*.parquet", columns=columns)
+    layout = json.loads(layout_file.read_text(encoding="utf-8"))
+    key = layout["partition_by"]
+    wanted = columns or layout["columns"]
+    parts = []
+    for part in sorted(folder.glob(f"{key}=*")):
+        value = part.name.split("=", 1)[1]
+        stored = [c for c in wanted if c != key]
+        frame = pl.read_parquet(part / "*.parquet", columns=stored)
+        parts.append(frame.with_columns(pl.lit(None if value == HIVE_NULL else value, dtype=pl.String).alias(key)))
+    if not parts:
+        return pl.DataFrame(schema=dict.fromkeys(wanted, pl.String))
+    return pl.concat(parts, how="vertical_relaxed").select(wanted)
+
+
 def read_current(lake: Path, resource: str, columns: list[str] | None = None) -> pl.DataFrame | None:
     """The live version of a resource, or None before its first load."""
     folder = current_path(lake, resource)
     if folder is None:
         return None
-    return pl.read_parquet(folder / "*.parquet", columns=columns)
+    return _read_folder(folder, columns)
 
 
 @dataclass(frozen=True)
@@ -483,9 +511,9 @@ def resource_state(session: Session, code: str) -> ResourceState:
     return ResourceState(row.code, row.department_code, row.current_version, row.current_load_id, tuple(row.key))
 
 
-def write_version(lake: Path, dataset: str, version: int, frame: pl.DataFrame) -> Path:
+def write_version(lake: Path, dataset: str, version: int, frame: pl.DataFrame, partition_by: str | None = None) -> Path:
     """Write ``frame`` as version ``version`` of ``dataset`` (staged, then renamed); not live until pointed at."""
-    return _write_version(lake, dataset, version, frame)
+    return _write_version(lake, dataset, version, frame, partition_by)
 
 
 def point_current(lake: Path, dataset: str, version: int) -> None:
@@ -498,17 +526,28 @@ def read_version(lake: Path, dataset: str, version: int, columns: list[str] | No
     folder = version_dir(lake, dataset, version)
     if not folder.exists():
         return None
-    return pl.read_parquet(folder / "*.parquet", columns=columns)
+    return _read_folder(folder, columns)
 
 
-def _write_version(lake: Path, resource: str, version: int, frame: pl.DataFrame) -> Path:
+def _write_version(
+    lake: Path, resource: str, version: int, frame: pl.DataFrame, partition_by: str | None = None
+) -> Path:
     target = version_dir(lake, resource, version)
     if target.exists():
         raise ConflictError(f"version {version} of {resource} exists already", field="resource")
     staging = lake / resource / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
-        frame.write_parquet(staging / "part-0.parquet", compression="zstd", statistics=True)
+        if partition_by is None:
+            frame.write_parquet(staging / "part-0.parquet", compression="zstd", statistics=True)
+        else:
+            # Hive layout, as Spark, Trino and DuckDB expect it: the partition value lives in the path only.
+            for (value,), part in frame.group_by(partition_by, maintain_order=True):
+                folder = staging / f"{partition_by}={HIVE_NULL if value is None else value}"
+                folder.mkdir()
+                part.drop(partition_by).write_parquet(folder / "part-0.parquet", compression="zstd", statistics=True)
+            layout = {"partition_by": partition_by, "columns": frame.columns}
+            (staging / LAYOUT).write_text(json.dumps(layout), encoding="utf-8")
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -559,7 +598,7 @@ def quarantined_rows(
 def _merge(previous: pl.DataFrame | None, accepted: pl.DataFrame, spec: ResourceSpec, mode: str) -> pl.DataFrame:
     if mode == "full" or previous is None or previous.height == 0:
         return accepted
-    combined = pl.concat([previous, accepted], how="vertical_relaxed")
+    combined = pl.concat([previous, accepted], how="diagonal_relaxed")
     if spec.updated_column:
         # Incremental: per business key, the row updated last wins (a stale re-delivery changes nothing).
         combined = combined.sort(spec.updated_column, nulls_last=False, maintain_order=True)
@@ -650,7 +689,7 @@ def load(
     clean_rows = rows_in - int(checked.any_violation.sum())
     score = round(100.0 * clean_rows / rows_in, 2) if rows_in else 100.0
     step("writing")
-    target = _write_version(lake, resource_code, version, result_frame)
+    target = _write_version(lake, resource_code, version, result_frame, spec.partition_by)
     try:
         if rejected is not None:
             _write_quarantine(lake, resource_code, load_id, rejected)

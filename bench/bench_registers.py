@@ -34,20 +34,15 @@ def main() -> None:
         city = generate(index, CityConfig(persons=PERSONS, enterprises=PERSONS // 5, seed=9))
         lake_dir = folder / "lake"
         context = lake.make_context(lake_dir, lake.region_codes(index))
-        for delivery in city.deliveries:
-            if delivery.resource not in ("population", "marriages", "employment", "births"):
-                continue
-            file = folder / f"{delivery.resource}.parquet"
-            delivery.frame.write_parquet(file)
-            with db.session() as session:
-                lake.load(
-                    session,
-                    lake_dir,
-                    delivery.resource,
-                    lake.Source(path=file),
-                    department_code=delivery.department_code,
-                    context=context,
-                )
+        with db.session() as session:
+            lake.load_city(
+                session,
+                lake_dir,
+                city,
+                folder / "incoming",
+                context,
+                only={"population", "marriages", "employment", "births"},
+            )
         ids = city.get("population")["id_number"].to_list()
         del city
         started = time.perf_counter()

@@ -6,22 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import StatementError
 
 from shgov.core.db import Database, make_engine
-from shgov.core.events import EventDelivery, OutboxEvent
-
-
-@pytest.fixture(autouse=True)
-def _empty_outbox(request: pytest.FixtureRequest) -> None:
-    """Start from an empty outbox (the seeded demo city left events in it); rolled back after the test."""
-    if "db" not in request.fixturenames:
-        return
-    db = request.getfixturevalue("db")
-    with db.session() as session:
-        session.execute(delete(EventDelivery))
-        session.execute(delete(OutboxEvent))
+from shgov.core.events import OutboxEvent
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

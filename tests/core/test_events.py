@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from shgov.core.db import Database
 from shgov.core.events import (
@@ -22,17 +22,6 @@ from shgov.core.events import (
 )
 from shgov.core.settings import EventSettings
 from tests.conftest import NATS_URL, tcp_reachable
-
-
-@pytest.fixture(autouse=True)
-def _empty_outbox(request: pytest.FixtureRequest) -> None:
-    """Start from an empty outbox (the seeded demo city left events in it); rolled back after the test."""
-    if "db" not in request.fixturenames:
-        return
-    db = request.getfixturevalue("db")
-    with db.session() as session:
-        session.execute(delete(EventDelivery))
-        session.execute(delete(OutboxEvent))
 
 
 def relay_for(db: Database, bus: InProcessBus | NatsBus, settings: EventSettings | None = None) -> OutboxRelay:

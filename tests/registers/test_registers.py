@@ -34,19 +34,10 @@ def city(request: pytest.FixtureRequest) -> SyntheticCity:
 def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex) -> Path:
     """A lake with every delivery of the city loaded."""
     folder = tmp_path / "lake"
-    context = lake.make_context(folder, lake.region_codes(region_index))
-    for delivery in city.deliveries:
-        file = tmp_path / f"{delivery.resource}.parquet"
-        delivery.frame.write_parquet(file)
-        with db.session() as session:
-            lake.load(
-                session,
-                folder,
-                delivery.resource,
-                lake.Source(path=file),
-                department_code=delivery.department_code,
-                context=context,
-            )
+    with db.session() as session:
+        lake.load_city(
+            session, folder, city, tmp_path / "incoming", lake.make_context(folder, lake.region_codes(region_index))
+        )
     return folder
 
 

@@ -13,13 +13,12 @@ from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit
-from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import get_user
 from shgov.core.regions.api import IndexDep
 from shgov.disputes import service as disputes
 from shgov.lake import service as lake
 from shgov.registers import service as registers
-from shgov.web.pages import TemplatesDep, WebUser, web_user
+from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -46,18 +45,12 @@ NAV = [
 ]
 
 
-def _need(request: Request, principal: Principal | None) -> Principal | Response:
-    if principal is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return principal
-
-
 @router.get("/disputes", response_class=HTMLResponse)
 def mine(
     request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: str | None = None
 ) -> Response:
     """The disputes the visitor filed, and a form to file one about their own record."""
-    who = _need(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     filed = [d for d in disputes.visible_disputes(session, who) if d.filer_id == who.user_id]
@@ -81,7 +74,7 @@ async def file(
     proposed_value: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """File a dispute about the visitor's own person record."""
-    who = _need(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     user = get_user(session, who.user_id)
@@ -105,7 +98,7 @@ async def file(
 @router.get("/data/disputes", response_class=HTMLResponse)
 def routed(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
     """Disputes routed to the departments the visitor serves, overdue ones first."""
-    who = _need(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     if not who.has_action(disputes.READ):
@@ -134,7 +127,7 @@ async def decide(
     corrected_value: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """A department's decision from the page."""
-    who = _need(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     dispute = disputes.get_dispute(session, dispute_id)

@@ -7,15 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import authorize
-from shgov.core.identity.permissions import Principal
 from shgov.lake import service as lake
 from shgov.lake.models import LakeLoad
-from shgov.web.pages import TemplatesDep, WebUser, web_user
+from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -33,16 +32,10 @@ NAV = [
 ]
 
 
-def _signed_in(request: Request, principal: Principal | None) -> Principal | Response:
-    if principal is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return principal
-
-
 @router.get("/data/lake", response_class=HTMLResponse)
 def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
     """Resources the visitor may see, with versions, scores and the latest loads."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     resources = [
@@ -75,7 +68,7 @@ def load_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """One load: its lineage and a page of the rows it quarantined."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     row = session.get(LakeLoad, load_id)

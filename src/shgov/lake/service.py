@@ -46,6 +46,7 @@ from shgov.lake.resources import BUILTIN_RESOURCES
 
 if TYPE_CHECKING:
     from shgov.core.regions.service import RegionIndex
+    from shgov.lake.synthetic import SyntheticCity
 
 LOAD_CREATE = register_action("lake.load.create", N_("Load a department's delivery into the lake"))
 LOAD_READ = register_action("lake.load.read", N_("See loads, lineage, quality and quarantined rows"))
@@ -819,20 +820,32 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, Any]:
     index = RegionIndex.from_session(session)
     persons = settings.demo_persons
     city = generate(index, CityConfig(persons=persons, enterprises=max(persons // 5, 1), seed=2026))
-    incoming = settings.data_dir / "incoming"
-    city.write(incoming)
     context = make_context(settings.lake_dir, region_codes(index))
-    results = {}
-    for delivery in city.deliveries:
-        file = incoming / delivery.department_code / f"{delivery.resource}.parquet"
+    return load_city(session, settings.lake_dir, city, settings.data_dir / "incoming", context, "demo seed")
+
+
+def load_city(
+    session: Session,
+    lake: Path,
+    city: SyntheticCity,
+    incoming: Path,
+    context: RuleContext,
+    loaded_by: str = "",
+    only: set[str] | None = None,
+) -> dict[str, int]:
+    """Write a synthetic city's deliveries to ``incoming`` and load each (or those in ``only``) into the lake."""
+    results: dict[str, int] = {}
+    for delivery, file in zip(city.deliveries, city.write(incoming), strict=True):
+        if only is not None and delivery.resource not in only:
+            continue
         outcome = load(
             session,
-            settings.lake_dir,
+            lake,
             delivery.resource,
             Source(path=file),
             department_code=delivery.department_code,
             context=context,
-            loaded_by="demo seed",
+            loaded_by=loaded_by,
         )
         results[delivery.resource] = outcome.rows_out
     return results

@@ -49,6 +49,13 @@ WebUser = Annotated[Principal | None, Depends(web_user)]
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 
 
+def sign_in_first(request: Request, principal: Principal | None) -> Principal | Response:
+    """The visitor, or a redirect to the sign-in page that comes back here."""
+    if principal is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return principal
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, templates: TemplatesDep, index: IndexDep) -> Response:
     """The home page, with the map of the districts."""

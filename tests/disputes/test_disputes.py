@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -46,7 +46,7 @@ def test_a_citizen_disputes_their_address_and_the_source_department_corrects_it(
     dispute = filed.json()
     assert dispute["department_code"] == "310000.ga"  # 一数一源: 公安 is the source of addresses
     assert dispute["status"] == "filed"
-    assert dispute["deadline"] == add_working_days(date.fromisoformat(dispute["created_at"][:10]), 5).isoformat()
+    assert dispute["deadline"] == add_working_days(lake.today_local(), 5).isoformat()
     admin = {"Authorization": f"Bearer {token_for('admin')}"}
     url = f"/api/v1/disputes/{dispute['id']}/decisions"
     assert (
@@ -182,3 +182,37 @@ def test_overdue_disputes_are_flagged(
     overdue = client.get("/api/v1/disputes", params={"overdue": "true"}, headers=admin).json()
     assert [d["id"] for d in overdue] == [filed["id"]]
     assert overdue[0]["overdue"] is True
+
+
+def test_deadlines_are_data_set_per_element_by_city_administrators(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path
+) -> None:
+    id_number, token = resident
+    admin = {"Authorization": f"Bearer {token_for('admin')}"}
+    civil = {"Authorization": f"Bearer {token_for('minzheng.admin')}"}
+    assert (
+        client.put("/api/v1/disputes/deadlines/person/address", json={"working_days": 3}, headers=civil).status_code
+        == 403
+    )
+    rule = client.put("/api/v1/disputes/deadlines/person/address", json={"working_days": 3}, headers=admin)
+    assert rule.status_code == 200, rule.text
+    assert rule.json() == {"register": "person", "element": "address", "working_days": 3}
+    assert (
+        client.put("/api/v1/disputes/deadlines/person/shoe_size", json={"working_days": 3}, headers=admin).status_code
+        == 422
+    )
+    assert (
+        client.put("/api/v1/disputes/deadlines/person/*", json={"working_days": 99}, headers=admin).status_code == 422
+    )
+    filed = file(
+        client,
+        token,
+        register="person",
+        record_key=id_number,
+        element="address",
+        proposed_value="丁",
+        reason="地址错误",
+    ).json()
+    assert filed["deadline"] == add_working_days(lake.today_local(), 3).isoformat()
+    listed = client.get("/api/v1/disputes/deadlines", headers=admin).json()
+    assert {"register": "person", "element": "address", "working_days": 3} in listed

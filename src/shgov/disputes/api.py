@@ -136,7 +136,7 @@ def file(
         reader,
         principal,
         filing,
-        deadline_days=settings.dispute_deadline_days,
+        default_deadline_days=settings.dispute_deadline_days,
         id_number_of_filer=(user.id_number or user.credit_code) if user else None,
     )
     audit(
@@ -161,6 +161,54 @@ def _dispute(session: SessionDep, principal: Principal, dispute_id: uuid.UUID) -
     if dispute is None or not _visible(principal, dispute):
         raise Problem("not-found", detail="No such dispute.")
     return dispute
+
+
+class DeadlineIn(BaseModel):
+    """A deadline rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    working_days: int = Field(ge=1, le=60)
+
+
+class DeadlineOut(DeadlineIn):
+    """A deadline rule and what it applies to (``*``: every element of the register)."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
+    register_code: str = Field(serialization_alias="register")
+    element: str
+
+
+@router.get("/deadlines", response_model=list[DeadlineOut])
+def deadlines(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> list[DeadlineOut]:
+    """The deadline rules (disputes not covered get SHGOV_DISPUTE_DEADLINE_DAYS working days)."""
+    return [
+        DeadlineOut(register_code=r.register, element=r.element, working_days=r.working_days)
+        for r in disputes.list_deadlines(session)
+    ]
+
+
+@router.put("/deadlines/{register}/{element}", response_model=DeadlineOut)
+def set_deadline(
+    request: Request, session: SessionDep, register: str, element: str, body: DeadlineIn, principal: CurrentPrincipal
+) -> DeadlineOut:
+    """Set how many working days departments have for disputes on an element (``*``: the whole register)."""
+    tenants = principal.tenants_for(disputes.DEADLINE_MANAGE)
+    if not principal.has_action(disputes.DEADLINE_MANAGE) or (
+        tenants is not None and not any(t and principal.tenant_parents.get(t) is None for t in tenants)
+    ):
+        raise Problem("forbidden", detail="Dispute deadlines are set city-wide.")
+    rule = disputes.set_deadline(session, register, element, body.working_days)
+    audit(
+        request,
+        principal,
+        "disputes.deadline.set",
+        object_type="deadline",
+        object_id=f"{register}.{element}",
+        details={"working_days": body.working_days},
+    )
+    return DeadlineOut(register_code=rule.register, element=rule.element, working_days=rule.working_days)
 
 
 @router.get("/{dispute_id}", response_model=DisputeOut)

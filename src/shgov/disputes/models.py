@@ -50,3 +50,14 @@ class DisputeEvent(UUIDKeyMixin, Base):
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DisputeDeadline(Base):
+    """How many working days the authoritative department has, per register element ("*" = any element)."""
+
+    __tablename__ = "dispute_deadlines"
+
+    register: Mapped[str] = mapped_column(String(40), primary_key=True)
+    element: Mapped[str] = mapped_column(String(63), primary_key=True)
+    working_days: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -86,7 +86,7 @@ async def file(
             registers.shared_reader(settings.lake_dir),
             who,
             filing,
-            deadline_days=settings.dispute_deadline_days,
+            default_deadline_days=settings.dispute_deadline_days,
             id_number_of_filer=key,
         )
     except DomainError as exc:

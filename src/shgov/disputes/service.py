@@ -31,14 +31,15 @@ from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
-from shgov.disputes.models import Dispute, DisputeEvent
+from shgov.disputes.models import Dispute, DisputeDeadline, DisputeEvent
 from shgov.lake import service as lake
 from shgov.registers import service as registers
 
 FILE = register_action("disputes.dispute.file", N_("File a dispute about data the department uses"))
 DECIDE = register_action("disputes.dispute.decide", N_("Verify, correct or reject disputes about own data"))
 READ = register_action("disputes.dispute.read", N_("See disputes routed to the department"))
-ALL_ACTIONS = (FILE, DECIDE, READ)
+DEADLINE_MANAGE = register_action("disputes.deadline.manage", N_("Set the deadlines for settling disputes"))
+ALL_ACTIONS = (FILE, DECIDE, READ, DEADLINE_MANAGE)
 
 OPEN = ("filed", "verifying")
 # Status names as shown on pages (the catalogue translates them).
@@ -60,6 +61,38 @@ class Filing:
     proposed_value: str | None
     reason: str
     evidence: list[dict[str, Any]]
+
+
+def deadline_days(session: Session, register: str, element: str, default: int) -> int:
+    """Working days for a dispute on ``register.element``: its own rule, else the register's, else ``default``."""
+    for key in (element, "*"):
+        rule = session.get(DisputeDeadline, (register, key))
+        if rule is not None:
+            return rule.working_days
+    return default
+
+
+def set_deadline(session: Session, register: str, element: str, working_days: int) -> DisputeDeadline:
+    """Set (or change) the deadline for disputes on ``register.element`` (``*`` for every element)."""
+    definition = registers.REGISTERS.get(register)
+    if definition is None:
+        raise InvalidError(f"no register {register!r}", field="register")
+    if element != "*" and definition.element(element) is None:
+        raise InvalidError(f"the {register} register has no element {element!r}", field="element")
+    if not 1 <= working_days <= 60:
+        raise InvalidError("between 1 and 60 working days", field="working_days")
+    rule = session.get(DisputeDeadline, (register, element))
+    if rule is None:
+        rule = DisputeDeadline(register=register, element=element, working_days=working_days)
+        session.add(rule)
+    rule.working_days = working_days
+    session.flush()
+    return rule
+
+
+def list_deadlines(session: Session) -> list[DisputeDeadline]:
+    """Every deadline rule."""
+    return list(session.scalars(select(DisputeDeadline).order_by(DisputeDeadline.register, DisputeDeadline.element)))
 
 
 def is_overdue(dispute: Dispute, today: date | None = None) -> bool:
@@ -86,7 +119,7 @@ def file_dispute(
     principal: Principal,
     filing: Filing,
     *,
-    deadline_days: int,
+    default_deadline_days: int,
     id_number_of_filer: str | None,
 ) -> Dispute:
     """Record a dispute and route it to the element's authoritative department."""
@@ -140,7 +173,9 @@ def file_dispute(
         department_code=state.department_code,
         tenant_code=state.department_code.split(".", 1)[0],
         status="filed",
-        deadline=default_calendar().add_working_days(lake.today_local(), deadline_days),
+        deadline=default_calendar().add_working_days(
+            lake.today_local(), deadline_days(session, register.code, element.name, default_deadline_days)
+        ),
     )
     session.add(dispute)
     session.flush()
@@ -264,6 +299,6 @@ def visible_disputes(session: Session, principal: Principal, overdue_only: bool 
 def seed_demo(session: Session, settings: Settings) -> int:
     """Give the built-in roles the dispute actions (departments decide their own data's disputes)."""
     add_actions_to_role(session, "platform_admin", ALL_ACTIONS)
-    add_actions_to_role(session, "department_admin", ALL_ACTIONS)
+    add_actions_to_role(session, "department_admin", (FILE, DECIDE, READ))
     add_actions_to_role(session, "data_officer", (FILE, READ))
     return 0

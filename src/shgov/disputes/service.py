@@ -298,7 +298,6 @@ def visible_disputes(session: Session, principal: Principal, overdue_only: bool 
 
 def seed_demo(session: Session, settings: Settings) -> int:
     """Give the built-in roles the dispute actions (departments decide their own data's disputes)."""
-    add_actions_to_role(session, "platform_admin", ALL_ACTIONS)
     add_actions_to_role(session, "department_admin", (FILE, DECIDE, READ))
     add_actions_to_role(session, "data_officer", (FILE, READ))
     return 0

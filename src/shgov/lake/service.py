@@ -815,8 +815,7 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, Any]:
     from shgov.lake.synthetic import CityConfig, generate
 
     seed_resources(session, settings.city_code)
-    for role, actions in (("platform_admin", ALL_ACTIONS), ("data_officer", ALL_ACTIONS)):
-        add_actions_to_role(session, role, actions)
+    add_actions_to_role(session, "data_officer", ALL_ACTIONS)
     index = RegionIndex.from_session(session)
     persons = settings.demo_persons
     city = generate(index, CityConfig(persons=persons, enterprises=max(persons // 5, 1), seed=2026))

@@ -281,3 +281,13 @@ def test_a_principal_without_the_action_is_refused_everywhere() -> None:
     nobody = Principal(uuid.uuid4(), "x", "x", "staff", "310115", None)
     assert not nobody.allows("identity.user.read", "310115", None)
     assert nobody.tenants_for("identity.user.read") == set()
+
+
+def test_the_platform_role_holds_actions_of_modules_added_later(client: httpx.Client, token_for: TokenFor) -> None:
+    from shgov.core.identity.permissions import register_action
+
+    later = register_action("later.module.act", "an action of a module that landed after the roles were seeded")
+    me = client.get("/api/v1/identity/me", headers={"Authorization": f"Bearer {token_for('admin')}"}).json()
+    assert later in me["actions"]
+    roles = client.get("/api/v1/identity/roles", headers={"Authorization": f"Bearer {token_for('admin')}"}).json()
+    assert next(r for r in roles if r["code"] == "platform_admin")["actions"] == ["*"]

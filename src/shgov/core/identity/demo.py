@@ -112,8 +112,7 @@ DEMO_ACCOUNTS: tuple[DemoAccountSpec, ...] = (
 def seed_roles(session: Session) -> int:
     """Create or refresh the built-in roles."""
     for code, name, name_en, actions in BUILTIN_ROLES:
-        # "*": every action registered when the roles are seeded (modules add theirs as they land).
-        define_role(session, code, name, perm.known_actions() if actions == ("*",) else actions, name_en)
+        define_role(session, code, name, actions, name_en)
     return len(BUILTIN_ROLES)
 
 

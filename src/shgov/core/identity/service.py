@@ -30,7 +30,7 @@ from shgov.core.identity.models import (
     User,
     WebSession,
 )
-from shgov.core.identity.permissions import GrantInfo, Principal, Scope, is_known_action
+from shgov.core.identity.permissions import GrantInfo, Principal, Scope, is_known_action, known_actions
 from shgov.core.ids import validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.models import Department, Tenant
 from shgov.core.settings import SecuritySettings
@@ -322,7 +322,7 @@ def load_principal(
     for assignment, role in rows:
         roles.append(role.code)
         scope = Scope(assignment.tenant_code, assignment.department_code, assignment.include_subtenants)
-        for action in role.actions:
+        for action in known_actions() if ALL in role.actions else role.actions:
             scopes.setdefault(action, []).append(scope)
     grants: list[GrantInfo] = []
     if user.department_code is not None:
@@ -350,8 +350,13 @@ def load_principal(
     )
 
 
+ALL = "*"  # a role holding "*" holds every action, including those of modules added later
+
+
 def _check_actions(actions: Iterable[str]) -> list[str]:
     result = sorted(set(actions))
+    if ALL in result:
+        return [ALL]
     unknown = [a for a in result if not is_known_action(a)]
     if unknown:
         raise InvalidError(f"unknown actions: {', '.join(unknown)}", field="actions")

@@ -194,10 +194,7 @@ def set_deadline(
     request: Request, session: SessionDep, register: str, element: str, body: DeadlineIn, principal: CurrentPrincipal
 ) -> DeadlineOut:
     """Set how many working days departments have for disputes on an element (``*``: the whole register)."""
-    tenants = principal.tenants_for(disputes.DEADLINE_MANAGE)
-    if not principal.has_action(disputes.DEADLINE_MANAGE) or (
-        tenants is not None and not any(t and principal.tenant_parents.get(t) is None for t in tenants)
-    ):
+    if not principal.has_action(disputes.DEADLINE_MANAGE) or not principal.city_wide(disputes.DEADLINE_MANAGE):
         raise Problem("forbidden", detail="Dispute deadlines are set city-wide.")
     rule = disputes.set_deadline(session, register, element, body.working_days)
     audit(

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
-from shgov.core.errors import Problem, problem_response
+from shgov.core.errors import problem_response
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit, authorize, require_action
 from shgov.core.identity.permissions import Principal
@@ -186,6 +186,4 @@ def quality(
     departments = {
         d: s for d, s in lake.department_scores(session).items() if any(r.department_code == d for r in rows)
     }
-    if not rows and not principal.has_action(lake.LOAD_READ):
-        raise Problem("forbidden")
     return schemas.QualityOut(resources={r.code: r.quality_score for r in rows}, departments=departments)

@@ -141,7 +141,7 @@ def licences(
     principal: Annotated[Principal, Depends(require_action(registers.LICENCE_READ))],
 ) -> list[dict[str, Any]]:
     """The e-licences of a holder (a person's 身份证号, a household number or a credit code)."""
-    if not _city_level(principal, registers.LICENCE_READ):
+    if not principal.city_wide(registers.LICENCE_READ):
         raise Problem("forbidden", detail="E-licences are read with a city-level role (or through a sharing grant).")
     rows = registers.licences_of(session, reader, holder)
     audit(
@@ -169,12 +169,6 @@ def address(
     return record
 
 
-def _city_level(principal: Principal, action: str) -> bool:
-    """True when the caller holds ``action`` everywhere or across the city tenant."""
-    tenants = principal.tenants_for(action)
-    return tenants is None or any(t is not None and principal.tenant_parents.get(t) is None for t in tenants)
-
-
 @router.post("/{register}/builds", response_model=BuildOut, status_code=201)
 def build(
     request: Request,
@@ -184,7 +178,7 @@ def build(
     principal: Annotated[Principal, Depends(require_action(registers.BUILD))],
 ) -> BuildOut:
     """Build a new version of a register from the lake's live versions."""
-    if not _city_level(principal, registers.BUILD):
+    if not principal.city_wide(registers.BUILD):
         raise Problem("forbidden", detail="Registers are built city-wide: this needs a city-level role.")
     if register not in (*REGISTERS, "licence", "address"):
         raise Problem("not-found", detail=f"No register {register}.")
@@ -225,7 +219,7 @@ def conflict_list(
     latest = registers.latest_build(session, register)
     if latest is None:
         raise Problem("not-found", detail=f"The {register} register has not been built.")
-    city = _city_level(principal, registers.CONFLICT_READ)
+    city = principal.city_wide(registers.CONFLICT_READ)
     departments = None if city else principal.departments_for(registers.CONFLICT_READ)
     total, rows = registers.conflicts(settings.lake_dir, register, latest.version, element, departments, offset, limit)
     return {"version": latest.version, "total": total, "counts": latest.conflicts, "rows": rows}

@@ -66,8 +66,9 @@ def records(
     if tenants is not None:
         named = AuditRecord.tenant_code.in_([t for t in tenants if t is not None])
         # Records of no tenant (anonymous sign-in attempts, platform acts) belong to the city level.
-        city_level = any(t is not None and principal.tenant_parents.get(t) is None for t in tenants)
-        query = query.where(or_(named, AuditRecord.tenant_code.is_(None)) if city_level else named)
+        query = query.where(
+            or_(named, AuditRecord.tenant_code.is_(None)) if principal.city_wide(perm.AUDIT_READ) else named
+        )
     if action:
         query = query.where(AuditRecord.action == action)
     if object_id:

@@ -155,6 +155,11 @@ class Principal:
                 result |= {t for t, parent in self.tenant_parents.items() if parent == scope.tenant_code}
         return result
 
+    def city_wide(self, action: str) -> bool:
+        """True when the caller holds ``action`` everywhere or across a top-level tenant (the city)."""
+        tenants = self.tenants_for(action)
+        return tenants is None or any(t is not None and self.tenant_parents.get(t) is None for t in tenants)
+
     def departments_for(self, action: str) -> set[str]:
         """Departments where ``action`` applies through a department scope or a grant."""
         result = {s.department_code for s in self.scopes.get(action, []) if s.department_code is not None}

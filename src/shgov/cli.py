@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import typer
-from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from shgov import migrations
-from shgov.core.db import Database
-from shgov.core.settings import Settings
+from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
 from shgov.registers import cli as registers_cli
 
@@ -32,29 +29,6 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(users_app, name="users")
 app.add_typer(lake_cli.app, name="lake")
 app.add_typer(registers_cli.app, name="registers")
-
-console = Console()
-err = Console(stderr=True)
-
-
-def load_settings() -> Settings:
-    """Settings from the environment, or a clear message and exit code 2."""
-    try:
-        return Settings()
-    except ValueError as exc:
-        err.print(f"[red]Invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def open_database(settings: Settings) -> Database:
-    """The configured database."""
-    return Database.from_url(settings.database.url)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` to stderr and exit with ``code``."""
-    err.print(f"[red]{message}[/red]")
-    raise typer.Exit(code)
 
 
 def _display_url(url: str) -> str:
@@ -86,7 +60,7 @@ def serve(
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Apply the migrations."""
     settings = load_settings()
-    db = Database.from_url(settings.database.url)
+    db = open_database(settings)
     with db.engine.begin() as conn:
         before = migrations.current_revision(conn)
         migrations.upgrade(conn, revision)
@@ -99,7 +73,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 def db_check() -> None:
     """Fail (exit 1) if the database is not at the newest migration or differs from the models."""
     settings = load_settings()
-    db = Database.from_url(settings.database.url)
+    db = open_database(settings)
     with db.engine.connect() as conn:
         current, head = migrations.current_revision(conn), migrations.head_revision()
         diffs = migrations.differences(conn)
@@ -131,7 +105,7 @@ def demo_seed() -> None:
     from shgov.seed import seed_demo
 
     settings = load_settings()
-    db = Database.from_url(settings.database.url)
+    db = open_database(settings)
     try:
         report = seed_demo(db, settings)
     finally:

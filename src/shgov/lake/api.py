@@ -66,20 +66,17 @@ async def create_load(
         source = lake.Source(path=path, name=name)
         context = lake.make_context(settings.lake_dir, lake.region_codes(index))
         try:
-            with db.session() as session:
-                result = lake.load(
-                    session,
-                    settings.lake_dir,
-                    code,
-                    source,
-                    department_code=department,
-                    mode=mode,
-                    context=context,
-                    loaded_by=principal.username,
-                )
+            result = lake.deliver(
+                db,
+                settings.lake_dir,
+                code,
+                source,
+                department_code=department,
+                mode=mode,
+                context=context,
+                loaded_by=principal.username,
+            )
         except lake.LoadError as exc:
-            with db.session() as session:
-                lake.record_failure(session, code, source, department, mode, exc.message, principal.username)
             audit(
                 request,
                 principal,

@@ -5,27 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shgov.core.db import Database
+from shgov.core.cli import console, fail, load_settings, open_database
 from shgov.core.errors import DomainError
 from shgov.core.regions.service import RegionIndex
-from shgov.core.settings import Settings
 from shgov.lake import service as lake
 
 app = typer.Typer(help="The data lake: 归集 loads, lineage and quality.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        err.print(f"[red]Invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @app.command("load")
@@ -36,8 +24,8 @@ def load_command(
     department: str | None = typer.Option(None, help="Delivering department (default: the resource's)."),
 ) -> None:
     """Load one delivery; rows that break hard rules are quarantined, nothing is half-written."""
-    settings = _settings()
-    db = Database.from_url(settings.database.url)
+    settings = load_settings()
+    db = open_database(settings)
     source = lake.Source(path=file)
     try:
         with db.session() as session:
@@ -48,24 +36,19 @@ def load_command(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
         ) as progress:
             task = progress.add_task(f"{resource}: starting")
-            with db.session() as session:
-                result = lake.load(
-                    session,
-                    settings.lake_dir,
-                    resource,
-                    source,
-                    department_code=department or spec.department_code,
-                    mode=mode,
-                    context=context,
-                    loaded_by="cli",
-                    progress=lambda step: progress.update(task, description=f"{resource}: {step}"),
-                )
+            result = lake.deliver(
+                db,
+                settings.lake_dir,
+                resource,
+                source,
+                department_code=department or spec.department_code,
+                mode=mode,
+                context=context,
+                loaded_by="cli",
+                progress=lambda step: progress.update(task, description=f"{resource}: {step}"),
+            )
     except DomainError as exc:
-        if isinstance(exc, lake.LoadError):
-            with db.session() as session:
-                lake.record_failure(session, resource, source, department or "", mode, exc.message, "cli")
-        err.print(f"[red]not loaded:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+        fail(f"not loaded: {exc.message}", 2)
     finally:
         db.dispose()
     if result.status == "duplicate":
@@ -83,8 +66,8 @@ def load_command(
 @app.command("loads")
 def loads_command(resource: str | None = typer.Option(None), limit: int = typer.Option(20)) -> None:
     """The newest loads with their lineage."""
-    settings = _settings()
-    db = Database.from_url(settings.database.url)
+    settings = load_settings()
+    db = open_database(settings)
     try:
         with db.session() as session:
             rows = lake.list_loads(session, resource, limit=limit)

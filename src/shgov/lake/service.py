@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from shgov.core.audit.service import sm3
-from shgov.core.db import utcnow
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
@@ -741,6 +741,38 @@ def load(
         digest,
         encoding,
     )
+
+
+def deliver(
+    db: Database,
+    lake: Path,
+    resource_code: str,
+    source: Source,
+    *,
+    department_code: str,
+    mode: str,
+    context: RuleContext,
+    loaded_by: str,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """``load`` in its own unit of work; a refused delivery keeps its lineage (in another) and re-raises."""
+    try:
+        with db.session() as session:
+            return load(
+                session,
+                lake,
+                resource_code,
+                source,
+                department_code=department_code,
+                mode=mode,
+                context=context,
+                loaded_by=loaded_by,
+                progress=progress,
+            )
+    except LoadError as exc:
+        with db.session() as session:
+            record_failure(session, resource_code, source, department_code, mode, exc.message, loaded_by)
+        raise
 
 
 def record_failure(

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
-from shgov.core.db import Database
+from shgov.core.cli import console, fail, load_settings, open_database
 from shgov.core.errors import DomainError
-from shgov.core.settings import Settings
 
 app = typer.Typer(help="The base registers (自然人, 法人, 电子证照) built from the lake.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 @app.command("build")
@@ -21,8 +17,8 @@ def build_command(
     """Build new versions of the registers from the lake's live versions."""
     from shgov.registers import service as registers
 
-    settings = Settings()
-    db = Database.from_url(settings.database.url)
+    settings = load_settings()
+    db = open_database(settings)
     try:
         for code in register or ["person", "enterprise", "licence", "address"]:
             with db.session() as session:
@@ -32,7 +28,6 @@ def build_command(
                 f"{code} v{result.version}: {result.rows:,} records, {result.changed:,} changed; conflicts: {conflicts}"
             )
     except DomainError as exc:
-        err.print(f"[red]not built:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+        fail(f"not built: {exc.message}", 2)
     finally:
         db.dispose()

@@ -1,0 +1,34 @@
+"""What every ``shgov`` sub-command shares: consoles, settings with a clear error, exiting with a message."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from shgov.core.db import Database
+from shgov.core.settings import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clear message and exit code 2."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database."""
+    return Database.from_url(settings.database.url)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` to stderr and exit with ``code``."""
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)

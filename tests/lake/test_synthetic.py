@@ -80,6 +80,7 @@ def test_each_department_delivers_its_own_datasets(clean_city: SyntheticCity) ->
     assert owners["employment"] == "310000.rs"
     assert owners["enterprises"] == "310000.sc"
     assert owners["tax_registrations"] == "310000.swj"
+    assert owners["standard_addresses"] == "310000.gh"
     licence_types = {
         d.frame["licence_type"][0]
         for d in clean_city.deliveries
@@ -118,3 +119,28 @@ def test_the_city_is_written_per_department_with_a_manifest(clean_city: Syntheti
     assert {d["resource"] for d in manifest["deliveries"]} == {d.resource for d in clean_city.deliveries}
     population = pl.read_csv(tmp_path / "310000.ga" / "population.csv", infer_schema_length=0)
     assert population.height == clean_city.get("population").height
+
+
+def test_every_address_is_geocoded_inside_its_district(region_index: RegionIndex, clean_city: SyntheticCity) -> None:
+    standard = clean_city.get("standard_addresses")
+    used = set(clean_city.get("population")["address"]) | set(clean_city.get("enterprises")["address"])
+    assert used <= set(standard["address"])
+    assert standard["address"].is_unique().all()
+    assert standard["lng"].null_count() == 0  # no defects asked for
+    found, approximate = region_index.districts_at(standard["lng"].to_numpy(), standard["lat"].to_numpy())
+    assert (found == standard["district_code"].to_numpy()).all()
+    assert not approximate.any()
+    # Addresses of one community lie close together: a few hundred metres, not across the city.
+    population = clean_city.get("population").join(standard, on="address")
+    spread = population.group_by("community_code").agg(pl.col("lng").std(), pl.col("lat").std()).drop_nulls()
+    assert spread["lng"].median() < 0.01
+    assert spread["lat"].median() < 0.01
+
+
+def test_some_addresses_lack_or_swap_coordinates_when_defects_are_asked_for(region_index: RegionIndex) -> None:
+    city = generate(region_index, CityConfig(persons=6_000, enterprises=1_200, seed=7, defect_rate=0.1))
+    standard = city.get("standard_addresses")
+    assert 0.02 * standard.height < standard["lng"].null_count() < 0.1 * standard.height
+    swapped = standard.filter(pl.col("lng") < 90)
+    assert 0.005 * standard.height < swapped.height < 0.05 * standard.height
+    assert swapped["lng"].min() > 30  # latitudes in the longitude column

@@ -7,15 +7,17 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import h3
 import httpx
 import polars as pl
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from shgov.core.db import Database, utcnow
 from shgov.core.events import OutboxEvent
-from shgov.core.regions.service import RegionIndex
+from shgov.core.regions.models import Grid
+from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
 from shgov.lake import service as lake
 from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
 from shgov.registers import service as registers
@@ -213,3 +215,98 @@ def test_the_address_register_places_every_address(
     assert office["township_code"] is not None  # the text names the township; parsed against the divisions
     assert office["placed_by"] == "parsed"
     assert result.rows >= person["address"].n_unique()
+
+
+def grid_free_index(region_index: RegionIndex) -> RegionIndex:
+    """A copy of the seeded index without grids, so a test can lay its own."""
+    return RegionIndex(region_index.regions, region_index.boundaries, {})
+
+
+def test_grids_are_laid_over_geocoded_addresses_and_addresses_are_placed_in_them(
+    db: Database, lake_dir: Path, region_index: RegionIndex
+) -> None:
+    for register in ("person", "enterprise"):
+        build(db, lake_dir, register)
+    index = grid_free_index(region_index)
+    with db.session() as session:
+        session.execute(delete(Grid))
+        plan = registers.derive_grids(session, lake_dir, index)
+        again = registers.derive_grids(session, lake_dir, index)
+        registers.build(session, lake_dir, "address", index=index)
+        grids = {g.cell: g for g in session.scalars(select(Grid))}
+    assert plan.created > 100
+    assert again.created == 0
+    assert again.existing == plan.created
+    assert len(grids) == plan.created
+    frame = lake.read_current(lake_dir, "register_address")
+    assert frame is not None
+    geocoded = frame.filter(pl.col("lng").is_not_null())
+    assert geocoded.height > 0.9 * frame.height  # a few addresses were not surveyed or were quarantined
+    in_grid = geocoded.filter(pl.col("grid_code").is_not_null())
+    assert in_grid.height > 0.95 * geocoded.height
+    assert set(in_grid["precision"]) == {"grid"}
+    for row in in_grid.head(200).iter_rows(named=True):
+        cell = h3.latlng_to_cell(row["lat"], row["lng"], GRID_RESOLUTION)
+        assert row["cell"] == cell
+        grid = grids[cell]
+        assert row["grid_code"] == grid.code
+        assert len(grid.code) == 15
+        # A grid lies within the district of its community, and its code starts with that community's.
+        assert grid.code.startswith(grid.community_code)
+        assert grid.community_code[:6] == row["district_code"]
+    # Most addresses sit in a grid of their own community (borders between communities are fuzzy).
+    same = in_grid.filter(pl.col("grid_code").str.slice(0, 12) == pl.col("community_code")).height
+    assert same > 0.6 * in_grid.filter(pl.col("community_code").is_not_null()).height
+
+
+def test_coordinates_in_another_district_are_a_conflict_for_the_source_of_locations(
+    db: Database, lake_dir: Path, region_index: RegionIndex, tmp_path: Path
+) -> None:
+    for register in ("person", "enterprise"):
+        build(db, lake_dir, register)
+    standard = lake.read_current(lake_dir, "standard_addresses")
+    assert standard is not None
+    target = standard.filter(pl.col("district_code") != "310151").row(0, named=True)["address"]
+    moved = standard.with_columns(  # put one address on 崇明岛
+        pl.when(pl.col("address") == target).then(121.40).otherwise(pl.col("lng")).alias("lng"),
+        pl.when(pl.col("address") == target).then(31.62).otherwise(pl.col("lat")).alias("lat"),
+    )
+    file = tmp_path / "moved.parquet"
+    moved.write_parquet(file)
+    with db.session() as session:
+        lake.load(
+            session,
+            lake_dir,
+            "standard_addresses",
+            lake.Source(path=file),
+            department_code="310000.gh",
+            context=lake.make_context(lake_dir, lake.region_codes(region_index)),
+        )
+        result = registers.build(session, lake_dir, "address", index=region_index)
+        total, rows = registers.conflicts(lake_dir, "address", result.version, "location", {"310000.gh"}, 0, 500)
+        _, others = registers.conflicts(lake_dir, "address", result.version, "location", {"310000.ga"}, 0, 500)
+    assert result.conflicts.get("location", 0) >= 1
+    mine = [r for r in rows if r["key"] == target]
+    assert mine, f"no conflict for {target} among {total}"
+    assert mine[0]["authoritative_value"].endswith("(310151)")
+    assert mine[0]["reference_value"] != "310151"
+    assert mine[0]["reference_department"] in {"310000.ga", "310000.sc"}
+    assert others == []
+
+
+def test_laying_grids_needs_a_city_level_role(
+    client: httpx.Client, token_for: Callable[[str], str], lake_dir: Path, app: FastAPI, db: Database
+) -> None:
+    app.state.settings.analytics.lake_dir = lake_dir
+    for register in ("person", "enterprise"):
+        build(db, lake_dir, register)
+    url = "/api/v1/registers/address/grids"
+    assert client.post(url).status_code == 401
+    pudong = {"Authorization": f"Bearer {token_for('pudong.admin')}"}
+    assert client.post(url, headers=pudong).status_code == 403
+    admin = {"Authorization": f"Bearer {token_for('admin')}"}
+    laid = client.post(url, headers=admin)
+    assert laid.status_code == 201, laid.text
+    body = laid.json()
+    assert body["created"] + body["existing"] > 0
+    assert isinstance(body["refused"], dict)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-S, INT, D, T = "string", "integer", "date", "datetime"
+S, INT, NUM, D, T = "string", "integer", "number", "date", "datetime"
 
 
 def _cols(*spec: tuple[str, str, bool]) -> list[dict[str, Any]]:
@@ -149,6 +149,29 @@ _DEPARTMENT_RESOURCES: tuple[dict[str, Any], ...] = (
             {"rule": "reference", "column": "legal_representative_id", "resource": "population", "to": "id_number"},
             {"rule": "region", "column": "district_code", "level": "district"},
             {"rule": "in_set", "column": "status", "values": ["存续", "注销", "吊销"]},
+        ],
+    },
+    {
+        "code": "standard_addresses",
+        "title": "标准地址信息",
+        "department_code": "310000.gh",
+        "update_cycle_days": 30,
+        "columns": _cols(
+            ("address", S, True),
+            ("district_code", S, True),
+            ("lng", NUM, False),
+            ("lat", NUM, False),
+            ("updated_at", T, True),
+        ),
+        "key": ["address"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "not_null", "column": "address"},
+            {"rule": "region", "column": "district_code", "level": "district"},
+            # WGS-84 / CGCS2000 degrees; the box is the city's with a margin, so swapped pairs fail.
+            {"rule": "range", "column": "lng", "min": 120.8, "max": 122.3},
+            {"rule": "range", "column": "lat", "min": 30.6, "max": 31.95},
+            {"rule": "not_null", "column": "lng", "hard": False},
         ],
     },
     {

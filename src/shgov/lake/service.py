@@ -56,7 +56,7 @@ ALL_ACTIONS = (LOAD_CREATE, LOAD_READ, RESOURCE_MANAGE)
 FORMATS = ("csv", "xlsx", "jsonl", "parquet")
 # Large resources are Hive-partitioned inside each version by the column queries filter on.
 PARTITIONS = {"population": "district_code", "enterprises": "district_code"}
-TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
+TYPES = ("string", "integer", "number", "decimal", "date", "datetime", "boolean")
 LOCAL_TZ = "Asia/Shanghai"
 QUARANTINE = "_quarantine"
 
@@ -350,6 +350,8 @@ def _cast(expr: pl.Expr, source: pl.DataType, kind: str) -> pl.Expr:
         return text
     if kind == "integer":
         return expr.cast(pl.Int64, strict=False) if source.is_numeric() else text.cast(pl.Int64, strict=False)
+    if kind == "number":
+        return expr.cast(pl.Float64, strict=False) if source.is_numeric() else text.cast(pl.Float64, strict=False)
     if kind == "decimal":
         return text.cast(pl.Decimal(38, 4), strict=False)
     if kind == "boolean":

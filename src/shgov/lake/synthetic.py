@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 from stdnum import numdb
 
-from shgov.core.regions.service import RegionIndex
+from shgov.core.regions.service import RegionIndex, shape_bounds
 
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 ID_CHECK = np.array(list("10X98765432"))
@@ -238,9 +238,73 @@ class _Places:
         if weights.sum() == 0:  # another city's divisions: weigh communities equally
             weights = np.ones(len(communities))
         self.weights = weights / weights.sum()
+        self.index = index
+        anchors = self._anchors(index)
+        self.lng: np.ndarray | None = anchors[0]
+        self.lat: np.ndarray | None = anchors[1]
+
+    def _anchors(self, index: RegionIndex) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """A made-up centre for every community: townships scattered over their district's outline,
+        communities clustered around their township. Fixed for a set of divisions (not per seed), so
+        that the city's geography stays put between runs; ``None`` when no outlines are loaded."""
+        if not index.boundaries:
+            return None, None
+        rng = np.random.default_rng(4754)
+        townships, township_of = np.unique(self.township_code, return_inverse=True)
+        t_district = np.array([t[:6] for t in townships])
+        t_lng, t_lat = self._inside(index, rng, t_district, None, None, 0.0)
+        lng, lat = self._inside(index, rng, self.district_code, t_lng[township_of], t_lat[township_of], 0.012)
+        return lng, lat
+
+    @staticmethod
+    def _inside(
+        index: RegionIndex,
+        rng: np.random.Generator,
+        district: np.ndarray,
+        around_lng: np.ndarray | None,
+        around_lat: np.ndarray | None,
+        spread: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Points inside each row's district: uniform over the outline's bounds, or normally spread
+        around a given point (falling back to that point after 30 misses)."""
+        n = len(district)
+        lng: np.ndarray = np.zeros(n)
+        lat: np.ndarray = np.zeros(n)
+        todo = np.arange(n)
+        outlines = index.boundaries
+        bounds = {code: shape_bounds(outlines[code]) for code in np.unique(district) if code in outlines}
+        for _ in range(30):
+            if not len(todo):
+                break
+            if around_lng is None or around_lat is None:
+                box = np.array([bounds.get(d, (0.0, 0.0, 0.0, 0.0)) for d in district[todo]])
+                x = box[:, 0] + rng.random(len(todo)) * (box[:, 2] - box[:, 0])
+                y = box[:, 1] + rng.random(len(todo)) * (box[:, 3] - box[:, 1])
+            else:
+                x = around_lng[todo] + rng.normal(0, spread, len(todo))
+                y = around_lat[todo] + rng.normal(0, spread, len(todo))
+            found, approximate = index.districts_at(x, y)
+            ok = (found == district[todo]) & ~approximate
+            lng[todo[ok]], lat[todo[ok]] = x[ok], y[ok]
+            todo = todo[~ok]
+        if len(todo) and around_lng is not None and around_lat is not None:
+            lng[todo], lat[todo] = around_lng[todo], around_lat[todo]
+        return lng, lat
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.choice(len(self.community_code), size=n, p=self.weights)
+
+    def points(self, rng: np.random.Generator, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """WGS-84 coordinates of addresses in communities ``idx``: within a few hundred metres of the
+        community's centre, and inside its district (else at the centre itself)."""
+        if self.lng is None or self.lat is None:
+            raise ValueError("no district outlines are loaded, so addresses cannot have coordinates")
+        x = self.lng[idx] + rng.normal(0, 0.0025, len(idx))
+        y = self.lat[idx] + rng.normal(0, 0.0022, len(idx))
+        found, approximate = self.index.districts_at(x, y)
+        astray = (found != self.district_code[idx]) | approximate
+        x[astray], y[astray] = self.lng[idx][astray], self.lat[idx][astray]
+        return np.round(x, 6), np.round(y, 6)
 
 
 def _address(places: _Places, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -548,6 +612,7 @@ def generate(index: RegionIndex, config: CityConfig, progress: Callable[[str], N
     capital_yuan = np.round(np.exp(rng.normal(np.log(1_000_000), 1.4, m)) / 10_000) * 10_000
     employees = np.maximum(1, np.exp(rng.normal(2.2, 1.3, m))).astype(np.int64)
     established = today_days - (np.exp(rng.normal(np.log(2500), 0.9, m))).astype(np.int64)
+    ent_address = _address(places, reg_place, rng)
     enterprises = pl.DataFrame(
         {
             "credit_code": _corrupt_check(rng, uscc, r / 4),
@@ -557,7 +622,7 @@ def generate(index: RegionIndex, config: CityConfig, progress: Callable[[str], N
             "legal_representative_id": ids[legal],
             "legal_representative_name": names[legal],
             "district_code": district,
-            "address": _address(places, reg_place, rng),
+            "address": ent_address,
             "established_on": established.astype("datetime64[D]"),
             "status": np.where(rng.random(m) < 0.93, "存续", "注销"),
             "updated_at": _stamp("2026-10-31T22:00:00", m),
@@ -602,6 +667,27 @@ def generate(index: RegionIndex, config: CityConfig, progress: Callable[[str], N
             today_days,
         )
     )
+
+    # -- 规划资源: the standard addresses, geocoded ------------------------------------------------------
+    if places.lng is not None:
+        step("addresses")
+        texts, first = np.unique(np.concatenate([address, rs_address[stale], ent_address]), return_index=True)
+        where = np.concatenate([home, moved, reg_place])[first]
+        lng, lat = places.points(rng, where)
+        # Defects: a few addresses not surveyed yet, a few pairs typed the wrong way round.
+        unsurveyed = rng.random(len(texts)) < r / 2
+        swapped = ~unsurveyed & (rng.random(len(texts)) < r / 4)
+        lng[swapped], lat[swapped] = lat[swapped], lng[swapped].copy()
+        standard = pl.DataFrame(
+            {
+                "address": texts,
+                "district_code": places.district_code[where],
+                "lng": np.where(unsurveyed, np.nan, lng),
+                "lat": np.where(unsurveyed, np.nan, lat),
+                "updated_at": _stamp("2026-10-20T08:00:00", len(texts)),
+            }
+        ).with_columns(pl.col("lng").fill_nan(None), pl.col("lat").fill_nan(None))
+        city.deliveries.append(Delivery("310000.gh", "standard_addresses", standard, "标准地址信息 (规划资源)"))
     return city
 
 

@@ -14,6 +14,8 @@ from shgov.core.errors import Problem
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import audit, require_action
 from shgov.core.identity.permissions import Principal
+from shgov.core.regions.api import get_region_index
+from shgov.core.regions.service import RegionIndex
 from shgov.registers import service as registers
 from shgov.registers.elements import REGISTERS, coverage
 
@@ -192,6 +194,30 @@ def build(
         details={"version": result.version, "rows": result.rows, "changed": result.changed},
     )
     return BuildOut(**vars(result))
+
+
+@router.post("/address/grids", status_code=201)
+def derive_grids(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: Annotated[RegionIndex, Depends(get_region_index)],
+    principal: Annotated[Principal, Depends(require_action(registers.BUILD))],
+) -> dict[str, Any]:
+    """Lay the management grid over the geocoded addresses (cells that are grids already are kept);
+    rebuild the address register afterwards to place addresses in the new grids."""
+    if not principal.city_wide(registers.BUILD):
+        raise Problem("forbidden", detail="Grids are laid city-wide: this needs a city-level role.")
+    plan = registers.derive_grids(session, settings.lake_dir, index)
+    audit(
+        request,
+        principal,
+        "registers.grids.derive",
+        object_type="register",
+        object_id="address",
+        details={"created": plan.created, "existing": plan.existing, "refused": len(plan.refused)},
+    )
+    return {"created": plan.created, "existing": plan.existing, "refused": plan.refused}
 
 
 @router.get("/{register}/builds", response_model=list[BuildOut])

@@ -31,7 +31,7 @@ from shgov.core.events import emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
-from shgov.core.regions.service import RegionIndex
+from shgov.core.regions.service import GridPlan, RegionIndex, register_grids
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers.elements import LICENCE_RESOURCES, RegisterDef
@@ -169,12 +169,13 @@ def _build_licences(session: Session, lake_dir: Path) -> tuple[pl.DataFrame, pl.
     return combined, pl.DataFrame(), lineage
 
 
-def _build_addresses(
-    session: Session, lake_dir: Path, index: RegionIndex
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """The 空间地理 address register: every address of the person and enterprise registers, placed in
-    its district / township / community — from 公安's structured codes where the record has them, else
-    by parsing the address text against the divisions."""
+STANDARD_ADDRESSES = "standard_addresses"  # 规划资源's geocoded addresses: where coordinates come from
+
+
+def _placed_addresses(session: Session, lake_dir: Path, index: RegionIndex) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Every address of the person and enterprise registers, placed in its district / township /
+    community — from 公安's structured codes where the record has them, else by parsing the text —
+    with the coordinates of the standard address dataset where it has the address."""
     lineage: dict[str, Any] = {}
     parts: list[pl.DataFrame] = []
     person = _latest_frame(session, lake_dir, "person")
@@ -207,24 +208,99 @@ def _build_addresses(
         )
     if not parts:
         raise NotFoundError("build the person or enterprise register first", field="register")
-    addresses = (
-        pl.concat(parts, how="vertical_relaxed")
-        .unique("address", keep="first", maintain_order=True)
-        .with_columns(
-            pl.col("address").map_batches(lambda s: s.hash(seed=0)).cast(pl.String).alias("address_id"),
-            pl.lit(None, dtype=pl.String).alias("grid_code"),
-            pl.when(pl.col("community_code").is_not_null())
-            .then(pl.lit("community"))
-            .when(pl.col("township_code").is_not_null())
-            .then(pl.lit("township"))
-            .when(pl.col("district_code").is_not_null())
-            .then(pl.lit("district"))
-            .otherwise(None)
-            .alias("precision"),
-        )
-        .sort("address")
+    addresses = pl.concat(parts, how="vertical_relaxed").unique("address", keep="first", maintain_order=True)
+    coordinates = lake.read_current(lake_dir, STANDARD_ADDRESSES)
+    if coordinates is None:
+        coordinates = pl.DataFrame(schema={"address": pl.String, "lng": pl.Float64, "lat": pl.Float64})
+    else:
+        state = lake.resource_state(session, STANDARD_ADDRESSES)
+        lineage["coordinates"] = {
+            "resource": STANDARD_ADDRESSES,
+            "department": state.department_code,
+            "version": state.version,
+            "load_id": str(state.load_id) if state.load_id else None,
+        }
+    addresses = addresses.join(
+        coordinates.select("address", "lng", "lat").drop_nulls(["lng", "lat"]).unique("address"),
+        on="address",
+        how="left",
     )
-    return addresses, pl.DataFrame(), lineage
+    located = addresses.filter(pl.col("lng").is_not_null())
+    found = index.locate_many(located["lng"].to_numpy(), located["lat"].to_numpy())
+    placed_at = located.select("address").with_columns(
+        pl.Series("located_district_code", found["district_code"].tolist(), dtype=pl.String).replace("", None),
+        pl.Series("cell", found["cell"].tolist(), dtype=pl.String).replace("", None),
+        pl.Series("grid_code", found["grid_code"].tolist(), dtype=pl.String),
+    )
+    return addresses.join(placed_at, on="address", how="left"), lineage
+
+
+def _build_addresses(
+    session: Session, lake_dir: Path, index: RegionIndex
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """The 空间地理 address register: every address placed in district / township / community and, where
+    it has coordinates in a registered grid cell, in its grid. Where the coordinates fall in another
+    district than the record says, 规划资源 (the source of locations) gets a conflict to review."""
+    placed, lineage = _placed_addresses(session, lake_dir, index)
+    addresses = placed.with_columns(
+        pl.col("address").map_batches(lambda s: s.hash(seed=0)).cast(pl.String).alias("address_id"),
+        pl.when(pl.col("grid_code").is_not_null())
+        .then(pl.lit("grid"))
+        .when(pl.col("community_code").is_not_null())
+        .then(pl.lit("community"))
+        .when(pl.col("township_code").is_not_null())
+        .then(pl.lit("township"))
+        .when(pl.col("district_code").is_not_null())
+        .then(pl.lit("district"))
+        .otherwise(None)
+        .alias("precision"),
+    ).sort("address")
+    gh = lineage.get("coordinates", {}).get("department", "")
+    sources = {"person": "population", "enterprise": "enterprises"}
+    conflicts = addresses.filter(
+        pl.col("lng").is_not_null() & ~pl.col("located_district_code").eq_missing(pl.col("district_code"))
+    ).select(
+        pl.col("address").alias("key"),
+        pl.lit("location").alias("element"),
+        pl.lit(STANDARD_ADDRESSES).alias("authoritative_resource"),
+        pl.lit(gh).alias("authoritative_department"),
+        pl.format("{},{} ({})", "lng", "lat", pl.col("located_district_code").fill_null("outside")).alias(
+            "authoritative_value"
+        ),
+        pl.col("source").replace_strict(sources, default=None).alias("reference_resource"),
+        pl.col("source")
+        .replace_strict(
+            {k: lake.resource_state(session, v).department_code for k, v in sources.items() if k in lineage},
+            default=None,
+        )
+        .alias("reference_department"),
+        pl.col("district_code").alias("reference_value"),
+    )
+    return addresses.drop("located_district_code"), conflicts, lineage
+
+
+def derive_grids(session: Session, lake_dir: Path, index: RegionIndex) -> GridPlan:
+    """Lay the management grid over the geocoded addresses: every H3 cell holding addresses becomes a
+    grid of the community most of them belong to. Cells that are grids already keep their community;
+    addresses whose coordinates contradict their district do not vote."""
+    placed, _ = _placed_addresses(session, lake_dir, index)
+    votes = (
+        placed.filter(
+            pl.col("cell").is_not_null()
+            & pl.col("community_code").is_not_null()
+            & (pl.col("located_district_code") == pl.col("district_code"))
+        )
+        .group_by("cell", "community_code")
+        .len()
+        .sort(["cell", "len", "community_code"], descending=[False, True, False])
+        .unique("cell", keep="first", maintain_order=True)
+    )
+    if votes.is_empty():
+        raise NotFoundError(
+            "no geocoded addresses to lay grids over: load standard_addresses and build the registers first",
+            field="resource",
+        )
+    return register_grids(session, index, votes.select("cell", "community_code").iter_rows())
 
 
 def _latest_version(session: Session, register: str) -> int:
@@ -497,7 +573,11 @@ def licences_of_many(session: Session, reader: RegisterReader, holders: Iterable
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     """Build the registers of the demo city from its lake."""
     add_actions_to_role(session, "data_officer", ALL_ACTIONS)
-    return {
+    built = {
         register: build(session, settings.lake_dir, register, "demo seed").rows
-        for register in ("person", "enterprise", "licence", "address")
+        for register in ("person", "enterprise", "licence")
     }
+    index = RegionIndex.from_session(session)
+    built["grids"] = derive_grids(session, settings.lake_dir, index).created
+    built["address"] = build(session, settings.lake_dir, "address", "demo seed", index).rows
+    return built

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import h3
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from shapely.geometry import shape
+from sqlalchemy import delete, select
 
 from shgov.core.db import Database
 from shgov.core.regions.geo import (
@@ -20,6 +23,7 @@ from shgov.core.regions.geo import (
     gcj02_to_wgs84,
     wgs84_to_gcj02,
 )
+from shgov.core.regions.models import Grid
 from shgov.core.regions.service import (
     GRID_RESOLUTION,
     OutsideCityError,
@@ -27,6 +31,7 @@ from shgov.core.regions.service import (
     RegionIndex,
     read_divisions,
     register_grid,
+    register_grids,
 )
 
 PEOPLES_SQUARE = (121.4737, 31.2304)  # 黄浦区, WGS-84
@@ -121,6 +126,7 @@ def test_a_point_just_outside_the_simplified_outline_is_approximate(region_index
         ("浦东新区川沙新镇", "310115", "310115103", None, ""),
         ("上海 静安区 南京西路街道 威海路500号", "310106", "310106012", None, "威海路500号"),
         ("陆家嘴街道梅园一村", "310115", "310115005", None, "梅园一村"),
+        ("嘉定区南翔镇东园317号2102室", "310114", "310114102", "310114102022", "317号2102室"),  # a bare stem
         ("北京市朝阳区建国路", None, None, None, "北京市朝阳区建国路"),
     ],
 )
@@ -150,8 +156,13 @@ def test_grids_get_15_digit_codes_under_their_community(db: Database, region_ind
     index = RegionIndex(region_index.regions, region_index.boundaries, dict(region_index.grids_by_cell))
     cell = index.cell_of(*ORIENTAL_PEARL)
     with db.session() as session:
+        # The demo seed lays grids over its addresses; start this community afresh.
+        session.execute(delete(Grid).where(Grid.community_code == "310115005001"))
+        index.grids_by_cell = {c: g for c, g in index.grids_by_cell.items() if g.community_code != "310115005001"}
+        index.grids_by_cell.pop(cell, None)
+        session.execute(delete(Grid).where(Grid.cell == cell))
         grid = register_grid(session, index, "310115005001", cell, "东方明珠网格")
-        neighbour = next(c for c in h3.grid_disk(cell, 1) if c != cell)
+        neighbour = next(c for c in h3.grid_disk(cell, 1) if c != cell and c not in index.grids_by_cell)
         second = register_grid(session, index, "310115005001", neighbour)
         with pytest.raises(RegionDataError, match="already a grid"):
             register_grid(session, index, "310115005002", cell)
@@ -206,10 +217,7 @@ def test_the_region_api_is_public_and_validates_points(client: httpx.Client) -> 
 
 
 def test_registering_a_grid_needs_the_permission_in_that_district(
-    client: httpx.Client,
-    token_for,
-    app: FastAPI,
-    region_index: RegionIndex,  # type: ignore[no-untyped-def]
+    client: httpx.Client, token_for: Callable[[str], str], app: FastAPI, region_index: RegionIndex
 ) -> None:
     app.state.region_index = RegionIndex(
         region_index.regions, region_index.boundaries, dict(region_index.grids_by_cell)
@@ -240,3 +248,59 @@ def test_the_hierarchy_page_lists_counts(client: httpx.Client) -> None:
     district = client.get("/regions/310115", headers={"accept": "text/html"})
     assert "陆家嘴街道" in district.text
     assert client.get("/regions/123", headers={"accept": "text/html"}).status_code == 404
+
+
+def test_many_points_are_located_in_one_pass_like_one_at_a_time(region_index: RegionIndex) -> None:
+    rng = np.random.default_rng(7)
+    lng = rng.uniform(120.85, 122.0, 2_000)
+    lat = rng.uniform(30.7, 31.9, 2_000)
+    found = region_index.locate_many(lng, lat)
+    for i in range(0, 2_000, 7):
+        try:
+            one = region_index.locate(float(lng[i]), float(lat[i]))
+        except OutsideCityError:
+            assert found["district_code"][i] == ""
+            assert found["cell"][i] == ""
+            continue
+        assert found["district_code"][i] == one.district.code
+        assert bool(found["approximate"][i]) == one.approximate
+        assert found["cell"][i] == one.cell
+        assert found["grid_code"][i] == (one.grid.code if one.grid else None)
+    assert (found["district_code"] == "").sum() > 0  # the box holds sea and neighbouring provinces
+
+
+def test_many_grids_are_registered_at_once_and_refusals_are_reported(db: Database, region_index: RegionIndex) -> None:
+    index = RegionIndex(region_index.regions, region_index.boundaries, dict(region_index.grids_by_cell))
+    free = [c for c in h3.grid_disk(index.cell_of(*ORIENTAL_PEARL), 3) if c not in index.grids_by_cell]
+    taken = next(iter(index.grids_by_cell))
+    assignments = [
+        (free[0], "310115005001"),
+        (free[1], "310115005001"),
+        (free[0], "310115005002"),  # the same cell again
+        (free[2], "310101002001"),  # a 黄浦 community for a 浦东 cell
+        (free[3], "310115005"),  # a township, not a community
+        ("not-a-cell", "310115005001"),
+        (taken, "310115005001"),  # already a grid: kept as it is
+    ]
+    with db.session() as session:
+        plan = register_grids(session, index, assignments)
+        stored = set(session.scalars(select(Grid.cell).where(Grid.cell.in_(free[:2]))))
+    assert plan.created == 2
+    assert plan.existing == 1
+    assert set(plan.refused) == {free[0], free[2], free[3], "not-a-cell"}
+    assert "assigned twice" in plan.refused[free[0]]
+    assert "not in the community's district" in plan.refused[free[2]]
+    assert "not a community" in plan.refused[free[3]]
+    assert stored == set(free[:2])
+    assert index.grids_by_cell[free[0]].code.startswith("310115005001")
+    assert index.grids_by_cell[taken] == region_index.grids_by_cell[taken]
+
+
+def test_grids_of_a_transaction_that_rolls_back_leave_the_index(db: Database, region_index: RegionIndex) -> None:
+    index = RegionIndex(region_index.regions, region_index.boundaries, dict(region_index.grids_by_cell))
+    cell = next(c for c in h3.grid_disk(index.cell_of(*ORIENTAL_PEARL), 4) if c not in index.grids_by_cell)
+    with pytest.raises(RuntimeError), db.session() as session:
+        register_grids(session, index, [(cell, "310115005001")])
+        assert cell in index.grids_by_cell
+        raise RuntimeError("the rest of the transaction fails")
+    assert cell not in index.grids_by_cell

@@ -7,7 +7,10 @@ polygons (Shapely STRtree) and the H3 grid, and ``parse_address`` over the divis
 Grids are H3 cells at resolution 9 (average area ≈ 0.105 km², edge ≈ 174 m: the size of an urban
 management grid in the centre of Shanghai). A cell becomes a grid with a 15-digit GB/T 30428-style
 code — 6 district + 3 township + 3 community + 3 serial — when it is bound to a community
-(``register_grid``); the shipped data has no community outlines, so cells are not bound automatically.
+(``register_grid``, or ``register_grids`` for many at once). The shipped data has no community outlines,
+so the grid layout comes from geocoded addresses: each cell goes to the community most of its
+addresses belong to (see ``registers.service.derive_grids``). ``locate_many`` places arrays of points
+in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from importlib import resources
 from typing import Any
 
 import h3
+import numpy as np
+import shapely
 from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from shgov.core.regions.geo import CRS, CoordinateError, to_wgs84
 from shgov.core.regions.models import CODE_LENGTHS, LEVELS, Grid, Region
@@ -198,6 +203,42 @@ class RegionIndex:
             return self._district_codes[int(near[0])], True
         return None
 
+    def districts_at(self, lng: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The district code of each WGS-84 point ('' outside the city) and whether it is approximate."""
+        n = len(lng)
+        codes = np.full(n, "", dtype=object)
+        approximate = np.zeros(n, dtype=bool)
+        if self._tree is None or n == 0:
+            return codes, approximate
+        points = shapely.points(np.asarray(lng, float), np.asarray(lat, float))
+        inside = self._tree.query(points, predicate="intersects")
+        district_codes = np.array(self._district_codes, dtype=object)
+        # Where outlines overlap, the lowest district index wins, as in ``locate``.
+        order = np.lexsort((-inside[1], inside[0]))
+        codes[inside[0][order]] = district_codes[inside[1][order]]
+        missing = np.flatnonzero(codes == "")
+        if len(missing):
+            near = self._tree.query_nearest(points[missing], max_distance=NEAR_DEGREES, all_matches=False)
+            codes[missing[near[0]]] = district_codes[near[1]]
+            approximate[missing[near[0]]] = True
+        return codes, approximate
+
+    def locate_many(self, lng: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
+        """``locate`` for arrays of WGS-84 points: district ('' outside), approximate, cell, grid, community."""
+        district, approximate = self.districts_at(lng, lat)
+        cells = np.array(
+            [h3.latlng_to_cell(y, x, GRID_RESOLUTION) if d else "" for x, y, d in zip(lng, lat, district, strict=True)],
+            dtype=object,
+        )
+        grids = [self.grids_by_cell.get(c) for c in cells]
+        return {
+            "district_code": district,
+            "approximate": approximate,
+            "cell": cells,
+            "grid_code": np.array([g.code if g else None for g in grids], dtype=object),
+            "grid_community_code": np.array([g.community_code if g else None for g in grids], dtype=object),
+        }
+
     def cell_of(self, lng: float, lat: float) -> str:
         """The H3 cell (grid resolution) of a WGS-84 point."""
         return str(h3.latlng_to_cell(lat, lng, GRID_RESOLUTION))
@@ -224,6 +265,7 @@ class _NameTable:
         self.district: dict[str, str] = {}
         self.township: dict[str, list[str]] = {}
         self.community: dict[str, list[str]] = {}
+        self.stems: dict[str, dict[str, list[str]]] = {}
         for info in index.regions.values():
             if info.level == "district":
                 for variant in _district_variants(info.name):
@@ -234,6 +276,10 @@ class _NameTable:
             elif info.level == "community" and "虚拟" not in info.name:
                 for variant in _community_variants(info.name):
                     self.community.setdefault(variant, []).append(info.code)
+                # Right after its township a community is often written by its bare stem (…镇东园12号…).
+                stem = _community_stem(info.name)
+                if len(stem) >= 2 and info.parent_code:
+                    self.stems.setdefault(info.parent_code, {}).setdefault(stem, []).append(info.code)
         self._district_re = _alternation(self.district)
         self._township_re = _alternation(self.township)
         self._community_re = _alternation(self.community)
@@ -288,6 +334,14 @@ class _NameTable:
             if len(codes) > 1:
                 ambiguous = tuple(codes)
                 break
+        if community is None and township is not None and not ambiguous:
+            stems = self.stems.get(township.code, {})
+            # Only when a house number follows: "威海路500号" names a road, not the 威海 community.
+            bare = (s for s in stems if clean.startswith(s, pos) and clean[pos + len(s) : pos + len(s) + 1].isdigit())
+            for stem in sorted(bare, key=len, reverse=True)[:1]:
+                if len(stems[stem]) == 1:
+                    community = index.regions[stems[stem][0]]
+                    pos += len(stem)
         return ParsedAddress(text, district, township, community, clean[pos:], ambiguous)
 
 
@@ -312,6 +366,13 @@ def _township_variants(name: str) -> set[str]:
         if stem != name and len(stem) >= 2:
             variants |= {stem + "街道", stem + "街道办事处"}
     return variants
+
+
+def _community_stem(name: str) -> str:
+    for suffix in ("社区居委会", "居委会", "村委会", "社区"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
 
 
 def _community_variants(name: str) -> set[str]:
@@ -427,6 +488,12 @@ def load_builtin_divisions(session: Session) -> dict[str, int]:
     )
 
 
+def shape_bounds(geometry: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The (min lng, min lat, max lng, max lat) box of a GeoJSON geometry."""
+    bounds: tuple[float, float, float, float] = shape(geometry).bounds
+    return bounds
+
+
 def region_count(session: Session) -> int:
     """How many divisions are loaded."""
     return int(session.scalar(select(func.count()).select_from(Region)) or 0)
@@ -434,6 +501,47 @@ def region_count(session: Session) -> int:
 
 def register_grid(session: Session, index: RegionIndex, community_code: str, cell: str, name: str = "") -> GridInfo:
     """Bind an H3 cell to a community as a grid with the next 15-digit code of that community."""
+    _check_cell(index, community_code, cell)
+    if cell in index.grids_by_cell or session.scalar(select(Grid).where(Grid.cell == cell)) is not None:
+        raise RegionDataError(f"cell {cell} is already a grid")
+    return _add_grids(session, index, [(cell, community_code, name)])[0]
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """What ``register_grids`` did with a list of cell → community assignments."""
+
+    created: int
+    existing: int
+    refused: dict[str, str]  # cell → why it was not registered
+
+
+def register_grids(session: Session, index: RegionIndex, assignments: Iterable[tuple[str, str]]) -> GridPlan:
+    """Bind many H3 cells to communities at once; cells that are grids already are left as they are,
+    and every refused assignment is reported with its reason (nothing is dropped silently)."""
+    todo: list[tuple[str, str, str]] = []
+    refused: dict[str, str] = {}
+    existing = 0
+    seen: set[str] = set()
+    for cell, community_code in assignments:
+        if cell in index.grids_by_cell:
+            existing += 1
+            continue
+        if cell in seen:
+            refused[cell] = "the cell is assigned twice"
+            continue
+        seen.add(cell)
+        try:
+            _check_cell(index, community_code, cell)
+        except (RegionDataError, CoordinateError) as exc:
+            refused[cell] = str(exc)
+            continue
+        todo.append((cell, community_code, ""))
+    created = _add_grids(session, index, todo, refused)
+    return GridPlan(len(created), existing, refused)
+
+
+def _check_cell(index: RegionIndex, community_code: str, cell: str) -> None:
     community = index.get(community_code)
     if community is None or community.level != "community":
         raise RegionDataError(f"{community_code} is not a community")
@@ -443,15 +551,58 @@ def register_grid(session: Session, index: RegionIndex, community_code: str, cel
     located = index.locate(lng, lat)
     if not index.is_within(community.code, located.district.code):
         raise RegionDataError(f"cell {cell} lies in {located.district.name}, not in the community's district")
-    if session.scalar(select(Grid).where(Grid.cell == cell)) is not None:
-        raise RegionDataError(f"cell {cell} is already a grid")
-    last = session.scalar(select(func.max(Grid.code)).where(Grid.community_code == community_code))
-    serial = int(last[-3:]) + 1 if last else 1
-    if serial > 999:
-        raise RegionDataError(f"community {community_code} already has 999 grids")
-    grid = Grid(code=f"{community_code}{serial:03d}", cell=cell, community_code=community_code, name=name)
-    session.add(grid)
-    session.flush()
-    info = GridInfo(grid.code, cell, community_code, name)
-    index.grids_by_cell[cell] = info
-    return info
+
+
+def _add_grids(
+    session: Session, index: RegionIndex, todo: list[tuple[str, str, str]], refused: dict[str, str] | None = None
+) -> list[GridInfo]:
+    """Insert checked grids with the next serials of their communities (up to 999 per community)."""
+    communities = sorted({community for _, community, _ in todo})
+    last: dict[str, int] = {}
+    for start in range(0, len(communities), 500):
+        chunk = communities[start : start + 500]
+        rows = session.execute(
+            select(Grid.community_code, func.max(Grid.code))
+            .where(Grid.community_code.in_(chunk))
+            .group_by(Grid.community_code)
+        )
+        last.update({community: int(code[-3:]) for community, code in rows})
+    created: list[GridInfo] = []
+    for cell, community, name in todo:
+        serial = last.get(community, 0) + 1
+        if serial > 999:
+            if refused is None:
+                raise RegionDataError(f"community {community} already has 999 grids")
+            refused[cell] = f"community {community} already has 999 grids"
+            continue
+        last[community] = serial
+        created.append(GridInfo(f"{community}{serial:03d}", cell, community, name))
+    if created:
+        session.execute(
+            insert(Grid),
+            [{"code": g.code, "cell": g.cell, "community_code": g.community_code, "name": g.name} for g in created],
+        )
+        session.flush()
+    for grid in created:
+        index.grids_by_cell[grid.cell] = grid
+
+    if created:
+        session.info.setdefault(_PENDING_GRIDS, []).append((index, [g.cell for g in created]))
+    return created
+
+
+# The index is shared by the process: grids added in a transaction that rolls back must leave it again.
+_PENDING_GRIDS = "regions.pending_grids"
+
+
+@event.listens_for(Session, "after_commit")
+def _grids_committed(session: Session) -> None:
+    session.info.pop(_PENDING_GRIDS, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _grids_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        for index, cells in session.info.pop(_PENDING_GRIDS, []):
+            for cell in cells:
+                index.grids_by_cell.pop(cell, None)

@@ -301,9 +301,8 @@ class _Places:
             raise ValueError("no district outlines are loaded, so addresses cannot have coordinates")
         x = self.lng[idx] + rng.normal(0, 0.0025, len(idx))
         y = self.lat[idx] + rng.normal(0, 0.0022, len(idx))
-        found, approximate = self.index.districts_at(x, y)
-        astray = (found != self.district_code[idx]) | approximate
-        x[astray], y[astray] = self.lng[idx][astray], self.lat[idx][astray]
+        inside = self.index.within(self.district_code[idx], x, y)
+        x[~inside], y[~inside] = self.lng[idx][~inside], self.lat[idx][~inside]
         return np.round(x, 6), np.round(y, 6)
 
 
@@ -671,8 +670,14 @@ def generate(index: RegionIndex, config: CityConfig, progress: Callable[[str], N
     # -- 规划资源: the standard addresses, geocoded ------------------------------------------------------
     if places.lng is not None:
         step("addresses")
-        texts, first = np.unique(np.concatenate([address, rs_address[stale], ent_address]), return_index=True)
-        where = np.concatenate([home, moved, reg_place])[first]
+        known = pl.concat(
+            [
+                population.select("address", pl.Series("place", home)),
+                employment_frame.filter(pl.Series(stale)).select("address", pl.Series("place", moved)),
+                enterprises.select("address", pl.Series("place", reg_place)),
+            ]
+        ).unique("address", keep="first", maintain_order=True)
+        texts, where = known["address"], known["place"].to_numpy()
         lng, lat = places.points(rng, where)
         # Defects: a few addresses not surveyed yet, a few pairs typed the wrong way round.
         unsurveyed = rng.random(len(texts)) < r / 2

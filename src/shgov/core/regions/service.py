@@ -117,6 +117,9 @@ class RegionIndex:
         self._district_codes = sorted(self.boundaries)
         self._shapes: list[BaseGeometry] = [shape(self.boundaries[c]) for c in self._district_codes]
         self._tree = STRtree(self._shapes) if self._shapes else None
+        self._position = {code: i for i, code in enumerate(self._district_codes)}
+        for outline in self._shapes:
+            shapely.prepare(outline)
         self._names = _NameTable(self)
 
     @classmethod
@@ -222,6 +225,18 @@ class RegionIndex:
             codes[missing[near[0]]] = district_codes[near[1]]
             approximate[missing[near[0]]] = True
         return codes, approximate
+
+    def within(self, district: np.ndarray, lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Whether each WGS-84 point lies inside the outline of the district given for it (strictly: no
+        ~1 km allowance) — faster than ``districts_at`` when the district to check is known."""
+        inside = np.zeros(len(district), dtype=bool)
+        for code in np.unique(district):
+            position = self._position.get(str(code))
+            if position is None:
+                continue
+            rows = np.flatnonzero(district == code)
+            inside[rows] = shapely.contains_xy(self._shapes[position], lng[rows], lat[rows])
+        return inside
 
     def locate_many(self, lng: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
         """``locate`` for arrays of WGS-84 points: district ('' outside), approximate, cell, grid, community."""

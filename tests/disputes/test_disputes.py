@@ -216,3 +216,78 @@ def test_deadlines_are_data_set_per_element_by_city_administrators(
     assert filed["deadline"] == add_working_days(lake.today_local(), 3).isoformat()
     listed = client.get("/api/v1/disputes/deadlines", headers=admin).json()
     assert {"register": "person", "element": "address", "working_days": 3} in listed
+
+
+PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def evidence_upload(
+    client: httpx.Client, token: str, dispute_id: str, files: list[tuple[str, bytes, str]]
+) -> httpx.Response:
+    return client.post(
+        f"/api/v1/disputes/{dispute_id}/evidence",
+        files=[("file", f) for f in files],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_evidence_files_are_uploaded_by_the_filer_and_read_by_the_department(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path, app: object
+) -> None:
+    id_number, token = resident
+    filed = file(client, token, register="person", record_key=id_number, element="address", reason="地址有误")
+    dispute_id = filed.json()["id"]
+    uploaded = evidence_upload(
+        client, token, dispute_id, [("居住证明.pdf", PDF, "application/pdf"), ("../../门牌照片.png", PNG, "image/png")]
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    files = uploaded.json()["attachments"]
+    assert [(f["name"], f["media_type"], f["size"]) for f in files] == [
+        ("居住证明.pdf", "application/pdf", len(PDF)),
+        ("门牌照片.png", "image/png", len(PNG)),  # no folders in a stored name
+    ]
+    assert "evidence: 居住证明.pdf, 门牌照片.png" in uploaded.json()["history"][-1]["note"]
+    for who in (f"Bearer {token}", f"Bearer {token_for('admin')}"):
+        got = client.get(files[0]["href"], headers={"Authorization": who})
+        assert got.status_code == 200
+        assert got.content == PDF
+        assert got.headers["content-type"] == "application/pdf"
+        assert "filename*=UTF-8''%E5%B1%85" in got.headers["content-disposition"]
+        assert got.headers["x-content-type-options"] == "nosniff"
+    # Neither another department nor an anonymous caller sees it.
+    other = {"Authorization": f"Bearer {token_for('pudong.window')}"}
+    assert client.get(files[0]["href"], headers=other).status_code == 404
+    assert client.get(files[0]["href"]).status_code == 401
+    app.state.audit.flush()  # type: ignore[attr-defined]
+    auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
+    trail = client.get("/api/v1/audit/records", params={"action": "disputes.evidence.read"}, headers=auditor).json()
+    assert len([r for r in trail if r["object_id"] == dispute_id]) == 2
+
+
+def test_bad_evidence_is_refused_whole_and_named(
+    client: httpx.Client, token_for: TokenFor, resident: tuple[str, str], lake_dir: Path
+) -> None:
+    id_number, token = resident
+    filed = file(client, token, register="person", record_key=id_number, element="address", reason="地址有误")
+    dispute_id = filed.json()["id"]
+    cases = [
+        [("证明.pdf", b"just text pretending to be a PDF", "application/pdf")],
+        [("ok.pdf", PDF, "application/pdf"), ("empty.png", b"", "image/png")],
+        [("big.pdf", PDF + b"0" * (6 * 1024 * 1024), "application/pdf")],
+        [(f"{i}.pdf", PDF, "application/pdf") for i in range(6)],
+    ]
+    for files in cases:
+        refused = evidence_upload(client, token, dispute_id, files)
+        assert refused.status_code in (413, 422), refused.text
+        if refused.status_code == 422:
+            assert refused.json()["errors"][0]["field"] in ("evidence", "file")
+    one = client.get(f"/api/v1/disputes/{dispute_id}", headers={"Authorization": f"Bearer {token}"}).json()
+    assert one["attachments"] == []  # all or none: the good file of a refused batch is not attached
+    # Only the filer adds evidence, and only while the dispute is open.
+    admin = {"Authorization": f"Bearer {token_for('admin')}"}
+    by_department = evidence_upload(client, token_for("admin"), dispute_id, [("a.pdf", PDF, "application/pdf")])
+    assert by_department.status_code == 403
+    client.post(f"/api/v1/disputes/{dispute_id}/decisions", json={"action": "reject", "reason": "无误"}, headers=admin)
+    late = evidence_upload(client, token, dispute_id, [("a.pdf", PDF, "application/pdf")])
+    assert late.status_code == 409

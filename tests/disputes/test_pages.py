@@ -73,3 +73,42 @@ def test_a_resident_reports_and_the_department_corrects_through_the_pages(
 def test_the_department_page_is_for_departments(server_url: str, resident: tuple[str, str], lake_dir: object) -> None:
     with browser_for(server_url, "resident", "Resident#2026x") as me:
         assert me.get("/data/disputes").status_code == 403
+
+
+def test_evidence_goes_with_a_filing_from_the_page_and_bad_files_lose_nothing(
+    server_url: str, resident: tuple[str, str], lake_dir: object
+) -> None:
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    with browser_for(server_url, "resident", "Resident#2026x") as me:
+        page = me.get("/disputes")
+        assert 'enctype="multipart/form-data"' in page.text
+        refused = me.post(
+            "/disputes",
+            data={"element": "address", "reason": "地址已变更", "csrf_token": csrf_of(page.text)},
+            files=[("evidence", ("证明.pdf", b"not a pdf", "application/pdf"))],
+        )
+        assert refused.status_code == 200
+        assert 'data-testid="dispute-error"' in refused.text
+        assert "data-dispute=" not in refused.text  # the refused filing left no dispute behind
+        filed = me.post(
+            "/disputes",
+            data={"element": "address", "reason": "地址已变更", "csrf_token": csrf_of(page.text)},
+            files=[("evidence", ("居住证明.pdf", pdf, "application/pdf"))],
+        )
+        assert "居住证明.pdf" in filed.text
+        link = re.search(r'href="(/disputes/[0-9a-f-]+/evidence/[0-9a-f-]+)"', filed.text)
+        assert link is not None
+        assert me.get(link.group(1)).content == pdf
+        # No file chosen: the browser's empty part is not evidence.
+        plain = me.post(
+            "/disputes",
+            data={"element": "marital_status", "reason": "已离婚", "csrf_token": csrf_of(page.text)},
+            files=[("evidence", ("", b"", "application/octet-stream"))],
+        )
+        assert plain.text.count("data-dispute=") == 2
+    with browser_for(server_url, "admin", DEMO_PASSWORD) as department:
+        routed = department.get("/data/disputes")
+        assert 'data-testid="evidence"' in routed.text
+        assert department.get(link.group(1)).content == pdf
+    with browser_for(server_url, "pudong.window", DEMO_PASSWORD) as stranger:
+        assert stranger.get(link.group(1)).status_code == 404

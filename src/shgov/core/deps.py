@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from shgov.core.analytics import Analytics
 from shgov.core.db import Database
+from shgov.core.files import FileStore
 from shgov.core.settings import Settings
 
 
@@ -32,6 +33,11 @@ def get_analytics(request: Request) -> Analytics:
     return analytics
 
 
+def get_file_store(settings: Annotated[Settings, Depends(get_settings)]) -> FileStore:
+    """The store of uploaded files under the data folder."""
+    return FileStore(settings.data_dir / "files")
+
+
 def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
     """A unit of work per request: committed when the handler returns, rolled back on error."""
     with db.session() as session:
@@ -44,3 +50,4 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 AnalyticsDep = Annotated[Analytics, Depends(get_analytics)]
+FileStoreDep = Annotated[FileStore, Depends(get_file_store)]

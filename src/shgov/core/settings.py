@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     demo_persons: int = Field(default=20_000, ge=100)
     dispute_deadline_days: int = Field(default=5, ge=1, le=60)
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     database: DatabaseSettings = DatabaseSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
+from starlette.responses import Response
 
-from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem
+from shgov.core.files import file_response, read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
@@ -65,6 +67,18 @@ class HistoryOut(BaseModel):
     note: str
 
 
+class AttachmentOut(BaseModel):
+    """An evidence file (download it from ``href``)."""
+
+    id: uuid.UUID
+    name: str
+    media_type: str
+    size: int
+    digest: str
+    created_at: datetime
+    href: str
+
+
 class DisputeOut(BaseModel):
     """A dispute as its filer and its department see it."""
 
@@ -87,6 +101,7 @@ class DisputeOut(BaseModel):
     decision_reason: str | None
     corrected_value: str | None
     created_at: datetime
+    attachments: list[AttachmentOut] = []
     history: list[HistoryOut] = []
 
 
@@ -100,6 +115,18 @@ def _out(session: SessionDep, dispute: Dispute, with_history: bool = False) -> D
         }
     )
     if with_history:
+        out.attachments = [
+            AttachmentOut(
+                id=a.id,
+                name=a.name,
+                media_type=a.media_type,
+                size=a.size,
+                digest=a.digest,
+                created_at=a.created_at,
+                href=f"/api/v1/disputes/{dispute.id}/evidence/{a.id}",
+            )
+            for a in disputes.attachments(session, dispute.id)
+        ]
         out.history = [
             HistoryOut.model_validate(h, from_attributes=True) for h in disputes.history(session, dispute.id)
         ]
@@ -212,6 +239,57 @@ def set_deadline(
 def one(session: SessionDep, principal: CurrentPrincipal, dispute_id: uuid.UUID) -> DisputeOut:
     """A dispute with its history."""
     return _out(session, _dispute(session, principal, dispute_id), with_history=True)
+
+
+@router.post("/{dispute_id}/evidence", response_model=DisputeOut, status_code=201)
+async def add_evidence(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: FileStoreDep,
+    dispute_id: uuid.UUID,
+    file: Annotated[list[UploadFile], File(description="PDF, JPEG or PNG files (multipart field 'file')")],
+    principal: CurrentPrincipal,
+) -> DisputeOut:
+    """Add evidence files to an open dispute the caller filed (at most 5 per dispute; all or none)."""
+    dispute = _dispute(session, principal, dispute_id)
+    files = [(f.filename or "", await read_upload(f, settings.max_upload_bytes)) for f in file]
+    added = disputes.attach(session, store, dispute, principal, files, settings.max_upload_bytes)
+    audit(
+        request,
+        principal,
+        "disputes.evidence.add",
+        object_type="dispute",
+        object_id=str(dispute_id),
+        details={"files": [a.digest for a in added]},
+    )
+    return _out(session, dispute, with_history=True)
+
+
+@router.get("/{dispute_id}/evidence/{attachment_id}")
+def evidence(
+    request: Request,
+    session: SessionDep,
+    store: FileStoreDep,
+    dispute_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Download an evidence file: its filer and the department the dispute is routed to."""
+    dispute = _dispute(session, principal, dispute_id)
+    found = next((a for a in disputes.attachments(session, dispute.id) if a.id == attachment_id), None)
+    if found is None:
+        raise Problem("not-found", detail="No such evidence file.")
+    audit(
+        request,
+        principal,
+        "disputes.evidence.read",
+        object_type="dispute",
+        object_id=str(dispute_id),
+        tenant_code=dispute.tenant_code,
+        details={"file": found.digest},
+    )
+    return file_response(store, found.digest, found.media_type, found.name)
 
 
 @router.post("/{dispute_id}/decisions", response_model=DisputeOut)

@@ -61,3 +61,17 @@ class DisputeDeadline(Base):
     element: Mapped[str] = mapped_column(String(63), primary_key=True)
     working_days: Mapped[int]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DisputeAttachment(UUIDKeyMixin, Base):
+    """A file the filer gave as evidence (stored by digest in the file store; never changed)."""
+
+    __tablename__ = "dispute_attachments"
+
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int]
+    name: Mapped[str] = mapped_column(String(120))
+    uploaded_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

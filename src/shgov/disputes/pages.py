@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
+from shgov.core.files import file_response, read_upload
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit
 from shgov.core.identity.service import get_user
@@ -47,7 +49,12 @@ NAV = [
 
 @router.get("/disputes", response_class=HTMLResponse)
 def mine(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: str | None = None
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    error: str | None = None,
 ) -> Response:
     """The disputes the visitor filed, and a form to file one about their own record."""
     who = sign_in_first(request, principal)
@@ -58,7 +65,14 @@ def mine(
     return templates.render(
         request,
         "disputes/mine.html",
-        {"disputes": filed, "elements": elements, "error": error, "today": lake.today_local()},
+        {
+            "disputes": filed,
+            "files": {d.id: disputes.attachments(session, d.id) for d in filed},
+            "max_mb": round(settings.max_upload_bytes / 1024 / 1024, 1),
+            "elements": elements,
+            "error": error,
+            "today": lake.today_local(),
+        },
     )
 
 
@@ -71,9 +85,11 @@ async def file(
     principal: WebUser,
     element: Annotated[str, Form(max_length=63)],
     reason: Annotated[str, Form(min_length=2, max_length=2000)],
+    store: FileStoreDep,
     proposed_value: Annotated[str, Form(max_length=500)] = "",
+    evidence: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> Response:
-    """File a dispute about the visitor's own person record."""
+    """File a dispute about the visitor's own person record, with evidence files if any."""
     who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
@@ -81,6 +97,12 @@ async def file(
     key = (user.id_number if user else None) or ""
     filing = disputes.Filing("person", key, element, proposed_value or None, reason, [])
     try:
+        # With no file chosen a client sends an empty part, or a plain empty field: neither is evidence.
+        files = [
+            (f.filename or "", await read_upload(f, settings.max_upload_bytes, "evidence"))
+            for f in evidence or []
+            if isinstance(f, StarletteUpload) and (f.filename or f.size)
+        ]
         dispute = disputes.file_dispute(
             session,
             registers.shared_reader(settings.lake_dir),
@@ -89,10 +111,46 @@ async def file(
             default_deadline_days=settings.dispute_deadline_days,
             id_number_of_filer=key,
         )
+        disputes.attach(session, store, dispute, who, files, settings.max_upload_bytes)
     except DomainError as exc:
-        return mine(request, templates, session, principal, error=exc.message)
+        # Nothing of a refused filing stays: the dispute and its rows go with the transaction.
+        session.rollback()
+        return mine(request, templates, session, settings, principal, error=exc.message)
     audit(request, who, "disputes.dispute.file", object_type="dispute", object_id=str(dispute.id))
     return RedirectResponse("/disputes", status_code=303)
+
+
+@router.get("/disputes/{dispute_id}/evidence/{attachment_id}")
+def evidence_file(
+    request: Request,
+    session: SessionDep,
+    store: FileStoreDep,
+    principal: WebUser,
+    dispute_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+) -> Response:
+    """An evidence file, for its filer and the department the dispute is routed to."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    dispute = disputes.get_dispute(session, dispute_id)
+    if dispute is None or not (
+        dispute.filer_id == who.user_id or who.allows(disputes.READ, dispute.tenant_code, dispute.department_code)
+    ):
+        raise Problem("not-found", detail="No such dispute.")
+    found = next((a for a in disputes.attachments(session, dispute.id) if a.id == attachment_id), None)
+    if found is None:
+        raise Problem("not-found", detail="No such evidence file.")
+    audit(
+        request,
+        who,
+        "disputes.evidence.read",
+        object_type="dispute",
+        object_id=str(dispute_id),
+        tenant_code=dispute.tenant_code,
+        details={"file": found.digest},
+    )
+    return file_response(store, found.digest, found.media_type, found.name)
 
 
 @router.get("/data/disputes", response_class=HTMLResponse)
@@ -109,8 +167,11 @@ def routed(request: Request, templates: TemplatesDep, session: SessionDep, princ
         if d.filer_id != who.user_id or who.has_action(disputes.DECIDE)
     ]
     rows.sort(key=lambda d: (not disputes.is_overdue(d), d.status not in disputes.OPEN, d.deadline))
+    files = {d.id: disputes.attachments(session, d.id) for d in rows}
     return templates.render(
-        request, "disputes/routed.html", {"disputes": rows, "is_overdue": disputes.is_overdue, "open": disputes.OPEN}
+        request,
+        "disputes/routed.html",
+        {"disputes": rows, "is_overdue": disputes.is_overdue, "open": disputes.OPEN, "files": files},
     )
 
 

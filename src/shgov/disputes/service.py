@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,11 +28,12 @@ from shgov.core.calendar.service import default_calendar
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import emit
+from shgov.core.files import FileStore
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
-from shgov.disputes.models import Dispute, DisputeDeadline, DisputeEvent
+from shgov.disputes.models import Dispute, DisputeAttachment, DisputeDeadline, DisputeEvent
 from shgov.lake import service as lake
 from shgov.registers import service as registers
 
@@ -266,6 +268,60 @@ def decide(
     _history(session, dispute, principal, before, reason)
     session.flush()
     return dispute
+
+
+MAX_ATTACHMENTS = 5
+EVIDENCE_KINDS = ("application/pdf", "image/jpeg", "image/png")
+
+
+def attach(
+    session: Session,
+    store: FileStore,
+    dispute: Dispute,
+    principal: Principal,
+    files: Sequence[tuple[str, bytes]],
+    max_bytes: int,
+) -> list[DisputeAttachment]:
+    """Add evidence files (PDF, JPEG, PNG) to an open dispute the caller filed; all or none are added."""
+    if dispute.filer_id != principal.user_id:
+        raise ForbiddenError("only the filer adds evidence to a dispute", field="dispute")
+    if dispute.status not in OPEN:
+        raise ConflictError(f"the dispute is {dispute.status}; evidence can no longer be added", field="status")
+    held = len(attachments(session, dispute.id))
+    if held + len(files) > MAX_ATTACHMENTS:
+        raise InvalidError(
+            f"a dispute takes at most {MAX_ATTACHMENTS} files ({held} already attached)", field="evidence"
+        )
+    stored = [
+        store.put(data, name, max_bytes=max_bytes, allowed=EVIDENCE_KINDS, field="evidence") for name, data in files
+    ]
+    added = [
+        DisputeAttachment(
+            dispute_id=dispute.id,
+            digest=f.digest,
+            media_type=f.media_type,
+            size=f.size,
+            name=f.name,
+            uploaded_by=principal.user_id,
+        )
+        for f in stored
+    ]
+    session.add_all(added)
+    if added:
+        _history(session, dispute, principal, dispute.status, "evidence: " + ", ".join(f.name for f in stored))
+    session.flush()
+    return added
+
+
+def attachments(session: Session, dispute_id: uuid.UUID) -> list[DisputeAttachment]:
+    """The evidence files of a dispute, oldest first."""
+    return list(
+        session.scalars(
+            select(DisputeAttachment)
+            .where(DisputeAttachment.dispute_id == dispute_id)
+            .order_by(DisputeAttachment.created_at, DisputeAttachment.name)
+        )
+    )
 
 
 def get_dispute(session: Session, dispute_id: uuid.UUID) -> Dispute | None:

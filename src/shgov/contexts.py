@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 
 # Added one by one as their issues are done.
-CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes")
+CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog")
 
 CORE_MODEL_MODULES: tuple[str, ...] = (
     "shgov.core.events",

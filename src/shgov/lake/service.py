@@ -203,6 +203,62 @@ def seed_resources(session: Session, tenant_code: str) -> int:
     return created
 
 
+def define_schema(
+    session: Session,
+    code: str,
+    *,
+    title: str,
+    department_code: str,
+    tenant_code: str,
+    update_cycle_days: int,
+    columns: list[dict[str, Any]],
+    key: list[str],
+) -> LakeResource:
+    """Create a resource, or give an existing one a new schema (the catalog's published data items).
+
+    An existing resource keeps its rules and update column; the new schema must still hold every
+    column they name, so a load is never validated against rules for columns that are gone."""
+    row = session.get(LakeResource, code)
+    raw = {
+        "columns": columns,
+        "key": key,
+        "rules": row.rules if row is not None else [],
+        "updated_column": row.updated_column if row is not None else None,
+    }
+    validate_definition(raw)
+    names = {c["name"] for c in columns}
+    if raw["updated_column"] and raw["updated_column"] not in names:
+        raise InvalidError(f"the schema must keep {raw['updated_column']}, the update-time column", field="items")
+    if not key:
+        raise InvalidError("the schema needs at least one key item", field="items")
+    if row is None:
+        row = LakeResource(
+            code=code,
+            title=title,
+            department_code=department_code,
+            tenant_code=tenant_code,
+            update_cycle_days=update_cycle_days,
+            columns=columns,
+            key=key,
+            updated_column=None,
+            rules=[],
+        )
+        session.add(row)
+    else:
+        row.title, row.columns, row.key, row.update_cycle_days = title, columns, key, update_cycle_days
+    session.flush()
+    return row
+
+
+def last_loaded(session: Session, code: str) -> datetime | None:
+    """When the live version of ``code`` was loaded (``None`` when nothing was ever loaded)."""
+    row = session.get(LakeResource, code)
+    if row is None or row.current_load_id is None:
+        return None
+    load_row = session.get(LakeLoad, row.current_load_id)
+    return load_row.finished_at if load_row else None
+
+
 def get_resource(session: Session, code: str) -> ResourceSpec:
     """The resource ``code``; ``NotFoundError`` when there is none."""
     row = session.get(LakeResource, code)

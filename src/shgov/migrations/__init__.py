@@ -45,8 +45,23 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+# Objects the migrations create by hand and no model declares: full-text indexes (and FTS5's own tables).
+UNMANAGED_PREFIXES = ("catalog_fts",)
+UNMANAGED_INDEXES = frozenset({"ix_catalog_search_fts"})
+UNMANAGED_COLUMNS = frozenset({"search_vector"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Whether autogenerate and ``differences`` compare an object (not the hand-made search indexes)."""
+    if type_ == "table" and name and name.startswith(UNMANAGED_PREFIXES):
+        return False
+    if type_ == "column" and name in UNMANAGED_COLUMNS:
+        return False
+    return not (type_ == "index" and name in UNMANAGED_INDEXES)
+
+
 def differences(connection: Connection) -> list[Any]:
     """What the models declare that the migrated database lacks (or vice versa); empty when in sync."""
     import_models()
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": include_object})
     return list(compare_metadata(context, Base.metadata))

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from shgov.contexts import import_models
 from shgov.core.db import Base, make_engine
+from shgov.migrations import include_object
 
 import_models()
 target_metadata = Base.metadata
@@ -18,6 +19,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -391,6 +391,18 @@ def find_by_lake_resource(session: Session, lake_resource: str) -> CatalogResour
     return session.scalar(select(CatalogResource).where(CatalogResource.lake_resource == lake_resource))
 
 
+def is_aggregated(session: Session, resource: CatalogResource) -> bool:
+    """Whether the big-data centre holds the resource's data: a base register, or a lake resource with a load."""
+    if resource.register_code is not None:
+        return True
+    if resource.lake_resource is None:
+        return False
+    try:
+        return lake.current_version(session, resource.lake_resource) > 0
+    except NotFoundError:
+        return False
+
+
 def items_of(session: Session, resource_id: uuid.UUID) -> list[CatalogItem]:
     """The items of an entry's working copy, in order."""
     return list(
@@ -898,20 +910,24 @@ def import_rows(session: Session, principal: Principal, rows: Sequence[Mapping[s
 # -- the demo catalog ----------------------------------------------------------------------------------
 
 
+# In a dataset about people, these items say nothing about a person; every other item is personal data.
+IMPERSONAL = frozenset({"district_code", "township_code", "community_code", "updated_at", "registered_on"})
+
+
+def _item(name: str, data_type: str, required: bool, key: bool, about_people: bool) -> ItemData:
+    title, sensitivity, personal = ITEM_DEFAULTS.get(name, (name, "general", False))
+    personal = personal or (about_people and name not in IMPERSONAL)
+    return ItemData(name, title, data_type, required, key, sensitivity, personal)
+
+
+def _about_people(names: Iterable[str]) -> bool:
+    return any(n in ("id_number", "child_id_number") for n in names)
+
+
 def _lake_entry(session: Session, spec: lake.ResourceSpec, item_code: str) -> ResourceData:
     keyed = set(spec.key)
-    items = [
-        ItemData(
-            c.name,
-            ITEM_DEFAULTS.get(c.name, (c.name, "general", False))[0],
-            c.type,
-            c.required,
-            c.name in keyed,
-            ITEM_DEFAULTS.get(c.name, (c.name, "general", False))[1],
-            ITEM_DEFAULTS.get(c.name, (c.name, "general", False))[2],
-        )
-        for c in spec.columns
-    ]
+    people = _about_people(c.name for c in spec.columns)
+    items = [_item(c.name, c.type, c.required, c.name in keyed, people) for c in spec.columns]
     personal = any(i.personal for i in items)
     cycle = next(
         (k for k, (_, d) in UPDATE_CYCLES.items() if k != "realtime" and d is not None and d >= spec.update_cycle_days),
@@ -948,18 +964,8 @@ def _register_entry(code: str, department: str, tenant: str) -> ResourceData:
         names = [(definition.key, True)] + [(e.name, False) for e in definition.elements]
     else:
         names = [(n, n in ("licence_no", "address")) for n in _REGISTER_COLUMNS[code]]
-    items = [
-        ItemData(
-            name,
-            ITEM_DEFAULTS.get(name, (name, "general", False))[0],
-            "string",
-            key,
-            key,
-            ITEM_DEFAULTS.get(name, (name, "general", False))[1],
-            ITEM_DEFAULTS.get(name, (name, "general", False))[2],
-        )
-        for name, key in names
-    ]
+    people = _about_people(name for name, _ in names)
+    items = [_item(name, "string", key, key, people) for name, key in names]
     return ResourceData(
         title=title,
         class_code="1",

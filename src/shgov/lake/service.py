@@ -20,8 +20,9 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -568,6 +569,79 @@ def resource_state(session: Session, code: str) -> ResourceState:
     if row is None:
         raise NotFoundError(f"no resource {code!r}", field="resource")
     return ResourceState(row.code, row.department_code, row.current_version, row.current_load_id, tuple(row.key))
+
+
+class KeyedTables:
+    """Versions of lake datasets held in memory with a hash index on a key column, for point and batch
+    lookups and filtered pages in key order; a newer version replaces the older one on first use."""
+
+    def __init__(self, lake: Path) -> None:
+        self.lake = lake
+        self._lock = threading.Lock()
+        self._tables: dict[tuple[str, str], tuple[int, pl.DataFrame, dict[Any, list[int]]]] = {}
+
+    def table(self, dataset: str, version: int, key: str) -> tuple[pl.DataFrame, dict[Any, list[int]]]:
+        """The frame of ``dataset`` at ``version`` and its index on ``key`` (loaded once per version)."""
+        cached = self._tables.get((dataset, key))
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        with self._lock:
+            cached = self._tables.get((dataset, key))
+            if cached is not None and cached[0] == version:
+                return cached[1], cached[2]
+            frame = read_version(self.lake, dataset, version)
+            if frame is None:
+                raise NotFoundError(f"version {version} of {dataset} is missing", field="resource")
+            frame = frame.sort(key)
+            index: dict[Any, list[int]] = {}
+            for position, value in enumerate(frame[key].to_list()):
+                index.setdefault(value, []).append(position)
+            self._tables[(dataset, key)] = (version, frame, index)
+            return frame, index
+
+    def lookup(
+        self, dataset: str, version: int, key: str, values: Sequence[Any], fields: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """The records whose ``key`` is one of ``values`` (in that order), with ``fields`` only."""
+        frame, index = self.table(dataset, version, key)
+        columns = [key, *[f for f in fields if f != key]] if fields else frame.columns
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise InvalidError(f"unknown fields: {', '.join(unknown)}", field="fields")
+        series = [frame[c] for c in columns]
+        rows: list[dict[str, Any]] = []
+        for value in values:
+            for position in index.get(value, []):
+                rows.append({c: s[position] for c, s in zip(columns, series, strict=True)})
+        return rows
+
+    def page(
+        self,
+        dataset: str,
+        version: int,
+        key: str,
+        equals: Mapping[str, Any],
+        after: Any,
+        limit: int,
+        fields: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        """Records matching every ``equals`` column, in key order, starting after key ``after`` (keyset paging)."""
+        frame, _ = self.table(dataset, version, key)
+        unknown = [c for c in [*equals, *fields] if c not in frame.columns]
+        if unknown:
+            raise InvalidError(f"unknown fields: {', '.join(unknown)}", field="filter")
+        condition = pl.lit(True)
+        for column, value in equals.items():
+            condition = condition & (pl.col(column).cast(pl.String) == str(value))
+        if after is not None:
+            condition = condition & (pl.col(key).cast(pl.String) > str(after))
+        columns = [key, *[f for f in fields if f != key]]
+        return frame.lazy().filter(condition).select(columns).head(limit).collect().to_dicts()
+
+
+def current_version(session: Session, code: str) -> int:
+    """The live version of resource ``code`` (0 before its first load)."""
+    return resource_state(session, code).version
 
 
 def write_version(lake: Path, dataset: str, version: int, frame: pl.DataFrame, partition_by: str | None = None) -> Path:

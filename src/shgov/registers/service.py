@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shgov.core.db import utcnow
-from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.errors import NotFoundError
 from shgov.core.events import emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
@@ -445,40 +445,13 @@ class RegisterReader:
 
     def __init__(self, lake_dir: Path) -> None:
         self.lake_dir = lake_dir
-        self._lock = threading.Lock()
-        self._tables: dict[str, tuple[int, pl.DataFrame, dict[Any, list[int]]]] = {}
-
-    def _table(self, register: str, key: str, version: int) -> tuple[pl.DataFrame, dict[Any, list[int]]]:
-        cached = self._tables.get(register)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        with self._lock:
-            cached = self._tables.get(register)
-            if cached is not None and cached[0] == version:
-                return cached[1], cached[2]
-            frame = lake.read_version(self.lake_dir, dataset(register), version)
-            if frame is None:
-                raise NotFoundError(f"version {version} of the {register} register is missing", field="register")
-            index: dict[Any, list[int]] = {}
-            for position, value in enumerate(frame[key].to_list()):
-                index.setdefault(value, []).append(position)
-            self._tables[register] = (version, frame, index)
-            return frame, index
+        self.tables = lake.KeyedTables(lake_dir)
 
     def lookup(
         self, register: str, key: str, version: int, values: Sequence[Any], fields: Sequence[str] | None
     ) -> list[dict[str, Any]]:
         """The records whose ``key`` is one of ``values`` (in that order), with ``fields`` only."""
-        frame, index = self._table(register, key, version)
-        columns = [key, *fields] if fields else frame.columns
-        unknown = [c for c in columns if c not in frame.columns]
-        if unknown:
-            raise InvalidError(f"unknown fields: {', '.join(unknown)}", field="fields")
-        rows: list[dict[str, Any]] = []
-        for value in values:
-            for position in index.get(value, []):
-                rows.append({c: frame[c][position] for c in columns})
-        return rows
+        return self.tables.lookup(dataset(register), version, key, values, fields)
 
 
 _readers: dict[Path, RegisterReader] = {}
@@ -492,6 +465,16 @@ def shared_reader(lake_dir: Path) -> RegisterReader:
         if reader is None:
             reader = _readers[lake_dir] = RegisterReader(lake_dir)
         return reader
+
+
+KEYS = {"person": "id_number", "enterprise": "credit_code", "licence": "licence_no", "address": "address"}
+
+
+def live_dataset(session: Session, register: str) -> tuple[str, int, str]:
+    """The lake dataset, live version and key column of a register (for readers outside this module)."""
+    if register not in KEYS:
+        raise NotFoundError(f"no register {register!r}", field="register")
+    return dataset(register), _version_for(session, register, None), KEYS[register]
 
 
 def _version_for(session: Session, register: str, as_of: datetime | None) -> int:

@@ -162,6 +162,38 @@ def count_records(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
 
 
+def daily_counts(
+    session: Session, action: str, since: datetime, object_ids: Iterable[str] | None = None
+) -> list[tuple[str, str | None, str | None, str, int]]:
+    """(UTC day, caller's department, object, outcome, records) for ``action`` since ``since``."""
+    day = (
+        func.date(AuditRecord.ts)
+        if session.get_bind().dialect.name == "sqlite"
+        else func.to_char(AuditRecord.ts, "YYYY-MM-DD")
+    )
+    query = (
+        select(day, AuditRecord.department_code, AuditRecord.object_id, AuditRecord.outcome, func.count())
+        .where(AuditRecord.action == action, AuditRecord.ts >= since)
+        .group_by(day, AuditRecord.department_code, AuditRecord.object_id, AuditRecord.outcome)
+        .order_by(day)
+    )
+    if object_ids is not None:
+        query = query.where(AuditRecord.object_id.in_(list(object_ids)))
+    return [(str(d), dept, obj, outcome, int(n)) for d, dept, obj, outcome, n in session.execute(query)]
+
+
+def records_of(
+    session: Session, action: str, object_ids: Iterable[str] | None, before_seq: int | None, limit: int
+) -> list[AuditRecord]:
+    """The newest records of ``action`` (on some objects only, when given), paged by sequence number."""
+    query = select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq.desc()).limit(limit)
+    if object_ids is not None:
+        query = query.where(AuditRecord.object_id.in_(list(object_ids)))
+    if before_seq is not None:
+        query = query.where(AuditRecord.seq < before_seq)
+    return list(session.scalars(query))
+
+
 class AuditWriter:
     """Queues entries and writes them in batches, one transaction per batch."""
 

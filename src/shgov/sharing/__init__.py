@@ -1,0 +1,1 @@
+"""1515 authorised sharing: requests, grants, the audited gateway."""

@@ -1,0 +1,471 @@
+"""The sharing API: 1515 requests and decisions, grants, statistics, and the gateway.
+
+The gateway (``/api/v1/share/…``) is for system clients with client-credentials tokens. Every call —
+served or refused — is written to the hash-chained audit log (action ``sharing.gateway.read``): client,
+department, resource, SM3 digest of the keys or filter, items, purpose, rows and outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from shgov.catalog import service as catalog
+from shgov.core.audit.service import daily_counts, records_of
+from shgov.core.db import utcnow
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import DomainError, FieldError, Problem
+from shgov.core.http import JsonRoute
+from shgov.core.identity.deps import CurrentPrincipal, audit
+from shgov.core.identity.permissions import Principal
+from shgov.sharing import service as sharing
+
+router = APIRouter(tags=["sharing"], route_class=JsonRoute)
+GATEWAY_ACTION = "sharing.gateway.read"
+
+
+class RequestIn(BaseModel):
+    """A request for another department's data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_code: str = Field(min_length=3, max_length=40)
+    items: list[str] = Field(min_length=1, max_length=500)
+    purpose: str = Field(min_length=2, max_length=2000)
+    scenario: str = Field(min_length=2, max_length=2000)
+    key_scenario_code: str | None = None
+    duration_days: int = Field(default=365, ge=1, le=sharing.MAX_DURATION_DAYS)
+    row_scope: dict[str, str] = Field(default_factory=dict, max_length=5)
+
+
+class DecisionIn(BaseModel):
+    """Approve (optionally fewer items, some plain, a rate, certain clients), refuse with a reason, withdraw."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approve", "refuse", "withdraw"]
+    note: str = Field(default="", max_length=4000)
+    items: list[str] | None = None
+    plain_items: list[str] = Field(default_factory=list)
+    rate_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    client_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class HistoryOut(BaseModel):
+    """One step of a request."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor_name: str
+    action: str
+    from_status: str | None
+    to_status: str
+    note: str
+
+
+class RequestOut(BaseModel):
+    """A request as requester, owner and centre see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    resource_code: str
+    owner_department_code: str
+    requester_department_code: str
+    items: list[str]
+    purpose: str
+    scenario: str
+    key_scenario_code: str | None
+    duration_days: int
+    row_scope: dict[str, Any]
+    tier: int
+    status: str
+    deadline: date
+    overdue: bool = False
+    decided_at: datetime | None
+    decision_note: str | None
+    grant_id: uuid.UUID | None
+    escalated_at: datetime | None
+    created_at: datetime
+    history: list[HistoryOut] = []
+
+
+class GrantOut(BaseModel):
+    """A grant."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    request_id: uuid.UUID | None
+    resource_code: str
+    owner_department_code: str
+    grantee_department_code: str
+    items: list[str]
+    plain_items: list[str]
+    row_filter: dict[str, Any]
+    purpose: str
+    expires_at: datetime
+    rate_per_minute: int
+    client_ids: list[str]
+    status: str
+    status_reason: str
+
+
+class RevokeIn(BaseModel):
+    """Why a grant ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=4, max_length=2000)
+
+
+class BatchIn(BaseModel):
+    """Up to 1,000 keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[str] = Field(min_length=1, max_length=sharing.MAX_BATCH)
+    fields: list[str] | None = None
+
+
+def _request_out(session: SessionDep, request: sharing.SharingRequest, with_history: bool = False) -> RequestOut:
+    out = RequestOut.model_validate(request)
+    out.overdue = sharing.is_overdue(request)
+    if with_history:
+        out.history = [HistoryOut.model_validate(h) for h in sharing.history(session, request.id)]
+    return out
+
+
+def _request(session: SessionDep, principal: Principal, request_id: uuid.UUID) -> sharing.SharingRequest:
+    found = sharing.get_request(session, request_id)
+    if found is None or not sharing.may_see(principal, found):
+        raise Problem("not-found", detail="No such request.")
+    return found
+
+
+@router.post("/api/v1/sharing/requests", response_model=RequestOut, status_code=201)
+def file_request(request: Request, session: SessionDep, body: RequestIn, principal: CurrentPrincipal) -> RequestOut:
+    """Request items of a published resource; the hub sets the 1515 tier and the deadline."""
+    filed = sharing.file_request(
+        session,
+        principal,
+        body.resource_code,
+        body.items,
+        body.purpose,
+        body.scenario,
+        body.duration_days,
+        body.row_scope,
+        body.key_scenario_code,
+    )
+    audit(
+        request,
+        principal,
+        "sharing.request.file",
+        object_type="sharing_request",
+        object_id=str(filed.id),
+        details={"resource": filed.resource_code, "tier": filed.tier, "items": filed.items},
+    )
+    return _request_out(session, filed, with_history=True)
+
+
+@router.get("/api/v1/sharing/requests", response_model=list[RequestOut])
+def requests(
+    session: SessionDep, principal: CurrentPrincipal, overdue: bool = False, status: str | None = None
+) -> list[RequestOut]:
+    """Requests the caller's department filed or owns (all for the centre), newest first."""
+    rows = sharing.visible_requests(session, principal)
+    return [
+        _request_out(session, r)
+        for r in rows
+        if (not overdue or sharing.is_overdue(r)) and (status is None or r.status == status)
+    ]
+
+
+@router.get("/api/v1/sharing/requests/{request_id}", response_model=RequestOut)
+def one_request(session: SessionDep, principal: CurrentPrincipal, request_id: uuid.UUID) -> RequestOut:
+    """A request with its history."""
+    return _request_out(session, _request(session, principal, request_id), with_history=True)
+
+
+@router.post("/api/v1/sharing/requests/{request_id}/decisions", response_model=RequestOut)
+def decide(
+    request: Request, session: SessionDep, request_id: uuid.UUID, body: DecisionIn, principal: CurrentPrincipal
+) -> RequestOut:
+    """The owner (or the centre, for tier 15) approves or refuses; the requester may withdraw."""
+    found = _request(session, principal, request_id)
+    sharing.decide(
+        session,
+        principal,
+        found,
+        body.action,
+        body.note,
+        body.items,
+        body.plain_items,
+        body.rate_per_minute,
+        body.client_ids,
+    )
+    audit(
+        request,
+        principal,
+        f"sharing.request.{body.action}",
+        object_type="sharing_request",
+        object_id=str(request_id),
+        details={"status": found.status, "grant": str(found.grant_id) if found.grant_id else None},
+    )
+    return _request_out(session, found, with_history=True)
+
+
+@router.get("/api/v1/sharing/grants", response_model=list[GrantOut])
+def grants(session: SessionDep, principal: CurrentPrincipal) -> list[GrantOut]:
+    """Grants the caller's department holds or gave (all for the centre)."""
+    return [GrantOut.model_validate(g) for g in sharing.visible_grants(session, principal)]
+
+
+@router.post("/api/v1/sharing/grants/{grant_id}/revoke", response_model=GrantOut)
+def revoke(
+    request: Request, session: SessionDep, grant_id: uuid.UUID, body: RevokeIn, principal: CurrentPrincipal
+) -> GrantOut:
+    """End a grant now."""
+    grant = sharing.get_grant(session, grant_id)
+    if grant is None:
+        raise Problem("not-found", detail="No such grant.")
+    sharing.revoke(session, principal, grant, body.reason)
+    audit(request, principal, "sharing.grant.revoke", object_type="sharing_grant", object_id=str(grant_id))
+    return GrantOut.model_validate(grant)
+
+
+@router.post("/api/v1/sharing/grants/recheck/{prefix}/{serial}", response_model=list[GrantOut])
+def recheck(
+    request: Request, session: SessionDep, prefix: str, serial: str, principal: CurrentPrincipal
+) -> list[GrantOut]:
+    """Bring the live grants of a resource in line with its catalog entry and the negative list."""
+    if not principal.city_wide(sharing.GRANT_MANAGE):
+        raise Problem("forbidden", detail="Grants are re-checked by the big-data centre.")
+    changed = sharing.recheck_grants(session, f"{prefix}/{serial}")
+    audit(request, principal, "sharing.grant.recheck", object_type="catalog_resource", object_id=f"{prefix}/{serial}")
+    return [GrantOut.model_validate(g) for g in changed]
+
+
+@router.post("/api/v1/sharing/sweep")
+def sweep(request: Request, session: SessionDep, principal: CurrentPrincipal) -> dict[str, int]:
+    """Send reminders, escalate overdue requests and expire grants (also run by ``shgov sharing sweep``)."""
+    if not principal.city_wide(sharing.COORDINATE):
+        raise Problem("forbidden", detail="The sweep is run by the big-data centre.")
+    result = sharing.sweep(session)
+    audit(request, principal, "sharing.request.sweep", object_type="sharing", details=vars(result))
+    return vars(result)
+
+
+@router.get("/api/v1/sharing/stats")
+def stats(
+    session: SessionDep, principal: CurrentPrincipal, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    """On-time rate of 1515 decisions and gateway calls per day, department and resource (跨部门共享调用次数)."""
+    if not (principal.has_action(sharing.AUDIT_READ) or principal.has_action(sharing.COORDINATE)):
+        raise Problem("forbidden", detail="Sharing statistics are for owners and the big-data centre.")
+    timing = sharing.on_time(session)
+    owned = None if principal.city_wide(sharing.AUDIT_READ) else _owned_codes(session, principal)
+    calls = daily_counts(session, GATEWAY_ACTION, utcnow() - timedelta(days=days), owned)
+    return {
+        "on_time": {
+            "decided": timing.decided,
+            "on_time": timing.on_time,
+            "rate": timing.rate,
+            "open": timing.open,
+            "overdue": timing.overdue,
+            "by_tier": {str(t): {"decided": n, "on_time": good} for t, (n, good) in sorted(timing.by_tier.items())},
+        },
+        "calls": [
+            {"day": d, "department": dept, "resource": res, "outcome": outcome, "calls": n}
+            for d, dept, res, outcome, n in calls
+        ],
+    }
+
+
+def _owned_codes(session: SessionDep, principal: Principal) -> list[str]:
+    departments = principal.departments_for(sharing.AUDIT_READ)
+    return [r.code for r in catalog.list_resources(session, None) if r.provider_department_code in departments]
+
+
+@router.get("/api/v1/sharing/audit")
+def audit_trail(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    resource_code: str | None = None,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Who read which shared data, when and why: the centre sees all, an owner its own resources."""
+    if not principal.has_action(sharing.AUDIT_READ):
+        raise Problem("forbidden", detail="The sharing audit trail is for owners and the big-data centre.")
+    codes: list[str] | None = None if principal.city_wide(sharing.AUDIT_READ) else _owned_codes(session, principal)
+    if resource_code is not None:
+        codes = [resource_code] if codes is None or resource_code in codes else []
+    return [
+        {
+            "seq": r.seq,
+            "at": r.ts,
+            "client": r.actor_name,
+            "department": r.department_code,
+            "resource": r.object_id,
+            "outcome": r.outcome,
+            **r.details,
+        }
+        for r in records_of(session, GATEWAY_ACTION, codes, before_seq, limit)
+    ]
+
+
+# -- the gateway -----------------------------------------------------------------------------------------
+
+
+def _served(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Principal,
+    code: str,
+    run: Any,
+    what: dict[str, Any],
+) -> dict[str, Any]:
+    """Run a gateway call and audit it, served or refused."""
+    try:
+        answer: sharing.Answer = run(sharing.gateway(settings.lake_dir))
+    except sharing.RateLimited as exc:
+        audit(
+            request,
+            principal,
+            GATEWAY_ACTION,
+            outcome="denied",
+            object_type="catalog_resource",
+            object_id=code,
+            details={**what, "reason": "rate limit"},
+        )
+        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+    except DomainError as exc:
+        audit(
+            request,
+            principal,
+            GATEWAY_ACTION,
+            outcome="denied",
+            object_type="catalog_resource",
+            object_id=code,
+            details={**what, "reason": exc.message},
+        )
+        raise
+    call = answer.call
+    audit(
+        request,
+        principal,
+        GATEWAY_ACTION,
+        object_type="catalog_resource",
+        object_id=code,
+        details={
+            **what,
+            "grant": str(call.grant.id),
+            "digest": answer.digest,
+            "items": call.items,
+            "masked": call.masked,
+            "purpose": call.grant.purpose,
+            "rows": len(answer.rows),
+        },
+    )
+    return {
+        "resource": code,
+        "items": call.items,
+        "masked": call.masked,
+        "rows": answer.rows,
+        "next_after": answer.next_after,
+    }
+
+
+def _fields(fields: str | None) -> list[str] | None:
+    return [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+
+
+@router.post("/api/v1/share/{prefix}/{serial}/batch")
+def share_batch(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    prefix: str,
+    serial: str,
+    body: BatchIn,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """Records of up to 1,000 keys (keys not found, or outside the grant's rows, are simply absent)."""
+    code = f"{prefix}/{serial}"
+    return _served(
+        request,
+        session,
+        settings,
+        principal,
+        code,
+        lambda gw: gw.lookup(session, principal, code, body.keys, body.fields),
+        {"keys": len(body.keys)},
+    )
+
+
+@router.get("/api/v1/share/{prefix}/{serial}/{key}")
+def share_one(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    prefix: str,
+    serial: str,
+    key: str,
+    principal: CurrentPrincipal,
+    fields: Annotated[str | None, Query(description="comma-separated granted items; all granted when omitted")] = None,
+) -> dict[str, Any]:
+    """One record by its key, with the granted items (personal ones masked unless the grant says plain)."""
+    code = f"{prefix}/{serial}"
+    answer = _served(
+        request,
+        session,
+        settings,
+        principal,
+        code,
+        lambda gw: gw.lookup(session, principal, code, [key], _fields(fields)),
+        {"keys": 1},
+    )
+    if not answer["rows"]:
+        raise Problem("not-found", detail="No such record (or it is outside your grant).")
+    return {"resource": code, "items": answer["items"], "masked": answer["masked"], "record": answer["rows"][0]}
+
+
+@router.get("/api/v1/share/{prefix}/{serial}")
+def share_query(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    prefix: str,
+    serial: str,
+    principal: CurrentPrincipal,
+    eq: Annotated[list[str] | None, Query(description="item:value, repeatable; every one must hold")] = None,
+    after: Annotated[str | None, Query(max_length=200, description="the next_after of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=sharing.MAX_BATCH)] = 100,
+    fields: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """A page of records matching the filters, in key order; pass ``next_after`` back for the next page."""
+    code = f"{prefix}/{serial}"
+    equals: dict[str, str] = {}
+    for condition in eq or []:
+        column, sep, value = condition.partition(":")
+        if not sep or not column:
+            message = f"eq must be item:value (got {condition!r})"
+            raise Problem("validation-failed", detail=message, errors=[FieldError("eq", message)])
+        equals[column] = value
+    return _served(
+        request,
+        session,
+        settings,
+        principal,
+        code,
+        lambda gw: gw.query(session, principal, code, equals, after, limit, _fields(fields)),
+        {"filter": sorted(equals), "after": bool(after)},
+    )

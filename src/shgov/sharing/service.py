@@ -1,0 +1,617 @@
+"""1515 authorised sharing: requests, grants and the gateway that serves them.
+
+A department requests items of a published catalog resource for a purpose and scenario. The hub
+sets the tier from the catalog (``tier_of``): data the big-data centre holds, shared unconditionally,
+for a scenario on the key-scenario list is granted at once (1 working day); other data it holds goes
+to the owner department for review (5 working days); data it does not hold yet needs requester, owner
+and centre to coordinate (15 working days). Items on the negative list, or of a resource not shared,
+are refused at filing. A refusal needs a written reason (书面说明). Deadlines count working days of
+the core calendar; ``sweep`` reminds before a deadline, flags and escalates overdue requests and
+expires grants.
+
+A grant names the items, which of them come unmasked, a row filter, purpose, expiry, a rate limit and
+optionally the clients that may use it. The gateway checks every call against a live grant *and* the
+live catalog (so a change of sharing type or negative list takes effect on the next call;
+``recheck_grants`` also narrows or suspends the grants themselves), masks personal items, hides rows
+outside the filter, and reports what it did so that the caller can audit it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shgov.catalog import service as catalog
+from shgov.core.audit.service import sm3
+from shgov.core.calendar.service import add_working_days
+from shgov.core.db import utcnow
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.events import emit
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import add_actions_to_role
+from shgov.core.ids import mask_id_number, mask_name, mask_phone, mask_text
+from shgov.core.settings import Settings
+from shgov.lake import service as lake
+from shgov.registers import service as registers
+from shgov.sharing.models import Grant as Grant  # part of this service's interface
+from shgov.sharing.models import SharingRequest as SharingRequest  # part of this service's interface
+from shgov.sharing.models import SharingRequestEvent
+
+REQUEST = register_action("sharing.request.file", N_("Request another department's data"))
+DECIDE = register_action("sharing.request.decide", N_("Approve or refuse requests for own department's data"))
+COORDINATE = register_action("sharing.request.coordinate", N_("Coordinate requests for data not yet aggregated"))
+GRANT_MANAGE = register_action("sharing.grant.manage", N_("Revoke and re-check grants"))
+AUDIT_READ = register_action("sharing.audit.read", N_("See who read own department's shared data"))
+ALL_ACTIONS = (REQUEST, DECIDE, COORDINATE, GRANT_MANAGE, AUDIT_READ)
+
+OPEN = ("reviewing", "coordinating")
+STATUS_NAMES = (N_("reviewing"), N_("coordinating"), N_("granted"), N_("refused"), N_("withdrawn"))
+# status → {action: next status}
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "reviewing": {"approve": "granted", "refuse": "refused", "withdraw": "withdrawn"},
+    "coordinating": {"approve": "granted", "refuse": "refused", "withdraw": "withdrawn"},
+}
+MAX_DURATION_DAYS = 3 * 366
+MAX_BATCH = 1000
+
+
+# -- requests ----------------------------------------------------------------------------------------
+
+
+def tier_of(session: Session, resource: catalog.CatalogResource, live: Mapping[str, Any], key_scenario: bool) -> int:
+    """1, 5 or 15: the working days the hub allows for a request (see the module docstring)."""
+    if not catalog.is_aggregated(session, resource):
+        return 15
+    if live["sharing_type"] == "unconditional" and key_scenario:
+        return 1
+    return 5
+
+
+def _history(
+    session: Session, request: SharingRequest, principal: Principal | None, action: str, before: str | None, note: str
+) -> None:
+    session.add(
+        SharingRequestEvent(
+            request_id=request.id,
+            actor_id=principal.user_id if principal else None,
+            actor_name=principal.username if principal else "system",
+            action=action,
+            from_status=before,
+            to_status=request.status,
+            note=note,
+        )
+    )
+
+
+def file_request(
+    session: Session,
+    principal: Principal,
+    resource_code: str,
+    items: Sequence[str],
+    purpose: str,
+    scenario: str,
+    duration_days: int,
+    row_scope: Mapping[str, str] | None = None,
+    key_scenario_code: str | None = None,
+    today: date | None = None,
+) -> SharingRequest:
+    """File a request for the caller's department; a tier-1 request is granted at once."""
+    department, tenant = principal.department_code, principal.tenant_code
+    if department is None or tenant is None or not principal.allows(REQUEST, tenant, department):
+        raise ForbiddenError("requests are filed by staff of a department for that department", field="department")
+    resource = catalog.get_resource(session, resource_code)
+    live = catalog.published(session, resource_code)
+    if live is None:
+        raise NotFoundError(f"{resource_code} is not a published catalog resource", field="resource_code")
+    if resource.provider_department_code == department:
+        raise InvalidError("a department does not request its own data", field="resource_code")
+    wanted = list(dict.fromkeys(i.strip() for i in items if i.strip()))
+    if not wanted:
+        raise InvalidError("name the items needed", field="items")
+    check = catalog.shareable_items(session, resource_code, wanted)
+    if check.unknown:
+        raise InvalidError(f"{resource_code} has no items {', '.join(check.unknown)}", field="items")
+    if check.refused:
+        reasons = "; ".join(f"{item}: {basis}" for item, basis in check.refused.items())
+        raise InvalidError(f"not shared (negative list or 不予共享): {reasons}", field="items")
+    names = {i["name"] for i in live["items"]}
+    scope = dict(row_scope or {})
+    for column in scope:
+        if column not in names:
+            raise InvalidError(
+                f"the row scope names {column!r}, which is not an item of the resource", field="row_scope"
+            )
+    if not purpose.strip() or not scenario.strip():
+        raise InvalidError("say what the data is for and in which scenario", field="purpose")
+    if not 1 <= duration_days <= MAX_DURATION_DAYS:
+        raise InvalidError(f"duration must be 1–{MAX_DURATION_DAYS} days", field="duration_days")
+    key_codes = {s.code for s in catalog.key_scenarios(session)}
+    if key_scenario_code and key_scenario_code not in key_codes:
+        raise InvalidError(f"{key_scenario_code} is not on the key-scenario list", field="key_scenario_code")
+    tier = tier_of(session, resource, live, bool(key_scenario_code))
+    filed_on = today or lake.today_local()
+    request = SharingRequest(
+        resource_code=resource_code,
+        owner_department_code=resource.provider_department_code,
+        owner_tenant_code=resource.tenant_code,
+        requester_department_code=department,
+        requester_tenant_code=tenant,
+        requested_by=principal.user_id,
+        items=wanted,
+        purpose=purpose.strip(),
+        scenario=scenario.strip(),
+        key_scenario_code=key_scenario_code or None,
+        duration_days=duration_days,
+        row_scope=scope,
+        tier=tier,
+        status="reviewing" if tier == 5 else "coordinating",
+        deadline=add_working_days(filed_on, tier),
+    )
+    session.add(request)
+    session.flush()
+    _history(session, request, principal, "file", None, f"tier {tier}")
+    emit(session, "sharing.request.filed", {"request": str(request.id), "tier": tier, "resource": resource_code})
+    if tier == 1:
+        before = request.status
+        request.status = "granted"
+        request.decided_at = utcnow()
+        request.grant_id = _make_grant(session, request, wanted, []).id
+        _history(session, request, None, "approve", before, "1: aggregated, unconditional, key scenario")
+    session.flush()
+    return request
+
+
+def _make_grant(session: Session, request: SharingRequest, items: list[str], plain: list[str]) -> Grant:
+    grant = Grant(
+        request_id=request.id,
+        resource_code=request.resource_code,
+        owner_department_code=request.owner_department_code,
+        grantee_department_code=request.requester_department_code,
+        grantee_tenant_code=request.requester_tenant_code,
+        items=items,
+        plain_items=plain,
+        row_filter=dict(request.row_scope),
+        purpose=request.purpose,
+        expires_at=utcnow() + timedelta(days=request.duration_days),
+        status="active",
+    )
+    session.add(grant)
+    session.flush()
+    emit(session, "sharing.grant.issued", {"grant": str(grant.id), "request": str(request.id)})
+    return grant
+
+
+def decide(
+    session: Session,
+    principal: Principal,
+    request: SharingRequest,
+    action: str,
+    note: str = "",
+    items: Sequence[str] | None = None,
+    plain_items: Sequence[str] = (),
+    rate_per_minute: int | None = None,
+    client_ids: Sequence[str] = (),
+) -> SharingRequest:
+    """Approve (issuing a grant, maybe for fewer items), refuse with a written reason, or withdraw."""
+    allowed = TRANSITIONS.get(request.status, {})
+    if action not in allowed:
+        raise ConflictError(
+            f"a {request.status} request cannot be {action}ed; possible: {', '.join(allowed) or 'nothing'}",
+            field="action",
+        )
+    if action == "withdraw":
+        if not principal.allows(REQUEST, request.requester_tenant_code, request.requester_department_code):
+            raise ForbiddenError("only the requesting department withdraws its request", field="action")
+    elif not (
+        principal.allows(DECIDE, request.owner_tenant_code, request.owner_department_code)
+        or (request.tier == 15 and principal.allows(COORDINATE, request.owner_tenant_code))
+    ):
+        raise ForbiddenError("the owner department decides (and the big-data centre for tier 15)", field="action")
+    if action == "refuse" and len(note.strip()) < 4:
+        raise InvalidError("a refusal needs a written reason (书面说明)", field="note")
+    before = request.status
+    if action == "approve":
+        granted = list(items) if items else list(request.items)
+        extra = [i for i in granted if i not in request.items]
+        if extra:
+            raise InvalidError(f"not requested: {', '.join(extra)}", field="items")
+        check = catalog.shareable_items(session, request.resource_code, granted)
+        if check.refused or check.unknown:
+            raise ConflictError(f"no longer shareable: {', '.join([*check.refused, *check.unknown])}", field="items")
+        plain = [i for i in plain_items if i in granted]
+        grant = _make_grant(session, request, granted, plain)
+        if rate_per_minute:
+            grant.rate_per_minute = max(1, min(rate_per_minute, 100_000))
+        grant.client_ids = [str(c) for c in client_ids]
+        request.grant_id = grant.id
+    request.status = allowed[action]
+    request.decided_at = utcnow()
+    request.decision_note = note.strip() or None
+    _history(session, request, principal, action, before, note.strip())
+    emit(session, "sharing.request.decided", {"request": str(request.id), "status": request.status})
+    session.flush()
+    return request
+
+
+def get_request(session: Session, request_id: uuid.UUID) -> SharingRequest | None:
+    """A request by id."""
+    return session.get(SharingRequest, request_id)
+
+
+def history(session: Session, request_id: uuid.UUID) -> list[SharingRequestEvent]:
+    """Every step of a request, oldest first."""
+    return list(
+        session.scalars(
+            select(SharingRequestEvent)
+            .where(SharingRequestEvent.request_id == request_id)
+            .order_by(SharingRequestEvent.at)
+        )
+    )
+
+
+def may_see(principal: Principal, request: SharingRequest) -> bool:
+    """Requester, owner and (for any request) the big-data centre see a request."""
+    return (
+        principal.allows(REQUEST, request.requester_tenant_code, request.requester_department_code)
+        or principal.allows(DECIDE, request.owner_tenant_code, request.owner_department_code)
+        or principal.allows(COORDINATE, request.owner_tenant_code)
+    )
+
+
+def visible_requests(session: Session, principal: Principal) -> list[SharingRequest]:
+    """The requests the caller may see, newest first."""
+    rows = session.scalars(select(SharingRequest).order_by(SharingRequest.created_at.desc()))
+    return [r for r in rows if may_see(principal, r)]
+
+
+def is_overdue(request: SharingRequest, today: date | None = None) -> bool:
+    """Open past its deadline."""
+    return request.status in OPEN and request.deadline < (today or lake.today_local())
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep did."""
+
+    reminded: int
+    escalated: int
+    expired: int
+
+
+def sweep(session: Session, today: date | None = None, now: datetime | None = None) -> SweepResult:
+    """Remind the decider a working day before a deadline, escalate overdue requests, expire grants."""
+    day = today or lake.today_local()
+    moment = now or utcnow()
+    reminded = escalated = 0
+    for request in session.scalars(select(SharingRequest).where(SharingRequest.status.in_(OPEN))):
+        if request.reminded_at is None and add_working_days(day, 1) >= request.deadline >= day:
+            request.reminded_at = moment
+            emit(session, "sharing.request.reminder", {"request": str(request.id), "deadline": str(request.deadline)})
+            reminded += 1
+        if request.escalated_at is None and request.deadline < day:
+            request.escalated_at = moment
+            _history(session, request, None, "escalate", request.status, f"overdue since {request.deadline}")
+            emit(
+                session,
+                "sharing.request.escalated",
+                {"request": str(request.id), "owner": request.owner_department_code},
+            )
+            escalated += 1
+    expired = 0
+    for grant in session.scalars(select(Grant).where(Grant.status == "active", Grant.expires_at < moment)):
+        grant.status, grant.status_reason = "expired", f"expired on {grant.expires_at.date()}"
+        expired += 1
+    session.flush()
+    return SweepResult(reminded, escalated, expired)
+
+
+@dataclass(frozen=True)
+class OnTime:
+    """How many decided requests met their deadline, per tier and in all."""
+
+    decided: int
+    on_time: int
+    open: int
+    overdue: int
+    by_tier: dict[int, tuple[int, int]]
+
+    @property
+    def rate(self) -> float | None:
+        """Share decided on time (``None`` before anything was decided)."""
+        return self.on_time / self.decided if self.decided else None
+
+
+def on_time(session: Session, today: date | None = None) -> OnTime:
+    """The on-time statistics of 1515 (withdrawn requests are not counted)."""
+    decided = on = open_ = overdue = 0
+    by_tier: dict[int, tuple[int, int]] = {}
+    for request in session.scalars(select(SharingRequest)):
+        if request.status in OPEN:
+            open_ += 1
+            overdue += is_overdue(request, today)
+            continue
+        if request.status == "withdrawn" or request.decided_at is None:
+            continue
+        met = request.decided_at.date() <= request.deadline
+        decided += 1
+        on += met
+        total, good = by_tier.get(request.tier, (0, 0))
+        by_tier[request.tier] = (total + 1, good + met)
+    return OnTime(decided, on, open_, overdue, by_tier)
+
+
+# -- grants ------------------------------------------------------------------------------------------
+
+
+def get_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
+    """A grant by id."""
+    return session.get(Grant, grant_id)
+
+
+def visible_grants(session: Session, principal: Principal) -> list[Grant]:
+    """Grants the caller's department holds or gave, or all for the centre."""
+    rows = session.scalars(select(Grant).order_by(Grant.created_at.desc()))
+    return [
+        g
+        for g in rows
+        if principal.allows(GRANT_MANAGE, None, g.owner_department_code)
+        or principal.city_wide(GRANT_MANAGE)
+        or g.grantee_department_code == principal.department_code
+    ]
+
+
+def revoke(session: Session, principal: Principal, grant: Grant, reason: str) -> Grant:
+    """End a grant now (the owner department or the centre), with the reason."""
+    if not (principal.allows(GRANT_MANAGE, None, grant.owner_department_code) or principal.city_wide(GRANT_MANAGE)):
+        raise ForbiddenError("the owner department or the big-data centre revokes grants", field="grant")
+    if grant.status != "active":
+        raise ConflictError(f"the grant is {grant.status}", field="status")
+    if len(reason.strip()) < 4:
+        raise InvalidError("say why the grant is revoked", field="reason")
+    grant.status, grant.status_reason = "revoked", reason.strip()
+    emit(session, "sharing.grant.revoked", {"grant": str(grant.id)})
+    session.flush()
+    return grant
+
+
+def recheck_grants(session: Session, resource_code: str) -> list[Grant]:
+    """Bring live grants of a resource in line with the catalog: items now on the negative list are
+    taken out; a grant left without items, or of a resource no longer shared, is suspended."""
+    changed = []
+    live = None
+    try:
+        live = catalog.published(session, resource_code)
+    except NotFoundError:
+        live = None
+    for grant in session.scalars(select(Grant).where(Grant.resource_code == resource_code, Grant.status == "active")):
+        if live is None or live["sharing_type"] == "none":
+            grant.status, grant.status_reason = "suspended", "the resource is no longer shared"
+            changed.append(grant)
+            continue
+        check = catalog.shareable_items(session, resource_code, grant.items)
+        gone = [*check.refused, *check.unknown]
+        if not gone:
+            continue
+        grant.items = [i for i in grant.items if i not in gone]
+        grant.plain_items = [i for i in grant.plain_items if i in grant.items]
+        grant.status_reason = f"items withdrawn by the catalog: {', '.join(gone)}"
+        if not grant.items:
+            grant.status = "suspended"
+        changed.append(grant)
+    for grant in changed:
+        emit(session, "sharing.grant.rechecked", {"grant": str(grant.id), "status": grant.status})
+    session.flush()
+    return changed
+
+
+# -- the gateway -------------------------------------------------------------------------------------
+
+
+class RateLimited(Exception):  # noqa: N818 - a signal, not a failure of the code
+    """A grant's calls per minute are used up; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit reached; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """A token bucket per grant: ``rate`` calls a minute, refilled continuously (per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[uuid.UUID, tuple[float, float]] = {}
+
+    def take(self, grant: uuid.UUID, rate: int, cost: int = 1) -> None:
+        """Spend ``cost`` calls, or raise ``RateLimited``."""
+        now = time.monotonic()
+        per_second = rate / 60.0
+        with self._lock:
+            tokens, at = self._buckets.get(grant, (float(rate), now))
+            tokens = min(float(rate), tokens + (now - at) * per_second)
+            if tokens < cost:
+                self._buckets[grant] = (tokens, now)
+                raise RateLimited(max(1, int((cost - tokens) / per_second) + 1))
+            self._buckets[grant] = (tokens - cost, now)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one gateway call was allowed to do (and what to audit)."""
+
+    grant: Grant
+    resource_code: str
+    items: list[str]
+    masked: list[str]
+    row_filter: dict[str, Any]
+    dataset: str
+    version: int
+    key: str
+    details: dict[str, Any]  # item name → its catalog description (live version)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Records the gateway returns, with what the audit record needs."""
+
+    call: Call
+    rows: list[dict[str, Any]]
+    digest: str
+    next_after: str | None = None
+
+
+def _masker(item: Mapping[str, Any]) -> Any:
+    name = str(item["name"])
+    if "id_number" in name or name in ("holder_id",):
+        return lambda v: mask_id_number(v) if len(v) == 18 and v[:17].isdigit() else mask_text(v)
+    if "phone" in name:
+        return mask_phone
+    if name.endswith("name"):
+        return mask_name
+    return lambda v: v[:1] + "*" * max(len(v) - 1, 1) if v else v
+
+
+class Gateway:
+    """Checks and serves calls against grants; one per process (it holds the data indexes and buckets)."""
+
+    def __init__(self, lake_dir: Path) -> None:
+        self.tables = lake.KeyedTables(lake_dir)
+        self.limiter = RateLimiter()
+
+    def authorize(
+        self, session: Session, principal: Principal, resource_code: str, fields: Sequence[str] | None, cost: int = 1
+    ) -> Call:
+        """The live grant of the caller's department for ``resource_code`` and the items it may read now."""
+        if principal.kind != "client":
+            raise ForbiddenError("the gateway serves system clients (client-credentials tokens)", field="token")
+        now = utcnow()
+        grants = [
+            g
+            for g in session.scalars(
+                select(Grant).where(
+                    Grant.resource_code == resource_code,
+                    Grant.grantee_department_code == principal.department_code,
+                    Grant.status == "active",
+                )
+            )
+            if g.expires_at > now and (not g.client_ids or str(principal.user_id) in g.client_ids)
+        ]
+        if not grants:
+            raise ForbiddenError(f"no live grant of {resource_code} for this client's department", field="grant")
+        grant = grants[0]
+        live = catalog.published(session, resource_code)
+        if live is None or live["sharing_type"] == "none":
+            raise ForbiddenError(f"{resource_code} is not shared now", field="resource")
+        shareable = catalog.shareable_items(session, resource_code, grant.items)
+        allowed = shareable.allowed
+        wanted = list(fields) if fields else allowed
+        refused = [f for f in wanted if f not in allowed]
+        if refused:
+            raise ForbiddenError(f"not granted: {', '.join(refused)}", field="fields")
+        self.limiter.take(grant.id, grant.rate_per_minute, cost)
+        details = {i["name"]: i for i in live["items"]}
+        masked = [
+            f
+            for f in wanted
+            if details[f]["personal"] and details[f]["sensitivity"] != "general" and f not in grant.plain_items
+        ]
+        entry = catalog.get_resource(session, resource_code)
+        if entry.register_code is not None:
+            dataset, version, key = registers.live_dataset(session, entry.register_code)
+        elif entry.lake_resource is not None:
+            spec = lake.get_resource(session, entry.lake_resource)
+            dataset, version, key = spec.code, spec.current_version, spec.key[0]
+        else:
+            raise NotFoundError(f"{resource_code} has no data the gateway can serve", field="resource")
+        if version == 0:
+            raise NotFoundError(f"{resource_code} has no data yet", field="resource")
+        return Call(grant, resource_code, wanted, masked, dict(grant.row_filter), dataset, version, key, details)
+
+    @staticmethod
+    def _shape(call: Call, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        maskers = {f: _masker(call.details[f]) for f in call.masked}
+        out = []
+        for row in rows:
+            if any(str(row.get(c)) != str(v) for c, v in call.row_filter.items()):
+                continue  # outside the grant's rows: invisible
+            record: dict[str, Any] = {}
+            for item in call.items:
+                value = row.get(item)
+                if isinstance(value, date):
+                    value = value.isoformat()
+                if item in maskers and isinstance(value, str):
+                    value = maskers[item](value)
+                record[item] = value
+            out.append(record)
+        return out
+
+    def lookup(
+        self,
+        session: Session,
+        principal: Principal,
+        resource_code: str,
+        keys: Sequence[str],
+        fields: Sequence[str] | None,
+    ) -> Answer:
+        """Records by key (one, or a batch of up to 1,000)."""
+        if not keys or len(keys) > MAX_BATCH:
+            raise InvalidError(f"send 1–{MAX_BATCH} keys", field="keys")
+        call = self.authorize(session, principal, resource_code, fields)
+        columns = list(dict.fromkeys([*call.items, *call.row_filter]))
+        rows = self.tables.lookup(call.dataset, call.version, call.key, list(keys), columns)
+        shaped = self._shape(call, rows)
+        return Answer(call, shaped, sm3("\n".join(sorted(keys)).encode()))
+
+    def query(
+        self,
+        session: Session,
+        principal: Principal,
+        resource_code: str,
+        equals: Mapping[str, str],
+        after: str | None,
+        limit: int,
+        fields: Sequence[str] | None,
+    ) -> Answer:
+        """A page of records matching ``equals`` on granted items, in key order after ``after``."""
+        call = self.authorize(session, principal, resource_code, fields)
+        outside = [c for c in equals if c not in call.items]
+        if outside:
+            raise ForbiddenError(f"filters may use granted items only: {', '.join(outside)}", field="filter")
+        conditions = {**equals, **call.row_filter}
+        columns = list(dict.fromkeys([call.key, *call.items, *call.row_filter]))
+        rows = self.tables.page(call.dataset, call.version, call.key, conditions, after, limit, columns)
+        shaped = self._shape(call, rows)
+        next_after = str(rows[-1][call.key]) if len(rows) == limit else None
+        digest = sm3(repr(sorted(equals.items())).encode() + (after or "").encode())
+        return Answer(call, shaped, digest, next_after)
+
+
+_gateways: dict[Path, Gateway] = {}
+_gateways_lock = threading.Lock()
+
+
+def gateway(lake_dir: Path) -> Gateway:
+    """The process's gateway over the lake in ``lake_dir``."""
+    with _gateways_lock:
+        found = _gateways.get(lake_dir)
+        if found is None:
+            found = _gateways[lake_dir] = Gateway(lake_dir)
+        return found
+
+
+def seed_demo(session: Session, settings: Settings) -> int:
+    """Give the demo roles the sharing actions."""
+    add_actions_to_role(session, "data_officer", ALL_ACTIONS)
+    add_actions_to_role(session, "department_admin", (REQUEST, DECIDE, GRANT_MANAGE, AUDIT_READ))
+    add_actions_to_role(session, "district_admin", (REQUEST,))
+    return len(ALL_ACTIONS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -134,3 +136,29 @@ def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path
     )
     assert again.returncode == 2
     assert "taken" in again.stderr
+
+
+def test_the_catalog_goes_out_and_comes_back_and_the_sharing_sweep_runs(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    assert run(["demo", "seed"], data_dir).returncode == 0
+    exported = run(["catalog", "export", "catalog.csv", "--status", "published"], data_dir)
+    assert exported.returncode == 0, exported.stderr
+    text = (data_dir / "catalog.csv").read_text(encoding="utf-8-sig")
+    assert "婚姻登记信息" in text
+    # Published entries change only through a revision: importing them as they are is refused whole.
+    refused = run(["catalog", "import", "catalog.csv"], data_dir)
+    assert refused.returncode == 2
+    assert "revise" in refused.stderr
+    rows = list(csv.DictReader(io.StringIO(text)))
+    copy = rows[0] | {"code": "", "version": "", "status": "", "lake_resource": "", "title": "一份新的目录"}
+    with (data_dir / "new.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(copy)
+    created = run(["catalog", "import", "new.csv"], data_dir)
+    assert created.returncode == 0, created.stderr
+    assert "1 drafts created" in created.stdout
+    assert run(["catalog", "export", "catalog.txt"], data_dir).returncode == 2
+    swept = run(["sharing", "sweep"], data_dir)
+    assert swept.returncode == 0, swept.stderr
+    assert "escalated 0" in swept.stdout

@@ -54,6 +54,11 @@ def create_app(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
     relay = OutboxRelay(db, make_bus(settings.events, db), settings.events)
+    for context in CONTEXTS:
+        # A context that reacts to others' events lists its subscribers in ``service.subscribers``.
+        service = context_module(context, "service")
+        for name, pattern, handler in getattr(service, "subscribers", lambda _db: [])(db):
+            relay.bus.subscribe(name, pattern, handler)
     audit_writer = AuditWriter(
         db, interval=settings.security.audit_flush_seconds, max_batch=settings.security.audit_batch_size
     )

@@ -8,9 +8,11 @@ import typer
 from sqlalchemy.engine import make_url
 
 from shgov import migrations
+from shgov.catalog import cli as catalog_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
 from shgov.registers import cli as registers_cli
+from shgov.sharing import cli as sharing_cli
 
 app = typer.Typer(
     help="SH-GOV: digital government platform (一网通办 · 一网统管 · 一体化数字底座).", no_args_is_help=True
@@ -29,6 +31,8 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(users_app, name="users")
 app.add_typer(lake_cli.app, name="lake")
 app.add_typer(registers_cli.app, name="registers")
+app.add_typer(catalog_cli.app, name="catalog")
+app.add_typer(sharing_cli.app, name="sharing")
 
 
 def _display_url(url: str) -> str:

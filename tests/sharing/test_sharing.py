@@ -18,6 +18,7 @@ from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
 from shgov.core.calendar.service import add_working_days
 from shgov.core.db import Database, utcnow
+from shgov.core.events import Event, matches
 from shgov.lake import service as lake
 from shgov.lake.synthetic import SyntheticCity
 from shgov.sharing import service as sharing
@@ -390,3 +391,29 @@ def test_the_pages_let_a_department_request_and_the_owner_decide(
         assert done.status_code == 200
         assert "已授权" in done.text or "granted" in done.text
         assert centre.get("/data/sharing/audit").status_code == 200
+
+
+def test_catalog_events_recheck_live_grants(
+    client: httpx.Client, token_for: TokenFor, codes: dict[str, str], lake_dir: Path, db: Database, app: FastAPI
+) -> None:
+    decided = person_grant(client, token_for, codes, items=["id_number", "sex", "district_code"])
+    subscribers = {name: (pattern, handler) for name, pattern, handler in sharing.subscribers(db)}
+    assert set(subscribers) <= set(app.state.relay.bus.subscriptions)  # the app wires them to its bus
+    with db.session() as session:
+        catalog.add_negative(session, None, codes["person"], "sex", "《个人信息保护法》第二十八条")
+    pattern, handler = subscribers["sharing.recheck-on-negative"]
+    event = Event(uuid.uuid4(), "catalog.negative.added", {"resource": codes["person"], "item": "sex"}, utcnow())
+    assert matches(pattern, event.type)
+    handler(event)
+    with db.session() as session:
+        grant = sharing.get_grant(session, uuid.UUID(decided["grant_id"]))
+        assert grant is not None
+        assert grant.items == ["id_number", "district_code"]
+        assert grant.status == "active"
+        entry = catalog.get_resource(session, codes["person"])
+        catalog.transition(session, None, entry, "retire", "并入新库")
+    handler(Event(uuid.uuid4(), "catalog.resource.retired", {"code": codes["person"]}, utcnow()))
+    with db.session() as session:
+        grant = sharing.get_grant(session, uuid.UUID(decided["grant_id"]))
+        assert grant is not None
+        assert grant.status == "suspended"

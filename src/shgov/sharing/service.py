@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session
 from shgov.catalog import service as catalog
 from shgov.core.audit.service import sm3
 from shgov.core.calendar.service import add_working_days
-from shgov.core.db import utcnow
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
-from shgov.core.events import emit
+from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
@@ -607,6 +607,21 @@ def gateway(lake_dir: Path) -> Gateway:
         if found is None:
             found = _gateways[lake_dir] = Gateway(lake_dir)
         return found
+
+
+def subscribers(db: Database) -> list[tuple[str, str, Callable[[Event], None]]]:
+    """Re-check a resource's live grants whenever its catalog entry or negative list changes."""
+
+    def on_catalog_change(event: Event) -> None:
+        code = event.payload.get("code") or event.payload.get("resource")
+        if code:
+            with db.session() as session:
+                recheck_grants(session, str(code))
+
+    return [
+        ("sharing.recheck-on-publish", "catalog.resource.*", on_catalog_change),
+        ("sharing.recheck-on-negative", "catalog.negative.*", on_catalog_change),
+    ]
 
 
 def seed_demo(session: Session, settings: Settings) -> int:

@@ -34,8 +34,13 @@ test: setup-dev assets catalogs chromium ## set up and run every check: ruff, my
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-bench: setup-dev assets catalogs ## run the benchmarks under bench/ and print their figures
+bench: setup-dev assets catalogs .venv-bench/bin/datasette ## run the benchmarks under bench/ and print their figures
 	$(BIN)/python -m bench
+
+# Datasette is only a yardstick for bench_gateway: it lives in its own environment, never in SH-GOV's.
+.venv-bench/bin/datasette: | $(UV)
+	$(UV) venv -q .venv-bench
+	$(UV) pip install -q --python .venv-bench/bin/python datasette
 
 $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)
@@ -85,4 +90,4 @@ chromium:
 	fi
 
 clean: ## remove the virtual environment, node_modules and built assets (keeps var/)
-	rm -rf $(VENV) node_modules $(VENDOR) $(COMPILED) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-bench node_modules $(VENDOR) $(COMPILED) .mypy_cache .ruff_cache .pytest_cache

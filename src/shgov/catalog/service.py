@@ -414,15 +414,22 @@ def items_of(session: Session, resource_id: uuid.UUID) -> list[CatalogItem]:
 
 def published(session: Session, code: str) -> dict[str, Any] | None:
     """The live published version of an entry (``None`` when never published or retired)."""
-    resource = get_resource(session, code)
-    if resource.version == 0 or resource.status == "retired":
-        return None
-    version = session.scalar(
-        select(CatalogVersion).where(
-            CatalogVersion.resource_id == resource.id, CatalogVersion.version == resource.version
+    found = session.execute(
+        select(CatalogResource, CatalogVersion.snapshot)
+        .join(
+            CatalogVersion,
+            (CatalogVersion.resource_id == CatalogResource.id) & (CatalogVersion.version == CatalogResource.version),
+            isouter=True,
         )
-    )
-    return dict(version.snapshot) if version else None
+        .where(CatalogResource.code == code)
+    ).first()
+    if found is None:
+        raise NotFoundError(f"no catalog entry {code!r}", field="code")
+    resource, snapshot = found
+    if resource.version == 0 or resource.status == "retired" or snapshot is None:
+        return None
+    # Whether the data is served from a register or the lake is part of the live entry.
+    return dict(snapshot) | {"register_code": resource.register_code, "lake_resource": resource.lake_resource}
 
 
 def versions(session: Session, resource_id: uuid.UUID) -> list[CatalogVersion]:
@@ -642,9 +649,12 @@ class Shareable:
     unknown: list[str]
 
 
-def shareable_items(session: Session, code: str, items: Iterable[str] | None = None) -> Shareable:
-    """Check requested items (all when ``None``) against the live version and the negative list."""
-    live = published(session, code)
+def shareable_items(
+    session: Session, code: str, items: Iterable[str] | None = None, live: Mapping[str, Any] | None = None
+) -> Shareable:
+    """Check requested items (all when ``None``) against the live version (``live`` when the caller has
+    just read it) and the negative list."""
+    live = live if live is not None else published(session, code)
     if live is None:
         raise NotFoundError(f"{code} is not published", field="resource")
     names = [i["name"] for i in live["items"]]

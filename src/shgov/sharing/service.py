@@ -512,7 +512,7 @@ class Gateway:
         live = catalog.published(session, resource_code)
         if live is None or live["sharing_type"] == "none":
             raise ForbiddenError(f"{resource_code} is not shared now", field="resource")
-        shareable = catalog.shareable_items(session, resource_code, grant.items)
+        shareable = catalog.shareable_items(session, resource_code, grant.items, live)
         allowed = shareable.allowed
         wanted = list(fields) if fields else allowed
         refused = [f for f in wanted if f not in allowed]
@@ -525,11 +525,10 @@ class Gateway:
             for f in wanted
             if details[f]["personal"] and details[f]["sensitivity"] != "general" and f not in grant.plain_items
         ]
-        entry = catalog.get_resource(session, resource_code)
-        if entry.register_code is not None:
-            dataset, version, key = registers.live_dataset(session, entry.register_code)
-        elif entry.lake_resource is not None:
-            spec = lake.get_resource(session, entry.lake_resource)
+        if live["register_code"] is not None:
+            dataset, version, key = registers.live_dataset(session, live["register_code"])
+        elif live["lake_resource"] is not None:
+            spec = lake.get_resource(session, live["lake_resource"])
             dataset, version, key = spec.code, spec.current_version, spec.key[0]
         else:
             raise NotFoundError(f"{resource_code} has no data the gateway can serve", field="resource")

@@ -57,7 +57,7 @@ def create_app(
     for context in CONTEXTS:
         # A context that reacts to others' events lists its subscribers in ``service.subscribers``.
         service = context_module(context, "service")
-        for name, pattern, handler in getattr(service, "subscribers", lambda _db: [])(db):
+        for name, pattern, handler in getattr(service, "subscribers", lambda _db, _settings: [])(db, settings):
             relay.bus.subscribe(name, pattern, handler)
     audit_writer = AuditWriter(
         db, interval=settings.security.audit_flush_seconds, max_batch=settings.security.audit_batch_size

@@ -397,7 +397,7 @@ def test_catalog_events_recheck_live_grants(
     client: httpx.Client, token_for: TokenFor, codes: dict[str, str], lake_dir: Path, db: Database, app: FastAPI
 ) -> None:
     decided = person_grant(client, token_for, codes, items=["id_number", "sex", "district_code"])
-    subscribers = {name: (pattern, handler) for name, pattern, handler in sharing.subscribers(db)}
+    subscribers = {name: (pattern, handler) for name, pattern, handler in sharing.subscribers(db, app.state.settings)}
     assert set(subscribers) <= set(app.state.relay.bus.subscriptions)  # the app wires them to its bus
     with db.session() as session:
         catalog.add_negative(session, None, codes["person"], "sex", "《个人信息保护法》第二十八条")

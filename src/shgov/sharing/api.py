@@ -321,6 +321,103 @@ def audit_trail(
     ]
 
 
+class SubscriptionIn(BaseModel):
+    """Where to hear of changes to the records a grant covers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_id: uuid.UUID
+    kind: Literal["webhook", "nats"]
+    target: str = Field(min_length=3, max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription (the secret is shown only when it is made)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    grant_id: uuid.UUID
+    resource_code: str
+    kind: str
+    target: str
+    status: str
+    created_at: datetime
+    secret: str | None = None
+
+
+class NotificationOut(BaseModel):
+    """A notification on the dead-letter list."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str
+    created_at: datetime
+
+
+@router.post("/api/v1/sharing/subscriptions", response_model=SubscriptionOut, status_code=201)
+def subscribe(
+    request: Request, session: SessionDep, body: SubscriptionIn, principal: CurrentPrincipal
+) -> SubscriptionOut:
+    """Subscribe to changes of the granted records: a signed webhook (HMAC-SHA256 of the body in
+    ``X-SHGOV-Signature``) or a NATS subject. Keep the secret: it is shown this once."""
+    grant = sharing.get_grant(session, body.grant_id)
+    if grant is None:
+        raise Problem("not-found", detail="No such grant.")
+    subscription, secret = sharing.subscribe(session, principal, grant, body.kind, body.target)
+    audit(
+        request,
+        principal,
+        "sharing.subscription.create",
+        object_type="sharing_subscription",
+        object_id=str(subscription.id),
+    )
+    out = SubscriptionOut.model_validate(subscription)
+    out.secret = secret
+    return out
+
+
+@router.get("/api/v1/sharing/dead-letters", response_model=list[NotificationOut])
+def dead_letters(session: SessionDep, principal: CurrentPrincipal) -> list[NotificationOut]:
+    """Notifications given up on after every retry."""
+    return [NotificationOut.model_validate(n) for n in sharing.dead_letters(session, principal)]
+
+
+@router.post("/api/v1/sharing/dead-letters/{notification_id}/redeliver", response_model=NotificationOut)
+def redeliver(
+    request: Request, session: SessionDep, notification_id: uuid.UUID, principal: CurrentPrincipal
+) -> NotificationOut:
+    """Queue a dead notification again."""
+    note = session.get(sharing.Notification, notification_id)
+    if note is None:
+        raise Problem("not-found", detail="No such notification.")
+    sharing.redeliver(session, principal, note)
+    audit(
+        request,
+        principal,
+        "sharing.notification.redeliver",
+        object_type="sharing_notification",
+        object_id=str(notification_id),
+    )
+    return NotificationOut.model_validate(note)
+
+
+@router.post("/api/v1/sharing/deliveries")
+def deliver(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> dict[str, int]:
+    """Send the notifications that are due now (also done by ``shgov sharing sweep``)."""
+    if not principal.city_wide(sharing.COORDINATE):
+        raise Problem("forbidden", detail="Deliveries are run by the big-data centre.")
+    result = sharing.deliver_due(session, settings.events.url)
+    audit(request, principal, "sharing.notification.deliver", object_type="sharing", details=vars(result))
+    return vars(result)
+
+
 # -- the gateway -----------------------------------------------------------------------------------------
 
 

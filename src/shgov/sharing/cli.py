@@ -11,7 +11,7 @@ app = typer.Typer(help="1515 sharing: requests, grants and the gateway.", no_arg
 
 @app.command("sweep")
 def sweep_command() -> None:
-    """Remind deciders a working day before deadlines, escalate overdue requests, expire grants.
+    """Remind deciders before deadlines, escalate overdue requests, expire grants, send due notifications.
 
     Run it from cron (e.g. hourly); it is idempotent."""
     from shgov.sharing import service as sharing
@@ -21,6 +21,11 @@ def sweep_command() -> None:
     try:
         with db.session() as session:
             result = sharing.sweep(session)
-        console.print(f"reminded {result.reminded}, escalated {result.escalated}, grants expired {result.expired}")
+        with db.session() as session:
+            sent = sharing.deliver_due(session, settings.events.url)
+        console.print(
+            f"reminded {result.reminded}, escalated {result.escalated}, grants expired {result.expired}; "
+            f"notifications delivered {sent.delivered}, retried {sent.retried}, dead {sent.dead}"
+        )
     finally:
         db.dispose()

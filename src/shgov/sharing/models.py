@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
@@ -73,3 +73,37 @@ class Grant(UUIDKeyMixin, TimestampMixin, Base):
     client_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(12), index=True)
     status_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Subscription(UUIDKeyMixin, TimestampMixin, Base):
+    """A grantee's wish to hear of changes to the records its grant covers: a webhook or a NATS subject."""
+
+    __tablename__ = "sharing_subscriptions"
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sharing_grants.id"), index=True)
+    department_code: Mapped[str] = mapped_column(String(40), index=True)
+    resource_code: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # webhook | nats
+    target: Mapped[str] = mapped_column(String(500))
+    # The HMAC key of webhook signatures (shown once, when the subscription is made).
+    secret: Mapped[str] = mapped_column(String(120), default="")
+    status: Mapped[str] = mapped_column(String(12), default="active")
+
+
+class Notification(UUIDKeyMixin, Base):
+    """One change to tell one subscriber, until it is delivered — or given up on (the dead-letter list)."""
+
+    __tablename__ = "sharing_notifications"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sharing_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[uuid.UUID]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

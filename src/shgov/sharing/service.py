@@ -18,6 +18,11 @@ outside the filter, and reports what it did so that the caller can audit it.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
 import threading
 import time
 import uuid
@@ -27,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,8 +50,10 @@ from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
 from shgov.sharing.models import Grant as Grant  # part of this service's interface
+from shgov.sharing.models import Notification as Notification  # part of this service's interface
 from shgov.sharing.models import SharingRequest as SharingRequest  # part of this service's interface
 from shgov.sharing.models import SharingRequestEvent
+from shgov.sharing.models import Subscription as Subscription  # part of this service's interface
 
 REQUEST = register_action("sharing.request.file", N_("Request another department's data"))
 DECIDE = register_action("sharing.request.decide", N_("Approve or refuse requests for own department's data"))
@@ -608,8 +616,219 @@ def gateway(lake_dir: Path) -> Gateway:
         return found
 
 
-def subscribers(db: Database) -> list[tuple[str, str, Callable[[Event], None]]]:
-    """Re-check a resource's live grants whenever its catalog entry or negative list changes."""
+# -- subscriptions -------------------------------------------------------------------------------------
+
+MAX_ATTEMPTS = 8
+SIGNATURE_HEADER = "X-SHGOV-Signature"
+
+
+def subscribe(session: Session, principal: Principal, grant: Grant, kind: str, target: str) -> tuple[Subscription, str]:
+    """Subscribe the grantee to changes of the records its grant covers; returns the HMAC secret once.
+
+    A notification names the changed record by its key and the granted items that changed, never the
+    values (the subscriber reads them through the audited gateway), so the key item must be granted
+    plain."""
+    if grant.grantee_department_code != principal.department_code:
+        raise ForbiddenError("only the grantee subscribes to its grant", field="grant")
+    if grant.status != "active":
+        raise ConflictError(f"the grant is {grant.status}", field="grant")
+    live = catalog.published(session, grant.resource_code)
+    if live is None or live["register_code"] is None:
+        raise InvalidError("changes are announced for the base registers", field="grant")
+    key = registers.KEYS[live["register_code"]]
+    if key not in grant.items or (key not in grant.plain_items and _personal(live, key)):
+        raise InvalidError(f"subscribing needs {key} granted (and plain, as it is personal data)", field="grant")
+    if kind == "webhook":
+        if not target.startswith(("https://", "http://")):
+            raise InvalidError("a webhook target is an http(s) URL", field="target")
+    elif kind == "nats":
+        if (
+            not target
+            or any(c in target for c in " *>")
+            or not target.replace(".", "").replace("_", "").replace("-", "").isalnum()
+        ):
+            raise InvalidError("a NATS target is a subject without wildcards (letters, digits, . _ -)", field="target")
+    else:
+        raise InvalidError("kind is webhook or nats", field="kind")
+    secret = secrets.token_urlsafe(24)
+    subscription = Subscription(
+        grant_id=grant.id,
+        department_code=grant.grantee_department_code,
+        resource_code=grant.resource_code,
+        kind=kind,
+        target=target,
+        secret=secret,
+        status="active",
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription, secret
+
+
+def _personal(live: Mapping[str, Any], item: str) -> bool:
+    return any(i["name"] == item and i["personal"] for i in live["items"])
+
+
+def fan_out(session: Session, event: Event, lake_dir: Path) -> int:
+    """Turn a register change event into one pending notification per live subscription that may see
+    the record (idempotent per event and subscription)."""
+    register = event.type.split(".")[1]
+    entry = next((r for r in catalog.list_resources(session, None, "published") if r.register_code == register), None)
+    if entry is None:
+        return 0
+    now = utcnow()
+    made = 0
+    for subscription in session.scalars(
+        select(Subscription).where(Subscription.resource_code == entry.code, Subscription.status == "active")
+    ):
+        grant = session.get(Grant, subscription.grant_id)
+        if grant is None or grant.status != "active" or grant.expires_at <= now:
+            continue
+        if event.type.endswith(".changed"):
+            changed = [e for e in event.payload.get("elements", []) if e in grant.items]
+            if not changed or not _in_rows(session, lake_dir, grant, register, str(event.payload["key"])):
+                continue
+            payload = {"resource": entry.code, "key": event.payload["key"], "items": changed}
+        else:
+            payload = {"resource": entry.code, "rebuilt": True}
+        payload |= {"event": str(event.id), "type": event.type, "version": event.payload.get("version")}
+        exists = session.scalar(
+            select(Notification.id).where(
+                Notification.subscription_id == subscription.id, Notification.event_id == event.id
+            )
+        )
+        if exists is None:
+            session.add(
+                Notification(subscription_id=subscription.id, event_id=event.id, payload=payload, status="pending")
+            )
+            made += 1
+    session.flush()
+    return made
+
+
+def _in_rows(session: Session, lake_dir: Path, grant: Grant, register: str, key: str) -> bool:
+    if not grant.row_filter:
+        return True
+    dataset, version, key_column = registers.live_dataset(session, register)
+    rows = gateway(lake_dir).tables.lookup(dataset, version, key_column, [key], list(grant.row_filter))
+    return any(all(str(r.get(c)) == str(v) for c, v in grant.row_filter.items()) for r in rows)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The webhook signature header value: ``sha256=`` and the hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What a delivery round did."""
+
+    delivered: int
+    retried: int
+    dead: int
+
+
+def deliver_due(
+    session: Session, nats_url: str = "", now: datetime | None = None, timeout: float = 10.0
+) -> DeliveryResult:
+    """Send the notifications that are due: at least once, retried with back-off (30 s · 2ⁿ), and moved
+    to the dead-letter list after ``MAX_ATTEMPTS`` failures."""
+    moment = now or utcnow()
+    delivered = retried = dead = 0
+    due = session.scalars(
+        select(Notification)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= moment)
+        .order_by(Notification.created_at)
+        .limit(500)
+    ).all()
+    with httpx.Client(timeout=timeout) as http:
+        for note in due:
+            subscription = session.get(Subscription, note.subscription_id)
+            if subscription is None:
+                continue
+            body = json.dumps(note.payload, ensure_ascii=False, sort_keys=True).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-SHGOV-Delivery": str(note.id),
+                "X-SHGOV-Event": str(note.payload.get("type", "")),
+                SIGNATURE_HEADER: sign(subscription.secret, body),
+            }
+            try:
+                if subscription.kind == "webhook":
+                    answer = http.post(subscription.target, content=body, headers=headers)
+                    if answer.status_code >= 300:
+                        raise RuntimeError(f"HTTP {answer.status_code}")
+                else:
+                    _publish_nats(nats_url, subscription.target, body, headers)
+            except Exception as exc:  # any failure to hand over means: try again later
+                note.attempts += 1
+                note.last_error = str(exc)[:500]
+                if note.attempts >= MAX_ATTEMPTS:
+                    note.status = "dead"
+                    dead += 1
+                else:
+                    note.next_attempt_at = moment + timedelta(seconds=30 * 2 ** (note.attempts - 1))
+                    retried += 1
+                continue
+            note.attempts += 1
+            note.status, note.delivered_at = "delivered", moment
+            delivered += 1
+    session.flush()
+    return DeliveryResult(delivered, retried, dead)
+
+
+def _publish_nats(url: str, subject: str, body: bytes, headers: Mapping[str, str]) -> None:
+    if not url:
+        raise RuntimeError("no NATS server is configured (SHGOV_EVENTS__URL)")
+
+    async def publish() -> None:
+        import nats
+
+        connection = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            stream = await connection.jetstream().find_stream_name_by_subject(subject)
+            del stream  # JetStream acknowledges what a stream holds
+            await connection.jetstream().publish(subject, body, headers=dict(headers))
+        except nats.js.errors.NotFoundError:
+            await connection.publish(subject, body, headers=dict(headers))
+            await connection.flush()
+        finally:
+            await connection.close()
+
+    asyncio.run(publish())
+
+
+def dead_letters(session: Session, principal: Principal) -> list[Notification]:
+    """Notifications given up on, for the subscriber's department (all for the centre)."""
+    rows = session.scalars(select(Notification).where(Notification.status == "dead").order_by(Notification.created_at))
+    return [
+        n
+        for n in rows
+        if principal.city_wide(GRANT_MANAGE)
+        or (
+            (s := session.get(Subscription, n.subscription_id)) is not None
+            and s.department_code == principal.department_code
+        )
+    ]
+
+
+def redeliver(session: Session, principal: Principal, note: Notification) -> Notification:
+    """Put a dead notification back in the queue (after the subscriber fixed its end)."""
+    subscription = session.get(Subscription, note.subscription_id)
+    if subscription is None or not (
+        principal.city_wide(GRANT_MANAGE) or subscription.department_code == principal.department_code
+    ):
+        raise NotFoundError("no such notification", field="id")
+    if note.status != "dead":
+        raise ConflictError(f"the notification is {note.status}", field="status")
+    note.status, note.attempts, note.next_attempt_at = "pending", 0, utcnow()
+    session.flush()
+    return note
+
+
+def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:
+    """Re-check a resource's live grants whenever its catalog entry or negative list changes; queue
+    notifications for subscribers when a register record changes."""
 
     def on_catalog_change(event: Event) -> None:
         code = event.payload.get("code") or event.payload.get("resource")
@@ -617,9 +836,15 @@ def subscribers(db: Database) -> list[tuple[str, str, Callable[[Event], None]]]:
             with db.session() as session:
                 recheck_grants(session, str(code))
 
+    def on_register_change(event: Event) -> None:
+        with db.session() as session:
+            fan_out(session, event, settings.lake_dir)
+
     return [
         ("sharing.recheck-on-publish", "catalog.resource.*", on_catalog_change),
         ("sharing.recheck-on-negative", "catalog.negative.*", on_catalog_change),
+        ("sharing.notify-changes", "registers.*.changed", on_register_change),
+        ("sharing.notify-rebuilds", "registers.*.rebuilt", on_register_change),
     ]
 
 

@@ -107,3 +107,29 @@ class Notification(UUIDKeyMixin, Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExchangePeer(TimestampMixin, Base):
+    """A node whose signed packages this node accepts (its SM2 public key)."""
+
+    __tablename__ = "exchange_peers"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(130))
+    tenant_code: Mapped[str] = mapped_column(String(12), default="")
+
+
+class ExchangeImport(Base):
+    """A package being or having been imported: the parts done, so an interrupted import resumes."""
+
+    __tablename__ = "exchange_imports"
+
+    package_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(String(80))
+    resource: Mapped[str] = mapped_column(String(63))
+    parts_total: Mapped[int]
+    parts_done: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rows: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(12))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

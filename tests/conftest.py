@@ -29,6 +29,7 @@ from shgov.core.identity.models import User
 from shgov.core.identity.service import issue_token
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
+from shgov.lake.synthetic import SyntheticCity
 from shgov.seed import seed_demo
 
 POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -233,3 +234,21 @@ def client(server_url: str) -> Iterator[httpx.Client]:
     """An HTTP client of the served app."""
     with httpx.Client(base_url=server_url, timeout=10) as http:
         yield http
+
+
+def served_lake(
+    folder: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI, built: tuple[str, ...]
+) -> Path:
+    """Load every delivery of a synthetic ``city`` into a lake at ``folder``, build the ``built`` registers
+    and point the served app at it."""
+    from shgov.lake import service as lake
+    from shgov.registers import service as registers
+
+    with db.session() as session:
+        context = lake.make_context(folder / "lake", lake.region_codes(region_index))
+        lake.load_city(session, folder / "lake", city, folder / "incoming", context)
+    for register in built:
+        with db.session() as session:
+            registers.build(session, folder / "lake", register)
+    app.state.settings.analytics.lake_dir = folder / "lake"
+    return folder / "lake"

@@ -13,9 +13,8 @@ from shgov.catalog import service as catalog
 from shgov.core.db import Database
 from shgov.core.identity.service import create_client, issue_token
 from shgov.core.regions.service import RegionIndex
-from shgov.lake import service as lake
 from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
-from shgov.registers import service as registers
+from tests.conftest import served_lake
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +25,7 @@ def city(request: pytest.FixtureRequest) -> SyntheticCity:
 
 @pytest.fixture
 def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI) -> Path:
-    folder = tmp_path / "lake"
-    with db.session() as session:
-        lake.load_city(
-            session, folder, city, tmp_path / "incoming", lake.make_context(folder, lake.region_codes(region_index))
-        )
-    with db.session() as session:
-        registers.build(session, folder, "person")
-        registers.build(session, folder, "enterprise")
-    app.state.settings.analytics.lake_dir = folder
-    return folder
+    return served_lake(tmp_path, db, city, region_index, app, ("person", "enterprise"))
 
 
 @pytest.fixture

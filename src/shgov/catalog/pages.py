@@ -69,6 +69,13 @@ def _reader(request: Request, principal: Principal | None) -> Principal | Respon
     return who
 
 
+def _entry(session: SessionDep, who: Principal, prefix: str, serial: str) -> catalog.CatalogResource:
+    resource = catalog.get_resource(session, f"{prefix}/{serial}")
+    if not catalog.visible(who, resource):
+        raise Problem("not-found", detail="No such catalog entry.")
+    return resource
+
+
 def _names(session: SessionDep) -> dict[str, str]:
     return {d.code: d.short_name for d in list_departments(session)}
 
@@ -143,9 +150,7 @@ def entry_page(
     who = _reader(request, principal)
     if isinstance(who, Response):
         return who
-    resource = catalog.get_resource(session, f"{prefix}/{serial}")
-    if not catalog.visible(who, resource):
-        raise Problem("not-found", detail="No such catalog entry.")
+    resource = _entry(session, who, prefix, serial)
     negative = {n.item: n.legal_basis for n in catalog.negative_list(session) if n.resource_code == resource.code}
     reviewer = who.allows(catalog.REVIEW, resource.tenant_code)
     editor = who.allows(catalog.EDIT, resource.tenant_code, resource.provider_department_code)
@@ -182,9 +187,7 @@ def entry_action(
     who = _reader(request, principal)
     if isinstance(who, Response):
         return who
-    resource = catalog.get_resource(session, f"{prefix}/{serial}")
-    if not catalog.visible(who, resource):
-        raise Problem("not-found", detail="No such catalog entry.")
+    resource = _entry(session, who, prefix, serial)
     catalog.transition(session, who, resource, action, note)
     audit(request, who, f"catalog.resource.{action}", object_type="catalog_resource", object_id=resource.code)
     return RedirectResponse(f"/data/catalog/{prefix}/{serial}", status_code=303)

@@ -133,12 +133,6 @@ def _out(session: SessionDep, dispute: Dispute, with_history: bool = False) -> D
     return out
 
 
-def _visible(principal: Principal, dispute: Dispute) -> bool:
-    return dispute.filer_id == principal.user_id or principal.allows(
-        disputes.READ, dispute.tenant_code, dispute.department_code
-    )
-
-
 @router.post("", response_model=DisputeOut, status_code=201)
 def file(
     request: Request,
@@ -185,7 +179,7 @@ def list_disputes(session: SessionDep, principal: CurrentPrincipal, overdue: boo
 
 def _dispute(session: SessionDep, principal: Principal, dispute_id: uuid.UUID) -> Dispute:
     dispute = disputes.get_dispute(session, dispute_id)
-    if dispute is None or not _visible(principal, dispute):
+    if dispute is None or not disputes.may_see(principal, dispute):
         raise Problem("not-found", detail="No such dispute.")
     return dispute
 
@@ -276,10 +270,7 @@ def evidence(
     principal: CurrentPrincipal,
 ) -> Response:
     """Download an evidence file: its filer and the department the dispute is routed to."""
-    dispute = _dispute(session, principal, dispute_id)
-    found = next((a for a in disputes.attachments(session, dispute.id) if a.id == attachment_id), None)
-    if found is None:
-        raise Problem("not-found", detail="No such evidence file.")
+    dispute, found = disputes.evidence_file(session, principal, dispute_id, attachment_id)
     audit(
         request,
         principal,

@@ -133,14 +133,7 @@ def evidence_file(
     who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
-    dispute = disputes.get_dispute(session, dispute_id)
-    if dispute is None or not (
-        dispute.filer_id == who.user_id or who.allows(disputes.READ, dispute.tenant_code, dispute.department_code)
-    ):
-        raise Problem("not-found", detail="No such dispute.")
-    found = next((a for a in disputes.attachments(session, dispute.id) if a.id == attachment_id), None)
-    if found is None:
-        raise Problem("not-found", detail="No such evidence file.")
+    dispute, found = disputes.evidence_file(session, who, dispute_id, attachment_id)
     audit(
         request,
         who,

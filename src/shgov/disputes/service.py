@@ -313,6 +313,24 @@ def attach(
     return added
 
 
+def may_see(principal: Principal, dispute: Dispute) -> bool:
+    """The filer and the department the dispute is routed to see it."""
+    return dispute.filer_id == principal.user_id or principal.allows(READ, dispute.tenant_code, dispute.department_code)
+
+
+def evidence_file(
+    session: Session, principal: Principal, dispute_id: uuid.UUID, attachment_id: uuid.UUID
+) -> tuple[Dispute, DisputeAttachment]:
+    """An evidence file the caller may read, with its dispute; ``NotFoundError`` otherwise."""
+    dispute = get_dispute(session, dispute_id)
+    if dispute is None or not may_see(principal, dispute):
+        raise NotFoundError("no such dispute", field="dispute")
+    found = next((a for a in attachments(session, dispute.id) if a.id == attachment_id), None)
+    if found is None:
+        raise NotFoundError("no such evidence file", field="attachment")
+    return dispute, found
+
+
 def attachments(session: Session, dispute_id: uuid.UUID) -> list[DisputeAttachment]:
     """The evidence files of a dispute, oldest first."""
     return list(

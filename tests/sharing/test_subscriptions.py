@@ -23,6 +23,7 @@ from shgov.core.db import Database, utcnow
 from shgov.core.events import Event
 from shgov.lake.synthetic import SyntheticCity
 from shgov.sharing import service as sharing
+from tests.conftest import NATS_URL, tcp_reachable
 from tests.sharing.conftest import auth, file
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
@@ -200,3 +201,59 @@ def test_failing_webhooks_are_retried_with_back_off_then_dead_lettered_and_redel
     assert sent["delivered"] == 1
     assert len(receiver.received) == 1
     assert client.get("/api/v1/sharing/dead-letters", headers=auth(system)).json() == []
+
+
+@pytest.mark.nats
+def test_changes_reach_a_nats_subject_with_the_same_signature(
+    client: httpx.Client,
+    token_for: TokenFor,
+    client_token: Callable[[str], str],
+    codes: dict[str, str],
+    lake_dir: Path,
+    city: SyntheticCity,
+    db: Database,
+) -> None:
+    if not tcp_reachable(NATS_URL, 4222):
+        pytest.skip(f"NATS is not reachable at {NATS_URL} — the NATS subscription test is skipped")
+    import asyncio
+
+    import nats
+
+    system = client_token("310000.mz")
+    plain = grant_for(client, token_for, codes["person"], plain=["id_number"])
+    subject = f"shgovtest{uuid.uuid4().hex[:8]}.minzheng.changes"
+    made = client.post(
+        "/api/v1/sharing/subscriptions",
+        json={"grant_id": plain["grant_id"], "kind": "nats", "target": subject},
+        headers=auth(system),
+    )
+    assert made.status_code == 201, made.text
+    secret = made.json()["secret"]
+    someone = city.get("population").filter(pl.col("district_code") == "310115").row(0, named=True)["id_number"]
+    with db.session() as session:
+        event = Event(uuid.uuid4(), "registers.person.changed", {"key": someone, "elements": ["sex"]}, utcnow())
+        sharing.fan_out(session, event, lake_dir)
+
+    def deliver(url: str) -> sharing.DeliveryResult:
+        with db.session() as session:
+            return sharing.deliver_due(session, url)
+
+    async def run() -> Any:
+        connection = await nats.connect(NATS_URL)
+        try:
+            subscription = await connection.subscribe(subject)
+            failed = await asyncio.to_thread(deliver, "nats://127.0.0.1:1")  # nobody listens there
+            assert failed.retried == 1
+            with db.session() as session:
+                for note in session.scalars(select(sharing.Notification)):
+                    note.next_attempt_at = utcnow()
+            sent = await asyncio.to_thread(deliver, NATS_URL)
+            assert sent.delivered == 1
+            return await subscription.next_msg(timeout=5)
+        finally:
+            await connection.close()
+
+    message = asyncio.run(run())
+    assert json.loads(message.data)["key"] == someone
+    expected = "sha256=" + hmac.new(secret.encode(), message.data, hashlib.sha256).hexdigest()
+    assert message.headers["X-SHGOV-Signature"] == expected

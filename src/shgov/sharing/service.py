@@ -784,7 +784,12 @@ def _publish_nats(url: str, subject: str, body: bytes, headers: Mapping[str, str
     async def publish() -> None:
         import nats
 
-        connection = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+        async def quiet(_error: Exception) -> None:
+            return None  # a failed hand-over is reported by the caller, once
+
+        connection = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=5, allow_reconnect=False, error_cb=quiet), timeout=10
+        )
         try:
             stream = await connection.jetstream().find_stream_name_by_subject(subject)
             del stream  # JetStream acknowledges what a stream holds

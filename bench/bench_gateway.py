@@ -31,16 +31,12 @@ from pathlib import Path
 import httpx
 import psycopg
 from sqlalchemy import func, make_url, select
-from sqlalchemy.orm import Session
 
 from shgov import migrations
 from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
 from shgov.core.db import Database, make_engine
-from shgov.core.identity.models import User
-from shgov.core.identity.permissions import Principal
-from shgov.core.identity.service import create_client, issue_token, load_principal
-from shgov.core.orgs.service import tenant_parents
+from shgov.core.identity.service import create_client, issue_token, principal_by_username
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
@@ -201,8 +197,10 @@ def _run(folder: Path, url: str, servers: list[subprocess.Popen[bytes]]) -> None
         lite.executemany("INSERT INTO persons VALUES (?, ?, ?, ?)", frame.iter_rows())
     # A grant for 市民政局's system: the four items, names and numbers masked.
     with db.session() as session:
-        requester = _principal(session, "minzheng.admin")
-        centre = _principal(session, "data.officer")
+        requester = principal_by_username(session, "minzheng.admin")
+        centre = principal_by_username(session, "data.officer")
+        assert requester is not None
+        assert centre is not None
         request = sharing.file_request(session, requester, person.code, list(COLUMNS), "救助核对", "低保核对", 365)
         sharing.decide(session, centre, request, "approve", rate_per_minute=100_000)
         client, _ = create_client(session, name="民政业务系统", tenant_code="310000", department_code="310000.mz")
@@ -252,9 +250,3 @@ def _run(folder: Path, url: str, servers: list[subprocess.Popen[bytes]]) -> None
     print(f"   ratio to the raw ceiling: {rate / ceiling_rate:.2f} (goal ≥ 0.25); p99 {p99:.1f} ms (goal < 20 ms)")
     if failures:
         print(f"   {failures} gateway calls were not answered 200")
-
-
-def _principal(session: Session, username: str) -> Principal:
-    user = session.scalar(select(User).where(User.username == username))
-    assert user is not None
-    return load_principal(session, user, tenant_parents(session), "password")

@@ -44,8 +44,9 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
+from shgov.core.identity.service import add_actions_to_role, principal_by_username
 from shgov.core.ids import mask_id_number, mask_name, mask_phone, mask_text
+from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
@@ -64,6 +65,7 @@ ALL_ACTIONS = (REQUEST, DECIDE, COORDINATE, GRANT_MANAGE, AUDIT_READ)
 
 OPEN = ("reviewing", "coordinating")
 STATUS_NAMES = (N_("reviewing"), N_("coordinating"), N_("granted"), N_("refused"), N_("withdrawn"))
+GRANT_STATUS_NAMES = (N_("active"), N_("revoked"), N_("expired"), N_("suspended"))
 # status → {action: next status}
 TRANSITIONS: dict[str, dict[str, str]] = {
     "reviewing": {"approve": "granted", "refuse": "refused", "withdraw": "withdrawn"},
@@ -854,8 +856,29 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
 
 
 def seed_demo(session: Session, settings: Settings) -> int:
-    """Give the demo roles the sharing actions."""
+    """Give the demo roles the sharing actions and file a few requests, so the pages have something to
+    show: one granted at once (tier 1), one awaiting the owner (tier 5), one refused in writing."""
     add_actions_to_role(session, "data_officer", ALL_ACTIONS)
     add_actions_to_role(session, "department_admin", (REQUEST, DECIDE, GRANT_MANAGE, AUDIT_READ))
     add_actions_to_role(session, "district_admin", (REQUEST,))
-    return len(ALL_ACTIONS)
+    requester = principal_by_username(session, "minzheng.admin")
+    centre = principal_by_username(session, "data.officer")
+    person = next((r for r in catalog.list_resources(session, None, "published") if r.register_code == "person"), None)
+    tax = catalog.find_by_lake_resource(session, "tax_registrations")
+    if requester is None or centre is None or person is None or tax is None:
+        return 0
+    file_request(
+        session, requester, tax.code, ["credit_code", "name", "employees"], "社会组织与企业用工核查",
+        "企业开办后续服务", 365, None, "enterprise-start",
+    )  # fmt: skip
+    districts = RegionIndex.from_session(session).children_of(settings.city_code)
+    scope = {"district_code": districts[-1].code} if districts else None  # one district's residents only
+    file_request(
+        session, requester, person.code, ["id_number", "name", "marital_status", "district_code"],
+        "低保家庭经济状况核对", "社会救助", 180, scope, "social-assistance",
+    )  # fmt: skip
+    refused = file_request(
+        session, requester, person.code, ["id_number", "education"], "社区志愿者招募", "志愿服务", 90
+    )
+    decide(session, centre, refused, "refuse", "志愿者招募不属于履行法定职责所必需，请通过志愿服务平台由本人授权提供")
+    return 3

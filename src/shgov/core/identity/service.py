@@ -350,6 +350,14 @@ def load_principal(
     )
 
 
+def principal_by_username(session: Session, username: str, auth_method: str = "system") -> Principal | None:
+    """The principal of an account by its user name (for seeding, scripts and benchmarks)."""
+    from shgov.core.orgs.service import tenant_parents
+
+    user = session.scalar(select(User).where(User.username == username))
+    return load_principal(session, user, tenant_parents(session), auth_method) if user is not None else None
+
+
 ALL = "*"  # a role holding "*" holds every action, including those of modules added later
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import shutil
 import tarfile
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shgov.core.audit.service import sm3
-from shgov.core.db import utcnow
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.lake import service as lake
 from shgov.sharing.models import ExchangeImport, ExchangePeer
@@ -159,7 +160,7 @@ class ImportOutcome:
     """What an import did."""
 
     package_id: str
-    status: str  # imported | already imported
+    status: str  # imported | already imported | interrupted
     parts_loaded: int
     rows: int
 
@@ -185,13 +186,12 @@ def _read(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) 
 
 
 def import_package(
-    session_factory: Any, lake_dir: Path, path: Path, context: lake.RuleContext, stop_after: int | None = None
+    db: Database, lake_dir: Path, path: Path, context: lake.RuleContext, stop_after: int | None = None
 ) -> ImportOutcome:
-    """Verify and apply a package (see the module docstring). ``session_factory`` is a ``Database``:
-    each part commits on its own so that an interrupted import resumes. ``stop_after`` ends the run
-    after that many parts (to test resuming)."""
+    """Verify and apply a package (see the module docstring). Each part commits on its own so that an
+    interrupted import resumes; ``stop_after`` ends a run after that many parts (to test resuming)."""
     manifest, raw, signature = _open(path)
-    with tarfile.open(path, "r") as tar, session_factory.session() as session:
+    with tarfile.open(path, "r") as tar, db.session() as session:
         peer = session.get(ExchangePeer, str(manifest.get("node", "")))
         if peer is None:
             raise InvalidError(f"node {manifest.get('node')!r} is not a trusted peer", field="file")
@@ -226,8 +226,9 @@ def import_package(
     folder = lake_dir / "_exchange" / manifest["package_id"]
     folder.mkdir(parents=True, exist_ok=True)
     for part in manifest["parts"]:
-        with session_factory.session() as session:
+        with db.session() as session:
             record = session.get(ExchangeImport, manifest["package_id"])
+            assert record is not None  # noqa: S101 - made above
             if part["name"] in record.parts_done:
                 continue
             if stop_after is not None and loaded >= stop_after:
@@ -245,13 +246,16 @@ def import_package(
                     context=context,
                     loaded_by=f"exchange:{manifest['node']}",
                 )
+            file.unlink(missing_ok=True)  # the lake's new version holds the rows now
             record.parts_done = [*record.parts_done, part["name"]]
             record.rows += part["rows"]
             loaded += 1
-    with session_factory.session() as session:
+    with db.session() as session:
         record = session.get(ExchangeImport, manifest["package_id"])
+        assert record is not None  # noqa: S101 - made above
         record.status, record.finished_at = "imported", utcnow()
         rows = record.rows
+    shutil.rmtree(folder, ignore_errors=True)
     return ImportOutcome(manifest["package_id"], "imported", loaded, rows)
 
 

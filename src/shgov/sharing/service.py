@@ -793,12 +793,15 @@ def _publish_nats(url: str, subject: str, body: bytes, headers: Mapping[str, str
             nats.connect(url, connect_timeout=5, allow_reconnect=False, error_cb=quiet), timeout=10
         )
         try:
-            stream = await connection.jetstream().find_stream_name_by_subject(subject)
-            del stream  # JetStream acknowledges what a stream holds
-            await connection.jetstream().publish(subject, body, headers=dict(headers))
-        except nats.js.errors.NotFoundError:
-            await connection.publish(subject, body, headers=dict(headers))
-            await connection.flush()
+            jetstream = connection.jetstream()
+            try:
+                await jetstream.find_stream_name_by_subject(subject)
+            except nats.js.errors.NotFoundError:
+                # No stream keeps the subject: a core publish, flushed to the server.
+                await connection.publish(subject, body, headers=dict(headers))
+                await connection.flush()
+            else:
+                await jetstream.publish(subject, body, headers=dict(headers))  # acknowledged by the stream
         finally:
             await connection.close()
 

@@ -70,18 +70,34 @@ def verify(public: str, data: bytes, signature: str) -> bool:
         return False
 
 
+def _sound(key: NodeKey) -> bool:
+    # gmssl 3.2 derives a public key that does not match its private key for a few keys in a
+    # thousand (every signature then fails to verify); such a key must never be used.
+    probe = b"shgov exchange key self-check"
+    return all(verify(key.public, probe + bytes([i]), key.sign(probe + bytes([i]))) for i in range(2))
+
+
 def node_key(data_dir: Path) -> NodeKey:
-    """This node's key, made on first use and kept (owner-only) under the data folder."""
+    """This node's key, made on first use (and checked to sign verifiably) and kept owner-only under
+    the data folder."""
     path = data_dir / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        private = secrets.token_hex(32)
+        for _ in range(50):
+            private = secrets.token_hex(32)
+            if _sound(NodeKey(private, public_of(private))):
+                break
+        else:  # pragma: no cover - fifty unsound keys in a row do not happen
+            raise RuntimeError("could not make a sound SM2 key")
         tmp = path.with_suffix(".tmp")
         tmp.write_text(private, encoding="ascii")
         tmp.chmod(0o600)
         tmp.replace(path)
     private = path.read_text(encoding="ascii").strip()
-    return NodeKey(private, public_of(private))
+    key = NodeKey(private, public_of(private))
+    if not _sound(key):
+        raise InvalidError(f"the node key in {path} fails its self-check; move it away to make a new one", field="key")
+    return key
 
 
 def trust(session: Session, name: str, public_key: str, tenant_code: str = "") -> ExchangePeer:

@@ -428,8 +428,7 @@ def published(session: Session, code: str) -> dict[str, Any] | None:
     resource, snapshot = found
     if resource.version == 0 or resource.status == "retired" or snapshot is None:
         return None
-    # Whether the data is served from a register or the lake is part of the live entry.
-    return dict(snapshot) | {"register_code": resource.register_code, "lake_resource": resource.lake_resource}
+    return dict(snapshot)  # it names the register or lake resource the data is served from
 
 
 def versions(session: Session, resource_id: uuid.UUID) -> list[CatalogVersion]:
@@ -935,7 +934,7 @@ def _about_people(names: Iterable[str]) -> bool:
     return any(n in ("id_number", "child_id_number") for n in names)
 
 
-def _lake_entry(session: Session, spec: lake.ResourceSpec, item_code: str) -> ResourceData:
+def _lake_entry(spec: lake.ResourceSpec, item_code: str) -> ResourceData:
     keyed = set(spec.key)
     people = _about_people(c.name for c in spec.columns)
     items = [_item(c.name, c.type, c.required, c.name in keyed, people) for c in spec.columns]
@@ -1038,7 +1037,7 @@ def seed_demo(session: Session, settings: Settings) -> int:
         if find_by_lake_resource(session, row.code) is not None:
             continue
         item_code = f"{departments.index(row.department_code) + 1:02d}"
-        entry = create_resource(session, None, _lake_entry(session, lake.get_resource(session, row.code), item_code))
+        entry = create_resource(session, None, _lake_entry(lake.get_resource(session, row.code), item_code))
         transition(session, None, entry, "submit")
         transition(session, None, entry, "approve")
         add_duty(session, None, entry.provider_department_code, entry.code, entry.update_cycle)

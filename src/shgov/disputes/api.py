@@ -202,7 +202,7 @@ class DeadlineOut(DeadlineIn):
 
 
 @router.get("/deadlines", response_model=list[DeadlineOut])
-def deadlines(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> list[DeadlineOut]:
+def deadlines(session: SessionDep, principal: CurrentPrincipal) -> list[DeadlineOut]:
     """The deadline rules (disputes not covered get SHGOV_DISPUTE_DEADLINE_DAYS working days)."""
     return [
         DeadlineOut(register_code=r.register, element=r.element, working_days=r.working_days)

@@ -46,8 +46,7 @@ def grids_command() -> None:
     try:
         with db.session() as session:
             index = RegionIndex.from_session(session)
-            plan = registers.derive_grids(session, settings.lake_dir, index)
-            result = registers.build(session, settings.lake_dir, "address", "cli", index)
+            plan, result = registers.lay_grids(session, settings.lake_dir, index, "cli")
         console.print(f"grids: {plan.created:,} new, {plan.existing:,} kept, {len(plan.refused):,} refused")
         for cell, reason in sorted(plan.refused.items())[:20]:
             console.print(f"  {cell}: {reason}")

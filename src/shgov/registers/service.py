@@ -230,18 +230,24 @@ def _placed_addresses(session: Session, lake_dir: Path, index: RegionIndex) -> t
     placed_at = located.select("address").with_columns(
         pl.Series("located_district_code", found["district_code"].tolist(), dtype=pl.String).replace("", None),
         pl.Series("cell", found["cell"].tolist(), dtype=pl.String).replace("", None),
-        pl.Series("grid_code", found["grid_code"].tolist(), dtype=pl.String),
     )
     return addresses.join(placed_at, on="address", how="left"), lineage
 
 
+Placed = tuple[pl.DataFrame, dict[str, Any]]  # the placed addresses and their lineage
+
+
 def _build_addresses(
-    session: Session, lake_dir: Path, index: RegionIndex
+    session: Session, lake_dir: Path, index: RegionIndex, placed_addresses: Placed | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """The 空间地理 address register: every address placed in district / township / community and, where
     it has coordinates in a registered grid cell, in its grid. Where the coordinates fall in another
     district than the record says, 规划资源 (the source of locations) gets a conflict to review."""
-    placed, lineage = _placed_addresses(session, lake_dir, index)
+    placed, lineage = placed_addresses or _placed_addresses(session, lake_dir, index)
+    grids = {cell: grid.code for cell, grid in index.grids_by_cell.items()}
+    placed = placed.with_columns(
+        pl.col("cell").replace_strict(grids, default=None, return_dtype=pl.String).alias("grid_code")
+    )
     addresses = placed.with_columns(
         pl.col("address").map_batches(lambda s: s.hash(seed=0)).cast(pl.String).alias("address_id"),
         pl.when(pl.col("grid_code").is_not_null())
@@ -279,11 +285,13 @@ def _build_addresses(
     return addresses.drop("located_district_code"), conflicts, lineage
 
 
-def derive_grids(session: Session, lake_dir: Path, index: RegionIndex) -> GridPlan:
+def derive_grids(
+    session: Session, lake_dir: Path, index: RegionIndex, placed_addresses: Placed | None = None
+) -> GridPlan:
     """Lay the management grid over the geocoded addresses: every H3 cell holding addresses becomes a
     grid of the community most of them belong to. Cells that are grids already keep their community;
     addresses whose coordinates contradict their district do not vote."""
-    placed, _ = _placed_addresses(session, lake_dir, index)
+    placed, _ = placed_addresses or _placed_addresses(session, lake_dir, index)
     votes = (
         placed.filter(
             pl.col("cell").is_not_null()
@@ -343,6 +351,28 @@ def build(
         reg = register_def(register)
         frame, conflicts, lineage = _build_person_like(session, lake_dir, reg)
         key = reg.key
+    return _store(session, lake_dir, register, key, frame, conflicts, lineage, built_by)
+
+
+def lay_grids(session: Session, lake_dir: Path, index: RegionIndex, built_by: str = "") -> tuple[GridPlan, BuildResult]:
+    """``derive_grids`` then a new address register placed in the new grids, placing the addresses once."""
+    placed = _placed_addresses(session, lake_dir, index)
+    plan = derive_grids(session, lake_dir, index, placed)
+    frame, conflicts, lineage = _build_addresses(session, lake_dir, index, placed)
+    return plan, _store(session, lake_dir, "address", "address", frame, conflicts, lineage, built_by)
+
+
+def _store(
+    session: Session,
+    lake_dir: Path,
+    register: str,
+    key: str,
+    frame: pl.DataFrame,
+    conflicts: pl.DataFrame,
+    lineage: dict[str, Any],
+    built_by: str,
+) -> BuildResult:
+    """Write a built register as its next version, with lineage, conflicts and change events."""
     name = dataset(register)
     previous_version = int(
         session.scalar(select(func.max(RegisterBuild.version)).where(RegisterBuild.register == register)) or 0
@@ -560,7 +590,6 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
         register: build(session, settings.lake_dir, register, "demo seed").rows
         for register in ("person", "enterprise", "licence")
     }
-    index = RegionIndex.from_session(session)
-    built["grids"] = derive_grids(session, settings.lake_dir, index).created
-    built["address"] = build(session, settings.lake_dir, "address", "demo seed", index).rows
+    plan, addresses = lay_grids(session, settings.lake_dir, RegionIndex.from_session(session), "demo seed")
+    built["grids"], built["address"] = plan.created, addresses.rows
     return built

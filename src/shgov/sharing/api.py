@@ -423,7 +423,6 @@ def deliver(
 
 def _served(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Principal,
     code: str,
@@ -499,7 +498,6 @@ def share_batch(
     code = f"{prefix}/{serial}"
     return _served(
         request,
-        session,
         settings,
         principal,
         code,
@@ -523,7 +521,6 @@ def share_one(
     code = f"{prefix}/{serial}"
     answer = _served(
         request,
-        session,
         settings,
         principal,
         code,
@@ -559,7 +556,6 @@ def share_query(
         equals[column] = value
     return _served(
         request,
-        session,
         settings,
         principal,
         code,

@@ -239,7 +239,7 @@ class RegionIndex:
         return inside
 
     def locate_many(self, lng: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
-        """``locate`` for arrays of WGS-84 points: district ('' outside), approximate, cell, grid, community."""
+        """``locate`` for arrays of WGS-84 points: district ('' outside), approximate, cell, grid."""
         district, approximate = self.districts_at(lng, lat)
         cells = np.array(
             [h3.latlng_to_cell(y, x, GRID_RESOLUTION) if d else "" for x, y, d in zip(lng, lat, district, strict=True)],
@@ -251,7 +251,6 @@ class RegionIndex:
             "approximate": approximate,
             "cell": cells,
             "grid_code": np.array([g.code if g else None for g in grids], dtype=object),
-            "grid_community_code": np.array([g.community_code if g else None for g in grids], dtype=object),
         }
 
     def cell_of(self, lng: float, lat: float) -> str:

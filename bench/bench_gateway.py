@@ -14,18 +14,18 @@ it that comparison is skipped, saying so. PostgreSQL is required (the ceiling is
 
 from __future__ import annotations
 
+import json
 import os
-import random
+import re
+import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -70,67 +70,17 @@ def _wait(url: str, seconds: float = 120) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _load(label: str, call: Callable[[Callable[[], str]], int], ids: list[str]) -> tuple[int, float, float, float, int]:
-    """Closed-loop load: CONCURRENCY workers call for DURATION seconds; (calls, per s, p50, p99, failures)."""
-    latencies: list[list[float]] = [[] for _ in range(CONCURRENCY)]
-    failures = [0] * CONCURRENCY
-    stop = time.monotonic() + DURATION
-
-    def worker(n: int) -> None:
-        rng = random.Random(n)
-
-        def next_id() -> str:
-            return ids[rng.randrange(len(ids))]
-
-        while time.monotonic() < stop:
-            t0 = time.perf_counter()
-            status = call(next_id)
-            latencies[n].append((time.perf_counter() - t0) * 1000)
-            if status != 200:
-                failures[n] += 1
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONCURRENCY)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
-    every = sorted(x for lat in latencies for x in lat)
-    p50 = statistics.median(every)
-    p99 = every[int(len(every) * 0.99) - 1]
-    rate = len(every) / elapsed
+def _load(label: str, *args: str) -> dict[str, float]:
+    """Run ``bench.loadgen`` in its own process and print its figures."""
+    command = [sys.executable, "-m", "bench.loadgen", "--concurrency", str(CONCURRENCY), "--duration", str(DURATION)]
+    done = subprocess.run([*command, *args], check=True, capture_output=True, text=True, cwd=ROOT)  # noqa: S603
+    figures: dict[str, float] = json.loads(done.stdout)
+    failures = int(figures["failures"])
     print(
-        f"   {label}: {len(every):,} calls in {elapsed:.1f} s = {rate:,.0f}/s; p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-        f"{f'; {sum(failures)} not 200' if sum(failures) else ''}"
+        f"   {label}: {figures['calls']:,.0f} calls in {figures['seconds']:.1f} s = {figures['rate']:,.0f}/s;"
+        f" p50 {figures['p50']:.1f} ms, p99 {figures['p99']:.1f} ms{f'; {failures} not 200' if failures else ''}"
     )
-    return len(every), rate, p50, p99, sum(failures)
-
-
-def _http(base: str, path: Callable[[str], str], headers: dict[str, str]) -> Callable[[Callable[[], str]], int]:
-    local = threading.local()
-
-    def call(next_id: Callable[[], str]) -> int:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=base, headers=headers, timeout=30)
-        return client.get(path(next_id())).status_code
-
-    return call
-
-
-def _raw(url: str, table: str) -> Callable[[Callable[[], str]], int]:
-    local = threading.local()
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def call(next_id: Callable[[], str]) -> int:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = psycopg.connect(conninfo, prepare_threshold=0)
-        row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE id_number = %s", (next_id(),)).fetchone()  # noqa: S608
-        return 200 if row else 404
-
-    return call
+    return figures
 
 
 def main() -> None:
@@ -142,14 +92,14 @@ def main() -> None:
         print(f"   PostgreSQL is not reachable at {admin.host}:{admin.port or 5432} — the gateway benchmark needs it")
         return
     name = f"shgov_bench_{uuid.uuid4().hex[:8]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = _conninfo(POSTGRES_URL)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.set(database=name).render_as_string(hide_password=False)
     servers: list[subprocess.Popen[bytes]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            _run(Path(tmp), url, servers)
+            measure(prepare(Path(tmp), url), servers)
     finally:
         for server in servers:
             server.terminate()
@@ -158,7 +108,21 @@ def main() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _run(folder: Path, url: str, servers: list[subprocess.Popen[bytes]]) -> None:
+@dataclass(frozen=True)
+class City:
+    """A seeded city ready to be measured: its database, data folder, the grantee's token and the keys."""
+
+    url: str
+    folder: Path
+    env: dict[str, str]
+    code: str
+    token: str
+    ids: list[str]
+    sqlite_file: Path
+
+
+def prepare(folder: Path, url: str) -> City:
+    """Seed the city, copy the person table for the yardsticks, grant 市民政局's system the four items."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")},
         "SHGOV_ENV": "dev",
@@ -183,13 +147,16 @@ def _run(folder: Path, url: str, servers: list[subprocess.Popen[bytes]]) -> None
         dataset, version, _ = registers.live_dataset(session, "person")
     frame = lake.read_version(settings.lake_dir, dataset, version, list(COLUMNS))
     assert frame is not None
-    ids = frame["id_number"].to_list()
     # The same table for the raw ceiling (PostgreSQL) and for Datasette (SQLite).
-    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
-        conn.execute("CREATE TABLE bench_persons (id_number text PRIMARY KEY, name text, sex text, district_code text)")
+    with psycopg.connect(_conninfo(url)) as conn:
+        # ``n`` (row number) is for pgbench, whose scripts draw random integers, not random keys.
+        conn.execute(
+            "CREATE TABLE bench_persons (id_number text PRIMARY KEY, name text, sex text, district_code text,"
+            " n integer UNIQUE)"
+        )
         with conn.cursor().copy("COPY bench_persons FROM STDIN") as copy:
-            for row in frame.iter_rows():
-                copy.write_row(row)
+            for n, row in enumerate(frame.iter_rows(), 1):
+                copy.write_row((*row, n))
         conn.execute("ANALYZE bench_persons")
     sqlite_file = folder / "persons.db"
     with sqlite3.connect(sqlite_file) as lite:
@@ -202,51 +169,119 @@ def _run(folder: Path, url: str, servers: list[subprocess.Popen[bytes]]) -> None
         assert requester is not None
         assert centre is not None
         request = sharing.file_request(session, requester, person.code, list(COLUMNS), "救助核对", "低保核对", 365)
-        sharing.decide(session, centre, request, "approve", rate_per_minute=100_000)
+        sharing.decide(session, centre, request, "approve", rate_per_minute=1_000_000)
         client, _ = create_client(session, name="民政业务系统", tenant_code="310000", department_code="310000.mz")
         token, _ = issue_token(session, client.id, "client_credentials", 3600)
+    db.dispose()
+    ids = frame["id_number"].to_list()
+    (folder / "ids.txt").write_text("\n".join(ids))
+    return City(url, folder, env, person.code, token, ids, sqlite_file)
 
+
+def _serve_gateway(city: City, workers: int, servers: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
+    """Start ``shgov serve`` with ``workers`` processes and warm each one up; (port, calls made)."""
     port = _free_port()
-    servers.append(
-        subprocess.Popen([sys.executable, "-m", "shgov.cli", "serve", "--port", str(port)], env=env, cwd=folder)  # noqa: S603
-    )
-    base = f"http://127.0.0.1:{port}"
-    _wait(f"{base}/healthz")
-    gateway = _http(base, lambda i: f"/api/v1/share/{person.code}/{i}", {"Authorization": f"Bearer {token}"})
-    warm = gateway(lambda: ids[0])  # the first call loads the 1M-row index
-    assert warm == 200, warm
-    calls, rate, _, p99, failures = _load("SH-GOV gateway (auth + grant + masking + audit)", gateway, ids)
+    command = [sys.executable, "-m", "shgov.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    servers.append(subprocess.Popen(command, env=city.env, cwd=city.folder))  # noqa: S603
+    _wait(f"http://127.0.0.1:{port}/healthz")
+    # Every worker reads the 1M-row index on its first call: short loads with many connections (so that
+    # every worker gets some) until the rate settles.
+    calls, rates = 0, [0.0]
+    for _ in range(8):
+        warm = _load("(warm-up)", "--duration", "3", "--concurrency", "32", *_gateway_target(city, port))
+        calls += int(warm["calls"])
+        rates.append(warm["rate"])
+        if rates[-1] < rates[-2] * 1.1:
+            break
+    return port, calls
 
-    ceiling_rate = _load("raw PostgreSQL point selects (pgbench -S style)", _raw(url, "bench_persons"), ids)[1]
-    datasette_rate = None
+
+def _gateway_target(city: City, port: int) -> list[str]:
+    paths = city.folder / "gateway.txt"
+    if not paths.exists():
+        paths.write_text("\n".join(f"/api/v1/share/{city.code}/{i}" for i in city.ids))
+    return ["http", "127.0.0.1", str(port), str(paths), "--header", f"Authorization: Bearer {city.token}"]
+
+
+def _pgbench(city: City) -> dict[str, float] | None:
+    """pgbench itself (C client, prepared statements) on the same table, by row number."""
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        print("   pgbench is not installed (Debian: postgresql-client) — its own figure is skipped")
+        return None
+    url = make_url(city.url)
+    script = city.folder / "select.sql"
+    script.write_text(
+        f"\\set n random(1, {len(city.ids)})\nSELECT {', '.join(COLUMNS)} FROM bench_persons WHERE n = :n;\n"
+    )
+    command = [pgbench, "-n", "-M", "prepared", "-c", str(CONCURRENCY), "-j", "2", "-T", str(int(DURATION))]
+    command += ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+    command += ["-f", str(script), url.database or "postgres"]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
+    tps = float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
+    latency = float(re.search(r"latency average = ([\d.]+) ms", done.stdout).group(1))  # type: ignore[union-attr]
+    print(f"   pgbench -S on the same table (C client, prepared): {tps:,.0f}/s; mean latency {latency:.2f} ms")
+    return {"rate": tps}
+
+
+def measure(city: City, servers: list[subprocess.Popen[bytes]]) -> None:
+    """Serve, load each target, print the figures and ratios."""
+    audited_calls = 0
+    before = _audited(city)
+    runs: dict[int, dict[str, float]] = {}
+    for workers in sorted({1, os.cpu_count() or 1}):
+        port, warm_calls = _serve_gateway(city, workers, servers)
+        label = f"SH-GOV gateway, {workers} process{'es' if workers > 1 else ''} (auth + grant + masking + audit)"
+        runs[workers] = _load(label, *_gateway_target(city, port))
+        audited_calls += warm_calls + int(runs[workers]["calls"])
+        server = servers.pop()
+        server.terminate()  # it writes what its audit queue holds as it stops
+        server.wait(timeout=60)
+    select_one = f"SELECT {', '.join(COLUMNS)} FROM bench_persons WHERE id_number = %s"  # noqa: S608
+    ceiling = _load("raw PostgreSQL point selects, Python client like the HTTP ones", "pg", _conninfo(city.url),
+                    select_one, str(city.folder / "ids.txt"))  # fmt: skip
+    pgbench = _pgbench(city)
+    datasette = None
     if DATASETTE.exists():
         dport = _free_port()
         servers.append(
             subprocess.Popen(  # noqa: S603
-                [str(DATASETTE), "serve", str(sqlite_file), "--port", str(dport), "--setting", "num_sql_threads", "4"],
+                [str(DATASETTE), "serve", str(city.sqlite_file), "--port", str(dport)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         )
-        dbase = f"http://127.0.0.1:{dport}"
-        _wait(f"{dbase}/-/versions.json")
-        datasette_rate = _load("Datasette JSON row API", _http(dbase, lambda i: f"/persons/persons/{i}.json", {}), ids)[
-            1
-        ]
+        _wait(f"http://127.0.0.1:{dport}/-/versions.json")
+        rows = city.folder / "datasette.txt"
+        rows.write_text("\n".join(f"/persons/persons/{i}.json" for i in city.ids))
+        datasette = _load("Datasette JSON row API (one process)", "http", "127.0.0.1", str(dport), str(rows))
     else:
         print("   Datasette is not installed in .venv-bench (make bench installs it) — that comparison is skipped")
 
-    time.sleep(2)  # the audit writer flushes every half second
-    with db.session() as session:
-        audited = session.scalar(
+    audited = _audited(city) - before
+    verdict = "equal" if audited == audited_calls else "DIFFERENT"
+    print(f"   audit rows {audited:,} for {audited_calls:,} gateway requests, warm-ups included ({verdict})")
+    for workers, run in runs.items():
+        figures = [f"p99 {run['p99']:.1f} ms (goal < 20 ms)"]
+        if datasette:
+            figures.append(f"{run['rate'] / datasette['rate']:.2f}× Datasette (goal ≥ 2)")
+        figures.append(f"{run['rate'] / ceiling['rate']:.2f} of the Python-client ceiling (goal ≥ 0.25)")
+        if pgbench:
+            figures.append(f"{run['rate'] / pgbench['rate']:.2f} of pgbench's")
+        print(f"   {workers} process{'es' if workers > 1 else ''}: " + "; ".join(figures))
+        if run["failures"]:
+            print(f"   {run['failures']:,.0f} gateway calls were not answered 200")
+
+
+def _audited(city: City) -> int:
+    engine = make_engine(city.url)
+    with engine.connect() as conn:
+        audited = conn.scalar(
             select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "sharing.gateway.read")
         )
-    print(
-        f"   audit rows {audited:,} for {calls + 1:,} gateway requests"
-        f" ({'equal' if audited == calls + 1 else 'DIFFERENT'})"
-    )
-    if datasette_rate:
-        print(f"   ratio to Datasette: {rate / datasette_rate:.2f} (goal ≥ 2)")
-    print(f"   ratio to the raw ceiling: {rate / ceiling_rate:.2f} (goal ≥ 0.25); p99 {p99:.1f} ms (goal < 20 ms)")
-    if failures:
-        print(f"   {failures} gateway calls were not answered 200")
+    engine.dispose()
+    return int(audited or 0)
+
+
+def _conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

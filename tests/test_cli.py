@@ -162,3 +162,9 @@ def test_the_catalog_goes_out_and_comes_back_and_the_sharing_sweep_runs(data_dir
     swept = run(["sharing", "sweep"], data_dir)
     assert swept.returncode == 0, swept.stderr
     assert "escalated 0" in swept.stdout
+
+
+def test_serve_refuses_reload_with_several_workers(data_dir: Path) -> None:
+    done = run(["serve", "--reload", "--workers", "2"], data_dir)
+    assert done.returncode == 2
+    assert "--workers" in done.stdout + done.stderr

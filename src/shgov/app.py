@@ -105,6 +105,9 @@ def create_app(
             module = context_module(context, part)
             if module is not None:
                 routers.append(module.router)
+                # Routes are matched in order, one by one: a context's high-traffic routes go first.
+                if hasattr(module, "hot_router"):
+                    routers.insert(0, module.hot_router)
         pages_module = context_module(context, "pages")
         if pages_module is not None:
             for audience, item in getattr(pages_module, "NAV", ()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -44,17 +45,24 @@ def serve(
     host: str | None = typer.Option(None, help="Bind address (default: SHGOV_WEB__HOST)."),
     port: int | None = typer.Option(None, help="Port (default: SHGOV_WEB__PORT)."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: SHGOV_WEB__WORKERS)."),
 ) -> None:
     """Serve the web app and API."""
     import uvicorn
 
     settings = load_settings()
+    count = workers or settings.web.workers
+    if reload and count > 1:
+        console.print("[red]--reload runs one process: drop --workers[/red]")
+        raise typer.Exit(2)
+    os.environ["SHGOV_WEB__WORKERS"] = str(count)  # the workers share rate limits out by their number
     uvicorn.run(
         "shgov.app:create_app",
         factory=True,
         host=host or settings.web.host,
         port=port or settings.web.port,
         reload=reload,
+        workers=count,
         proxy_headers=True,
         log_config=None,
     )

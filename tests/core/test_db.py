@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import StatementError
 
-from shgov.core.db import Database, make_engine
+from shgov.core.audit.models import AuditHead
+from shgov.core.db import ChangeCounter, Database, make_engine
 from shgov.core.events import OutboxEvent
 
 
@@ -49,3 +50,18 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(db: Database) -> None:
 def test_the_database_answers_a_ping(db: Database, connection: Connection) -> None:
     db.ping()
     assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_a_change_counter_moves_on_writes_to_its_tables_only(db: Database) -> None:
+    counter = ChangeCounter(OutboxEvent)
+    with db.session() as session:
+        session.add(OutboxEvent(type="a.b", payload={}))
+        session.flush()
+        added = counter.value
+        assert added > 0
+        session.add(AuditHead(id=99, last_seq=0, last_hash="0" * 64))  # another table: no change counted
+        session.flush()
+        assert counter.value == added
+        session.execute(update(OutboxEvent).values(type="a.c"))  # a bulk update counts too
+        assert counter.value > added
+        session.rollback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,7 +13,7 @@ import httpx
 import polars as pl
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 
 from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
@@ -250,7 +251,7 @@ def test_every_refusal_is_refused_and_audited(
     assert call(system) == 200
     assert call(client_token("310000.ga")) == 403  # no grant for 公安's client
     assert call(token_for("minzheng.admin")) == 403  # a person's token, not a system client
-    assert client.get(url, headers=auth("forged-token-value")).status_code == 401
+    assert call("forged-token-value") == 401  # refused and audited, without a caller
     assert call(system, fields="name") == 403  # not granted
     # The negative list changes: the next call no longer serves the item, and a re-check narrows the grant.
     centre = token_for("data.officer")
@@ -299,7 +300,54 @@ def test_every_refusal_is_refused_and_audited(
     by_department = {c["department"]: 0 for c in stats["calls"]}
     for c in stats["calls"]:
         by_department[c["department"]] += c["calls"]
-    assert by_department == {"310000.mz": len(calls) - 1, "310000.ga": 1}  # one call came from 公安's client
+    # One call came from 公安's client, one with a forged token (no department).
+    assert by_department == {"310000.mz": len(calls) - 2, "310000.ga": 1, None: 1}
+
+
+def test_an_admission_is_reused_briefly_and_dropped_at_once_when_this_process_changes_a_grant(
+    client: httpx.Client,
+    token_for: TokenFor,
+    client_token: Callable[[str], str],
+    codes: dict[str, str],
+    lake_dir: Path,
+    city: SyntheticCity,
+    connection: Connection,
+) -> None:
+    gateway = sharing.gateway(lake_dir, cache_seconds=2.0)  # the app's gateway for this lake
+    decided = person_grant(client, token_for, codes, items=["sex", "district_code"])
+    system = client_token("310000.mz")
+    someone = city.get("population").filter(pl.col("district_code") == PUDONG).row(0, named=True)["id_number"]
+    url = f"/api/v1/share/{codes['person']}/{someone}"
+    admitted_at = time.monotonic()
+    assert client.get(url, headers=auth(system)).status_code == 200
+    # Another process suspends the grant (a write this process never sees): the admission holds a moment...
+    connection.execute(text("UPDATE sharing_grants SET status = 'suspended'"))
+    assert client.get(url, headers=auth(system)).status_code == 200
+    assert gateway.admitted(system, codes["person"], None) is not None
+    # ...and no longer than the cache time.
+    time.sleep(max(0.0, admitted_at + 2.1 - time.monotonic()))
+    assert client.get(url, headers=auth(system)).status_code == 403
+    connection.execute(text("UPDATE sharing_grants SET status = 'active'"))
+    assert client.get(url, headers=auth(system)).status_code == 200
+    # A revocation in this process is seen by the next call.
+    centre = token_for("data.officer")
+    revoked = client.post(
+        f"/api/v1/sharing/grants/{decided['grant_id']}/revoke", json={"reason": "核对工作结束"}, headers=auth(centre)
+    )
+    assert revoked.status_code == 200
+    assert client.get(url, headers=auth(system)).status_code == 403
+
+
+def test_the_gateway_documents_the_parameters_it_reads_itself(client: httpx.Client) -> None:
+    spec = client.get("/api/openapi.json").json()
+    operation = spec["paths"]["/api/v1/share/{prefix}/{serial}/{key}"]["get"]
+    assert {(p["name"], p["in"]) for p in operation["parameters"]} == {
+        ("prefix", "path"),
+        ("serial", "path"),
+        ("key", "path"),
+        ("fields", "query"),
+    }
+    assert "RecordOut" in str(operation["responses"]["200"])
 
 
 def test_a_grant_answers_429_with_retry_after_beyond_its_rate(

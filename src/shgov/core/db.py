@@ -162,3 +162,33 @@ class Database:
         """Close pooled connections (only when this handle owns the engine)."""
         if isinstance(self.bind, Engine):
             self.bind.dispose()
+
+
+class ChangeCounter:
+    """A process-wide count of the writes to some tables, for in-memory caches that must drop what they
+    hold when those rows change: a cache remembers the value it was filled at and refills when it moved.
+
+    ORM flushes and ORM-enabled bulk ``update``/``delete`` of the models count; so does ``bump()`` for
+    changes the cache learns of otherwise (an event from another context). Other processes are not
+    told: their caches must also expire by time."""
+
+    def __init__(self, *models: type[Base]) -> None:
+        self.models = models
+        self.tables = frozenset(m.__table__ for m in models)
+        self.value = 0
+        event.listen(Session, "after_flush", self._after_flush)
+        event.listen(Session, "do_orm_execute", self._on_execute)
+
+    def bump(self) -> None:
+        """Count a change."""
+        self.value += 1
+
+    def _after_flush(self, session: Session, _context: Any) -> None:
+        for collection in (session.new, session.dirty, session.deleted):
+            if any(isinstance(obj, self.models) for obj in collection):
+                self.bump()
+                return
+
+    def _on_execute(self, state: Any) -> None:
+        if (state.is_update or state.is_delete) and getattr(state.statement, "table", None) in self.tables:
+            self.bump()

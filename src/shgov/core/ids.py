@@ -125,6 +125,7 @@ def mask_name(value: str) -> str:
 # Patterns for masking free text (log lines, audit details) where the field name is unknown.
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_ELEVEN_DIGITS = re.compile(r"\d{11}")
 
 PERSONAL_FIELDS: dict[str, Any] = {
     "id_number": mask_id_number,
@@ -141,6 +142,8 @@ PERSONAL_FIELDS: dict[str, Any] = {
 
 def mask_text(text: str) -> str:
     """Mask 身份证号 and mobile numbers found anywhere in ``text``."""
+    if len(text) < 11 or not _ELEVEN_DIGITS.search(text):
+        return text  # both need a run of at least eleven digits: most text is done with one scan
     text = _ID_IN_TEXT.sub(lambda m: m.group(1)[:4] + "*" * 10 + m.group(3)[-4:], text)
     return _PHONE_IN_TEXT.sub(lambda m: m.group(1) + "****" + m.group(3), text)
 

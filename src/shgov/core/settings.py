@@ -51,6 +51,8 @@ class WebSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Processes serving requests: each has its own caches, gateway rate buckets and audit writer.
+    workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     session_secret: SecretStr = SecretStr(DEV_SECRET)
     default_locale: str = "zh_CN"
@@ -80,6 +82,9 @@ class SecuritySettings(BaseModel):
     cookie_secure: bool | None = None
     audit_flush_seconds: float = Field(default=0.5, gt=0)
     audit_batch_size: int = Field(default=500, ge=1)
+    # How long the sharing gateway reuses a client's checked token + grant (0: check every call). A change
+    # made in this process is seen at once; one made by another process within this time.
+    decision_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     oidc: OIDCSettings = OIDCSettings()
 
 

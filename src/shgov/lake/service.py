@@ -580,6 +580,11 @@ class KeyedTables:
         self._lock = threading.Lock()
         self._tables: dict[tuple[str, str], tuple[int, pl.DataFrame, dict[Any, list[int]]]] = {}
 
+    def loaded(self, dataset: str, version: int, key: str) -> bool:
+        """Whether ``dataset`` at ``version`` is in memory already (the first use reads and indexes it)."""
+        cached = self._tables.get((dataset, key))
+        return cached is not None and cached[0] == version
+
     def table(self, dataset: str, version: int, key: str) -> tuple[pl.DataFrame, dict[Any, list[int]]]:
         """The frame of ``dataset`` at ``version`` and its index on ``key`` (loaded once per version)."""
         cached = self._tables.get((dataset, key))

@@ -8,25 +8,31 @@ department, resource, SM3 digest of the keys or filter, items, purpose, rows and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from shgov.catalog import service as catalog
 from shgov.core.audit.service import daily_counts, records_of
 from shgov.core.db import utcnow
-from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.deps import SessionDep, SettingsDep, get_database, get_settings
 from shgov.core.errors import DomainError, FieldError, Problem
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit
+from shgov.core.identity.deps import CurrentPrincipal, audit, bearer_principal, bearer_token
 from shgov.core.identity.permissions import Principal
 from shgov.sharing import service as sharing
 
 router = APIRouter(tags=["sharing"], route_class=JsonRoute)
+# The gateway's routes, matched before every other route of the app (see ``create_app``).
+hot_router = APIRouter(tags=["sharing gateway"], route_class=JsonRoute)
 GATEWAY_ACTION = "sharing.gateway.read"
+INLINE_KEYS = 20  # a batch up to this many keys is served on the event loop; bigger ones in a thread
 
 
 class RequestIn(BaseModel):
@@ -421,40 +427,69 @@ def deliver(
 # -- the gateway -----------------------------------------------------------------------------------------
 
 
-def _served(
-    request: Request,
-    settings: SettingsDep,
-    principal: Principal,
-    code: str,
-    run: Any,
-    what: dict[str, Any],
-) -> dict[str, Any]:
-    """Run a gateway call and audit it, served or refused."""
+def _admit(
+    request: Request, gateway: sharing.Gateway, token: str, code: str, fields: list[str] | None
+) -> sharing.Admission:
+    """Check token and grant against the database (in a worker thread); a refusal is audited and raised."""
+    principal: Principal | None = None
     try:
-        answer: sharing.Answer = run(sharing.gateway(settings.lake_dir))
+        with get_database(request).session() as session:
+            principal, expires_at = bearer_principal(request, session, token)
+            return gateway.admit(session, principal, code, fields, token, expires_at)
+    except (DomainError, Problem) as exc:
+        reason = exc.message if isinstance(exc, DomainError) else exc.detail
+        _refused(request, principal, code, {"reason": reason})
+        raise
+
+
+def _refused(request: Request, principal: Principal | None, code: str, details: dict[str, Any]) -> None:
+    audit(
+        request,
+        principal,
+        GATEWAY_ACTION,
+        outcome="denied",
+        object_type="catalog_resource",
+        object_id=code,
+        details=details,
+    )
+
+
+async def _served(
+    request: Request,
+    code: str,
+    fields: list[str] | None,
+    serve: Callable[[sharing.Gateway, sharing.Call], sharing.Answer],
+    what: dict[str, Any],
+    *,
+    blocking: bool = True,
+) -> dict[str, Any]:
+    """Admit the caller (a cached admission when it still holds, else the database decides), serve, audit.
+
+    The common case — a client calling again within ``decision_cache_seconds`` — touches no database and
+    stays on the event loop; ``blocking`` work (filters, big batches, the first read of a new version)
+    runs in a worker thread."""
+    settings = get_settings(request)
+    gateway = sharing.gateway(settings.lake_dir, settings.security.decision_cache_seconds, settings.web.workers)
+    try:
+        token = bearer_token(request)
+    except Problem as exc:
+        _refused(request, None, code, {**what, "reason": exc.detail})
+        raise
+    admission = gateway.admitted(token, code, fields)
+    if admission is None:
+        admission = await run_in_threadpool(_admit, request, gateway, token, code, fields)
+    principal, call = admission.principal, admission.call
+    try:
+        if blocking or not gateway.tables.loaded(call.dataset, call.version, call.key):
+            answer = await run_in_threadpool(serve, gateway, call)
+        else:
+            answer = serve(gateway, call)
     except sharing.RateLimited as exc:
-        audit(
-            request,
-            principal,
-            GATEWAY_ACTION,
-            outcome="denied",
-            object_type="catalog_resource",
-            object_id=code,
-            details={**what, "reason": "rate limit"},
-        )
+        _refused(request, principal, code, {**what, "reason": "rate limit"})
         raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     except DomainError as exc:
-        audit(
-            request,
-            principal,
-            GATEWAY_ACTION,
-            outcome="denied",
-            object_type="catalog_resource",
-            object_id=code,
-            details={**what, "reason": exc.message},
-        )
+        _refused(request, principal, code, {**what, "reason": exc.message})
         raise
-    call = answer.call
     audit(
         request,
         principal,
@@ -484,69 +519,70 @@ def _fields(fields: str | None) -> list[str] | None:
     return [f.strip() for f in fields.split(",") if f.strip()] if fields else None
 
 
-@router.post("/api/v1/share/{prefix}/{serial}/batch")
-def share_batch(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    prefix: str,
-    serial: str,
-    body: BatchIn,
-    principal: CurrentPrincipal,
-) -> dict[str, Any]:
+@hot_router.post("/api/v1/share/{prefix}/{serial}/batch")
+async def share_batch(request: Request, prefix: str, serial: str, body: BatchIn) -> dict[str, Any]:
     """Records of up to 1,000 keys (keys not found, or outside the grant's rows, are simply absent)."""
-    code = f"{prefix}/{serial}"
-    return _served(
+    return await _served(
         request,
-        settings,
-        principal,
-        code,
-        lambda gw: gw.lookup(session, principal, code, body.keys, body.fields),
+        f"{prefix}/{serial}",
+        body.fields or None,
+        lambda gateway, call: gateway.lookup(call, body.keys),
         {"keys": len(body.keys)},
+        blocking=len(body.keys) > INLINE_KEYS,
     )
 
 
-@router.get("/api/v1/share/{prefix}/{serial}/{key}")
-def share_one(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    prefix: str,
-    serial: str,
-    key: str,
-    principal: CurrentPrincipal,
-    fields: Annotated[str | None, Query(description="comma-separated granted items; all granted when omitted")] = None,
-) -> dict[str, Any]:
-    """One record by its key, with the granted items (personal ones masked unless the grant says plain)."""
-    code = f"{prefix}/{serial}"
-    answer = _served(
-        request,
-        settings,
-        principal,
-        code,
-        lambda gw: gw.lookup(session, principal, code, [key], _fields(fields)),
-        {"keys": 1},
+class RecordOut(BaseModel):
+    """One record through the gateway."""
+
+    resource: str
+    items: list[str] = Field(description="the items returned")
+    masked: list[str] = Field(description="the items masked (not granted plain)")
+    record: dict[str, Any]
+
+
+def _documented(*names: str, query: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """OpenAPI parameters of a route that reads them from the request itself."""
+    parameters = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    parameters += [{"name": n, "in": "query", "schema": {"type": "string"}, "description": d} for n, d in query]
+    return {"parameters": parameters}
+
+
+@hot_router.get(
+    "/api/v1/share/{prefix}/{serial}/{key}",
+    responses={200: {"model": RecordOut}},
+    openapi_extra=_documented(
+        "prefix", "serial", "key", query=(("fields", "comma-separated granted items; all granted when omitted"),)
+    ),
+)
+async def share_one(request: Request) -> JSONResponse:
+    """One record by its key, with the granted items (personal ones masked unless the grant says plain).
+
+    The busiest route of the app: it reads its parameters and writes its answer itself, which costs a
+    fraction of FastAPI's per-parameter validation and response serialisation."""
+    path = request.path_params
+    code, key = f"{path['prefix']}/{path['serial']}", path["key"]
+    fields = _fields(request.query_params.get("fields"))
+    answer = await _served(
+        request, code, fields, lambda gateway, call: gateway.lookup(call, [key]), {"keys": 1}, blocking=False
     )
     if not answer["rows"]:
         raise Problem("not-found", detail="No such record (or it is outside your grant).")
-    return {"resource": code, "items": answer["items"], "masked": answer["masked"], "record": answer["rows"][0]}
+    record = {"resource": code, "items": answer["items"], "masked": answer["masked"], "record": answer["rows"][0]}
+    return JSONResponse(record)
 
 
-@router.get("/api/v1/share/{prefix}/{serial}")
-def share_query(
+@hot_router.get("/api/v1/share/{prefix}/{serial}")
+async def share_query(
     request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
     prefix: str,
     serial: str,
-    principal: CurrentPrincipal,
     eq: Annotated[list[str] | None, Query(description="item:value, repeatable; every one must hold")] = None,
     after: Annotated[str | None, Query(max_length=200, description="the next_after of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=sharing.MAX_BATCH)] = 100,
     fields: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """A page of records matching the filters, in key order; pass ``next_after`` back for the next page."""
-    code = f"{prefix}/{serial}"
     equals: dict[str, str] = {}
     for condition in eq or []:
         column, sep, value = condition.partition(":")
@@ -554,11 +590,10 @@ def share_query(
             message = f"eq must be item:value (got {condition!r})"
             raise Problem("validation-failed", detail=message, errors=[FieldError("eq", message)])
         equals[column] = value
-    return _served(
+    return await _served(
         request,
-        settings,
-        principal,
-        code,
-        lambda gw: gw.query(session, principal, code, equals, after, limit, _fields(fields)),
+        f"{prefix}/{serial}",
+        _fields(fields),
+        lambda gateway, call: gateway.query(call, equals, after, limit),
         {"filter": sorted(equals), "after": bool(after)},
     )

@@ -39,12 +39,12 @@ from sqlalchemy.orm import Session
 from shgov.catalog import service as catalog
 from shgov.core.audit.service import sm3
 from shgov.core.calendar.service import add_working_days
-from shgov.core.db import Database, utcnow
+from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role, principal_by_username
+from shgov.core.identity.service import CREDENTIALS, add_actions_to_role, principal_by_username
 from shgov.core.ids import mask_id_number, mask_name, mask_phone, mask_text
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
@@ -73,6 +73,8 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 MAX_DURATION_DAYS = 3 * 366
 MAX_BATCH = 1000
+# Gateway admissions refill when a grant changes (or, through ``subscribers``, its catalog entry or data).
+GRANTS = ChangeCounter(Grant)
 
 
 # -- requests ----------------------------------------------------------------------------------------
@@ -436,15 +438,18 @@ class RateLimited(Exception):  # noqa: N818 - a signal, not a failure of the cod
 
 
 class RateLimiter:
-    """A token bucket per grant: ``rate`` calls a minute, refilled continuously (per process)."""
+    """A token bucket per grant: ``rate`` calls a minute, refilled continuously. Each of ``processes``
+    serving processes keeps its own buckets and allows its share, so together they never allow more."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 1) -> None:
+        self.processes = processes
         self._lock = threading.Lock()
         self._buckets: dict[uuid.UUID, tuple[float, float]] = {}
 
     def take(self, grant: uuid.UUID, rate: int, cost: int = 1) -> None:
         """Spend ``cost`` calls, or raise ``RateLimited``."""
         now = time.monotonic()
+        rate = max(1, rate // self.processes)
         per_second = rate / 60.0
         with self._lock:
             tokens, at = self._buckets.get(grant, (float(rate), now))
@@ -456,10 +461,20 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
-class Call:
-    """What one gateway call was allowed to do (and what to audit)."""
+class GrantTerms:
+    """The terms of a grant a call was admitted under (a snapshot: calls outlive the session)."""
 
-    grant: Grant
+    id: uuid.UUID
+    purpose: str
+    rate_per_minute: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a caller was admitted to read of a resource (and what to audit)."""
+
+    grant: GrantTerms
     resource_code: str
     items: list[str]
     masked: list[str]
@@ -467,7 +482,7 @@ class Call:
     dataset: str
     version: int
     key: str
-    details: dict[str, Any]  # item name → its catalog description (live version)
+    maskers: dict[str, Callable[[str], str]]
 
 
 @dataclass(frozen=True)
@@ -480,7 +495,18 @@ class Answer:
     next_after: str | None = None
 
 
-def _masker(item: Mapping[str, Any]) -> Any:
+@dataclass(frozen=True)
+class Admission:
+    """A checked token admitted to a resource with some items, reusable until ``until`` (monotonic) as
+    long as neither credentials nor grants changed in this process meanwhile."""
+
+    principal: Principal
+    call: Call
+    until: float
+    changes: tuple[int, int]
+
+
+def _masker(item: Mapping[str, Any]) -> Callable[[str], str]:
     name = str(item["name"])
     if "id_number" in name or name in ("holder_id",):
         return lambda v: mask_id_number(v) if len(v) == 18 and v[:17].isdigit() else mask_text(v)
@@ -491,15 +517,60 @@ def _masker(item: Mapping[str, Any]) -> Any:
     return lambda v: v[:1] + "*" * max(len(v) - 1, 1) if v else v
 
 
-class Gateway:
-    """Checks and serves calls against grants; one per process (it holds the data indexes and buckets)."""
+def _changes() -> tuple[int, int]:
+    return CREDENTIALS.value, GRANTS.value
 
-    def __init__(self, lake_dir: Path) -> None:
+
+MAX_ADMISSIONS = 10_000
+AdmissionKey = tuple[bytes, str, tuple[str, ...] | None]  # token digest, resource, items asked for
+
+
+class Gateway:
+    """Checks and serves calls against grants; one per process (it holds the data indexes, the rate
+    buckets and, for ``cache_seconds``, the admissions of the tokens that called)."""
+
+    def __init__(self, lake_dir: Path, cache_seconds: float = 0.0, processes: int = 1) -> None:
         self.tables = lake.KeyedTables(lake_dir)
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(processes)
+        self.cache_seconds = cache_seconds
+        self._admissions: dict[AdmissionKey, Admission] = {}
+
+    @staticmethod
+    def _cache_key(
+        token: str, resource_code: str, fields: Sequence[str] | None
+    ) -> tuple[bytes, str, tuple[str, ...] | None]:
+        return hashlib.sha256(token.encode()).digest(), resource_code, tuple(fields) if fields else None
+
+    def admitted(self, token: str, resource_code: str, fields: Sequence[str] | None) -> Admission | None:
+        """The admission this token got for the resource and items a moment ago, if it still holds."""
+        found = self._admissions.get(self._cache_key(token, resource_code, fields))
+        if found is None or found.until <= time.monotonic() or found.changes != _changes():
+            return None
+        return found
+
+    def admit(
+        self,
+        session: Session,
+        principal: Principal,
+        resource_code: str,
+        fields: Sequence[str] | None,
+        token: str | None = None,
+        token_expires_at: datetime | None = None,
+    ) -> Admission:
+        """Check the caller against its live grant (``authorize``) and remember the admission for the token."""
+        changes = _changes()  # read before the check, so a change during it makes the entry stale at once
+        call = self.authorize(session, principal, resource_code, fields)
+        ends = min(call.grant.expires_at, token_expires_at or call.grant.expires_at)
+        seconds = min(self.cache_seconds, (ends - utcnow()).total_seconds())
+        admission = Admission(principal, call, time.monotonic() + seconds, changes)
+        if token is not None and seconds > 0:
+            if len(self._admissions) >= MAX_ADMISSIONS:
+                self._admissions.clear()
+            self._admissions[self._cache_key(token, resource_code, fields)] = admission
+        return admission
 
     def authorize(
-        self, session: Session, principal: Principal, resource_code: str, fields: Sequence[str] | None, cost: int = 1
+        self, session: Session, principal: Principal, resource_code: str, fields: Sequence[str] | None
     ) -> Call:
         """The live grant of the caller's department for ``resource_code`` and the items it may read now."""
         if principal.kind != "client":
@@ -528,13 +599,12 @@ class Gateway:
         refused = [f for f in wanted if f not in allowed]
         if refused:
             raise ForbiddenError(f"not granted: {', '.join(refused)}", field="fields")
-        self.limiter.take(grant.id, grant.rate_per_minute, cost)
         details = {i["name"]: i for i in live["items"]}
-        masked = [
-            f
+        maskers = {
+            f: _masker(details[f])
             for f in wanted
             if details[f]["personal"] and details[f]["sensitivity"] != "general" and f not in grant.plain_items
-        ]
+        }
         if live["register_code"] is not None:
             dataset, version, key = registers.live_dataset(session, live["register_code"])
         elif live["lake_resource"] is not None:
@@ -544,11 +614,13 @@ class Gateway:
             raise NotFoundError(f"{resource_code} has no data the gateway can serve", field="resource")
         if version == 0:
             raise NotFoundError(f"{resource_code} has no data yet", field="resource")
-        return Call(grant, resource_code, wanted, masked, dict(grant.row_filter), dataset, version, key, details)
+        terms = GrantTerms(grant.id, grant.purpose, grant.rate_per_minute, grant.expires_at)
+        masked = [f for f in wanted if f in maskers]
+        return Call(terms, resource_code, wanted, masked, dict(grant.row_filter), dataset, version, key, maskers)
 
     @staticmethod
     def _shape(call: Call, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        maskers = {f: _masker(call.details[f]) for f in call.masked}
+        maskers = call.maskers
         out = []
         for row in rows:
             if any(str(row.get(c)) != str(v) for c, v in call.row_filter.items()):
@@ -564,38 +636,22 @@ class Gateway:
             out.append(record)
         return out
 
-    def lookup(
-        self,
-        session: Session,
-        principal: Principal,
-        resource_code: str,
-        keys: Sequence[str],
-        fields: Sequence[str] | None,
-    ) -> Answer:
-        """Records by key (one, or a batch of up to 1,000)."""
+    def lookup(self, call: Call, keys: Sequence[str]) -> Answer:
+        """Records by key (one, or a batch of up to 1,000: one call against the grant's rate)."""
         if not keys or len(keys) > MAX_BATCH:
             raise InvalidError(f"send 1–{MAX_BATCH} keys", field="keys")
-        call = self.authorize(session, principal, resource_code, fields)
+        self.limiter.take(call.grant.id, call.grant.rate_per_minute)
         columns = list(dict.fromkeys([*call.items, *call.row_filter]))
         rows = self.tables.lookup(call.dataset, call.version, call.key, list(keys), columns)
         shaped = self._shape(call, rows)
         return Answer(call, shaped, sm3("\n".join(sorted(keys)).encode()))
 
-    def query(
-        self,
-        session: Session,
-        principal: Principal,
-        resource_code: str,
-        equals: Mapping[str, str],
-        after: str | None,
-        limit: int,
-        fields: Sequence[str] | None,
-    ) -> Answer:
+    def query(self, call: Call, equals: Mapping[str, str], after: str | None, limit: int) -> Answer:
         """A page of records matching ``equals`` on granted items, in key order after ``after``."""
-        call = self.authorize(session, principal, resource_code, fields)
         outside = [c for c in equals if c not in call.items]
         if outside:
             raise ForbiddenError(f"filters may use granted items only: {', '.join(outside)}", field="filter")
+        self.limiter.take(call.grant.id, call.grant.rate_per_minute)
         conditions = {**equals, **call.row_filter}
         columns = list(dict.fromkeys([call.key, *call.items, *call.row_filter]))
         rows = self.tables.page(call.dataset, call.version, call.key, conditions, after, limit, columns)
@@ -609,12 +665,12 @@ _gateways: dict[Path, Gateway] = {}
 _gateways_lock = threading.Lock()
 
 
-def gateway(lake_dir: Path) -> Gateway:
-    """The process's gateway over the lake in ``lake_dir``."""
+def gateway(lake_dir: Path, cache_seconds: float = 0.0, processes: int = 1) -> Gateway:
+    """The process's gateway over the lake in ``lake_dir`` (one of ``processes`` serving it)."""
     with _gateways_lock:
         found = _gateways.get(lake_dir)
         if found is None:
-            found = _gateways[lake_dir] = Gateway(lake_dir)
+            found = _gateways[lake_dir] = Gateway(lake_dir, cache_seconds, processes)
         return found
 
 
@@ -841,12 +897,14 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
     notifications for subscribers when a register record changes."""
 
     def on_catalog_change(event: Event) -> None:
+        GRANTS.bump()
         code = event.payload.get("code") or event.payload.get("resource")
         if code:
             with db.session() as session:
                 recheck_grants(session, str(code))
 
     def on_register_change(event: Event) -> None:
+        GRANTS.bump()
         with db.session() as session:
             fan_out(session, event, settings.lake_dir)
 

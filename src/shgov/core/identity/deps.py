@@ -12,6 +12,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from shgov.core.audit.service import AuditEntry, AuditWriter
 from shgov.core.deps import SessionDep, get_database, get_settings
 from shgov.core.errors import Problem
 from shgov.core.identity.permissions import Principal, Scoped
-from shgov.core.identity.service import load_principal, start_web_session, user_for_token, user_for_web_session
+from shgov.core.identity.service import load_principal, start_web_session, token_holder, user_for_web_session
 from shgov.core.orgs.service import tenant_parents
 from shgov.core.settings import Settings
 
@@ -96,6 +97,23 @@ def _unauthenticated(detail: str) -> Problem:
     return Problem("unauthenticated", detail=detail, headers={"WWW-Authenticate": 'Bearer realm="shgov"'})
 
 
+def bearer_token(request: Request) -> str:
+    """The token of the request's ``Authorization: Bearer`` header; 401 when it has none."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise _unauthenticated("Use an Authorization: Bearer token.")
+    return credentials.strip()
+
+
+def bearer_principal(request: Request, session: Session, raw: str) -> tuple[Principal, datetime]:
+    """Who a bearer token stands for and when it expires; 401 when it is invalid, expired or revoked."""
+    held = token_holder(session, raw)
+    if held is None:
+        raise _unauthenticated("The token is invalid, expired or revoked.")
+    user, expires_at = held
+    return load_principal(session, user, get_tenant_parents(request, session), "bearer"), expires_at
+
+
 async def optional_principal(request: Request, session: SessionDep) -> Principal | None:
     """The caller, or None when the request carries no credentials (bad credentials are a 401)."""
     cached = getattr(request.state, "principal", None)
@@ -105,13 +123,7 @@ async def optional_principal(request: Request, session: SessionDep) -> Principal
     authorization = request.headers.get("authorization", "")
     principal: Principal | None = None
     if authorization:
-        scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            raise _unauthenticated("Use an Authorization: Bearer token.")
-        user = user_for_token(session, credentials.strip())
-        if user is None:
-            raise _unauthenticated("The token is invalid, expired or revoked.")
-        principal = load_principal(session, user, get_tenant_parents(request, session), "bearer")
+        principal = bearer_principal(request, session, bearer_token(request))[0]
     elif cookie := request.cookies.get(SESSION_COOKIE):
         user = user_for_web_session(session, cookie)
         if user is not None:

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shgov.core.db import Database, utcnow
+from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.identity.models import (
     USER_KINDS,
@@ -34,6 +34,9 @@ from shgov.core.identity.permissions import GrantInfo, Principal, Scope, is_know
 from shgov.core.ids import validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.models import Department, Tenant
 from shgov.core.settings import SecuritySettings
+
+# Caches of who a credential stands for (the gateway's admissions) refill when any of these rows change.
+CREDENTIALS = ChangeCounter(User, Role, RoleAssignment, AccessGrant, AccessToken, WebSession)
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so that the answer takes as long as for a real user.
@@ -252,8 +255,8 @@ def revoke_token(session: Session, raw: str) -> uuid.UUID | None:
     return token.user_id
 
 
-def user_for_token(session: Session, raw: str) -> User | None:
-    """The active user a live bearer token belongs to."""
+def token_holder(session: Session, raw: str) -> tuple[User, datetime] | None:
+    """The active user a live bearer token belongs to, and when the token expires."""
     row = session.execute(
         select(AccessToken, User)
         .join(User, User.id == AccessToken.user_id)
@@ -264,7 +267,13 @@ def user_for_token(session: Session, raw: str) -> User | None:
     token, user = row
     if token.revoked_at is not None or token.expires_at <= utcnow() or not user.is_active:
         return None
-    return user
+    return user, token.expires_at
+
+
+def user_for_token(session: Session, raw: str) -> User | None:
+    """The active user a live bearer token belongs to."""
+    held = token_holder(session, raw)
+    return held[0] if held else None
 
 
 def start_web_session(session: Session, user_id: uuid.UUID, ttl_seconds: int, ip: str | None, user_agent: str) -> str:

@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 
 # Added one by one as their issues are done.
-CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog", "sharing")
+CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog", "sharing", "opendata")
 
 CORE_MODEL_MODULES: tuple[str, ...] = (
     "shgov.core.events",

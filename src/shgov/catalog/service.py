@@ -198,7 +198,8 @@ def _check(session: Session, data: ResourceData, resource: CatalogResource | Non
             raise InvalidError(f"{where}: data_type must be one of {', '.join(DATA_TYPES)}", field=where)
         if item.sensitivity not in SENSITIVITY:
             raise InvalidError(f"{where}: sensitivity must be one of {', '.join(SENSITIVITY)}", field=where)
-    if data.open_type != "none" and any(i.personal for i in data.items):
+    if data.open_type != "none" and all(i.personal for i in data.items):
+        # Personal items are withheld from an open dataset: an entry of nothing else cannot open.
         raise InvalidError("personal data items are never open: set open_type to none", field="open_type")
     if data.lake_resource:
         clash = session.scalar(select(CatalogResource).where(CatalogResource.lake_resource == data.lake_resource))
@@ -934,6 +935,16 @@ def _about_people(names: Iterable[str]) -> bool:
     return any(n in ("id_number", "child_id_number") for n in names)
 
 
+# What the demo city opens to the public (its personal items withheld); records about people stay closed.
+OPEN_IN_DEMO = {
+    "standard_addresses": "unconditional",
+    "enterprises": "unconditional",
+    "licences_business": "unconditional",
+    "tax_registrations": "conditional",
+    "licences_food": "conditional",
+}
+
+
 def _lake_entry(spec: lake.ResourceSpec, item_code: str) -> ResourceData:
     keyed = set(spec.key)
     people = _about_people(c.name for c in spec.columns)
@@ -957,8 +968,8 @@ def _lake_entry(spec: lake.ResourceSpec, item_code: str) -> ResourceData:
         sharing_conditions="仅限履行法定职责所必需，按最小必要原则申请信息项" if personal else "",
         sharing_method="api",
         legal_basis="",
-        open_type="none" if personal else "conditional",
-        open_conditions="" if personal else "经提供部门同意，用于科研或公益",
+        open_type=OPEN_IN_DEMO.get(spec.code, "none"),
+        open_conditions="经提供部门同意，用于科研或公益" if OPEN_IN_DEMO.get(spec.code) == "conditional" else "",
         update_cycle=cycle,
         aggregation_mode="incremental",
         keywords=[spec.title.removesuffix("信息"), spec.department_code],

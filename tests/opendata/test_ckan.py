@@ -16,6 +16,9 @@ import polars as pl
 import pytest
 from fastapi import FastAPI
 from openpyxl import load_workbook
+from pyshacl import validate
+from rdflib import Graph
+from rdflib import namespace as ns  # the module, not its names: pytest would probe those
 
 from shgov.core.db import Database
 from shgov.core.regions.service import RegionIndex
@@ -258,3 +261,33 @@ def test_downloads_in_four_formats_resume_and_revalidate(
     assert client.get("/opendata/tax-registrations/download.csv").status_code == 403  # open on conditions
     assert client.get("/opendata/population/download.csv").status_code == 404  # never open
     assert client.get("/opendata/enterprises/download.exe").status_code == 404
+
+
+SHAPES = Path(__file__).parent.parent / "fixtures" / "dcat-ap" / "dcat-ap-SHACL.ttl"
+
+
+def test_the_dcat_ap_export_conforms_to_the_official_shapes(client: httpx.Client, lake_dir: Path) -> None:
+    shapes = Graph().parse(SHAPES, format="turtle")
+    names = set(action(client, "package_list").json()["result"])
+    graphs = {}
+    for extension, fmt in (("ttl", "turtle"), ("jsonld", "json-ld"), ("rdf", "xml")):
+        answer = client.get(f"/opendata/catalog.{extension}")
+        assert answer.status_code == 200
+        graphs[extension] = Graph().parse(data=answer.content, format=fmt)
+    assert len(graphs["ttl"]) == len(graphs["jsonld"]) == len(graphs["rdf"])
+    graph = graphs["ttl"]
+    _, report, text = validate(graph, shacl_graph=shapes, inference="none", advanced=True)
+    violations = list(report.subjects(ns.SH.resultSeverity, ns.SH.Violation))
+    assert not violations, text
+    titles = {str(t) for t in graph.objects(None, ns.DCTERMS.title)}
+    assert "户籍人口信息" not in titles  # 不予开放 never reaches the export
+    datasets = set(graph.subjects(ns.RDF.type, ns.DCAT.Dataset))
+    assert len(datasets) == len(names)
+    one = client.get("/opendata/enterprises/dcat.ttl")
+    single = Graph().parse(data=one.content, format="turtle")
+    assert len(set(single.subjects(ns.RDF.type, ns.DCAT.Dataset))) == 1
+    assert not list(
+        validate(single, shacl_graph=shapes, inference="none")[1].subjects(ns.SH.resultSeverity, ns.SH.Violation)
+    )
+    assert client.get("/opendata/population/dcat.ttl").status_code == 404
+    assert client.get("/opendata/catalog.exe").status_code == 404

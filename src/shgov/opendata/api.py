@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from shgov.core.deps import get_database, get_settings
 from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.settings import Settings
+from shgov.opendata import dcat
 from shgov.opendata import service as opendata
 
 log = logging.getLogger("shgov.opendata")
@@ -432,3 +433,34 @@ async def download(request: Request, name: str, extension: str, bom: bool = Fals
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag, "Last-Modified": response.headers["last-modified"]})
     return response
+
+
+# -- DCAT-AP -------------------------------------------------------------------------------------
+
+
+def _dcat(request: Request, name: str | None, extension: str) -> tuple[bytes, str]:
+    if extension not in dcat.SERIALISATIONS:
+        raise NotFoundError(f"no DCAT format {extension!r}: use {', '.join(dcat.SERIALISATIONS)}", field="format")
+    settings = get_settings(request)
+    with get_database(request).session() as session:
+        datasets = [opendata.get_dataset(session, name)] if name else opendata.active_datasets(session)
+        resources = opendata.resources_of(session, [d.id for d in datasets])
+        orgs = opendata.organizations(session)
+    graph = dcat.catalog_graph(
+        datasets, resources, orgs, str(request.base_url), f"{settings.city_name}公共数据开放平台"
+    )
+    return dcat.serialise(graph, extension)
+
+
+@router.get("/opendata/catalog.{extension}", tags=["open data: DCAT-AP"])
+async def dcat_catalog(request: Request, extension: str) -> Response:
+    """The open catalog as DCAT-AP 3.0: ``ttl`` (Turtle), ``jsonld`` (JSON-LD) or ``rdf`` (RDF/XML)."""
+    data, media_type = await run_in_threadpool(_dcat, request, None, extension)
+    return Response(data, media_type=media_type)
+
+
+@router.get("/opendata/{name}/dcat.{extension}", tags=["open data: DCAT-AP"])
+async def dcat_dataset(request: Request, name: str, extension: str) -> Response:
+    """One open dataset as DCAT-AP 3.0 (within its catalog)."""
+    data, media_type = await run_in_threadpool(_dcat, request, name, extension)
+    return Response(data, media_type=media_type)

@@ -367,7 +367,13 @@ async def _params(request: Request) -> dict[str, Any] | None:
     return params
 
 
-def _store(settings: Settings) -> opendata.DataStore:
+def search_index() -> opendata.SearchIndex:
+    """This process's search index of the open datasets."""
+    return _index
+
+
+def store_for(settings: Settings) -> opendata.DataStore:
+    """The DataStore over the app's lake."""
     store = _stores.get(str(settings.lake_dir))
     if store is None:
         store = _stores[str(settings.lake_dir)] = opendata.DataStore(
@@ -378,7 +384,7 @@ def _store(settings: Settings) -> opendata.DataStore:
 
 def _run(request: Request, name: str, params: dict[str, Any]) -> Any:
     settings = get_settings(request)
-    store = _store(settings)
+    store = store_for(settings)
     with get_database(request).session() as session:
         return ACTIONS[name](Call(session, params, str(request.base_url), store, settings))
 
@@ -412,7 +418,7 @@ def _download_file(request: Request, name: str, extension: str, bom: bool) -> tu
     with get_database(request).session() as session:
         dataset = opendata.get_dataset(session, name)
     opendata.readable(dataset)
-    downloads = opendata.Downloads(_store(settings), settings.data_dir / "opendata" / "downloads")
+    downloads = opendata.Downloads(store_for(settings), settings.data_dir / "opendata" / "downloads")
     return downloads.path(dataset, extension, bom=bom), dataset.name
 
 

@@ -51,6 +51,8 @@ from shgov.opendata.models import OpenDataset as OpenDataset  # part of this ser
 from shgov.opendata.models import OpenResource as OpenResource  # part of this service's interface
 
 OPEN_TYPES = ("unconditional", "conditional")
+# Path segments of the portal's own pages under /opendata/ that a dataset name must not take.
+RESERVED_NAMES = frozenset({"org", "catalog", "id", "licence", "search"})
 FORMATS = ("CSV", "JSONL", "XLSX", "Parquet")
 # Themes (开放领域) with their English names; a department's datasets default to its theme.
 THEMES: dict[str, tuple[str, str]] = {
@@ -187,7 +189,8 @@ def sync(session: Session, code: str) -> OpenDataset | None:
     }
     if dataset is None:
         name = slug(live["lake_resource"])
-        if session.scalar(select(OpenDataset.id).where(OpenDataset.name == name)) is not None:
+        taken = session.scalar(select(OpenDataset.id).where(OpenDataset.name == name)) is not None
+        if taken or name in RESERVED_NAMES:
             name = slug(f"{name}-{code.replace('/', '-')}")
         dataset = OpenDataset(
             name=name,

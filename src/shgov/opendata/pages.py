@@ -1,0 +1,181 @@
+"""Pages of the open-data portal, public: home with search and counts, search results with facets, a
+dataset (metadata, data dictionary, a preview table paged, sorted and filtered on the server, downloads,
+API examples) and a publisher's datasets."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import DomainError, Problem
+from shgov.core.i18n import N_
+from shgov.opendata import service as opendata
+from shgov.opendata.api import search_index, store_for
+from shgov.web.pages import TemplatesDep, web_user
+from shgov.web.templating import NavItem
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    (
+        "citizens",
+        NavItem(
+            "opendata",
+            N_("Open data"),
+            "/opendata",
+            N_("Public data of the city's departments: search, preview, download, or call the API."),
+        ),
+    ),
+    (
+        "data",
+        NavItem("opendata", N_("Open data"), "/opendata", N_("What the city opens to the public, and how it is used.")),
+    ),
+]
+FACET_TITLES = {
+    "organization": N_("Publisher"),
+    "groups": N_("Theme"),
+    "res_format": N_("Format"),
+    "open_type": N_("Openness"),
+    "update_cycle": N_("Update cycle"),
+}
+OPEN_TYPE_NAMES = {"unconditional": N_("Open to all"), "conditional": N_("Open on conditions")}
+PAGE_SIZE = 20
+PREVIEW_ROWS = 20
+
+
+def _labels(session: SessionDep) -> dict[str, dict[str, str]]:
+    orgs = opendata.organizations(session)
+    return {
+        "organization": {o.name: o.title for o in orgs.values()},
+        "groups": {code: zh for code, (zh, _) in opendata.THEMES.items()},
+        "open_type": dict(OPEN_TYPE_NAMES),
+        "update_cycle": {},
+    }
+
+
+@router.get("/opendata", response_class=HTMLResponse)
+def home(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    organization: Annotated[list[str] | None, Query()] = None,
+    groups: Annotated[list[str] | None, Query()] = None,
+    res_format: Annotated[list[str] | None, Query()] = None,
+    open_type: Annotated[list[str] | None, Query()] = None,
+    start: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> Response:
+    """The portal: search with facets over the open datasets, and what the city opens."""
+    filters = {
+        "organization": organization or [],
+        "groups": groups or [],
+        "res_format": res_format or [],
+        "open_type": open_type or [],
+    }
+    fq = " ".join(f'{name}:"{value}"' for name, values in filters.items() for value in values if '"' not in value)
+    docs = search_index().docs(session, str(request.base_url))
+    found = opendata.search(
+        docs, q=q, fq=fq, rows=PAGE_SIZE, start=start, facet_fields=list(FACET_TITLES), facet_limit=-1
+    )
+    return templates.render(
+        request,
+        "opendata/home.html",
+        {
+            "q": q,
+            "found": found,
+            "filters": filters,
+            "start": start,
+            "page_size": PAGE_SIZE,
+            "facet_titles": FACET_TITLES,
+            "labels": _labels(session),
+            "total_datasets": len(docs),
+            "total_publishers": len({d.facets["organization"][0] for d in docs}),
+        },
+    )
+
+
+@router.get("/opendata/org/{name}", response_class=HTMLResponse)
+def organization_page(request: Request, templates: TemplatesDep, session: SessionDep, name: str) -> Response:
+    """A publishing department and its open datasets."""
+    org = next((o for o in opendata.organizations(session).values() if o.name == name), None)
+    datasets = [d for d in opendata.active_datasets(session) if org and d.department_code == org.department_code]
+    if org is None or not datasets:
+        raise Problem("not-found", detail="No such publisher of open data.")
+    return templates.render(
+        request, "opendata/organization.html", {"org": org, "datasets": datasets, "themes": opendata.THEMES}
+    )
+
+
+@router.get("/opendata/{name}", response_class=HTMLResponse)
+def dataset_page(request: Request, templates: TemplatesDep, session: SessionDep, name: str) -> Response:
+    """A dataset: metadata, data dictionary, preview, downloads and API examples."""
+    try:
+        dataset = opendata.get_dataset(session, name)
+    except DomainError as exc:
+        raise Problem("not-found", detail="No such open dataset.") from exc
+    resources = opendata.resources_of(session, [dataset.id])[dataset.id]
+    org = opendata.organizations(session).get(dataset.department_code)
+    base = str(request.base_url).rstrip("/")
+    rid = str(resources[0].id) if resources else ""
+    sql_example = json.dumps({"sql": f'SELECT count(*) FROM "{rid}"'}, ensure_ascii=False)  # noqa: S608 - shown
+    return templates.render(
+        request,
+        "opendata/dataset.html",
+        {
+            "dataset": dataset,
+            "resources": resources,
+            "org": org,
+            "theme": opendata.THEMES[dataset.theme],
+            "open_type_names": OPEN_TYPE_NAMES,
+            "base": base,
+            "resource_id": rid,
+            "examples": [
+                f"curl '{base}/api/3/action/datastore_search?resource_id={rid}&limit=5'",
+                f"curl -X POST {base}/api/3/action/datastore_search_sql -H 'Content-Type: application/json'"
+                f" -d '{sql_example}'",
+                f'from ckanapi import RemoteCKAN\nportal = RemoteCKAN("{base}")\n'
+                f'portal.action.datastore_search(resource_id="{rid}", limit=5)',
+            ],
+        },
+    )
+
+
+@router.get("/opendata/{name}/preview", response_class=HTMLResponse)
+def preview(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    name: str,
+    q: Annotated[str, Query(max_length=200)] = "",
+    sort: Annotated[str, Query(max_length=80)] = "",
+    desc: bool = False,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """A page of the dataset's rows (the HTMX fragment of the dataset page; a full page without it)."""
+    try:
+        dataset = opendata.get_dataset(session, name)
+        opendata.readable(dataset)
+    except DomainError as exc:
+        raise Problem("not-found", detail="No preview of this dataset.") from exc
+    columns = [i["name"] for i in dataset.items]
+    order = f"{sort} {'desc' if desc else 'asc'}" if sort in columns else None
+    rows: dict[str, Any] = store_for(settings).search(
+        dataset, "", q=q or None, sort=order, limit=PREVIEW_ROWS, offset=offset, include_total=True
+    )
+    context = {
+        "dataset": dataset,
+        "rows": rows,
+        "q": q,
+        "sort": sort if order else "",
+        "desc": desc,
+        "offset": offset,
+        "size": PREVIEW_ROWS,
+    }
+    fragment = request.headers.get("hx-request") == "true"
+    return templates.render(request, "opendata/preview.html" if fragment else "opendata/preview_page.html", context)

@@ -237,7 +237,7 @@ def measure(city: City, servers: list[subprocess.Popen[bytes]]) -> None:
         server = servers.pop()
         server.terminate()  # it writes what its audit queue holds as it stops
         server.wait(timeout=60)
-    select_one = f"SELECT {', '.join(COLUMNS)} FROM bench_persons WHERE id_number = %s"  # noqa: S608
+    select_one = f"SELECT {', '.join(COLUMNS)} FROM bench_persons WHERE id_number = %s"
     ceiling = _load("raw PostgreSQL point selects, Python client like the HTTP ones", "pg", _conninfo(city.url),
                     select_one, str(city.folder / "ids.txt"))  # fmt: skip
     pgbench = _pgbench(city)

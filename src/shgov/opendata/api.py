@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from shgov.core.deps import get_database, get_settings
-from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError, Problem
+from shgov.core.identity.deps import SESSION_COOKIE
+from shgov.core.identity.service import user_for_web_session
+from shgov.core.ratelimit import RateLimited, RateLimiter
 from shgov.core.settings import Settings
 from shgov.opendata import dcat
 from shgov.opendata import service as opendata
@@ -27,8 +31,30 @@ from shgov.opendata import service as opendata
 log = logging.getLogger("shgov.opendata")
 router = APIRouter(tags=["open data: CKAN Action API"])
 
-_index = opendata.SearchIndex()
-_stores: dict[str, opendata.DataStore] = {}
+
+@dataclass(frozen=True)
+class Portal:
+    """What the portal keeps in memory, once per app: the search index, the usage counts not yet
+    written, and the rate buckets of keys and addresses."""
+
+    index: opendata.SearchIndex
+    usage: opendata.UsageCounter
+    limiter: RateLimiter
+
+
+def portal(request: Request) -> Portal:
+    """The app's portal state (made on first use)."""
+    found: Portal | None = getattr(request.app.state, "opendata", None)
+    if found is None:
+        workers = get_settings(request).web.workers
+        found = Portal(opendata.SearchIndex(), opendata.UsageCounter(), RateLimiter(workers))
+        request.app.state.opendata = found
+    return found
+
+
+def store_for(settings: Settings) -> opendata.DataStore:
+    """The DataStore over the app's lake."""
+    return opendata.DataStore(settings.lake_dir, settings.analytics.threads, settings.analytics.memory_limit)
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,9 @@ class Call:
     base_url: str
     store: opendata.DataStore
     settings: Settings
+    usage: opendata.UsageCounter
+    index: opendata.SearchIndex
+    user_id: uuid.UUID | None = None  # the reuser whose API key came with the call
 
     def text(self, name: str, default: str = "") -> str:
         """A string parameter."""
@@ -127,6 +156,7 @@ def package_list(call: Call) -> list[str]:
 def package_show(call: Call) -> dict[str, Any]:
     """One dataset by ``id`` (its id or name)."""
     dataset = opendata.get_dataset(call.session, call.required("id"))
+    call.usage.count(dataset.id, "calls")
     resources = opendata.resources_of(call.session, [dataset.id])[dataset.id]
     org = opendata.organizations(call.session).get(dataset.department_code)
     return opendata.package_dict(dataset, resources, org, call.base_url)
@@ -141,7 +171,7 @@ def package_search(call: Call) -> dict[str, Any]:
         facet_limit = int(raw_limit)
     except (TypeError, ValueError):
         raise InvalidError("Invalid integer", field="facet.limit") from None
-    docs = _index.docs(call.session, call.base_url)
+    docs = call.index.docs(call.session, call.base_url)
     found = opendata.search(
         docs,
         q=call.text("q"),
@@ -253,7 +283,8 @@ def datastore_search(call: Call) -> dict[str, Any]:
     ``sort``, ``limit`` (default 100, at most 32,000), ``offset``, ``include_total``."""
     resource_id = call.required("resource_id")
     _, dataset = opendata.get_resource(call.session, resource_id)
-    opendata.readable(dataset)
+    opendata.readable(call.session, dataset, call.user_id)
+    call.usage.count(dataset.id, "calls")
     q: str | dict[str, Any] | None = call.params.get("q")
     if isinstance(q, str) and q.strip().startswith("{"):
         q = call.mapping("q")
@@ -279,7 +310,8 @@ def datastore_search_sql(call: Call) -> dict[str, Any]:
     datasets = {}
     for table in tables:
         _, dataset = opendata.get_resource(call.session, table)
-        opendata.readable(dataset)
+        opendata.readable(call.session, dataset, call.user_id)
+        call.usage.count(dataset.id, "calls")
         datasets[table] = dataset
     return call.store.sql(datasets, statement)
 
@@ -367,26 +399,36 @@ async def _params(request: Request) -> dict[str, Any] | None:
     return params
 
 
-def search_index() -> opendata.SearchIndex:
-    """This process's search index of the open datasets."""
-    return _index
-
-
-def store_for(settings: Settings) -> opendata.DataStore:
-    """The DataStore over the app's lake."""
-    store = _stores.get(str(settings.lake_dir))
-    if store is None:
-        store = _stores[str(settings.lake_dir)] = opendata.DataStore(
-            settings.lake_dir, settings.analytics.threads, settings.analytics.memory_limit
-        )
-    return store
+def caller(request: Request, session: Session) -> uuid.UUID | None:
+    """The reuser a call comes from — an API key (``X-CKAN-API-Key`` or ``Authorization``, as CKAN
+    clients send it) or the signed-in browser — after taking the call from its rate limit."""
+    raw = request.headers.get("x-ckan-api-key") or request.headers.get("authorization", "")
+    raw = raw.removeprefix("Bearer ").strip()
+    if raw:
+        key = opendata.key_holder(session, raw)
+        if key is None:
+            raise ForbiddenError("the API key is unknown, expired or revoked", field="key")
+        portal(request).limiter.take(("key", key.id), key.rate_per_minute)
+        return key.user_id
+    address = request.client.host if request.client else ""
+    portal(request).limiter.take(("address", address), opendata.ANONYMOUS_RATE)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    user = user_for_web_session(session, cookie) if cookie else None
+    return user.id if user is not None else None
 
 
 def _run(request: Request, name: str, params: dict[str, Any]) -> Any:
     settings = get_settings(request)
-    store = store_for(settings)
+    state = portal(request)
     with get_database(request).session() as session:
-        return ACTIONS[name](Call(session, params, str(request.base_url), store, settings))
+        user_id = caller(request, session)
+        call = Call(
+            session, params, str(request.base_url), store_for(settings), settings, state.usage, state.index, user_id
+        )
+        result = ACTIONS[name](call)
+        if state.usage.due():
+            state.usage.flush(session)
+        return result
 
 
 @router.get("/api/3/action/{name}", include_in_schema=False)
@@ -405,6 +447,11 @@ async def action(request: Request, name: str) -> JSONResponse:
         return _envelope(request, name, 400, {"success": False, "error": error})
     try:
         result = await run_in_threadpool(_run, request, name, params)
+    except RateLimited as exc:
+        error = {"__type": "Rate Limit Error", "message": str(exc)}
+        response = _envelope(request, name, 429, {"success": False, "error": error})
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except DomainError as exc:
         return _error(request, name, exc)
     return _envelope(request, name, 200, {"success": True, "result": result})
@@ -416,8 +463,13 @@ async def action(request: Request, name: str) -> JSONResponse:
 def _download_file(request: Request, name: str, extension: str, bom: bool) -> tuple[Path, str]:
     settings = get_settings(request)
     with get_database(request).session() as session:
+        user_id = caller(request, session)
         dataset = opendata.get_dataset(session, name)
-    opendata.readable(dataset)
+        opendata.readable(session, dataset, user_id)
+        usage = portal(request).usage
+        usage.count(dataset.id, "downloads")
+        if usage.due():
+            usage.flush(session)
     downloads = opendata.Downloads(store_for(settings), settings.data_dir / "opendata" / "downloads")
     return downloads.path(dataset, extension, bom=bom), dataset.name
 
@@ -426,7 +478,10 @@ def _download_file(request: Request, name: str, extension: str, bom: bool) -> tu
 async def download(request: Request, name: str, extension: str, bom: bool = False) -> Response:
     """A dataset's rows as CSV (``bom=true`` for Excel), JSON Lines, XLSX or Parquet: a static file per
     data version, so ranges (resuming), ETag and Last-Modified work as for any file."""
-    path, dataset_name = await run_in_threadpool(_download_file, request, name, extension, bom)
+    try:
+        path, dataset_name = await run_in_threadpool(_download_file, request, name, extension, bom)
+    except RateLimited as exc:
+        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     stat = path.stat()
     response = FileResponse(
         path,

@@ -4,10 +4,10 @@ distributions (one per download format)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin
@@ -51,3 +51,49 @@ class OpenResource(UUIDKeyMixin, Base):
     position: Mapped[int]
     format: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+
+
+class OpenApplication(UUIDKeyMixin, TimestampMixin, Base):
+    """A reuser's application for a dataset open on conditions: purpose, the agreement accepted, the
+    publisher's decision and, when approved, until when the rows may be read."""
+
+    __tablename__ = "opendata_applications"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opendata_datasets.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    purpose: Mapped[str] = mapped_column(Text)
+    agreement: Mapped[str] = mapped_column(Text)  # the conditions as accepted, word for word
+    status: Mapped[str] = mapped_column(String(12), index=True)  # pending | approved | refused | withdrawn
+    decided_by: Mapped[uuid.UUID | None]
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None]
+
+
+class OpenKey(UUIDKeyMixin, Base):
+    """A reuser's API key (stored as its SHA-256), with its own rate limit and expiry."""
+
+    __tablename__ = "opendata_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    rate_per_minute: Mapped[int] = mapped_column(default=600)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class OpenUsage(Base):
+    """Calls and downloads of a dataset on a day (UTC), counted in memory and added up here."""
+
+    __tablename__ = "opendata_usage"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("opendata_datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+    downloads: Mapped[int] = mapped_column(default=0)

@@ -5,18 +5,22 @@ API examples) and a publisher's datasets."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.i18n import N_
+from shgov.core.identity.deps import audit
+from shgov.core.identity.permissions import Principal
 from shgov.opendata import service as opendata
-from shgov.opendata.api import search_index, store_for
-from shgov.web.pages import TemplatesDep, web_user
+from shgov.opendata.api import portal, store_for
+from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -44,6 +48,8 @@ FACET_TITLES = {
     "update_cycle": N_("Update cycle"),
 }
 OPEN_TYPE_NAMES = {"unconditional": N_("Open to all"), "conditional": N_("Open on conditions")}
+# Statuses of applications and keys, as the account page shows them (the catalogue translates them).
+STATUS_NAMES = (N_("pending"), N_("approved"), N_("refused"), N_("withdrawn"), N_("revoked"), N_("expired"))
 PAGE_SIZE = 20
 PREVIEW_ROWS = 20
 
@@ -78,7 +84,7 @@ def home(
         "open_type": open_type or [],
     }
     fq = " ".join(f'{name}:"{value}"' for name, values in filters.items() for value in values if '"' not in value)
-    docs = search_index().docs(session, str(request.base_url))
+    docs = portal(request).index.docs(session, str(request.base_url))
     found = opendata.search(
         docs, q=q, fq=fq, rows=PAGE_SIZE, start=start, facet_fields=list(FACET_TITLES), facet_limit=-1
     )
@@ -99,6 +105,97 @@ def home(
     )
 
 
+@router.get("/opendata/stats", response_class=HTMLResponse)
+def stats_page(request: Request, templates: TemplatesDep, session: SessionDep) -> Response:
+    """Public statistics: the most used datasets and the calls and downloads per day (30 days)."""
+    portal(request).usage.flush(session)
+    return templates.render(
+        request,
+        "opendata/stats.html",
+        {"top": opendata.most_used(session), "days": opendata.daily_usage(session)},
+    )
+
+
+@router.get("/opendata/account", response_class=HTMLResponse)
+def account_page(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """A reuser's API keys and applications (and, for publishers, the applications to decide)."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    return _account(request, templates, session, who, new_key=None)
+
+
+def _account(
+    request: Request, templates: TemplatesDep, session: SessionDep, who: Principal, new_key: str | None
+) -> Response:
+    return templates.render(
+        request,
+        "opendata/account.html",
+        {
+            "keys": opendata.keys_of(session, who.user_id),
+            "applications": opendata.applications_of(session, who.user_id),
+            "to_decide": opendata.applications_to_decide(session, who),
+            "new_key": new_key,
+            "now": utcnow(),
+        },
+    )
+
+
+@router.post("/opendata/account/keys", response_class=HTMLResponse)
+def create_key(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    principal: WebUser,
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Make an API key; the page shows it this once."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    key, raw = opendata.create_key(session, who.user_id, name)
+    audit(request, who, "opendata.key.create", object_type="opendata_key", object_id=str(key.id))
+    return _account(request, templates, session, who, new_key=raw)
+
+
+@router.post("/opendata/account/keys/{key_id}/revoke")
+def revoke_key(request: Request, session: SessionDep, principal: WebUser, key_id: uuid.UUID) -> Response:
+    """End one of the reuser's keys."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    opendata.revoke_key(session, who.user_id, key_id)
+    audit(request, who, "opendata.key.revoke", object_type="opendata_key", object_id=str(key_id))
+    return RedirectResponse("/opendata/account", status_code=303)
+
+
+@router.post("/opendata/applications/{application_id}")
+def decide_application(
+    request: Request,
+    session: SessionDep,
+    principal: WebUser,
+    application_id: uuid.UUID,
+    action: Annotated[str, Form(max_length=10)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    days: Annotated[int, Form(ge=1, le=1098)] = opendata.APPLICATION_DAYS,
+) -> Response:
+    """The publisher approves or refuses an application."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    application = opendata.get_application(session, application_id)
+    opendata.decide(session, who, application, action, note, days)
+    audit(
+        request,
+        who,
+        f"opendata.application.{action}",
+        object_type="opendata_application",
+        object_id=str(application_id),
+        details={"dataset": str(application.dataset_id), "days": days if action == "approve" else None},
+    )
+    return RedirectResponse("/opendata/account", status_code=303)
+
+
 @router.get("/opendata/org/{name}", response_class=HTMLResponse)
 def organization_page(request: Request, templates: TemplatesDep, session: SessionDep, name: str) -> Response:
     """A publishing department and its open datasets."""
@@ -112,7 +209,9 @@ def organization_page(request: Request, templates: TemplatesDep, session: Sessio
 
 
 @router.get("/opendata/{name}", response_class=HTMLResponse)
-def dataset_page(request: Request, templates: TemplatesDep, session: SessionDep, name: str) -> Response:
+def dataset_page(
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, name: str
+) -> Response:
     """A dataset: metadata, data dictionary, preview, downloads and API examples."""
     try:
         dataset = opendata.get_dataset(session, name)
@@ -122,6 +221,7 @@ def dataset_page(request: Request, templates: TemplatesDep, session: SessionDep,
     org = opendata.organizations(session).get(dataset.department_code)
     base = str(request.base_url).rstrip("/")
     rid = str(resources[0].id) if resources else ""
+    mine = opendata.approved(session, principal.user_id, dataset.id) if principal else None
     sql_example = json.dumps({"sql": f'SELECT count(*) FROM "{rid}"'}, ensure_ascii=False)  # noqa: S608 - shown
     return templates.render(
         request,
@@ -134,6 +234,8 @@ def dataset_page(request: Request, templates: TemplatesDep, session: SessionDep,
             "open_type_names": OPEN_TYPE_NAMES,
             "base": base,
             "resource_id": rid,
+            "readable": dataset.open_type == "unconditional" or mine is not None,
+            "signed_in": principal is not None,
             "examples": [
                 f"curl '{base}/api/3/action/datastore_search?resource_id={rid}&limit=5'",
                 f"curl -X POST {base}/api/3/action/datastore_search_sql -H 'Content-Type: application/json'"
@@ -145,12 +247,33 @@ def dataset_page(request: Request, templates: TemplatesDep, session: SessionDep,
     )
 
 
+@router.post("/opendata/{name}/apply")
+def apply(
+    request: Request,
+    session: SessionDep,
+    principal: WebUser,
+    name: str,
+    purpose: Annotated[str, Form(max_length=2000)] = "",
+    organisation: Annotated[str, Form(max_length=200)] = "",
+    accept: Annotated[bool, Form()] = False,
+) -> Response:
+    """A signed-in reuser applies for a dataset open on conditions."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    dataset = opendata.get_dataset(session, name)
+    application = opendata.apply(session, who.user_id, dataset, purpose, organisation, accept)
+    audit(request, who, "opendata.application.file", object_type="opendata_application", object_id=str(application.id))
+    return RedirectResponse("/opendata/account", status_code=303)
+
+
 @router.get("/opendata/{name}/preview", response_class=HTMLResponse)
 def preview(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
+    principal: WebUser,
     name: str,
     q: Annotated[str, Query(max_length=200)] = "",
     sort: Annotated[str, Query(max_length=80)] = "",
@@ -160,7 +283,7 @@ def preview(
     """A page of the dataset's rows (the HTMX fragment of the dataset page; a full page without it)."""
     try:
         dataset = opendata.get_dataset(session, name)
-        opendata.readable(dataset)
+        opendata.readable(session, dataset, principal.user_id if principal else None)
     except DomainError as exc:
         raise Problem("not-found", detail="No preview of this dataset.") from exc
     columns = [i["name"] for i in dataset.items]

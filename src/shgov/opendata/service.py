@@ -12,47 +12,55 @@ stay reserved. 不予开放 entries never become datasets, so nothing of them ca
 active ones in memory with their search words (jieba, title words weigh most) and answers
 ``package_search`` — CKAN's q / fq / sort / facets — from there, refreshed when a dataset changes.
 
-**DataStore.** ``datastore_search`` and ``datastore_search_sql`` read the live version's Parquet
-through DuckDB, open columns only. SQL is parsed by DuckDB itself and admitted only as one SELECT over
-the datasets' resource ids with functions from an allow-list, under a row cap and a time limit.
+**Rows** (``datastore.py``): DuckDB over the live lake version, open columns only; downloads are
+files written once per version. Rows of a dataset open on conditions need an approved application
+(``apply`` / ``decide``) and are read with the reuser's API key (``create_key``); every key and every
+address without one has its own rate limit, and calls and downloads are counted per dataset and day.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import shutil
+import secrets
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
-from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shgov.catalog import service as catalog
 from shgov.core.db import ChangeCounter, Database, utcnow
-from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.errors import ConflictError, DomainError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import add_actions_to_role
 from shgov.core.orgs.service import list_departments
 from shgov.core.settings import Settings
 from shgov.core.text import query_tokens, tokens
 from shgov.lake import service as lake
+from shgov.opendata.datastore import DEFAULT_LIMIT as DEFAULT_LIMIT  # part of this service's interface
+from shgov.opendata.datastore import EXTENSIONS as EXTENSIONS  # part of this service's interface
+from shgov.opendata.datastore import MAX_LIMIT as MAX_LIMIT  # part of this service's interface
+from shgov.opendata.datastore import DataStore as DataStore  # part of this service's interface
+from shgov.opendata.datastore import Downloads as Downloads  # part of this service's interface
+from shgov.opendata.datastore import check_sql as check_sql  # part of this service's interface
+from shgov.opendata.models import OpenApplication as OpenApplication  # part of this service's interface
 from shgov.opendata.models import OpenDataset as OpenDataset  # part of this service's interface
+from shgov.opendata.models import OpenKey as OpenKey  # part of this service's interface
 from shgov.opendata.models import OpenResource as OpenResource  # part of this service's interface
+from shgov.opendata.models import OpenUsage
 
 OPEN_TYPES = ("unconditional", "conditional")
 # Path segments of the portal's own pages under /opendata/ that a dataset name must not take.
-RESERVED_NAMES = frozenset({"org", "catalog", "id", "licence", "search"})
+RESERVED_NAMES = frozenset({"org", "catalog", "id", "licence", "search", "account", "stats", "applications"})
 FORMATS = ("CSV", "JSONL", "XLSX", "Parquet")
 # Themes (开放领域) with their English names; a department's datasets default to its theme.
 THEMES: dict[str, tuple[str, str]] = {
@@ -92,7 +100,6 @@ LICENSE = {
     "license_title": "公共数据开放平台数据使用协议 (SH-GOV open data agreement)",
     "license_url": "",
 }
-TYPE_NAMES = {"string": "text", "integer": "int", "number": "numeric", "date": "date", "datetime": "timestamp"}
 CKAN_VERSION = "2.10.4"  # the API level the actions follow
 
 # Datasets and resources of this process's search index refill when these rows change.
@@ -244,7 +251,10 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
 
 
 def seed_demo(session: Session, settings: Settings) -> int:
-    """Open what the demo catalog marks open; returns how many datasets are active."""
+    """Open what the demo catalog marks open, let department administrators decide applications;
+    returns how many datasets are active."""
+    add_actions_to_role(session, "department_admin", (DECIDE,))
+    add_actions_to_role(session, "data_officer", (DECIDE,))
     result = sync_all(session)
     return len(result.published) + len(result.updated)
 
@@ -494,26 +504,41 @@ class SearchIndex:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._docs: list[_Doc] = []
-        self._built_at = float("-inf")
+        self._by_id: dict[uuid.UUID, tuple[datetime, _Doc]] = {}
+        self._checked_at = float("-inf")
         self._changes = -1
         self._base_url = ""
 
     def docs(self, session: Session, base_url: str) -> list[_Doc]:
-        """The index, rebuilt when a dataset changed here, after ``max_age`` seconds, or for another URL."""
+        """The index: checked when a dataset changed in this process or every ``max_age`` seconds (another
+        process may have changed one); only the datasets whose ``updated_at`` moved are re-read."""
         fresh = (
             self._changes == OPEN_CHANGES.value
-            and time.monotonic() - self._built_at < self.max_age
+            and time.monotonic() - self._checked_at < self.max_age
             and base_url == self._base_url
         )
         if fresh:
             return self._docs
         with self._lock:
             changes = OPEN_CHANGES.value
-            datasets = active_datasets(session)
-            orgs = organizations(session)
-            resources = resources_of(session, [d.id for d in datasets])
-            self._docs = [self._doc(d, resources[d.id], orgs.get(d.department_code), base_url) for d in datasets]
-            self._built_at, self._changes, self._base_url = time.monotonic(), changes, base_url
+            if base_url != self._base_url:
+                self._by_id = {}
+            stamps = session.execute(
+                select(OpenDataset.id, OpenDataset.updated_at)
+                .where(OpenDataset.state == "active")
+                .order_by(OpenDataset.name)
+            ).all()
+            stale = [i for i, at in stamps if i not in self._by_id or self._by_id[i][0] != at]
+            if stale:
+                orgs = organizations(session)
+                for start in range(0, len(stale), 500):
+                    chunk = stale[start : start + 500]
+                    resources = resources_of(session, chunk)
+                    for dataset in session.scalars(select(OpenDataset).where(OpenDataset.id.in_(chunk))):
+                        doc = self._doc(dataset, resources[dataset.id], orgs.get(dataset.department_code), base_url)
+                        self._by_id[dataset.id] = (dataset.updated_at, doc)
+            self._docs = [self._by_id[i][1] for i, _ in stamps]
+            self._checked_at, self._changes, self._base_url = time.monotonic(), changes, base_url
             return self._docs
 
     @staticmethod
@@ -636,340 +661,237 @@ def search(
     return SearchResult(len(matched), page, facets, shown)
 
 
-# -- the DataStore ----------------------------------------------------------------------------------
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 32_000
-SQL_SECONDS = 10.0
-# Functions a datastore_search_sql statement may call (operators such as = + LIKE are always allowed).
-_SQL_FUNCTION_NAMES = """
-count count_star sum avg mean min max median mode stddev stddev_samp stddev_pop variance var_samp var_pop
-quantile_cont quantile_disc approx_count_distinct first last any_value string_agg group_concat
-lower upper length trim ltrim rtrim substr substring left right replace concat concat_ws contains
-starts_with ends_with prefix suffix strpos instr position lpad rpad reverse repeat split_part
-abs round floor ceil ceiling sign sqrt power pow ln log log10 log2 exp greatest least coalesce nullif ifnull
-year month day quarter week dayofweek dayofyear hour minute second date_part datepart date_trunc datetrunc
-date_diff datediff strftime strptime today current_date epoch make_date try_cast cast
-"""
-SQL_FUNCTIONS = frozenset(_SQL_FUNCTION_NAMES.split())
+def readable(session: Session, dataset: OpenDataset, user_id: uuid.UUID | None) -> None:
+    """Refuse the rows of a dataset open on conditions unless ``user_id`` holds an approved application."""
+    if dataset.open_type == "unconditional":
+        return
+    if user_id is not None and approved(session, user_id, dataset.id):
+        return
+    raise ForbiddenError(
+        f"{dataset.title} is open on conditions ({dataset.open_conditions or '有条件开放'}): apply for it "
+        "on the portal and call with the API key of the account the publisher approved",
+        field="resource_id",
+    )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
+# -- reusers: applications, keys, usage -------------------------------------------------------------
+
+DECIDE = register_action(
+    "opendata.application.decide", N_("Decide reusers' applications for own department's open data")
+)
+APPLICATION_DAYS = 365
+KEY_DAYS = 365
+KEY_RATE = 600  # calls a minute of one API key
+ANONYMOUS_RATE = 300  # calls a minute from one address without a key
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-class DataStore:
-    """The rows of open datasets: the live lake version of each, open columns only, through DuckDB."""
-
-    def __init__(self, lake_dir: Path, threads: int = 2, memory_limit: str = "1GB") -> None:
-        self.lake_dir = lake_dir
-        self.config: dict[str, str | bool | int | float | list[str]] = {
-            "threads": threads,
-            "memory_limit": memory_limit,
-        }
-
-    def source(self, dataset: OpenDataset) -> str:
-        """A subquery of the dataset's live rows, open columns only."""
-        folder = lake.current_path(self.lake_dir, dataset.lake_resource)
-        if folder is None:
-            raise NotFoundError("the dataset has no data yet", field="resource_id")
-        pattern = (folder / "**" / "*.parquet").as_posix().replace("'", "''")
-        columns = ", ".join(_quoted(i["name"]) for i in dataset.items)
-        # Partition values stay text: codes such as 310115 are codes, not numbers.
-        return (
-            f"(SELECT {columns} FROM read_parquet('{pattern}', hive_partitioning = true,"  # noqa: S608
-            " hive_types_autocast = false, union_by_name = true))"
+def approved(session: Session, user_id: uuid.UUID, dataset_id: uuid.UUID) -> OpenApplication | None:
+    """The live approved application of ``user_id`` for a dataset, if any."""
+    return session.scalar(
+        select(OpenApplication).where(
+            OpenApplication.user_id == user_id,
+            OpenApplication.dataset_id == dataset_id,
+            OpenApplication.status == "approved",
+            OpenApplication.expires_at > utcnow(),
         )
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection."""
-        return duckdb.connect(":memory:", config=self.config)
-
-    def search(
-        self,
-        dataset: OpenDataset,
-        resource_id: str,
-        filters: Mapping[str, Any] | None = None,
-        q: str | Mapping[str, str] | None = None,
-        fields: Sequence[str] | None = None,
-        sort: str | None = None,
-        limit: int = DEFAULT_LIMIT,
-        offset: int = 0,
-        include_total: bool = True,
-    ) -> dict[str, Any]:
-        """CKAN's datastore_search: equality filters, text search, chosen fields, sort and a page."""
-        types = {i["name"]: i["type"] for i in dataset.items}
-        chosen = list(fields) if fields else list(types)
-        unknown = [f for f in chosen if f not in types]
-        if unknown:
-            raise InvalidError(f'field "{unknown[0]}" not in resource', field="fields")
-        where: list[str] = []
-        params: list[Any] = []
-        for name, value in (filters or {}).items():
-            if name not in types:
-                raise InvalidError(f'field "{name}" not in resource', field="filters")
-            values = value if isinstance(value, list) else [value]
-            if not values:
-                raise InvalidError(f"no values to filter {name} on", field="filters")
-            where.append(f"{_quoted(name)} IN ({', '.join('?' for _ in values)})")
-            params += [_typed(v, types[name], name) for v in values]
-        texts = [n for n, t in types.items() if t == "string"]
-        if isinstance(q, Mapping):
-            for name, text in q.items():
-                if name not in types:
-                    raise InvalidError(f'field "{name}" not in resource', field="q")
-                where.append(f"CAST({_quoted(name)} AS VARCHAR) ILIKE ?")
-                params.append(f"%{_like(str(text))}%")
-        elif q and q.strip():
-            for word in q.split():
-                where.append("(" + " OR ".join(f"{_quoted(n)} ILIKE ? ESCAPE '\\'" for n in texts) + ")")
-                params += [f"%{_like(word)}%"] * len(texts)
-        order: list[str] = []
-        for part in (sort or "").split(","):
-            words = part.split()
-            if not words:
-                continue
-            if words[0] not in types or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-                raise InvalidError(f"cannot sort by {part.strip()!r}", field="sort")
-            order.append(f"{_quoted(words[0])} {words[1].upper() if len(words) == 2 else 'ASC'}")
-        if limit < 0:
-            raise InvalidError("limit must be a natural number", field="limit")
-        if offset < 0:
-            raise InvalidError("offset must be a natural number", field="offset")
-        limit = min(limit, MAX_LIMIT)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        source = self.source(dataset)
-        query = f"SELECT {', '.join(_quoted(c) for c in chosen)} FROM {source} AS t{clause}"  # noqa: S608
-        if order:
-            query += f" ORDER BY {', '.join(order)}"
-        query += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        with self.connect() as conn:
-            cursor = conn.execute(query, params)
-            names = [d[0] for d in cursor.description or []]
-            records = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
-            total = None
-            if include_total:
-                counted = conn.execute(f"SELECT count(*) FROM {source} AS t{clause}", params).fetchone()  # noqa: S608
-                total = int(counted[0]) if counted else 0
-        result: dict[str, Any] = {
-            "resource_id": resource_id,
-            "fields": [{"id": c, "type": TYPE_NAMES.get(types[c], "text")} for c in chosen],
-            "records": records,
-            "records_format": "objects",
-            "limit": limit,
-            "offset": offset,
-            "include_total": include_total,
-            "total_estimation_threshold": None,
-            "filters": dict(filters or {}),
-            "_links": {
-                "start": f"/api/3/action/datastore_search?resource_id={resource_id}",
-                "next": f"/api/3/action/datastore_search?resource_id={resource_id}&offset={offset + limit}",
-            },
-        }
-        if q:
-            result["q"] = q
-        if order:
-            result["sort"] = sort
-        if total is not None:
-            result["total"] = total
-            result["total_was_estimated"] = False
-        return result
-
-    def sql(self, datasets: Mapping[str, OpenDataset], statement: str) -> dict[str, Any]:
-        """CKAN's datastore_search_sql: one read-only SELECT over resource ids (``FROM "<resource id>"``)."""
-        tables = check_sql(statement)
-        unknown = [t for t in tables if t not in datasets]
-        if unknown:
-            raise NotFoundError(f'Resource "{unknown[0]}" was not found.', field="sql")
-        with self.connect() as conn:
-            for name in tables:
-                conn.execute(f"CREATE VIEW {_quoted(name)} AS SELECT * FROM {self.source(datasets[name])}")  # noqa: S608
-            timer = threading.Timer(SQL_SECONDS, conn.interrupt)
-            timer.start()
-            try:
-                cursor = conn.execute(f"SELECT * FROM ({statement.strip().rstrip(';')}) AS q LIMIT {MAX_LIMIT + 1}")  # noqa: S608
-                names = [d[0] for d in cursor.description or []]
-                types = [str(d[1]) for d in cursor.description or []]
-                rows = cursor.fetchall()
-            except duckdb.InterruptException as exc:
-                raise InvalidError(f"the query took longer than {SQL_SECONDS:.0f} s", field="sql") from exc
-            except duckdb.Error as exc:
-                raise InvalidError(f"the query failed: {str(exc).splitlines()[0]}", field="sql") from exc
-            finally:
-                timer.cancel()
-        if len(rows) > MAX_LIMIT:
-            raise InvalidError(f"the query returns more than {MAX_LIMIT} rows: aggregate or add a LIMIT", field="sql")
-        return {
-            "sql": statement,
-            "fields": [{"id": n, "type": t.lower()} for n, t in zip(names, types, strict=True)],
-            "records": [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows],
-            "records_format": "objects",
-        }
+    )
 
 
-# -- downloads --------------------------------------------------------------------------------------
-
-XLSX_MAX_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header
-EXTENSIONS = {"csv": "CSV", "jsonl": "JSONL", "xlsx": "XLSX", "parquet": "Parquet"}
-
-
-class Downloads:
-    """The files of each dataset's live version, written once per version and format (DuckDB streams
-    them from the lake to disk, so memory does not grow with size) and then served as static files."""
-
-    def __init__(self, store: DataStore, folder: Path) -> None:
-        self.store = store
-        self.folder = folder
-        self._locks: dict[Path, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def path(self, dataset: OpenDataset, extension: str, *, bom: bool = False) -> Path:
-        """The file of ``dataset`` in a format (``csv`` with ``bom`` for Excel), written on first use."""
-        if extension not in EXTENSIONS:
-            raise NotFoundError(f"no download format {extension!r}: use {', '.join(EXTENSIONS)}", field="format")
-        current = lake.current_path(self.store.lake_dir, dataset.lake_resource)
-        if current is None:
-            raise NotFoundError("the dataset has no data yet", field="name")
-        columns = hashlib.sha256(json.dumps([i["name"] for i in dataset.items]).encode()).hexdigest()[:12]
-        suffix = "-bom" if bom and extension == "csv" else ""
-        target = self.folder / dataset.lake_resource / current.name / f"{dataset.name}-{columns}{suffix}.{extension}"
-        if target.exists():
-            return target
-        with self._guard:
-            lock = self._locks.setdefault(target, threading.Lock())
-        with lock:
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(target.name + ".partial")
-                self._write(dataset, extension, bom, partial)
-                partial.replace(target)
-        return target
-
-    def _write(self, dataset: OpenDataset, extension: str, bom: bool, out: Path) -> None:
-        source = self.store.source(dataset)
-        with self.store.connect() as conn:
-            if extension == "xlsx":
-                self._write_xlsx(conn, dataset, source, out)
-                return
-            options = {
-                "csv": "FORMAT CSV, HEADER",
-                "jsonl": "FORMAT JSON",
-                "parquet": "FORMAT PARQUET, COMPRESSION ZSTD",
-            }
-            body = out.with_name(out.name + ".body") if bom else out
-            quoted = body.as_posix().replace("'", "''")
-            conn.execute(f"COPY (SELECT * FROM {source} AS t) TO '{quoted}' ({options[extension]})")  # noqa: S608
-        if bom:
-            with out.open("wb") as sink, body.open("rb") as data:
-                sink.write(b"\xef\xbb\xbf")
-                shutil.copyfileobj(data, sink, 1 << 20)
-            body.unlink()
-
-    @staticmethod
-    def _write_xlsx(conn: duckdb.DuckDBPyConnection, dataset: OpenDataset, source: str, out: Path) -> None:
-        counted = conn.execute(f"SELECT count(*) FROM {source} AS t").fetchone()  # noqa: S608
-        if counted and counted[0] > XLSX_MAX_ROWS:
-            raise InvalidError(
-                f"{counted[0]:,} rows are more than an Excel sheet holds (1,048,576): download CSV or Parquet",
-                field="format",
-            )
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(dataset.name[:31])
-        sheet.append([i["title"] for i in dataset.items])
-        cursor = conn.execute(f"SELECT * FROM {source} AS t")  # noqa: S608
-        while rows := cursor.fetchmany(10_000):
-            for row in rows:
-                sheet.append([_cell(v) for v in row])
-        book.save(out)
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.isoformat()  # Excel has no time zones: the text keeps the offset
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _typed(value: Any, kind: str, name: str) -> Any:
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-        if kind == "date":
-            return date.fromisoformat(str(value))
-        if kind == "datetime":
-            return datetime.fromisoformat(str(value))
-    except (TypeError, ValueError) as exc:
-        raise InvalidError(f"{value!r} is not a valid {kind} for {name}", field="filters") from exc
-    return str(value)
-
-
-def check_sql(statement: str) -> list[str]:
-    """The tables a statement reads if it is one SELECT with allowed functions only; else InvalidError."""
-    if not statement.strip():
-        raise InvalidError("send a SELECT statement", field="sql")
-    with duckdb.connect(":memory:") as conn:
-        row = conn.execute("SELECT json_serialize_sql(?)", [statement]).fetchone()
-    parsed: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "cannot parse"}
-    if parsed.get("error"):
-        message = str(parsed.get("error_message", "cannot parse the statement"))
-        if "Only SELECT" in message:
-            message = "only a read-only SELECT is allowed"
-        raise InvalidError(message, field="sql")
-    if len(parsed["statements"]) != 1:
-        raise InvalidError("send exactly one SELECT statement", field="sql")
-    tables: list[str] = []
-    ctes: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
-        if not isinstance(node, dict):
-            return
-        kind = node.get("type")
-        if kind == "TABLE_FUNCTION":
-            raise InvalidError("table functions are not allowed: read from resource ids", field="sql")
-        if kind == "BASE_TABLE":
-            if node.get("schema_name") or node.get("catalog_name"):
-                raise InvalidError("read from resource ids only", field="sql")
-            tables.append(str(node["table_name"]))
-        if node.get("class") == "FUNCTION" and not node.get("is_operator"):
-            name = str(node.get("function_name", "")).lower()
-            if name not in SQL_FUNCTIONS:
-                raise InvalidError(f"the function {name}() is not allowed", field="sql")
-        if "cte_map" in node:
-            for entry in node["cte_map"].get("map", []):
-                ctes.add(str(entry.get("key", "")))
-        for value in node.values():
-            walk(value)
-
-    walk(parsed["statements"][0])
-    wanted = [t for t in dict.fromkeys(tables) if t not in ctes]
-    if not wanted:
-        raise InvalidError("read from at least one resource id", field="sql")
-    return wanted
-
-
-def readable(dataset: OpenDataset) -> None:
-    """Refuse the rows of a dataset open on conditions (they need an approved application)."""
-    if dataset.open_type != "unconditional":
-        raise ForbiddenError(
-            f"{dataset.title} is open on conditions ({dataset.open_conditions or '有条件开放'}): apply for it first",
-            field="resource_id",
+def apply(
+    session: Session, user_id: uuid.UUID, dataset: OpenDataset, purpose: str, organisation: str, accepted: bool
+) -> OpenApplication:
+    """A reuser applies for a dataset open on conditions, accepting its conditions word for word."""
+    if dataset.open_type != "conditional":
+        raise InvalidError("only datasets open on conditions take applications", field="dataset")
+    if len(purpose.strip()) < 10:
+        raise InvalidError("describe the purpose in at least 10 characters", field="purpose")
+    if not accepted:
+        raise InvalidError("accept the conditions of use to apply", field="accept")
+    open_already = session.scalar(
+        select(OpenApplication).where(
+            OpenApplication.user_id == user_id,
+            OpenApplication.dataset_id == dataset.id,
+            OpenApplication.status == "pending",
         )
+    )
+    if open_already is not None or approved(session, user_id, dataset.id) is not None:
+        raise ConflictError("an application for this dataset is pending or approved already", field="dataset")
+    application = OpenApplication(
+        dataset_id=dataset.id,
+        user_id=user_id,
+        organisation=organisation.strip()[:200],
+        purpose=purpose.strip(),
+        agreement=dataset.open_conditions,
+        status="pending",
+    )
+    session.add(application)
+    session.flush()
+    return application
+
+
+def decide(
+    session: Session, principal: Principal, application: OpenApplication, action: str, note: str, days: int
+) -> OpenApplication:
+    """The publisher approves (for ``days``) or refuses (with a reason) a pending application."""
+    dataset = session.get(OpenDataset, application.dataset_id)
+    assert dataset is not None  # noqa: S101 - a foreign key
+    if not principal.allows(DECIDE, dataset.department_code.split(".")[0], dataset.department_code):
+        raise ForbiddenError("applications are decided by the publishing department", field="application")
+    if application.status != "pending":
+        raise ConflictError(f"the application is {application.status} already", field="application")
+    if action not in ("approve", "refuse"):
+        raise InvalidError("action must be approve or refuse", field="action")
+    if action == "refuse" and len(note.strip()) < 4:
+        raise InvalidError("a refusal needs its reason", field="note")
+    if not 1 <= days <= 3 * 366:
+        raise InvalidError("approve for 1 to 1,098 days", field="days")
+    now = utcnow()
+    application.status = "approved" if action == "approve" else "refused"
+    application.decided_by, application.decided_at, application.decision_note = principal.user_id, now, note.strip()
+    application.expires_at = now + timedelta(days=days) if action == "approve" else None
+    session.flush()
+    return application
+
+
+def applications_to_decide(session: Session, principal: Principal) -> list[tuple[OpenApplication, OpenDataset]]:
+    """Pending applications for the datasets of departments the caller decides for."""
+    rows = session.execute(
+        select(OpenApplication, OpenDataset)
+        .join(OpenDataset, OpenDataset.id == OpenApplication.dataset_id)
+        .where(OpenApplication.status == "pending")
+        .order_by(OpenApplication.created_at)
+    ).all()
+    return [(a, d) for a, d in rows if principal.allows(DECIDE, d.department_code.split(".")[0], d.department_code)]
+
+
+def applications_of(session: Session, user_id: uuid.UUID) -> list[tuple[OpenApplication, OpenDataset]]:
+    """A reuser's applications, newest first."""
+    rows = session.execute(
+        select(OpenApplication, OpenDataset)
+        .join(OpenDataset, OpenDataset.id == OpenApplication.dataset_id)
+        .where(OpenApplication.user_id == user_id)
+        .order_by(OpenApplication.created_at.desc())
+    ).all()
+    return [(a, d) for a, d in rows]
+
+
+def get_application(session: Session, application_id: uuid.UUID) -> OpenApplication:
+    """One application."""
+    found = session.get(OpenApplication, application_id)
+    if found is None:
+        raise NotFoundError("no such application", field="application")
+    return found
+
+
+def _key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_key(session: Session, user_id: uuid.UUID, name: str) -> tuple[OpenKey, str]:
+    """A new API key for a reuser; the key itself is returned once, only its hash is kept."""
+    if not name.strip():
+        raise InvalidError("name the key (where it is used)", field="name")
+    raw = "od_" + secrets.token_urlsafe(30)
+    now = utcnow()
+    key = OpenKey(
+        user_id=user_id,
+        name=name.strip()[:100],
+        key_hash=_key_hash(raw),
+        prefix=raw[:10],
+        rate_per_minute=KEY_RATE,
+        created_at=now,
+        expires_at=now + timedelta(days=KEY_DAYS),
+    )
+    session.add(key)
+    session.flush()
+    return key, raw
+
+
+def keys_of(session: Session, user_id: uuid.UUID) -> list[OpenKey]:
+    """A reuser's keys, newest first."""
+    query = select(OpenKey).where(OpenKey.user_id == user_id).order_by(OpenKey.created_at.desc())
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> OpenKey:
+    """End one of the reuser's own keys."""
+    key = session.get(OpenKey, key_id)
+    if key is None or key.user_id != user_id:
+        raise NotFoundError("no such key", field="key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
+
+
+def key_holder(session: Session, raw: str) -> OpenKey | None:
+    """The live key ``raw`` is, or None."""
+    key = session.scalar(select(OpenKey).where(OpenKey.key_hash == _key_hash(raw)))
+    if key is None or key.revoked_at is not None or key.expires_at <= utcnow():
+        return None
+    return key
+
+
+class UsageCounter:
+    """Calls and downloads per dataset and day, counted in memory and added to ``opendata_usage`` at
+    most every ``interval`` seconds (by the next call after that) — never a write per call."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._pending: Counter[tuple[uuid.UUID, date, str]] = Counter()
+        self._flushed_at = time.monotonic()
+
+    def count(self, dataset_id: uuid.UUID, kind: str) -> None:
+        """Count one call (``calls``) or download (``downloads``) of a dataset today."""
+        with self._lock:
+            self._pending[(dataset_id, utcnow().date(), kind)] += 1
+
+    def due(self) -> bool:
+        """Whether the counts are older than the interval."""
+        return bool(self._pending) and time.monotonic() - self._flushed_at >= self.interval
+
+    def flush(self, session: Session) -> int:
+        """Add the pending counts to the table; returns how many (dataset, day) rows changed."""
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+            self._flushed_at = time.monotonic()
+        rows: dict[tuple[uuid.UUID, date], dict[str, int]] = {}
+        for (dataset_id, day, kind), n in pending.items():
+            rows.setdefault((dataset_id, day), {"calls": 0, "downloads": 0})[kind] += n
+        for (dataset_id, day), added in rows.items():
+            usage = session.get(OpenUsage, (dataset_id, day))
+            if usage is None:
+                session.add(OpenUsage(dataset_id=dataset_id, day=day, **added))
+            else:
+                usage.calls += added["calls"]
+                usage.downloads += added["downloads"]
+        session.flush()
+        return len(rows)
+
+
+def most_used(session: Session, days: int = 30, limit: int = 20) -> list[tuple[OpenDataset, int, int]]:
+    """The datasets called and downloaded most in the last ``days`` days."""
+    since = utcnow().date() - timedelta(days=days)
+    total = func.sum(OpenUsage.calls + OpenUsage.downloads)
+    rows = session.execute(
+        select(OpenDataset, func.sum(OpenUsage.calls), func.sum(OpenUsage.downloads))
+        .join(OpenUsage, OpenUsage.dataset_id == OpenDataset.id)
+        .where(OpenUsage.day >= since, OpenDataset.state == "active")
+        .group_by(OpenDataset.id)
+        .order_by(total.desc())
+        .limit(limit)
+    ).all()
+    return [(d, int(c or 0), int(n or 0)) for d, c, n in rows]
+
+
+def daily_usage(session: Session, days: int = 30) -> list[tuple[date, int, int]]:
+    """Calls and downloads of all datasets per day, for the last ``days`` days."""
+    since = utcnow().date() - timedelta(days=days)
+    rows = session.execute(
+        select(OpenUsage.day, func.sum(OpenUsage.calls), func.sum(OpenUsage.downloads))
+        .where(OpenUsage.day >= since)
+        .group_by(OpenUsage.day)
+        .order_by(OpenUsage.day)
+    ).all()
+    return [(d, int(c or 0), int(n or 0)) for d, c, n in rows]

@@ -46,6 +46,8 @@ from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import CREDENTIALS, add_actions_to_role, principal_by_username
 from shgov.core.ids import mask_id_number, mask_name, mask_phone, mask_text
+from shgov.core.ratelimit import RateLimited as RateLimited  # part of this service's interface
+from shgov.core.ratelimit import RateLimiter as RateLimiter  # part of this service's interface
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
@@ -427,37 +429,6 @@ def recheck_grants(session: Session, resource_code: str) -> list[Grant]:
 
 
 # -- the gateway -------------------------------------------------------------------------------------
-
-
-class RateLimited(Exception):  # noqa: N818 - a signal, not a failure of the code
-    """A grant's calls per minute are used up; retry after ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit reached; retry after {retry_after} s")
-        self.retry_after = retry_after
-
-
-class RateLimiter:
-    """A token bucket per grant: ``rate`` calls a minute, refilled continuously. Each of ``processes``
-    serving processes keeps its own buckets and allows its share, so together they never allow more."""
-
-    def __init__(self, processes: int = 1) -> None:
-        self.processes = processes
-        self._lock = threading.Lock()
-        self._buckets: dict[uuid.UUID, tuple[float, float]] = {}
-
-    def take(self, grant: uuid.UUID, rate: int, cost: int = 1) -> None:
-        """Spend ``cost`` calls, or raise ``RateLimited``."""
-        now = time.monotonic()
-        rate = max(1, rate // self.processes)
-        per_second = rate / 60.0
-        with self._lock:
-            tokens, at = self._buckets.get(grant, (float(rate), now))
-            tokens = min(float(rate), tokens + (now - at) * per_second)
-            if tokens < cost:
-                self._buckets[grant] = (tokens, now)
-                raise RateLimited(max(1, int((cost - tokens) / per_second) + 1))
-            self._buckets[grant] = (tokens - cost, now)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class AnalyticsSettings(BaseModel):
     lake_dir: Path | None = None
     memory_limit: str = "2GB"
     threads: int = Field(default=2, ge=1)
+    # For each query of the open-data portal (many at once, public): sorts and downloads spill to disk.
+    open_data_memory_limit: str = "512MB"
 
 
 class EventSettings(BaseModel):

@@ -54,7 +54,10 @@ def portal(request: Request) -> Portal:
 
 def store_for(settings: Settings) -> opendata.DataStore:
     """The DataStore over the app's lake."""
-    return opendata.DataStore(settings.lake_dir, settings.analytics.threads, settings.analytics.memory_limit)
+    analytics = settings.analytics
+    return opendata.DataStore(
+        settings.lake_dir, analytics.threads, analytics.open_data_memory_limit, settings.data_dir / "tmp" / "duckdb"
+    )
 
 
 @dataclass(frozen=True)

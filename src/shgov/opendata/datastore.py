@@ -60,12 +60,17 @@ def _quoted(name: str) -> str:
 class DataStore:
     """The rows of open datasets: the live lake version of each, open columns only, through DuckDB."""
 
-    def __init__(self, lake_dir: Path, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(
+        self, lake_dir: Path, threads: int = 2, memory_limit: str = "512MB", spill_dir: Path | None = None
+    ) -> None:
         self.lake_dir = lake_dir
         self.config: dict[str, str | bool | int | float | list[str]] = {
             "threads": threads,
             "memory_limit": memory_limit,
         }
+        if spill_dir is not None:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            self.config["temp_directory"] = str(spill_dir)
 
     def source(self, dataset: OpenDataset) -> str:
         """A subquery of the dataset's live rows, open columns only."""
@@ -121,8 +126,12 @@ class DataStore:
                 params.append(f"%{_like(str(text))}%")
         elif q and q.strip():
             for word in q.split():
-                where.append("(" + " OR ".join(f"{_quoted(n)} ILIKE ? ESCAPE '\\'" for n in texts) + ")")
-                params += [f"%{_like(word)}%"] * len(texts)
+                if word.lower() == word.upper():  # no letter case (Chinese, digits): a plain, faster scan
+                    where.append("(" + " OR ".join(f"contains({_quoted(n)}, ?)" for n in texts) + ")")
+                    params += [word] * len(texts)
+                else:
+                    where.append("(" + " OR ".join(f"{_quoted(n)} ILIKE ? ESCAPE '\\'" for n in texts) + ")")
+                    params += [f"%{_like(word)}%"] * len(texts)
         order: list[str] = []
         for part in (sort or "").split(","):
             words = part.split()
@@ -245,8 +254,15 @@ class Downloads:
         return target
 
     def _write(self, dataset: OpenDataset, extension: str, bom: bool, out: Path) -> None:
+        if bom:  # the plain CSV with a byte-order mark in front: the same bytes after it
+            with out.open("wb") as sink, self.path(dataset, "csv").open("rb") as plain:
+                sink.write(b"\xef\xbb\xbf")
+                shutil.copyfileobj(plain, sink, 1 << 20)
+            return
         source = self.store.source(dataset)
         with self.store.connect() as conn:
+            # A file needs no particular row order; not keeping the lake's lets COPY stream within the limit.
+            conn.execute("SET preserve_insertion_order = false")
             if extension == "xlsx":
                 self._write_xlsx(conn, dataset, source, out)
                 return
@@ -255,14 +271,8 @@ class Downloads:
                 "jsonl": "FORMAT JSON",
                 "parquet": "FORMAT PARQUET, COMPRESSION ZSTD",
             }
-            body = out.with_name(out.name + ".body") if bom else out
-            quoted = body.as_posix().replace("'", "''")
+            quoted = out.as_posix().replace("'", "''")
             conn.execute(f"COPY (SELECT * FROM {source} AS t) TO '{quoted}' ({options[extension]})")  # noqa: S608
-        if bom:
-            with out.open("wb") as sink, body.open("rb") as data:
-                sink.write(b"\xef\xbb\xbf")
-                shutil.copyfileobj(data, sink, 1 << 20)
-            body.unlink()
 
     @staticmethod
     def _write_xlsx(conn: duckdb.DuckDBPyConnection, dataset: OpenDataset, source: str, out: Path) -> None:

@@ -270,12 +270,6 @@ def token_holder(session: Session, raw: str) -> tuple[User, datetime] | None:
     return user, token.expires_at
 
 
-def user_for_token(session: Session, raw: str) -> User | None:
-    """The active user a live bearer token belongs to."""
-    held = token_holder(session, raw)
-    return held[0] if held else None
-
-
 def start_web_session(session: Session, user_id: uuid.UUID, ttl_seconds: int, ip: str | None, user_agent: str) -> str:
     """A new browser session; returns the cookie value."""
     raw = secrets.token_urlsafe(32)

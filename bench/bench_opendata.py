@@ -202,7 +202,8 @@ def _run(folder: Path, servers: list[subprocess.Popen[bytes]]) -> None:
         line = f"   {label}: SH-GOV {_figures(times)}"
         if label in theirs:
             ratio = statistics.median(theirs[label]) / statistics.median(times)
-            line += f"; Datasette {_figures(theirs[label])}; {ratio:.1f}× (goal ≥ 5)"
+            goal = " (goal ≥ 5)" if label != "full-text search" else ""  # the goal is for filter, facet, sort
+            line += f"; Datasette {_figures(theirs[label])}; {ratio:.1f}×{goal}"
         print(line)
 
     # The download: the first request writes the file (streamed from the lake), the next ones serve it.

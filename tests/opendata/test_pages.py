@@ -86,5 +86,27 @@ def test_the_dataset_page_previews_sorts_filters_and_pages_in_a_browser(
     phone.get_by_role("button", name="筛选", exact=True).click()
     matching = enterprises.filter(pl.col("name").str.contains(word, literal=True)).height
     expect(phone.get_by_test_id("preview-total")).to_contain_text(f"{matching} 条数据")
+    chart = phone.locator("#chart")
+    expect(chart).to_have_attribute("data-ready", "true")
+    expect(chart.locator("canvas")).to_have_count(1)
+    capital = int(enterprises["registered_capital_fen"].is_not_null().sum())
+    phone.select_option("#chart-column", "registered_capital_fen")
+    expect(chart).to_have_attribute("data-total", str(capital))
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1  # the page fits the phone; wide tables scroll inside their own box
+
+
+def test_the_chart_counts_rows_by_year_or_by_bucket(client: httpx.Client, lake_dir: Path, city: SyntheticCity) -> None:
+    enterprises = city.get("enterprises")
+    years = client.get("/opendata/enterprises/chart.json", params={"column": "established_on"}).json()
+    expected = enterprises.group_by(pl.col("established_on").dt.year().alias("y")).len().sort("y")
+    assert years["labels"] == [str(y) for y in expected["y"].to_list()]
+    assert years["counts"] == expected["len"].to_list()
+    capital = client.get("/opendata/enterprises/chart.json", params={"column": "registered_capital_fen"}).json()
+    assert len(capital["counts"]) == 20
+    assert sum(capital["counts"]) == enterprises.height
+    assert client.get("/opendata/enterprises/chart.json", params={"column": "name"}).status_code == 422
+    assert (
+        client.get("/opendata/enterprises/chart.json", params={"column": "legal_representative_id"}).status_code == 422
+    )
+    assert client.get("/opendata/tax-registrations/chart.json", params={"column": "registered_on"}).status_code == 403

@@ -499,6 +499,24 @@ async def download(request: Request, name: str, extension: str, bom: bool = Fals
     return response
 
 
+def _chart(request: Request, name: str, column: str) -> dict[str, Any]:
+    settings = get_settings(request)
+    with get_database(request).session() as session:
+        user_id = caller(request, session)
+        dataset = opendata.get_dataset(session, name)
+        opendata.readable(session, dataset, user_id)
+    return store_for(settings).distribution(dataset, column)
+
+
+@router.get("/opendata/{name}/chart.json", tags=["open data: downloads"])
+async def chart(request: Request, name: str, column: str) -> dict[str, Any]:
+    """Rows per year of a date column or per bucket of a number column: what the dataset page charts."""
+    try:
+        return await run_in_threadpool(_chart, request, name, column)
+    except RateLimited as exc:
+        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+
+
 # -- DCAT-AP -------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from shgov.core.errors import InvalidError, NotFoundError
 from shgov.lake import service as lake
 from shgov.opendata.models import OpenDataset
 
+CHARTABLE = ("integer", "number", "date", "datetime")
 TYPE_NAMES = {"string": "text", "integer": "int", "number": "numeric", "date": "date", "datetime": "timestamp"}
 
 # -- the DataStore ----------------------------------------------------------------------------------
@@ -182,6 +183,32 @@ class DataStore:
             result["total"] = total
             result["total_was_estimated"] = False
         return result
+
+    def distribution(self, dataset: OpenDataset, column: str, buckets: int = 20) -> dict[str, Any]:
+        """Rows per year of a date or time column, or per equal-width bucket of a number column (for charts)."""
+        kind = {i["name"]: i["type"] for i in dataset.items}.get(column)
+        if kind not in CHARTABLE:
+            raise InvalidError("chart a number, date or time column of the dataset", field="column")
+        source, quoted = self.source(dataset), _quoted(column)
+        with self.connect() as conn:
+            if kind in ("date", "datetime"):
+                rows = conn.execute(
+                    f"SELECT year({quoted}) AS k, count(*) FROM {source} AS t WHERE {quoted} IS NOT NULL"  # noqa: S608
+                    " GROUP BY k ORDER BY k"
+                ).fetchall()
+                return {"column": column, "kind": "time", "labels": [str(k) for k, _ in rows],
+                        "counts": [int(n) for _, n in rows]}  # fmt: skip
+            bounds = conn.execute(f"SELECT min({quoted}), max({quoted}) FROM {source} AS t").fetchone()  # noqa: S608
+            low, high = (float(bounds[0]), float(bounds[1])) if bounds and bounds[0] is not None else (0.0, 0.0)
+            width = (high - low) / buckets or 1.0
+            rows = conn.execute(
+                f"SELECT least(floor(({quoted} - ?) / ?), ?) AS b, count(*) FROM {source} AS t"  # noqa: S608
+                f" WHERE {quoted} IS NOT NULL GROUP BY b ORDER BY b",
+                [low, width, buckets - 1],
+            ).fetchall()
+        counts = dict.fromkeys(range(buckets if rows else 0), 0) | {int(b): int(n) for b, n in rows}
+        labels = [f"{low + b * width:,.4g}–{low + (b + 1) * width:,.4g}" for b in counts]
+        return {"column": column, "kind": "number", "labels": labels, "counts": list(counts.values())}
 
     def sql(self, datasets: Mapping[str, OpenDataset], statement: str) -> dict[str, Any]:
         """CKAN's datastore_search_sql: one read-only SELECT over resource ids (``FROM "<resource id>"``)."""

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.catalog import service as catalog
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import audit
 from shgov.core.identity.permissions import Principal
 from shgov.opendata import service as opendata
@@ -54,13 +55,14 @@ PAGE_SIZE = 20
 PREVIEW_ROWS = 20
 
 
-def _labels(session: SessionDep) -> dict[str, dict[str, str]]:
+def _labels(request: Request, session: SessionDep) -> dict[str, dict[str, str]]:
+    english = request_locale(request) == "en"
     orgs = opendata.organizations(session)
     return {
         "organization": {o.name: o.title for o in orgs.values()},
-        "groups": {code: zh for code, (zh, _) in opendata.THEMES.items()},
+        "groups": {code: en if english else zh for code, (zh, en) in opendata.THEMES.items()},
         "open_type": dict(OPEN_TYPE_NAMES),
-        "update_cycle": {},
+        "update_cycle": dict(catalog.UPDATE_CYCLE_NAMES),
     }
 
 
@@ -74,6 +76,7 @@ def home(
     groups: Annotated[list[str] | None, Query()] = None,
     res_format: Annotated[list[str] | None, Query()] = None,
     open_type: Annotated[list[str] | None, Query()] = None,
+    update_cycle: Annotated[list[str] | None, Query()] = None,
     start: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Response:
     """The portal: search with facets over the open datasets, and what the city opens."""
@@ -82,6 +85,7 @@ def home(
         "groups": groups or [],
         "res_format": res_format or [],
         "open_type": open_type or [],
+        "update_cycle": update_cycle or [],
     }
     fq = " ".join(f'{name}:"{value}"' for name, values in filters.items() for value in values if '"' not in value)
     docs = portal(request).index.docs(session, str(request.base_url))
@@ -98,7 +102,7 @@ def home(
             "start": start,
             "page_size": PAGE_SIZE,
             "facet_titles": FACET_TITLES,
-            "labels": _labels(session),
+            "labels": _labels(request, session),
             "total_datasets": len(docs),
             "total_publishers": len({d.facets["organization"][0] for d in docs}),
         },
@@ -235,6 +239,7 @@ def dataset_page(
             "base": base,
             "resource_id": rid,
             "readable": dataset.open_type == "unconditional" or mine is not None,
+            "chartable": [i for i in dataset.items if i["type"] in opendata.CHARTABLE],
             "signed_in": principal is not None,
             "examples": [
                 f"curl '{base}/api/3/action/datastore_search?resource_id={rid}&limit=5'",

@@ -46,6 +46,7 @@ from shgov.core.orgs.service import list_departments
 from shgov.core.settings import Settings
 from shgov.core.text import query_tokens, tokens
 from shgov.lake import service as lake
+from shgov.opendata.datastore import CHARTABLE as CHARTABLE  # part of this service's interface
 from shgov.opendata.datastore import DEFAULT_LIMIT as DEFAULT_LIMIT  # part of this service's interface
 from shgov.opendata.datastore import EXTENSIONS as EXTENSIONS  # part of this service's interface
 from shgov.opendata.datastore import MAX_LIMIT as MAX_LIMIT  # part of this service's interface

@@ -145,6 +145,9 @@ def test_keys_are_rate_limited_and_use_is_counted(server_url: str, lake_dir: Pat
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["success"] is False
     assert httpx.get(f"{server_url}/opendata/enterprises/download.csv").status_code == 200
+    with browser_for(server_url, "citizen", DEMO_PASSWORD) as me:
+        account = me.get("/opendata/account").text
+        assert re.search(r'data-testid="calls-today">3<', account)  # package_show and two searches; not the refused one
     stats = httpx.get(f"{server_url}/opendata/stats")
     assert stats.status_code == 200
     row = re.search(r'data-dataset="enterprises">.*?<td>(\d+)</td><td>(\d+)</td>', stats.text, re.DOTALL)

@@ -404,17 +404,20 @@ async def _params(request: Request) -> dict[str, Any] | None:
 
 def caller(request: Request, session: Session) -> uuid.UUID | None:
     """The reuser a call comes from — an API key (``X-CKAN-API-Key`` or ``Authorization``, as CKAN
-    clients send it) or the signed-in browser — after taking the call from its rate limit."""
+    clients send it) or the signed-in browser — after taking the call from its rate limit (and counting
+    it for the key)."""
+    state = portal(request)
     raw = request.headers.get("x-ckan-api-key") or request.headers.get("authorization", "")
     raw = raw.removeprefix("Bearer ").strip()
     if raw:
         key = opendata.key_holder(session, raw)
         if key is None:
             raise ForbiddenError("the API key is unknown, expired or revoked", field="key")
-        portal(request).limiter.take(("key", key.id), key.rate_per_minute)
+        state.limiter.take(("key", key.id), key.rate_per_minute)
+        state.usage.count_key(key.id)
         return key.user_id
     address = request.client.host if request.client else ""
-    portal(request).limiter.take(("address", address), opendata.ANONYMOUS_RATE)
+    state.limiter.take(("address", address), opendata.ANONYMOUS_RATE)
     cookie = request.cookies.get(SESSION_COOKIE)
     user = user_for_web_session(session, cookie) if cookie else None
     return user.id if user is not None else None

@@ -97,3 +97,13 @@ class OpenUsage(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     calls: Mapped[int] = mapped_column(default=0)
     downloads: Mapped[int] = mapped_column(default=0)
+
+
+class OpenKeyUsage(Base):
+    """Calls made with an API key on a day (UTC), for the reuser's account page."""
+
+    __tablename__ = "opendata_key_usage"
+
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opendata_keys.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)

@@ -132,11 +132,13 @@ def account_page(request: Request, templates: TemplatesDep, session: SessionDep,
 def _account(
     request: Request, templates: TemplatesDep, session: SessionDep, who: Principal, new_key: str | None
 ) -> Response:
+    portal(request).usage.flush(session)
     return templates.render(
         request,
         "opendata/account.html",
         {
             "keys": opendata.keys_of(session, who.user_id),
+            "key_calls": opendata.key_calls(session, who.user_id),
             "applications": opendata.applications_of(session, who.user_id),
             "to_decide": opendata.applications_to_decide(session, who),
             "new_key": new_key,

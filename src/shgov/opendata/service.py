@@ -56,8 +56,8 @@ from shgov.opendata.datastore import check_sql as check_sql  # part of this serv
 from shgov.opendata.models import OpenApplication as OpenApplication  # part of this service's interface
 from shgov.opendata.models import OpenDataset as OpenDataset  # part of this service's interface
 from shgov.opendata.models import OpenKey as OpenKey  # part of this service's interface
+from shgov.opendata.models import OpenKeyUsage, OpenUsage
 from shgov.opendata.models import OpenResource as OpenResource  # part of this service's interface
-from shgov.opendata.models import OpenUsage
 
 OPEN_TYPES = ("unconditional", "conditional")
 # Path segments of the portal's own pages under /opendata/ that a dataset name must not take.
@@ -834,13 +834,15 @@ def key_holder(session: Session, raw: str) -> OpenKey | None:
 
 
 class UsageCounter:
-    """Calls and downloads per dataset and day, counted in memory and added to ``opendata_usage`` at
-    most every ``interval`` seconds (by the next call after that) — never a write per call."""
+    """Calls and downloads per dataset and day, and calls per API key and day, counted in memory and added
+    to ``opendata_usage`` / ``opendata_key_usage`` at most every ``interval`` seconds (by the next call
+    after that) — never a write per call."""
 
     def __init__(self, interval: float = 5.0) -> None:
         self.interval = interval
         self._lock = threading.Lock()
         self._pending: Counter[tuple[uuid.UUID, date, str]] = Counter()
+        self._keys: Counter[tuple[uuid.UUID, date]] = Counter()
         self._flushed_at = time.monotonic()
 
     def count(self, dataset_id: uuid.UUID, kind: str) -> None:
@@ -848,14 +850,20 @@ class UsageCounter:
         with self._lock:
             self._pending[(dataset_id, utcnow().date(), kind)] += 1
 
+    def count_key(self, key_id: uuid.UUID) -> None:
+        """Count one call made with an API key today."""
+        with self._lock:
+            self._keys[(key_id, utcnow().date())] += 1
+
     def due(self) -> bool:
         """Whether the counts are older than the interval."""
-        return bool(self._pending) and time.monotonic() - self._flushed_at >= self.interval
+        return bool(self._pending or self._keys) and time.monotonic() - self._flushed_at >= self.interval
 
     def flush(self, session: Session) -> int:
-        """Add the pending counts to the table; returns how many (dataset, day) rows changed."""
+        """Add the pending counts to the tables; returns how many rows changed."""
         with self._lock:
             pending, self._pending = self._pending, Counter()
+            keys, self._keys = self._keys, Counter()
             self._flushed_at = time.monotonic()
         rows: dict[tuple[uuid.UUID, date], dict[str, int]] = {}
         for (dataset_id, day, kind), n in pending.items():
@@ -867,8 +875,29 @@ class UsageCounter:
             else:
                 usage.calls += added["calls"]
                 usage.downloads += added["downloads"]
+        for (key_id, day), n in keys.items():
+            key_usage = session.get(OpenKeyUsage, (key_id, day))
+            if key_usage is None:
+                session.add(OpenKeyUsage(key_id=key_id, day=day, calls=n))
+            else:
+                key_usage.calls += n
         session.flush()
-        return len(rows)
+        return len(rows) + len(keys)
+
+
+def key_calls(session: Session, user_id: uuid.UUID, days: int = 30) -> dict[uuid.UUID, tuple[int, int]]:
+    """Calls of each of a reuser's keys: (today, the last ``days`` days)."""
+    today = utcnow().date()
+    rows = session.execute(
+        select(OpenKeyUsage.key_id, OpenKeyUsage.day, OpenKeyUsage.calls)
+        .join(OpenKey, OpenKey.id == OpenKeyUsage.key_id)
+        .where(OpenKey.user_id == user_id, OpenKeyUsage.day >= today - timedelta(days=days))
+    ).all()
+    out: dict[uuid.UUID, tuple[int, int]] = {}
+    for key_id, day, calls in rows:
+        now, total = out.get(key_id, (0, 0))
+        out[key_id] = (now + (calls if day == today else 0), total + calls)
+    return out
 
 
 def most_used(session: Session, days: int = 30, limit: int = 20) -> list[tuple[OpenDataset, int, int]]:

@@ -20,9 +20,11 @@ from pyshacl import validate
 from rdflib import Graph
 from rdflib import namespace as ns  # the module, not its names: pytest would probe those
 
+from shgov.catalog import service as catalog
 from shgov.core.db import Database
 from shgov.core.regions.service import RegionIndex
 from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
+from shgov.opendata import service as opendata
 from tests.conftest import served_lake
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
@@ -291,3 +293,21 @@ def test_the_dcat_ap_export_conforms_to_the_official_shapes(client: httpx.Client
     )
     assert client.get("/opendata/population/dcat.ttl").status_code == 404
     assert client.get("/opendata/catalog.exe").status_code == 404
+
+
+def test_a_negative_listed_item_leaves_the_dataset_and_a_closed_entry_is_withdrawn(
+    client: httpx.Client, lake_dir: Path, db: Database
+) -> None:
+    with db.session() as session:
+        code = opendata.get_dataset(session, "enterprises").catalog_code
+        catalog.add_negative(session, None, code, "address", "《数据安全法》第二十一条")
+        assert "address" not in [i["name"] for i in opendata.sync(session, code).items]  # type: ignore[union-attr]
+    package = action(client, "package_show", id="enterprises").json()["result"]
+    rows = action(client, "datastore_search", resource_id=package["resources"][0]["id"], limit=1).json()["result"]
+    assert "address" not in {f["id"] for f in rows["fields"]}
+    with db.session() as session:
+        catalog.add_negative(session, None, code, "", "《数据安全法》第二十一条")  # the whole resource
+        assert opendata.sync(session, code) is None
+    assert action(client, "package_show", id="enterprises").status_code == 404
+    assert "enterprises" not in action(client, "package_list").json()["result"]
+    assert client.get("/opendata/enterprises/download.csv").status_code == 404

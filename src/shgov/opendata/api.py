@@ -6,7 +6,6 @@ CKAN clients (``ckanapi`` and the like) work unchanged. Public by design: it ser
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -28,7 +27,6 @@ from shgov.core.settings import Settings
 from shgov.opendata import dcat
 from shgov.opendata import service as opendata
 
-log = logging.getLogger("shgov.opendata")
 router = APIRouter(tags=["open data: CKAN Action API"])
 
 

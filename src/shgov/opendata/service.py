@@ -169,10 +169,10 @@ def sync(session: Session, code: str) -> OpenDataset | None:
         live = catalog.published(session, code)
     except NotFoundError:
         live = None
-    negative = {e.item for e in catalog.negative_list(session) if e.resource_code == code and e.item}
-    items = _open_items(live, negative) if live else []
+    listed = [e for e in catalog.negative_list(session) if e.resource_code == code]
+    items = _open_items(live, {e.item for e in listed if e.item}) if live else []
     reason = _why_not_open(session, live, items)
-    if live is not None and any(e.resource_code == code and not e.item for e in catalog.negative_list(session)):
+    if live is not None and any(not e.item for e in listed):
         reason = "the whole resource is on the negative list"
     dataset = session.scalar(select(OpenDataset).where(OpenDataset.catalog_code == code))
     if reason is not None:

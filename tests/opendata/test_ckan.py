@@ -25,6 +25,7 @@ from shgov.core.db import Database
 from shgov.core.regions.service import RegionIndex
 from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
 from shgov.opendata import service as opendata
+from shgov.opendata.api import ACTIONS
 from tests.conftest import served_lake
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
@@ -311,3 +312,32 @@ def test_a_negative_listed_item_leaves_the_dataset_and_a_closed_entry_is_withdra
     assert action(client, "package_show", id="enterprises").status_code == 404
     assert "enterprises" not in action(client, "package_list").json()["result"]
     assert client.get("/opendata/enterprises/download.csv").status_code == 404
+
+
+GARBAGE: list[Any] = [
+    None,
+    "",
+    "'; DROP TABLE x; --",
+    -1,
+    10**12,
+    1.5,
+    True,
+    [],
+    ["a", 1],
+    {"a": {"b": []}},
+    "\u0000\ud7ff",
+    "字" * 5000,
+]
+PARAMS = ("id", "q", "fq", "sort", "rows", "start", "limit", "offset", "filters", "fields", "resource_id", "sql",
+          "facet.field", "facet.limit", "all_fields", "include_total", "include_datasets", "name", "query")  # fmt: skip
+
+
+def test_no_parameter_of_any_action_makes_a_server_error(client: httpx.Client, lake_dir: Path) -> None:
+    rid = action(client, "package_show", id="enterprises").json()["result"]["resources"][0]["id"]
+    for name in sorted(ACTIONS):
+        for param in PARAMS:
+            for value in GARBAGE:
+                base = {"resource_id": rid} if name.startswith("datastore") and param != "resource_id" else {}
+                answer = client.post(f"/api/3/action/{name}", json={**base, param: value})
+                assert answer.status_code < 500, (name, param, value, answer.text[:200])
+                assert answer.json()["success"] in (True, False)

@@ -207,7 +207,7 @@ class DataStore:
                 [low, width, buckets - 1],
             ).fetchall()
         counts = dict.fromkeys(range(buckets if rows else 0), 0) | {int(b): int(n) for b, n in rows}
-        labels = [f"{low + b * width:,.4g}–{low + (b + 1) * width:,.4g}" for b in counts]
+        labels = [f"{_number(low + b * width)}–{_number(low + (b + 1) * width)}" for b in counts]
         return {"column": column, "kind": "number", "labels": labels, "counts": list(counts.values())}
 
     def sql(self, datasets: Mapping[str, OpenDataset], statement: str) -> dict[str, Any]:
@@ -325,6 +325,10 @@ def _cell(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # 1,308,000,000, not 1.308e+09
 
 
 def _like(text: str) -> str:

@@ -192,7 +192,7 @@ def test_ckanapi_command_line_dumps_and_searches(server_url: str, lake_dir: Path
         ("datastore_search_sql", {"sql": "DROP TABLE opendata_datasets"}, 409, "Validation Error"),
         ("datastore_search_sql", {"sql": "SELECT 1; SELECT 2"}, 409, "Validation Error"),
         ("datastore_search_sql", {"sql": "SELECT * FROM read_csv('/etc/passwd')"}, 409, "Validation Error"),
-        ("datastore_search_sql", {"sql": "SELECT * FROM opendata_datasets"}, 404, "Not Found Error"),
+        ("datastore_search_sql", {"sql": "SELECT * FROM opendata_datasets"}, 409, "Validation Error"),
         ("datastore_search_sql", {"sql": "COPY (SELECT 1) TO '/tmp/x.csv'"}, 409, "Validation Error"),
     ],
 )
@@ -261,6 +261,10 @@ def test_downloads_in_four_formats_resume_and_revalidate(
     assert part.content == csv.content[10:100]
     again = client.get("/opendata/enterprises/download.csv", headers={"If-None-Match": csv.headers["etag"]})
     assert again.status_code == 304
+    since = client.get(
+        "/opendata/enterprises/download.csv", headers={"If-Modified-Since": csv.headers["last-modified"]}
+    )
+    assert since.status_code == 304
     assert client.get("/opendata/tax-registrations/download.csv").status_code == 403  # open on conditions
     assert client.get("/opendata/population/download.csv").status_code == 404  # never open
     assert client.get("/opendata/enterprises/download.exe").status_code == 404

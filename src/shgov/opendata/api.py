@@ -310,7 +310,10 @@ def datastore_search_sql(call: Call) -> dict[str, Any]:
     tables = opendata.check_sql(statement)
     datasets = {}
     for table in tables:
-        _, dataset = opendata.get_resource(call.session, table)
+        try:
+            _, dataset = opendata.get_resource(call.session, table)
+        except NotFoundError:
+            raise InvalidError(f'"{table}" is not the resource id of an open dataset', field="sql") from None
         opendata.readable(call.session, dataset, call.user_id)
         call.usage.count(dataset.id, "calls")
         datasets[table] = dataset
@@ -494,9 +497,12 @@ async def download(request: Request, name: str, extension: str, bom: bool = Fals
         filename=f"{dataset_name}.{extension}",
         headers={"Cache-Control": "public, max-age=300"},
     )
-    etag = response.headers["etag"]
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers={"ETag": etag, "Last-Modified": response.headers["last-modified"]})
+    etag, modified = response.headers["etag"], response.headers["last-modified"]
+    matches = request.headers.get("if-none-match")
+    since = request.headers.get("if-modified-since")
+    unchanged = etag in [t.strip() for t in matches.split(",")] if matches else since == modified
+    if unchanged:
+        return Response(status_code=304, headers={"ETag": etag, "Last-Modified": modified})
     return response
 
 

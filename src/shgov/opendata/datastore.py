@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -278,7 +279,19 @@ class Downloads:
                 partial = target.with_name(target.name + ".partial")
                 self._write(dataset, extension, bom, partial)
                 partial.replace(target)
+                self._prune(target.parent)
         return target
+
+    @staticmethod
+    def _prune(current: Path, grace: float = 3600.0) -> None:
+        """Delete the files of older data versions once nothing new was written there for ``grace``
+        seconds (a download that started from one still finishes: the open file outlives its name)."""
+        now = time.time()
+        for folder in current.parent.iterdir():
+            if folder == current or not folder.is_dir():
+                continue
+            if all(now - f.stat().st_mtime > grace for f in folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _write(self, dataset: OpenDataset, extension: str, bom: bool, out: Path) -> None:
         if bom:  # the plain CSV with a byte-order mark in front: the same bytes after it

@@ -48,6 +48,11 @@ def test_the_portal_searches_with_facets_and_shows_publishers(client: httpx.Clie
     assert 'data-dataset="enterprises"' in narrowed.text
     assert 'data-dataset="standard-addresses"' not in narrowed.text
     assert 'data-facet="organization=310000-sc"' in narrowed.text
+    assert "每日" in home.text  # update cycles and themes in the visitor's language
+    english = client.get("/lang/en", params={"next": "/opendata"}, follow_redirects=True)
+    assert "Daily" in english.text
+    assert "Economy" in english.text
+    client.get("/lang/zh_CN", params={"next": "/opendata"})
     org = client.get("/opendata/org/310000-sc")
     assert org.status_code == 200
     assert 'data-dataset="enterprises"' in org.text

@@ -81,8 +81,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 REVIEW_ACTIONS = frozenset({"approve", "return", "retire"})
 DATA_TYPES = ("string", "integer", "number", "decimal", "date", "datetime", "boolean")
-# Update cycles by code, as people read them (每日, 每月 …).
-UPDATE_CYCLE_NAMES = {code: label for code, (label, _) in UPDATE_CYCLES.items()}
 CHOICES: dict[str, Mapping[str, Any]] = {
     "class_code": CLASSES,
     "format_class": FORMAT_CLASSES,

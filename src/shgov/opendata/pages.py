@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from shgov.catalog import service as catalog
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
@@ -48,6 +47,17 @@ FACET_TITLES = {
     "open_type": N_("Openness"),
     "update_cycle": N_("Update cycle"),
 }
+# Update cycles as the facet shows them (English msgids; the catalogue gives 实时, 每日 …).
+CYCLE_NAMES = {
+    "realtime": N_("Real time"),
+    "daily": N_("Daily"),
+    "weekly": N_("Weekly"),
+    "monthly": N_("Monthly"),
+    "quarterly": N_("Quarterly"),
+    "half_yearly": N_("Every half year"),
+    "yearly": N_("Yearly"),
+    "other": N_("Other"),
+}
 OPEN_TYPE_NAMES = {"unconditional": N_("Open to all"), "conditional": N_("Open on conditions")}
 # Statuses of applications and keys, as the account page shows them (the catalogue translates them).
 STATUS_NAMES = (N_("pending"), N_("approved"), N_("refused"), N_("withdrawn"), N_("revoked"), N_("expired"))
@@ -62,7 +72,7 @@ def _labels(request: Request, session: SessionDep) -> dict[str, dict[str, str]]:
         "organization": {o.name: o.title for o in orgs.values()},
         "groups": {code: en if english else zh for code, (zh, en) in opendata.THEMES.items()},
         "open_type": dict(OPEN_TYPE_NAMES),
-        "update_cycle": dict(catalog.UPDATE_CYCLE_NAMES),
+        "update_cycle": dict(CYCLE_NAMES),
     }
 
 

@@ -28,10 +28,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 from sqlalchemy import func, make_url, select
 
+from bench.servers import free_port, wait
 from shgov import migrations
 from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
@@ -50,24 +50,6 @@ POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://p
 ROOT = Path(__file__).resolve().parent.parent
 DATASETTE = ROOT / ".venv-bench" / "bin" / "datasette"
 COLUMNS = ("id_number", "name", "sex", "district_code")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def _load(label: str, *args: str) -> dict[str, float]:
@@ -180,10 +162,10 @@ def prepare(folder: Path, url: str) -> City:
 
 def _serve_gateway(city: City, workers: int, servers: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
     """Start ``shgov serve`` with ``workers`` processes and warm each one up; (port, calls made)."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "shgov.cli", "serve", "--port", str(port), "--workers", str(workers)]
     servers.append(subprocess.Popen(command, env=city.env, cwd=city.folder))  # noqa: S603
-    _wait(f"http://127.0.0.1:{port}/healthz")
+    wait(f"http://127.0.0.1:{port}/healthz")
     # Every worker reads the 1M-row index on its first call: short loads with many connections (so that
     # every worker gets some) until the rate settles.
     calls, rates = 0, [0.0]
@@ -243,7 +225,7 @@ def measure(city: City, servers: list[subprocess.Popen[bytes]]) -> None:
     pgbench = _pgbench(city)
     datasette = None
     if DATASETTE.exists():
-        dport = _free_port()
+        dport = free_port()
         servers.append(
             subprocess.Popen(  # noqa: S603
                 [str(DATASETTE), "serve", str(city.sqlite_file), "--port", str(dport)],
@@ -251,7 +233,7 @@ def measure(city: City, servers: list[subprocess.Popen[bytes]]) -> None:
                 stderr=subprocess.DEVNULL,
             )
         )
-        _wait(f"http://127.0.0.1:{dport}/-/versions.json")
+        wait(f"http://127.0.0.1:{dport}/-/versions.json")
         rows = city.folder / "datasette.txt"
         rows.write_text("\n".join(f"/persons/persons/{i}.json" for i in city.ids))
         datasette = _load("Datasette JSON row API (one process)", "http", "127.0.0.1", str(dport), str(rows))

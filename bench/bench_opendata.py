@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import select
 
+from bench.servers import free_port, wait
 from shgov import migrations
 from shgov.core.db import Database, make_engine, utcnow
 from shgov.core.settings import Settings
@@ -50,24 +50,6 @@ WORDS = (
     "上海", "浦东", "科技", "贸易", "咨询", "实业", "发展", "信息", "技术", "服务",
     "管理", "投资", "建设", "工程", "文化", "传媒", "物流", "餐饮", "医疗", "教育",
 )  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def _rows(n: int) -> pl.DataFrame:
@@ -157,10 +139,10 @@ def _run(folder: Path, servers: list[subprocess.Popen[bytes]]) -> None:
         "SHGOV_DATABASE_URL": url,
         "SHGOV_LOG_LEVEL": "WARNING",
     }
-    port = _free_port()
+    port = free_port()
     servers.append(subprocess.Popen([sys.executable, "-m", "shgov.cli", "serve", "--port", str(port)], env=env))  # noqa: S603
     base = f"http://127.0.0.1:{port}"
-    _wait(f"{base}/healthz")
+    wait(f"{base}/healthz")
     http = httpx.Client(base_url=base, timeout=600)
     rid = str(resource.id)
     questions: dict[str, tuple[Callable[[], httpx.Response], Callable[[httpx.Client], httpx.Response]]] = {
@@ -185,7 +167,7 @@ def _run(folder: Path, servers: list[subprocess.Popen[bytes]]) -> None:
     ours = {label: _timed(label, q[0]) for label, q in questions.items()}
     theirs: dict[str, list[float]] = {}
     if DATASETTE.exists():
-        dport = _free_port()
+        dport = free_port()
         servers.append(
             subprocess.Popen(  # noqa: S603
                 [str(DATASETTE), "serve", str(sqlite_file), "--port", str(dport), "--setting", "sql_time_limit_ms",
@@ -193,7 +175,7 @@ def _run(folder: Path, servers: list[subprocess.Popen[bytes]]) -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
-        _wait(f"http://127.0.0.1:{dport}/-/versions.json")
+        wait(f"http://127.0.0.1:{dport}/-/versions.json")
         with httpx.Client(base_url=f"http://127.0.0.1:{dport}", timeout=600) as datasette:
             theirs = {label: _timed(label, lambda q=q: q[1](datasette)) for label, q in questions.items()}  # type: ignore[misc]
     else:

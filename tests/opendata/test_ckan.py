@@ -14,7 +14,6 @@ import ckanapi
 import httpx
 import polars as pl
 import pytest
-from fastapi import FastAPI
 from openpyxl import load_workbook
 from pyshacl import validate
 from rdflib import Graph
@@ -22,25 +21,12 @@ from rdflib import namespace as ns  # the module, not its names: pytest would pr
 
 from shgov.catalog import service as catalog
 from shgov.core.db import Database
-from shgov.core.regions.service import RegionIndex
-from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
+from shgov.lake.synthetic import SyntheticCity
 from shgov.opendata import service as opendata
 from shgov.opendata.api import ACTIONS
-from tests.conftest import served_lake
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
 CLOSED = ("population", "births", "marriages", "licences-id-card", "employment")  # records about people
-
-
-@pytest.fixture(scope="module")
-def city(request: pytest.FixtureRequest) -> SyntheticCity:
-    index: RegionIndex = request.getfixturevalue("region_index")
-    return generate(index, CityConfig(persons=600, enterprises=300, seed=61, defect_rate=0.0))
-
-
-@pytest.fixture
-def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI) -> Path:
-    return served_lake(tmp_path, db, city, region_index, app, ())
 
 
 @pytest.fixture

@@ -8,27 +8,12 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect
 
-from shgov.core.db import Database
-from shgov.core.regions.service import RegionIndex
-from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
-from tests.conftest import served_lake
+from shgov.lake.synthetic import SyntheticCity
 from tests.web.test_browser import browser  # noqa: F401 - the module's Chromium fixture
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(scope="module")
-def city(request: pytest.FixtureRequest) -> SyntheticCity:
-    index: RegionIndex = request.getfixturevalue("region_index")
-    return generate(index, CityConfig(persons=300, enterprises=90, seed=62, defect_rate=0.0))
-
-
-@pytest.fixture
-def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI) -> Path:
-    return served_lake(tmp_path, db, city, region_index, app, ())
 
 
 @pytest.fixture

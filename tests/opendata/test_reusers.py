@@ -10,7 +10,6 @@ from pathlib import Path
 import ckanapi
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -19,25 +18,11 @@ from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Scope
 from shgov.core.identity.service import assign_role, create_user
-from shgov.core.regions.service import RegionIndex
-from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
 from shgov.opendata import service as opendata
-from tests.conftest import served_lake
 from tests.disputes.test_pages import browser_for, csrf_of
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
 TAX_ADMIN_PASSWORD = "Tax#Admin2026x"
-
-
-@pytest.fixture(scope="module")
-def city(request: pytest.FixtureRequest) -> SyntheticCity:
-    index: RegionIndex = request.getfixturevalue("region_index")
-    return generate(index, CityConfig(persons=300, enterprises=120, seed=63, defect_rate=0.0))
-
-
-@pytest.fixture
-def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex, app: FastAPI) -> Path:
-    return served_lake(tmp_path, db, city, region_index, app, ())
 
 
 @pytest.fixture

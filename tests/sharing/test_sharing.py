@@ -56,6 +56,12 @@ def person_grant(client: httpx.Client, token_for: TokenFor, codes: dict[str, str
     return result
 
 
+def pudong_resident_url(city: SyntheticCity, codes: dict[str, str]) -> str:
+    """The gateway URL of a Pudong resident in the person register (inside the grants' rows)."""
+    someone = city.get("population").filter(pl.col("district_code") == PUDONG).row(0, named=True)["id_number"]
+    return f"/api/v1/share/{codes['person']}/{someone}"
+
+
 def test_the_hub_sets_the_tier_and_the_deadline_in_working_days(
     client: httpx.Client, token_for: TokenFor, codes: dict[str, str], lake_dir: Path, db: Database
 ) -> None:
@@ -239,8 +245,7 @@ def test_every_refusal_is_refused_and_audited(
 ) -> None:
     decided = person_grant(client, token_for, codes, items=["id_number", "sex", "district_code"])
     system = client_token("310000.mz")
-    someone = city.get("population").filter(pl.col("district_code") == PUDONG).row(0, named=True)["id_number"]
-    url = f"/api/v1/share/{codes['person']}/{someone}"
+    url = pudong_resident_url(city, codes)
     calls: list[int] = []
 
     def call(token: str, **params: str) -> int:
@@ -316,8 +321,7 @@ def test_an_admission_is_reused_briefly_and_dropped_at_once_when_this_process_ch
     gateway = sharing.gateway(lake_dir, cache_seconds=2.0)  # the app's gateway for this lake
     decided = person_grant(client, token_for, codes, items=["sex", "district_code"])
     system = client_token("310000.mz")
-    someone = city.get("population").filter(pl.col("district_code") == PUDONG).row(0, named=True)["id_number"]
-    url = f"/api/v1/share/{codes['person']}/{someone}"
+    url = pudong_resident_url(city, codes)
     admitted_at = time.monotonic()
     assert client.get(url, headers=auth(system)).status_code == 200
     # Another process suspends the grant (a write this process never sees): the admission holds a moment...
@@ -361,8 +365,7 @@ def test_a_grant_answers_429_with_retry_after_beyond_its_rate(
     decided = person_grant(client, token_for, codes, items=["sex"], rate_per_minute=2)
     assert decided["status"] == "granted"
     system = client_token("310000.mz")
-    someone = city.get("population").filter(pl.col("district_code") == PUDONG).row(0, named=True)["id_number"]
-    url = f"/api/v1/share/{codes['person']}/{someone}"
+    url = pudong_resident_url(city, codes)
     assert [client.get(url, headers=auth(system)).status_code for _ in range(2)] == [200, 200]
     limited = client.get(url, headers=auth(system))
     assert limited.status_code == 429

@@ -159,7 +159,7 @@ def package_show(call: Call) -> dict[str, Any]:
     dataset = opendata.get_dataset(call.session, call.required("id"))
     call.usage.count(dataset.id, "calls")
     resources = opendata.resources_of(call.session, [dataset.id])[dataset.id]
-    org = opendata.organizations(call.session).get(dataset.department_code)
+    org = opendata.organization_of(call.session, dataset.department_code)
     return opendata.package_dict(dataset, resources, org, call.base_url)
 
 
@@ -183,7 +183,7 @@ def package_search(call: Call) -> dict[str, Any]:
         facet_fields=facet_fields if call.flag("facet", True) else [],
         facet_limit=facet_limit,
     )
-    titles = _facet_titles(call.session)
+    titles = _facet_titles(call.index)
     return {
         "count": found.count,
         "sort": found.sort,
@@ -202,8 +202,8 @@ def package_search(call: Call) -> dict[str, Any]:
     }
 
 
-def _facet_titles(session: Session) -> dict[tuple[str, str], str]:
-    titles = {("organization", o.name): o.title for o in opendata.organizations(session).values()}
+def _facet_titles(index: opendata.SearchIndex) -> dict[tuple[str, str], str]:
+    titles = {("organization", name): title for name, title in index.publishers.items()}
     titles |= {("groups", code): zh for code, (zh, _) in opendata.THEMES.items()}
     return titles
 

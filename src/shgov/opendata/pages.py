@@ -65,11 +65,10 @@ PAGE_SIZE = 20
 PREVIEW_ROWS = 20
 
 
-def _labels(request: Request, session: SessionDep) -> dict[str, dict[str, str]]:
+def _labels(request: Request) -> dict[str, dict[str, str]]:
     english = request_locale(request) == "en"
-    orgs = opendata.organizations(session)
     return {
-        "organization": {o.name: o.title for o in orgs.values()},
+        "organization": dict(portal(request).index.publishers),
         "groups": {code: en if english else zh for code, (zh, en) in opendata.THEMES.items()},
         "open_type": dict(OPEN_TYPE_NAMES),
         "update_cycle": dict(CYCLE_NAMES),
@@ -112,7 +111,7 @@ def home(
             "start": start,
             "page_size": PAGE_SIZE,
             "facet_titles": FACET_TITLES,
-            "labels": _labels(request, session),
+            "labels": _labels(request),
             "total_datasets": len(docs),
             "total_publishers": len({d.facets["organization"][0] for d in docs}),
         },
@@ -234,7 +233,7 @@ def dataset_page(
     except DomainError as exc:
         raise Problem("not-found", detail="No such open dataset.") from exc
     resources = opendata.resources_of(session, [dataset.id])[dataset.id]
-    org = opendata.organizations(session).get(dataset.department_code)
+    org = opendata.organization_of(session, dataset.department_code)
     base = str(request.base_url).rstrip("/")
     rid = str(resources[0].id) if resources else ""
     mine = opendata.approved(session, principal.user_id, dataset.id) if principal else None

@@ -42,7 +42,7 @@ from shgov.core.events import Event
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
-from shgov.core.orgs.service import list_departments
+from shgov.core.orgs.service import DepartmentInfo, get_department, list_departments
 from shgov.core.settings import Settings
 from shgov.core.text import query_tokens, tokens
 from shgov.lake import service as lake
@@ -163,13 +163,15 @@ def _why_not_open(session: Session, live: Mapping[str, Any] | None, items: list[
     return None
 
 
-def sync(session: Session, code: str) -> OpenDataset | None:
-    """Publish, update or withdraw the open dataset of catalog entry ``code``; the active dataset or None."""
+def sync(session: Session, code: str, negative: Sequence[Any] | None = None) -> OpenDataset | None:
+    """Publish, update or withdraw the open dataset of catalog entry ``code``; the active dataset or None.
+    ``negative`` is the negative list when the caller read it already (``sync_all``)."""
     try:
         live = catalog.published(session, code)
     except NotFoundError:
         live = None
-    listed = [e for e in catalog.negative_list(session) if e.resource_code == code]
+    entries = catalog.negative_list(session) if negative is None else negative
+    listed = [e for e in entries if e.resource_code == code]
     items = _open_items(live, {e.item for e in listed if e.item}) if live else []
     reason = _why_not_open(session, live, items)
     if live is not None and any(not e.item for e in listed):
@@ -224,8 +226,9 @@ def sync_all(session: Session) -> SyncResult:
     result = SyncResult()
     before = {d.catalog_code: d.state for d in session.scalars(select(OpenDataset))}
     codes = {r.code for r in catalog.list_resources(session, None) if r.lake_resource} | set(before)
+    negative = catalog.negative_list(session)
     for code in sorted(codes):
-        dataset = sync(session, code)
+        dataset = sync(session, code, negative)
         was = before.get(code)
         if dataset is not None and was != "active":
             result.published.append(code)
@@ -329,61 +332,58 @@ class Organization:
     department_code: str
 
 
+def _organization(department: DepartmentInfo) -> Organization:
+    # The id is derived from the code, so it stays the same across databases and rebuilds.
+    code = department.code
+    name = organization_name(code)
+    return Organization(str(uuid.uuid5(uuid.NAMESPACE_URL, f"shgov:organization:{code}")), name,
+                        department.name, department.short_name, code)  # fmt: skip
+
+
 def organizations(session: Session) -> dict[str, Organization]:
-    """Every department as an organisation, by department code (ids are stable: derived from the code)."""
-    return {
-        d.code: Organization(
-            str(uuid.uuid5(uuid.NAMESPACE_URL, f"shgov:organization:{d.code}")),
-            organization_name(d.code),
-            d.name,
-            d.short_name,
-            d.code,
-        )
-        for d in list_departments(session)
-    }
+    """Every department as an organisation, by department code."""
+    return {d.code: _organization(d) for d in list_departments(session)}
 
 
-def organization_dict(org: Organization, package_count: int | None = None) -> dict[str, Any]:
-    """CKAN's organisation dictionary."""
+def organization_of(session: Session, department_code: str) -> Organization | None:
+    """One department as an organisation (one read, not every department's)."""
+    department = get_department(session, department_code)
+    return _organization(department) if department else None
+
+
+def _group_dict(
+    id_: str, name: str, title: str, description: str, organization: bool, package_count: int | None
+) -> dict[str, Any]:
+    # CKAN's organisations are groups too: one shape, told apart by is_organization and type.
     data: dict[str, Any] = {
-        "id": org.id,
-        "name": org.name,
-        "title": org.title,
-        "display_name": org.title,
-        "description": org.description,
+        "id": id_,
+        "name": name,
+        "title": title,
+        "display_name": title,
+        "description": description,
         "image_url": "",
         "image_display_url": "",
         "created": "2026-01-01T00:00:00.000000",
-        "is_organization": True,
+        "is_organization": organization,
         "approval_status": "approved",
         "state": "active",
-        "type": "organization",
+        "type": "organization" if organization else "group",
     }
     if package_count is not None:
         data["package_count"] = package_count
     return data
+
+
+def organization_dict(org: Organization, package_count: int | None = None) -> dict[str, Any]:
+    """CKAN's organisation dictionary."""
+    return _group_dict(org.id, org.name, org.title, org.description, True, package_count)
 
 
 def group_dict(theme: str, package_count: int | None = None) -> dict[str, Any]:
     """CKAN's group dictionary for a theme."""
     zh, en = THEMES[theme]
-    data: dict[str, Any] = {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"shgov:group:{theme}")),
-        "name": theme,
-        "title": zh,
-        "display_name": zh,
-        "description": en,
-        "image_url": "",
-        "image_display_url": "",
-        "created": "2026-01-01T00:00:00.000000",
-        "is_organization": False,
-        "approval_status": "approved",
-        "state": "active",
-        "type": "group",
-    }
-    if package_count is not None:
-        data["package_count"] = package_count
-    return data
+    theme_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"shgov:group:{theme}"))
+    return _group_dict(theme_id, theme, zh, en, False, package_count)
 
 
 def _tag_dict(name: str) -> dict[str, Any]:
@@ -505,6 +505,7 @@ class SearchIndex:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._docs: list[_Doc] = []
+        self.publishers: dict[str, str] = {}  # organisation name → title, of the datasets indexed
         self._by_id: dict[uuid.UUID, tuple[datetime, _Doc]] = {}
         self._checked_at = float("-inf")
         self._changes = -1
@@ -539,6 +540,11 @@ class SearchIndex:
                         doc = self._doc(dataset, resources[dataset.id], orgs.get(dataset.department_code), base_url)
                         self._by_id[dataset.id] = (dataset.updated_at, doc)
             self._docs = [self._by_id[i][1] for i, _ in stamps]
+            self.publishers = {
+                d.facets["organization"][0]: d.package["organization"]["title"]
+                for d in self._docs
+                if d.package["organization"]
+            }
             self._checked_at, self._changes, self._base_url = time.monotonic(), changes, base_url
             return self._docs
 

@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 
 # Added one by one as their issues are done.
-CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog", "sharing", "opendata")
+CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog", "sharing", "opendata", "services", "cases")
 
 CORE_MODEL_MODULES: tuple[str, ...] = (
     "shgov.core.events",
@@ -19,6 +19,7 @@ CORE_MODEL_MODULES: tuple[str, ...] = (
     "shgov.core.identity.models",
     "shgov.core.audit.models",
     "shgov.core.calendar.service",
+    "shgov.core.notify",
 )
 
 

@@ -90,6 +90,18 @@ class SecuritySettings(BaseModel):
     oidc: OIDCSettings = OIDCSettings()
 
 
+class ServicesSettings(BaseModel):
+    """一网通办: e-licence signing, deadline warnings and kiosk sessions."""
+
+    # The SM2 key that signs issued e-licences (hex private key on the first line). Created on first use
+    # under ``<data_dir>/keys/`` when not set; production points this at a key kept outside the data folder.
+    licence_key_file: Path | None = None
+    # A task or case is flagged "due soon" this many working days before its promised deadline.
+    warn_working_days: int = Field(default=2, ge=0, le=30)
+    # A kiosk signs its visitor out after this much inactivity.
+    kiosk_idle_seconds: int = Field(default=90, ge=15, le=1800)
+
+
 class Settings(BaseSettings):
     """Every setting of SH-GOV. ``.env.example`` documents each one."""
 
@@ -117,6 +129,7 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
+    services: ServicesSettings = ServicesSettings()
 
     # Short aliases for the settings operators set most often.
     database_url: str = ""

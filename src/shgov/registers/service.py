@@ -34,16 +34,47 @@ from shgov.core.identity.service import add_actions_to_role
 from shgov.core.regions.service import GridPlan, RegionIndex, register_grids
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
+from shgov.registers import licences as issued
 from shgov.registers.elements import LICENCE_RESOURCES, RegisterDef
 from shgov.registers.elements import REGISTERS as REGISTERS  # part of this service's interface
-from shgov.registers.models import RegisterBuild
+from shgov.registers.models import IssuedLicence, RegisterBuild
 
 PERSON_READ = register_action("registers.person.read", N_("Read the person register"))
 ENTERPRISE_READ = register_action("registers.enterprise.read", N_("Read the enterprise register"))
 LICENCE_READ = register_action("registers.licence.read", N_("Read e-licences"))
 BUILD = register_action("registers.register.build", N_("Build the registers from the lake"))
 CONFLICT_READ = register_action("registers.conflict.read", N_("Review conflicts between departments"))
+LICENCE_REVOKE = register_action("registers.licence.revoke", N_("Revoke e-licences issued by SH-GOV"))
 ALL_ACTIONS = (PERSON_READ, ENTERPRISE_READ, LICENCE_READ, BUILD, CONFLICT_READ)
+
+# E-licences SH-GOV issues itself (统一发证) are part of the licence register.
+Verification = issued.Verification
+issue_licence = issued.issue
+verify_licence = issued.verify
+verify_licence_offline = issued.verify_offline
+revoke_licence = issued.revoke
+revoked_licences = issued.revoked_numbers
+licence_code = issued.code_of
+licence_qr_svg = issued.qr_svg
+licence_pdf = issued.render_pdf
+
+
+def issued_licence(session: Session, licence_no: str) -> IssuedLicence | None:
+    """A licence SH-GOV issued, by number."""
+    return issued.get(session, licence_no)
+
+
+def issued_licences_for(session: Session, source_ref: str) -> list[dict[str, Any]]:
+    """The licences issued for ``source_ref`` (e.g. ``case:<number>:<item>``), with their numbers."""
+    rows = session.scalars(select(IssuedLicence).where(IssuedLicence.source_ref == source_ref))
+    return [{**issued.as_register_row(r), "revoked": r.revoked_at is not None} for r in rows]
+
+
+def licence_public_key(settings: Settings) -> tuple[str, str]:
+    """(key id, public key hex) that verifies every licence SH-GOV signs."""
+    key = issued.signing_key(settings)
+    return key.key_id, key.public_hex
+
 
 CONFLICTS = "_conflicts"
 CONFLICT_COLUMNS = (
@@ -578,9 +609,11 @@ def licences_of(session: Session, reader: RegisterReader, holder: str) -> list[d
 
 
 def licences_of_many(session: Session, reader: RegisterReader, holders: Iterable[str]) -> list[dict[str, Any]]:
-    """Every e-licence of several holders."""
+    """Every e-licence of several holders: those loaded from the issuing departments and those SH-GOV issued."""
+    wanted = [h.strip().upper() for h in holders]
     version = _version_for(session, "licence", None)
-    return reader.lookup("licence", "holder_id", version, [h.strip().upper() for h in holders], None)
+    loaded = reader.lookup("licence", "holder_id", version, wanted, None)
+    return loaded + [issued.as_register_row(licence) for licence in issued.issued_to(session, wanted)]
 
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:

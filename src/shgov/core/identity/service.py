@@ -500,3 +500,8 @@ def visible_users(session: Session, principal: Principal, action: str, limit: in
             conditions.append(User.department_code.in_(departments))
         query = query.where(or_(*conditions))
     return list(session.scalars(query))
+
+
+def user_by_id_number(session: Session, id_number: str) -> User | None:
+    """The citizen account registered with this ID number, if any."""
+    return session.scalar(select(User).where(User.id_number == id_number.strip().upper()))

@@ -1,0 +1,747 @@
+"""Cases: one application (一表申请) accepted once (一口受理), run through its BPMN process by the
+departments (一网办理), concluded with unified issuance of signed e-licences (统一发证).
+
+Status transitions are a table (``TRANSITIONS``); every step is appended to ``case_history``. The
+process state is stored with the case after each step, so a restart loses nothing. Deadlines are in
+working days from the core calendar; a return for correction (补正) stops the clock until the applicant
+answers, and the paused working days extend the deadlines.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shgov.core.calendar.service import add_working_days, working_days_between
+from shgov.core.db import utcnow
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.events import emit
+from shgov.core.files import FileStore
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import get_user, user_by_id_number
+from shgov.core.notify import Notice, notify
+from shgov.core.orgs.service import department_code, get_department
+from shgov.core.settings import Settings
+from shgov.registers import service as registers
+from shgov.services import service as services
+from shgov.services.service import Applicant, Offering, PrefillContext
+
+from .models import Case, CaseEvent, CaseMaterial, CaseProcess, CaseTask
+
+HANDLE = register_action("cases.task.handle", N_("Handle the tasks of cases routed to the department"))
+APPLY_FOR = register_action("cases.case.apply_for", N_("Apply on behalf of a citizen at a window"))
+READ = register_action("cases.case.read", N_("Read the cases of the department"))
+
+ACCEPT, ISSUE = "accept", "issue"
+OPEN_TASK = ("ready", "claimed")
+# (status, action) → new status. Actions a person takes on a task or a case; "issue" is the system's.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("submitted", "accept"): "in_progress",
+    ("submitted", "return"): "correction",
+    ("submitted", "reject"): "rejected",
+    ("in_progress", "approve"): "in_progress",
+    ("in_progress", "return"): "correction",
+    ("in_progress", "reject"): "rejected",
+    ("in_progress", "supply"): "in_progress",
+    ("correction", "resubmit"): "resubmitted",
+    ("in_progress", "issue"): "concluded",
+}
+STATUS_LABELS = {
+    "submitted": N_("submitted"),
+    "in_progress": N_("in progress"),
+    "correction": N_("awaiting correction"),
+    "rejected": N_("rejected"),
+    "concluded": N_("concluded"),
+}
+
+
+def today() -> date:
+    """Today in the city's time zone (deadlines are counted in local working days)."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def flag(due_on: date | None, warn_days: int, on: date | None = None) -> str:
+    """``overdue`` after the deadline, ``due_soon`` within ``warn_days`` working days of it, else ``""``."""
+    if due_on is None:
+        return ""
+    now = on or today()
+    if now > due_on:
+        return "overdue"
+    return "due_soon" if working_days_between(now, due_on) <= warn_days else ""
+
+
+# -- preparing an application -----------------------------------------------------------------------
+
+
+@dataclass
+class MaterialPlan:
+    """A merged material and how this applicant will provide it."""
+
+    need: services.MaterialNeed
+    licence: dict[str, Any] | None
+
+
+@dataclass
+class Preparation:
+    """Everything the form page shows before submission."""
+
+    offer: Offering
+    sections: list[services.FormSection]
+    prefilled: dict[str, Any]
+    materials: list[MaterialPlan]
+    precheck: services.PrecheckResult
+
+
+def context(session: Session, settings: Settings) -> PrefillContext:
+    """A prefill context over the live registers."""
+    return PrefillContext(session, settings, registers.shared_reader(settings.lake_dir))
+
+
+def prepare(
+    session: Session, settings: Settings, offer: Offering, applicant: Applicant, values: Mapping[str, Any] | None = None
+) -> Preparation:
+    """The form prefilled from the registers, the materials (licences attached), and the pre-check."""
+    ctx = context(session, settings)
+    sections = services.form_for(session, offer)
+    prefilled = services.prefill(ctx, applicant, sections)
+    form_values = {**prefilled, **(values or {})}
+    items = services.included_items(offer, form_values)
+    held = services.licences_of(ctx, applicant)
+    now = today()
+    plans = [MaterialPlan(need, services.licence_for(need, held, now)) for need in services.materials_for(items)]
+    facts = services.applicant_facts(ctx, applicant, form_values, now)
+    return Preparation(offer, sections, prefilled, plans, services.precheck(offer, items, facts))
+
+
+# -- submission -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the applicant chose for a material."""
+
+    name: str
+    data: bytes
+
+
+def _department(session: Session, key: str, level: str, tenant: str, city: str) -> str:
+    if level != "city" and tenant != city:
+        code = department_code(tenant, key)
+        if get_department(session, code) is not None:
+            return code
+    return department_code(city, key)
+
+
+def _case_number(now: datetime) -> str:
+    return f"SH{now:%Y%m%d}{secrets.token_hex(4).upper()}"
+
+
+def _history(
+    session: Session,
+    case: Case,
+    actor: Principal | None,
+    action: str,
+    before: str | None,
+    note: str = "",
+    task_key: str | None = None,
+) -> None:
+    session.add(
+        CaseEvent(
+            case_id=case.id,
+            actor_id=actor.user_id if actor else None,
+            actor_name=actor.display_name if actor else "系统",
+            action=action,
+            task_key=task_key,
+            from_status=before,
+            to_status=case.status,
+            note=note,
+        )
+    )
+
+
+def _tell(session: Session, case: Case, subject: str, body: str = "") -> None:
+    if case.applicant_user_id is None:
+        return
+    user = get_user(session, case.applicant_user_id)
+    notify(
+        session,
+        Notice(
+            case.applicant_user_id,
+            f"【{case.offering_name}】{subject}",
+            body,
+            f"/cases/{case.id}",
+            "cases.case",
+            phone=user.phone if user else None,
+        ),
+    )
+
+
+def submit(
+    session: Session,
+    settings: Settings,
+    store: FileStore,
+    offer: Offering,
+    applicant: Applicant,
+    raw_form: Mapping[str, str],
+    uploads: Mapping[str, Upload],
+    *,
+    channel: str,
+    actor: Principal,
+    client_token: str | None = None,
+) -> Case:
+    """Check everything, then create the case and start its process; nothing is written if a check fails."""
+    if channel not in ("online", "window", "kiosk"):
+        raise InvalidError(f"unknown channel {channel!r}", field="channel")
+    if client_token:
+        existing = session.scalar(select(Case).where(Case.client_token == client_token))
+        if existing is not None:
+            raise ConflictError(
+                f"这份申请已经提交过了（办件编号 {existing.number}），请勿重复提交", field="client_token"
+            )
+    if applicant.kind != offer.target:
+        raise InvalidError("这项服务的申请人应为" + ("个人" if offer.target == "person" else "企业"), field="applicant")
+    prep = prepare(session, settings, offer, applicant)
+    # Prefilled values stand unless the applicant changed them; the register's own key cannot be changed.
+    merged = {**{k: str(v) for k, v in prep.prefilled.items()}, **{k: v for k, v in raw_form.items() if v is not None}}
+    result = services.evaluate_form(prep.sections, merged)
+    if result.errors:
+        name, message = next(iter(result.errors.items()))
+        raise InvalidError(message, field=f"form.{name}")
+    own_key = result.values.get("applicant_id_number") or result.values.get("enterprise_credit_code")
+    if own_key and str(own_key).upper() != applicant.key.upper():
+        raise InvalidError("表中的证件号码与申请人不一致", field="form.applicant_id_number")
+    prep = prepare(session, settings, offer, applicant, result.values)
+    if not prep.precheck.passed:
+        raise InvalidError("不符合申请条件：" + "；".join(prep.precheck.failures), field="conditions")
+    now = today()
+    materials: list[CaseMaterial] = []
+    for plan in prep.materials:
+        need = plan.need
+        upload = uploads.get(need.key)
+        if plan.licence is not None:
+            materials.append(
+                CaseMaterial(
+                    key=need.key,
+                    name=need.name,
+                    necessity=need.necessity,
+                    source="licence",
+                    licence_no=plan.licence["licence_no"],
+                    trust_level=plan.licence.get("trust_level"),
+                )
+            )
+        elif upload is not None and upload.data:
+            checked = services.check_material(need, upload.data, upload.name, settings.max_upload_bytes)
+            stored = store.put(
+                upload.data, upload.name, max_bytes=settings.max_upload_bytes, field=f"material:{need.key}"
+            )
+            materials.append(
+                CaseMaterial(
+                    key=need.key,
+                    name=need.name,
+                    necessity=need.necessity,
+                    source="upload",
+                    digest=stored.digest,
+                    media_type=checked.media_type,
+                    file_name=stored.name,
+                    size=stored.size,
+                    pages=checked.pages,
+                )
+            )
+        elif need.necessity == "必须":
+            raise InvalidError(f"请上传《{need.name}》", field=f"material:{need.key}")
+        elif need.necessity == "容缺":
+            materials.append(
+                CaseMaterial(
+                    key=need.key,
+                    name=need.name,
+                    necessity=need.necessity,
+                    source="pending",
+                    supply_by=add_working_days(now, need.supply_within_days),
+                )
+            )
+    person = services.person_record(context(session, settings), applicant)
+    tenant = (
+        str(person.get("district_code") or settings.city_code) if applicant.kind == "person" else settings.city_code
+    )
+    items = services.included_items(offer, result.values)
+    process_digest = services.process_digest(offer.bpmn)
+    if session.get(CaseProcess, process_digest) is None:
+        session.add(CaseProcess(digest=process_digest, process_id=offer.process_id, bpmn=offer.bpmn))
+    workflow = services.start_process(offer.bpmn, offer.process_id, result.values)
+    applicant_user = (
+        applicant.user_id
+        if applicant.user_id
+        else (u.id if applicant.kind == "person" and (u := user_by_id_number(session, applicant.key)) else None)
+    )
+    case = Case(
+        number=_case_number(utcnow()),
+        offering_kind=offer.kind,
+        offering_code=offer.code,
+        offering_name=offer.name,
+        offering_version=offer.version,
+        applicant_kind=applicant.kind,
+        applicant_key=applicant.key.upper(),
+        applicant_name=str(result.values.get("applicant_name") or result.values.get("enterprise_name") or ""),
+        applicant_user_id=applicant_user,
+        channel=channel,
+        submitted_by=actor.user_id,
+        tenant_code=tenant,
+        status="submitted",
+        form=result.values,
+        prefilled=sorted(k for k, v in prep.prefilled.items() if str(result.values.get(k)) == str(v)),
+        items=[i.code for i in items],
+        process_digest=process_digest,
+        process_state="",
+        promised_days=offer.promised_days,
+        client_token=client_token,
+    )
+    session.add(case)
+    session.flush()
+    for m in materials:
+        m.case_id = case.id
+        session.add(m)
+    _history(session, case, actor, "submit", None, f"渠道：{channel}")
+    _advance(session, settings, case, offer, workflow)
+    _tell(session, case, f"已收到您的申请，办件编号 {case.number}")
+    emit(session, "cases.case.submitted", {"case_id": str(case.id), "offering": offer.code, "channel": channel})
+    return case
+
+
+# -- running the process ----------------------------------------------------------------------------
+
+
+def offering_of(session: Session, case: Case) -> Offering:
+    """The offering a case runs, with the BPMN the case was started with."""
+    offer = services.offering(session, case.offering_kind, case.offering_code)
+    stored = session.get(CaseProcess, case.process_digest)
+    if stored is not None:
+        offer.bpmn, offer.process_id = stored.bpmn, stored.process_id
+    return offer
+
+
+def _advance(session: Session, settings: Settings, case: Case, offer: Offering, workflow: Any) -> None:
+    """Open tasks for the process's ready user tasks; run issuance when it is reached; store the state."""
+    from SpiffWorkflow.util.task import TaskState  # type: ignore[import-untyped]
+
+    open_keys = {
+        t.task_key
+        for t in session.scalars(
+            select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.status.in_((*OPEN_TASK, "returned")))
+        )
+    }
+    while True:
+        ready = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+        issuance = [t for t in ready if t.task_spec.bpmn_id == ISSUE]
+        for task in ready:
+            key = task.task_spec.bpmn_id
+            if key == ISSUE or key in open_keys:
+                continue
+            _open_task(session, settings, case, offer, key, task.task_spec.bpmn_name or key)
+            open_keys.add(key)
+        if not issuance:
+            break
+        _issue(session, settings, case, offer)
+        issuance[0].run()
+        workflow.do_engine_steps()
+    case.process_state = services.dump_process(workflow)
+    if workflow.is_completed() and case.status != "concluded":
+        before = case.status
+        case.status = TRANSITIONS[(case.status, "issue")]
+        case.concluded_at = utcnow()
+        _history(session, case, None, "conclude", before, "统一发证，办结")
+        _tell(session, case, "已办结，电子证照已发放到您的卡包")
+        emit(session, "cases.case.concluded", {"case_id": str(case.id), "offering": case.offering_code})
+
+
+def _open_task(session: Session, settings: Settings, case: Case, offer: Offering, key: str, name: str) -> None:
+    if key == ACCEPT:
+        dept_key, level, days, item_code = offer.accepting_department_key, "district", 1, None
+    else:
+        item = offer.item(offer.tasks[key])
+        dept_key, level, days, item_code = item.department_key, item.level, item.promised_days, item.code
+    dept = _department(session, dept_key, level, case.tenant_code, settings.city_code)
+    session.add(
+        CaseTask(
+            case_id=case.id,
+            task_key=key,
+            name=name,
+            item_code=item_code,
+            department_code=dept,
+            tenant_code=dept.split(".", 1)[0],
+            status="ready",
+            due_on=add_working_days(today(), max(days, 1)),
+        )
+    )
+
+
+def _issue(session: Session, settings: Settings, case: Case, offer: Offering) -> None:
+    for code in case.items:
+        item = offer.item(code)
+        if not item.result_licence_type:
+            continue
+        dept = _department(session, item.department_key, item.level, case.tenant_code, settings.city_code)
+        info = get_department(session, dept)
+        validity = item.result_validity_years
+        issued_on = today()
+        registers.issue_licence(
+            session,
+            settings,
+            licence_type=item.result_licence_type,
+            holder_id=case.applicant_key,
+            holder_name=case.applicant_name,
+            issuer_department=dept,
+            issuer_name=info.name if info else dept,
+            particulars=_particulars(case, item.fields),
+            source_ref=f"case:{case.number}:{item.code}",
+            issued_on=issued_on,
+            expires_on=issued_on.replace(year=issued_on.year + validity) if validity else None,
+        )
+
+
+def _particulars(case: Case, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    # What the licence says beyond its header: the item's own (non-applicant) fields, e.g. the child.
+    skip = set(services.APPLICANT_FIELDS) | set(services.ENTERPRISE_FIELDS)
+    return {
+        f["dictionary"]: case.form[f["dictionary"]]
+        for f in fields
+        if f["dictionary"] not in skip and case.form.get(f["dictionary"]) not in (None, "")
+    }
+
+
+def _load(session: Session, case: Case) -> tuple[Offering, Any]:
+    offer = offering_of(session, case)
+    return offer, services.load_process(offer.bpmn, offer.process_id, case.process_state)
+
+
+def get_task(session: Session, task_id: uuid.UUID) -> CaseTask:
+    """A task by id."""
+    task = session.get(CaseTask, task_id)
+    if task is None:
+        raise NotFoundError("no such task", field="task_id")
+    return task
+
+
+def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, action: str, note: str = "") -> Case:
+    """A department's step on a task: claim, approve, return (补正) or reject, with the reason."""
+    if not actor.allows(HANDLE, task.tenant_code, task.department_code):
+        raise ForbiddenError("this task belongs to another department", field="task_id")
+    case = session.get(Case, task.case_id)
+    assert case is not None  # noqa: S101 - a task's case exists (foreign key)
+    if task.status not in OPEN_TASK:
+        raise ConflictError(f"the task is {task.status}; nothing more can be done with it", field="task_id")
+    if action == "claim":
+        if task.status == "claimed" and task.claimed_by != actor.user_id:
+            raise ConflictError(f"{task.claimed_name} has claimed this task", field="task_id")
+        task.status, task.claimed_by, task.claimed_name = "claimed", actor.user_id, actor.display_name
+        _history(session, case, actor, "claim", case.status, "", task.task_key)
+        return case
+    if task.status == "claimed" and task.claimed_by != actor.user_id:
+        raise ConflictError(f"{task.claimed_name} has claimed this task", field="task_id")
+    step = "accept" if action == "approve" and task.task_key == ACCEPT else action
+    if (case.status, step) not in TRANSITIONS:
+        raise ConflictError(f"a case that is {case.status} cannot be {action}d", field="action")
+    if action in ("return", "reject") and len(note.strip()) < 2:
+        raise InvalidError("请写明理由", field="note")
+    before = case.status
+    case.status = TRANSITIONS[(case.status, step)]
+    task.completed_at = utcnow() if action != "return" else None
+    task.note = note.strip()
+    if action == "approve":
+        task.status = "done"
+        offer, workflow = _load(session, case)
+        if task.task_key == ACCEPT:
+            case.accepted_at = utcnow()
+            case.due_on = add_working_days(today(), max(case.promised_days, 1))
+        from SpiffWorkflow.util.task import TaskState
+
+        spiff = next(t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.bpmn_id == task.task_key)
+        spiff.run()
+        workflow.do_engine_steps()
+        _history(session, case, actor, "accept" if step == "accept" else "approve", before, note, task.task_key)
+        _tell(session, case, f"{task.name}：已办理" if step != "accept" else "已受理")
+        _advance(session, settings, case, offer, workflow)
+    elif action == "return":
+        task.status = "returned"
+        case.suspended_on = today()
+        _history(session, case, actor, "return", before, note, task.task_key)
+        _tell(session, case, "需要补正材料", note)
+    elif action == "reject":
+        task.status = "rejected"
+        for other in session.scalars(
+            select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.status.in_(OPEN_TASK))
+        ):
+            other.status = "cancelled"
+        case.concluded_at = utcnow()
+        case.outcome_note = note.strip()
+        _history(session, case, actor, "reject", before, note, task.task_key)
+        _tell(session, case, "未予通过", note)
+    else:
+        raise InvalidError(f"unknown action {action!r}", field="action")
+    session.flush()
+    return case
+
+
+def resubmit(
+    session: Session,
+    settings: Settings,
+    store: FileStore,
+    case: Case,
+    actor: Principal,
+    changes: Mapping[str, str],
+    uploads: Mapping[str, Upload],
+) -> Case:
+    """The applicant answers a return for correction (补正): the clock resumes, the task is ready again."""
+    if case.status != "correction":
+        raise ConflictError("this case is not waiting for a correction", field="case_id")
+    offer = offering_of(session, case)
+    sections = services.form_for(session, offer)
+    result = services.evaluate_form(
+        sections, {**{k: "" if v is None else str(v) for k, v in case.form.items()}, **changes}
+    )
+    if result.errors:
+        name, message = next(iter(result.errors.items()))
+        raise InvalidError(message, field=f"form.{name}")
+    _store_uploads(session, settings, store, case, offer, uploads)
+    case.form = result.values
+    paused = max(working_days_between(case.suspended_on or today(), today()), 0)
+    case.paused_days += paused
+    returned = session.scalars(select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.status == "returned")).all()
+    for task in returned:
+        task.status = "ready"
+        task.claimed_by, task.claimed_name = None, ""
+        task.due_on = add_working_days(task.due_on, paused)
+    if case.due_on is not None:
+        case.due_on = add_working_days(case.due_on, paused)
+    case.suspended_on = None
+    before = case.status
+    case.status = "in_progress" if case.accepted_at else "submitted"
+    _history(session, case, actor, "resubmit", before, f"补正已提交，暂停 {paused} 个工作日")
+    session.flush()
+    return case
+
+
+def supply(
+    session: Session, settings: Settings, store: FileStore, case: Case, actor: Principal, uploads: Mapping[str, Upload]
+) -> Case:
+    """Hand in a material accepted as owed (容缺)."""
+    if case.status in ("rejected", "concluded") and not uploads:
+        raise ConflictError("the case is closed", field="case_id")
+    offer = offering_of(session, case)
+    _store_uploads(session, settings, store, case, offer, uploads)
+    _history(session, case, actor, "supply", case.status, "补交容缺材料：" + "、".join(uploads))
+    session.flush()
+    return case
+
+
+def _store_uploads(
+    session: Session, settings: Settings, store: FileStore, case: Case, offer: Offering, uploads: Mapping[str, Upload]
+) -> None:
+    needs = {n.key: n for n in services.materials_for([offer.item(c) for c in case.items])}
+    for key, upload in uploads.items():
+        need = needs.get(key)
+        if need is None:
+            raise InvalidError(f"this case needs no material {key!r}", field=f"material:{key}")
+        checked = services.check_material(need, upload.data, upload.name, settings.max_upload_bytes)
+        stored = store.put(upload.data, upload.name, max_bytes=settings.max_upload_bytes, field=f"material:{key}")
+        row = session.scalar(select(CaseMaterial).where(CaseMaterial.case_id == case.id, CaseMaterial.key == key))
+        if row is None:
+            row = CaseMaterial(case_id=case.id, key=key, name=need.name, necessity=need.necessity)
+            session.add(row)
+        row.source, row.digest, row.media_type = "upload", stored.digest, checked.media_type
+        row.file_name, row.size, row.pages, row.supplied_at = stored.name, stored.size, checked.pages, utcnow()
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def get_case(session: Session, case_id: uuid.UUID) -> Case:
+    """A case by id."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError("no such case", field="case_id")
+    return case
+
+
+def may_see(session: Session, principal: Principal, case: Case) -> bool:
+    """The applicant, the clerk who submitted it, and the departments with a task on it."""
+    if case.applicant_user_id == principal.user_id or case.submitted_by == principal.user_id:
+        return True
+    if principal.kind == "citizen":
+        user = get_user(session, principal.user_id)
+        return bool(user and user.id_number and user.id_number == case.applicant_key)
+    tasks = session.scalars(select(CaseTask).where(CaseTask.case_id == case.id))
+    return any(
+        principal.allows(READ, t.tenant_code, t.department_code)
+        or principal.allows(HANDLE, t.tenant_code, t.department_code)
+        for t in tasks
+    )
+
+
+def cases_of(session: Session, principal: Principal) -> list[Case]:
+    """The cases a citizen or enterprise applied for (their own account or their ID)."""
+    user = get_user(session, principal.user_id)
+    keys = [k for k in ((user.id_number, user.credit_code) if user else ()) if k]
+    query = select(Case).order_by(Case.created_at.desc())
+    query = query.where(
+        (Case.applicant_user_id == principal.user_id) | (Case.applicant_key.in_(keys))
+        if keys
+        else Case.applicant_user_id == principal.user_id
+    )
+    return list(session.scalars(query))
+
+
+def tasks_of(session: Session, case_id: uuid.UUID) -> list[CaseTask]:
+    """A case's tasks in the order they opened."""
+    return list(session.scalars(select(CaseTask).where(CaseTask.case_id == case_id).order_by(CaseTask.ready_at)))
+
+
+def history(session: Session, case_id: uuid.UUID) -> list[CaseEvent]:
+    """A case's history, oldest first."""
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at)))
+
+
+def materials(session: Session, case_id: uuid.UUID) -> list[CaseMaterial]:
+    """A case's materials."""
+    return list(
+        session.scalars(select(CaseMaterial).where(CaseMaterial.case_id == case_id).order_by(CaseMaterial.name))
+    )
+
+
+def licences(session: Session, case: Case) -> list[dict[str, Any]]:
+    """The licences issued for a case."""
+    rows = []
+    for code in case.items:
+        for row in registers.issued_licences_for(session, f"case:{case.number}:{code}"):
+            rows.append(row)
+    return rows
+
+
+def worklist(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str = "open",
+    item_code: str = "",
+    flagged: str = "",
+    warn_days: int = 2,
+) -> list[tuple[CaseTask, Case, str]]:
+    """The tasks of the departments the staff member serves: (task, case, deadline flag), most urgent first."""
+    departments = principal.departments_for(HANDLE)
+    tenants = principal.tenants_for(HANDLE)
+    query = select(CaseTask, Case).join(Case, Case.id == CaseTask.case_id)
+    if tenants is not None:
+        conditions = [CaseTask.department_code.in_(departments)] if departments else []
+        if tenants:
+            conditions.append(CaseTask.tenant_code.in_([t for t in tenants if t]))
+        if not conditions:
+            return []
+        from sqlalchemy import or_
+
+        query = query.where(or_(*conditions))
+    if status == "open":
+        query = query.where(CaseTask.status.in_(OPEN_TASK))
+    elif status:
+        query = query.where(CaseTask.status == status)
+    if item_code:
+        query = query.where(CaseTask.item_code == item_code)
+    rows = [
+        (t, c, flag(t.due_on, warn_days) if t.status in OPEN_TASK else "")
+        for t, c in session.execute(query.order_by(CaseTask.due_on, CaseTask.ready_at).limit(500))
+    ]
+    rows = [r for r in rows if principal.allows(HANDLE, r[0].tenant_code, r[0].department_code)]
+    if flagged:
+        rows = [r for r in rows if r[2] == flagged]
+    return rows
+
+
+def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
+    """Give the window and case-worker roles their actions; create department staff for the demo bundles."""
+    from shgov.core.identity.demo import DEMO_PASSWORD
+    from shgov.core.identity.permissions import Scope
+    from shgov.core.identity.service import add_actions_to_role, assign_role, create_user
+
+    add_actions_to_role(session, "case_worker", (HANDLE, READ))
+    add_actions_to_role(session, "window_clerk", (HANDLE, READ, APPLY_FOR))
+    created = _demo_parent(session, settings)
+    for username, name, dept in DEMO_STAFF:
+        if user_by_username(session, username) is not None:
+            continue
+        tenant = dept.split(".", 1)[0]
+        user = create_user(
+            session,
+            kind="staff",
+            username=username,
+            display_name=name,
+            password=DEMO_PASSWORD,
+            tenant_code=tenant,
+            department_code=dept,
+        )
+        assign_role(session, user.id, "case_worker", Scope(tenant, dept))
+        created += 1
+    return {"staff": created}
+
+
+def _demo_parent(session: Session, settings: Settings) -> int:
+    # A married resident of Pudong in the register signs in as "parent" to try 小孩出生一件事.
+    import polars as pl
+
+    from shgov.core.identity.demo import DEMO_PASSWORD
+    from shgov.core.identity.service import create_user
+    from shgov.lake import service as lake
+
+    marriages = lake.read_current(settings.lake_dir, "marriages")
+    population = lake.read_current(settings.lake_dir, "population")
+    if marriages is None or population is None or user_by_username(session, "parent") is not None:
+        return 0
+    married = marriages.filter(pl.col("marital_status") == "已婚").select("id_number", "spouse_id_number")
+    candidates = population.join(married, on="id_number").filter(
+        (pl.col("district_code") == "310115")
+        & (pl.col("birth_date") > date(1986, 1, 1))
+        & (pl.col("birth_date") < date(2000, 1, 1))
+    )
+    for row in candidates.head(50).iter_rows(named=True):
+        if user_by_id_number(session, row["id_number"]) is None:
+            create_user(
+                session,
+                kind="citizen",
+                username="parent",
+                display_name=row["name"],
+                password=DEMO_PASSWORD,
+                id_number=row["id_number"],
+                phone="13900001111",
+            )
+            return 1
+    return 0
+
+
+DEMO_STAFF = (
+    ("pudong.wj", "浦东新区卫健委经办 何静", "310115.wj"),
+    ("pudong.ga", "浦东公安分局户籍民警 马骏", "310115.ga"),
+    ("pudong.yb", "浦东新区医保局经办 许梅", "310115.yb"),
+)
+
+
+def user_by_username(session: Session, username: str) -> Any:
+    """The account called ``username``."""
+    from shgov.core.identity.models import User
+
+    return session.scalar(select(User).where(User.username == username))
+
+
+def demo_accounts(settings: Settings) -> list[tuple[str, str, str]]:
+    """The demo's department staff, for the console and the sign-in page."""
+    from shgov.core.identity.demo import DEMO_PASSWORD
+
+    return [("parent", DEMO_PASSWORD, "市民（小孩出生一件事）")] + [
+        (u, DEMO_PASSWORD, "审批经办人员") for u, _n, _d in DEMO_STAFF
+    ]

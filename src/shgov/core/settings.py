@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A well-known placeholder: accepted only in the dev environment so that a forgotten secret in
@@ -96,6 +96,12 @@ class ServicesSettings(BaseModel):
     # The SM2 key that signs issued e-licences (hex private key on the first line). Created on first use
     # under ``<data_dir>/keys/`` when not set; production points this at a key kept outside the data folder.
     licence_key_file: Path | None = None
+
+    @field_validator("licence_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     # A task or case is flagged "due soon" this many working days before its promised deadline.
     warn_working_days: int = Field(default=2, ge=0, le=30)
     # A kiosk signs its visitor out after this much inactivity.

@@ -20,7 +20,7 @@ from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import get_user
-from shgov.core.ids import mask_personal
+from shgov.core.ids import mask_personal, validate_id_number
 from shgov.registers import service as registers
 from shgov.services import service as services
 
@@ -32,8 +32,6 @@ def applicant_for(session: SessionDep, principal: Principal, on_behalf: str | No
     if on_behalf:
         if not principal.has_action(cases.APPLY_FOR):
             raise ForbiddenError("only window staff apply on behalf of someone", field="applicant")
-        from shgov.core.ids import validate_id_number
-
         try:
             key = validate_id_number(on_behalf)
         except ValueError as exc:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+import polars as pl
+from SpiffWorkflow.util.task import TaskState  # type: ignore[import-untyped]
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shgov.core.calendar.service import add_working_days, working_days_between
@@ -25,11 +27,14 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import emit
 from shgov.core.files import FileStore
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import get_user, user_by_id_number
+from shgov.core.identity.demo import DEMO_PASSWORD
+from shgov.core.identity.models import User
+from shgov.core.identity.permissions import Principal, Scope, register_action
+from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, get_user, user_by_id_number
 from shgov.core.notify import Notice, notify
 from shgov.core.orgs.service import department_code, get_department
 from shgov.core.settings import Settings
+from shgov.lake import service as lake
 from shgov.registers import service as registers
 from shgov.services import service as services
 from shgov.services.service import Applicant, Offering, PrefillContext
@@ -65,9 +70,7 @@ STATUS_LABELS = {
 
 def today() -> date:
     """Today in the city's time zone (deadlines are counted in local working days)."""
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return lake.today_local()
 
 
 def flag(due_on: date | None, warn_days: int, on: date | None = None) -> str:
@@ -108,10 +111,16 @@ def context(session: Session, settings: Settings) -> PrefillContext:
 
 
 def prepare(
-    session: Session, settings: Settings, offer: Offering, applicant: Applicant, values: Mapping[str, Any] | None = None
+    session: Session,
+    settings: Settings,
+    offer: Offering,
+    applicant: Applicant,
+    values: Mapping[str, Any] | None = None,
+    ctx: PrefillContext | None = None,
 ) -> Preparation:
-    """The form prefilled from the registers, the materials (licences attached), and the pre-check."""
-    ctx = context(session, settings)
+    """The form prefilled from the registers, the materials (licences attached), and the pre-check.
+    Pass ``ctx`` to reuse the register lookups already made for the same applicant."""
+    ctx = ctx or context(session, settings)
     sections = services.form_for(session, offer)
     prefilled = services.prefill(ctx, applicant, sections)
     form_values = {**prefilled, **(values or {})}
@@ -210,7 +219,8 @@ def submit(
             )
     if applicant.kind != offer.target:
         raise InvalidError("这项服务的申请人应为" + ("个人" if offer.target == "person" else "企业"), field="applicant")
-    prep = prepare(session, settings, offer, applicant)
+    ctx = context(session, settings)
+    prep = prepare(session, settings, offer, applicant, ctx=ctx)
     # Prefilled values stand unless the applicant changed them; the register's own key cannot be changed.
     merged = {**{k: str(v) for k, v in prep.prefilled.items()}, **{k: v for k, v in raw_form.items() if v is not None}}
     result = services.evaluate_form(prep.sections, merged)
@@ -220,7 +230,7 @@ def submit(
     own_key = result.values.get("applicant_id_number") or result.values.get("enterprise_credit_code")
     if own_key and str(own_key).upper() != applicant.key.upper():
         raise InvalidError("表中的证件号码与申请人不一致", field="form.applicant_id_number")
-    prep = prepare(session, settings, offer, applicant, result.values)
+    prep = prepare(session, settings, offer, applicant, result.values, ctx)
     if not prep.precheck.passed:
         raise InvalidError("不符合申请条件：" + "；".join(prep.precheck.failures), field="conditions")
     now = today()
@@ -240,21 +250,9 @@ def submit(
                 )
             )
         elif upload is not None and upload.data:
-            checked = services.check_material(need, upload.data, upload.name, settings.max_upload_bytes)
-            stored = store.put(
-                upload.data, upload.name, max_bytes=settings.max_upload_bytes, field=f"material:{need.key}"
-            )
             materials.append(
                 CaseMaterial(
-                    key=need.key,
-                    name=need.name,
-                    necessity=need.necessity,
-                    source="upload",
-                    digest=stored.digest,
-                    media_type=checked.media_type,
-                    file_name=stored.name,
-                    size=stored.size,
-                    pages=checked.pages,
+                    key=need.key, name=need.name, necessity=need.necessity, **_uploaded(settings, store, need, upload)
                 )
             )
         elif need.necessity == "必须":
@@ -269,7 +267,7 @@ def submit(
                     supply_by=add_working_days(now, need.supply_within_days),
                 )
             )
-    person = services.person_record(context(session, settings), applicant)
+    person = services.person_record(ctx, applicant)
     tenant = (
         str(person.get("district_code") or settings.city_code) if applicant.kind == "person" else settings.city_code
     )
@@ -331,8 +329,6 @@ def offering_of(session: Session, case: Case) -> Offering:
 
 def _advance(session: Session, settings: Settings, case: Case, offer: Offering, workflow: Any) -> None:
     """Open tasks for the process's ready user tasks; run issuance when it is reached; store the state."""
-    from SpiffWorkflow.util.task import TaskState  # type: ignore[import-untyped]
-
     open_keys = {
         t.task_key
         for t in session.scalars(
@@ -462,7 +458,6 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
         if task.task_key == ACCEPT:
             case.accepted_at = utcnow()
             case.due_on = add_working_days(today(), max(case.promised_days, 1))
-        from SpiffWorkflow.util.task import TaskState
 
         spiff = next(t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.bpmn_id == task.task_key)
         spiff.run()
@@ -551,14 +546,28 @@ def _store_uploads(
         need = needs.get(key)
         if need is None:
             raise InvalidError(f"this case needs no material {key!r}", field=f"material:{key}")
-        checked = services.check_material(need, upload.data, upload.name, settings.max_upload_bytes)
-        stored = store.put(upload.data, upload.name, max_bytes=settings.max_upload_bytes, field=f"material:{key}")
+        values = _uploaded(settings, store, need, upload)
         row = session.scalar(select(CaseMaterial).where(CaseMaterial.case_id == case.id, CaseMaterial.key == key))
         if row is None:
             row = CaseMaterial(case_id=case.id, key=key, name=need.name, necessity=need.necessity)
             session.add(row)
-        row.source, row.digest, row.media_type = "upload", stored.digest, checked.media_type
-        row.file_name, row.size, row.pages, row.supplied_at = stored.name, stored.size, checked.pages, utcnow()
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.supplied_at = utcnow()
+
+
+def _uploaded(settings: Settings, store: FileStore, need: services.MaterialNeed, upload: Upload) -> dict[str, Any]:
+    """材料预审, then storage, of one upload: the file columns of its material row."""
+    checked = services.check_material(need, upload.data, upload.name, settings.max_upload_bytes)
+    stored = store.put(upload.data, upload.name, max_bytes=settings.max_upload_bytes, field=f"material:{need.key}")
+    return {
+        "source": "upload",
+        "digest": stored.digest,
+        "media_type": checked.media_type,
+        "file_name": stored.name,
+        "size": stored.size,
+        "pages": checked.pages,
+    }
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -645,7 +654,6 @@ def worklist(
             conditions.append(CaseTask.tenant_code.in_([t for t in tenants if t]))
         if not conditions:
             return []
-        from sqlalchemy import or_
 
         query = query.where(or_(*conditions))
     if status == "open":
@@ -666,13 +674,10 @@ def worklist(
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     """Give the window and case-worker roles their actions; create department staff for the demo bundles."""
-    from shgov.core.identity.demo import DEMO_PASSWORD
-    from shgov.core.identity.permissions import Scope
-    from shgov.core.identity.service import add_actions_to_role, assign_role, create_user
-
     add_actions_to_role(session, "case_worker", (HANDLE, READ))
     add_actions_to_role(session, "window_clerk", (HANDLE, READ, APPLY_FOR))
-    created = _demo_parent(session, settings)
+    parent = _demo_parent(session, settings)
+    created = 0
     for username, name, dept in DEMO_STAFF:
         if user_by_username(session, username) is not None:
             continue
@@ -688,17 +693,11 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
         )
         assign_role(session, user.id, "case_worker", Scope(tenant, dept))
         created += 1
-    return {"staff": created}
+    return {"staff": created, "parent": parent}
 
 
 def _demo_parent(session: Session, settings: Settings) -> int:
     # A married resident of Pudong in the register signs in as "parent" to try 小孩出生一件事.
-    import polars as pl
-
-    from shgov.core.identity.demo import DEMO_PASSWORD
-    from shgov.core.identity.service import create_user
-    from shgov.lake import service as lake
-
     marriages = lake.read_current(settings.lake_dir, "marriages")
     population = lake.read_current(settings.lake_dir, "population")
     if marriages is None or population is None or user_by_username(session, "parent") is not None:
@@ -731,17 +730,13 @@ DEMO_STAFF = (
 )
 
 
-def user_by_username(session: Session, username: str) -> Any:
+def user_by_username(session: Session, username: str) -> User | None:
     """The account called ``username``."""
-    from shgov.core.identity.models import User
-
     return session.scalar(select(User).where(User.username == username))
 
 
 def demo_accounts(settings: Settings) -> list[tuple[str, str, str]]:
     """The demo's department staff, for the console and the sign-in page."""
-    from shgov.core.identity.demo import DEMO_PASSWORD
-
     return [("parent", DEMO_PASSWORD, "市民（小孩出生一件事）")] + [
         (u, DEMO_PASSWORD, "审批经办人员") for u, _n, _d in DEMO_STAFF
     ]

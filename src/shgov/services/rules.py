@@ -81,7 +81,7 @@ def holds(rule: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
         return _present(value)
     if op == "absent":
         return not _present(value)
-    if not _present(value) and value is not False:
+    if not _present(value):
         return False
     try:
         return bool(_COMPARE[op](value, rule["value"]))

@@ -10,7 +10,6 @@ from shgov.services.rules import check_rule
 
 ITEM_TYPES = ("行政许可", "行政给付", "行政确认", "行政征收", "行政奖励", "行政裁决", "公共服务", "其他行政权力")
 FIELD_KINDS = ("text", "id_number", "credit_code", "phone", "date", "integer", "select", "bool")
-FILE_KINDS = ("pdf", "jpg", "png")
 
 
 def _all_kinds() -> list[Literal["pdf", "jpg", "png"]]:

@@ -402,15 +402,9 @@ def form_for(session: Session, offer: Offering) -> list[FormSection]:
     placed: set[str] = set()
     sections: list[FormSection] = []
     who = APPLICANT_FIELDS if offer.target == "person" else ENTERPRISE_FIELDS
-    head = [c for c in who if c in required or c in who]
-    sections.append(
-        FormSection(
-            "applicant",
-            "申请人信息" if offer.target == "person" else "企业信息",
-            tuple(make(c, c in required and required[c]) for c in head),
-        )
-    )
-    placed.update(head)
+    title = "申请人信息" if offer.target == "person" else "企业信息"
+    sections.append(FormSection("applicant", title, tuple(make(c) for c in who)))
+    placed.update(who)
     for s in offer.sections:
         fields = tuple(make(c) for c in s["fields"] if c in dictionary)
         placed.update(s["fields"])

@@ -72,6 +72,8 @@ $(VENDOR)/.built: node_modules/.package-lock.json
 	cp node_modules/swagger-ui-dist/LICENSE $(VENDOR)/LICENSE-swagger-ui
 	cp node_modules/echarts/LICENSE $(VENDOR)/LICENSE-echarts
 	cp node_modules/htmx.org/LICENSE $(VENDOR)/LICENSE-htmx
+	cp node_modules/jsqr/dist/jsQR.js $(VENDOR)/jsqr.min.js
+	cp node_modules/jsqr/LICENSE $(VENDOR)/LICENSE-jsqr
 	touch $@
 
 catalogs: $(COMPILED)

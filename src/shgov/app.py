@@ -116,7 +116,13 @@ def create_app(
         if folder.is_dir():
             template_dirs.append(folder)
 
-    templates = Templates(template_dirs, city_name=settings.city_name, dev=settings.env == "dev")
+    templates = Templates(
+        template_dirs,
+        city_name=settings.city_name,
+        dev=settings.env == "dev",
+        kiosk_idle_seconds=settings.services.kiosk_idle_seconds,
+        timezone=settings.timezone,
+    )
     responder = ProblemResponder()
     templates.install(responder)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
 
@@ -15,34 +16,17 @@ from shgov.cases import service as cases
 from shgov.cases.models import Case
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import ForbiddenError, InvalidError, NotFoundError, Problem
-from shgov.core.files import read_upload
+from shgov.core.files import FileStore, read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import get_user
-from shgov.core.ids import mask_personal, validate_id_number
+from shgov.core.ids import mask_personal
+from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.services import service as services
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=JsonRoute)
-
-
-def applicant_for(session: SessionDep, principal: Principal, on_behalf: str | None) -> services.Applicant:
-    """The applicant: the caller themself, or (window staff only) the person whose ID they checked."""
-    if on_behalf:
-        if not principal.has_action(cases.APPLY_FOR):
-            raise ForbiddenError("only window staff apply on behalf of someone", field="applicant")
-        try:
-            key = validate_id_number(on_behalf)
-        except ValueError as exc:
-            raise InvalidError(f"身份证号无效：{exc}", field="applicant") from exc
-        return services.Applicant("person", key)
-    user = get_user(session, principal.user_id)
-    if user and user.id_number:
-        return services.Applicant("person", user.id_number, user.id)
-    if user and user.credit_code:
-        return services.Applicant("enterprise", user.credit_code, user.id)
-    raise ForbiddenError("apply with a citizen or enterprise account, or at a window", field="applicant")
 
 
 class CaseOut(BaseModel):
@@ -78,8 +62,7 @@ class CaseOut(BaseModel):
 def case_out(session: SessionDep, principal: Principal, case: Case, settings: Any) -> CaseOut:
     """A case with tasks, materials, history and licences; personal data masked for anyone but the applicant."""
     out = CaseOut.model_validate(case)
-    own = case.applicant_user_id == principal.user_id or principal.kind == "citizen"
-    if not own:
+    if not cases.is_applicant(session, principal, case):
         out.form = {k: mask_personal(v, k) for k, v in case.form.items()}
         out.applicant_key = str(mask_personal(case.applicant_key, "id_number"))
     warn = settings.services.warn_working_days
@@ -128,7 +111,8 @@ def case_out(session: SessionDep, principal: Principal, case: Case, settings: An
     return out
 
 
-async def _uploads(request: Request, settings: Any) -> tuple[dict[str, str], dict[str, cases.Upload]]:
+async def read_application(request: Request, max_bytes: int) -> tuple[dict[str, str], dict[str, cases.Upload]]:
+    """The text fields and the ``material:<key>`` files of a multipart application form."""
     form = await request.form()
     values: dict[str, str] = {}
     uploads: dict[str, cases.Upload] = {}
@@ -136,12 +120,48 @@ async def _uploads(request: Request, settings: Any) -> tuple[dict[str, str], dic
         if isinstance(value, StarletteUpload):
             if name.startswith("material:") and (value.filename or value.size):
                 key = name.removeprefix("material:")
-                uploads[key] = cases.Upload(
-                    value.filename or "", await read_upload(value, settings.max_upload_bytes, name)
-                )
+                try:
+                    data = await read_upload(value, max_bytes, name)
+                except InvalidError as exc:
+                    limit = f"{max_bytes / 1024 / 1024:.1f}".rstrip("0").rstrip(".")
+                    raise InvalidError(
+                        f"《{value.filename}》超过 {limit} MB 的上限，请压缩或分页后重新上传", field=name
+                    ) from exc
+                uploads[key] = cases.Upload(value.filename or "", data)
         else:
             values[name] = value
     return values, uploads
+
+
+def submit_application(
+    session: Session,
+    settings: Settings,
+    store: FileStore,
+    principal: Principal,
+    kind: str,
+    code: str,
+    values: dict[str, str],
+    uploads: dict[str, cases.Upload],
+) -> Case:
+    """Submit a read application form: window staff name the ``applicant`` and confirm ``identity_checked``."""
+    on_behalf = values.pop("applicant", None) or None
+    channel = values.pop("channel", "window" if on_behalf else "online")
+    if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
+        raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
+    token = values.pop("client_token", None) or None
+    values.pop("csrf_token", None)
+    return cases.submit(
+        session,
+        settings,
+        store,
+        services.offering(session, kind, code),
+        cases.applicant_for(session, principal, on_behalf),
+        values,
+        uploads,
+        channel=channel,
+        actor=principal,
+        client_token=token,
+    )
 
 
 @router.get("/offerings/{kind}/{code}/prepare")
@@ -154,7 +174,7 @@ def prepare(
     applicant: Annotated[str | None, Query(max_length=18)] = None,
 ) -> dict[str, Any]:
     """The form prefilled for the caller (or the person at the window), the materials, the pre-check."""
-    who = applicant_for(session, principal, applicant)
+    who = cases.applicant_for(session, principal, applicant)
     prep = cases.prepare(session, settings, services.offering(session, kind, code), who)
     return {
         "sections": [
@@ -199,33 +219,15 @@ async def apply(
 ) -> CaseOut:
     """Submit an application (multipart: form fields, ``material:<key>`` files, ``client_token``,
     ``channel``; window staff add ``applicant`` and ``identity_checked``)."""
-    values, uploads = await _uploads(request, settings)
-    on_behalf = values.pop("applicant", None) or None
-    channel = values.pop("channel", "window" if on_behalf else "online")
-    if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
-        raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
-    token = values.pop("client_token", None) or None
-    values.pop("csrf_token", None)
-    who = applicant_for(session, principal, on_behalf)
-    case = cases.submit(
-        session,
-        settings,
-        store,
-        services.offering(session, kind, code),
-        who,
-        values,
-        uploads,
-        channel=channel,
-        actor=principal,
-        client_token=token,
-    )
+    values, uploads = await read_application(request, settings.max_upload_bytes)
+    case = submit_application(session, settings, store, principal, kind, code, values, uploads)
     audit(
         request,
         principal,
         "cases.case.submit",
         object_type="case",
         object_id=str(case.id),
-        details={"channel": channel},
+        details={"channel": case.channel},
     )
     return case_out(session, principal, case, settings)
 
@@ -272,7 +274,7 @@ async def correct(
 ) -> CaseOut:
     """The applicant answers a return for correction (changed fields and/or files)."""
     case = _visible(session, principal, case_id)
-    values, uploads = await _uploads(request, settings)
+    values, uploads = await read_application(request, settings.max_upload_bytes)
     values.pop("csrf_token", None)
     cases.resubmit(session, settings, store, case, principal, values, uploads)
     return case_out(session, principal, case, settings)
@@ -289,7 +291,7 @@ async def supply(
 ) -> CaseOut:
     """Hand in materials owed (容缺)."""
     case = _visible(session, principal, case_id)
-    _values, uploads = await _uploads(request, settings)
+    _values, uploads = await read_application(request, settings.max_upload_bytes)
     if not uploads:
         raise InvalidError("choose the file to hand in", field="material")
     cases.supply(session, settings, store, case, principal, uploads)

@@ -31,6 +31,7 @@ from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, Scope, register_action
 from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, get_user, user_by_id_number
+from shgov.core.ids import validate_id_number
 from shgov.core.notify import Notice, notify
 from shgov.core.orgs.service import department_code, get_department
 from shgov.core.settings import Settings
@@ -103,6 +104,24 @@ class Preparation:
     prefilled: dict[str, Any]
     materials: list[MaterialPlan]
     precheck: services.PrecheckResult
+
+
+def applicant_for(session: Session, principal: Principal, on_behalf: str | None) -> Applicant:
+    """The applicant: the caller themself, or (window staff only) the person whose ID they checked."""
+    if on_behalf:
+        if not principal.has_action(APPLY_FOR):
+            raise ForbiddenError("only window staff apply on behalf of someone", field="applicant")
+        try:
+            key = validate_id_number(on_behalf)
+        except ValueError as exc:
+            raise InvalidError(f"身份证号无效：{exc}", field="applicant") from exc
+        return Applicant("person", key)
+    user = get_user(session, principal.user_id)
+    if user and user.id_number:
+        return Applicant("person", user.id_number, user.id)
+    if user and user.credit_code:
+        return Applicant("enterprise", user.credit_code, user.id)
+    raise ForbiddenError("apply with a citizen or enterprise account, or at a window", field="applicant")
 
 
 def context(session: Session, settings: Settings) -> PrefillContext:
@@ -581,13 +600,23 @@ def get_case(session: Session, case_id: uuid.UUID) -> Case:
     return case
 
 
+def is_applicant(session: Session, principal: Principal, case: Case) -> bool:
+    """Whether the caller is the case's applicant (by account, or by the ID / credit code of their account)."""
+    if case.applicant_user_id is not None and case.applicant_user_id == principal.user_id:
+        return True
+    if principal.kind not in ("citizen", "enterprise"):
+        return False
+    user = get_user(session, principal.user_id)
+    keys = {k.upper() for k in ((user.id_number, user.credit_code) if user else ()) if k}
+    return case.applicant_key.upper() in keys
+
+
 def may_see(session: Session, principal: Principal, case: Case) -> bool:
     """The applicant, the clerk who submitted it, and the departments with a task on it."""
-    if case.applicant_user_id == principal.user_id or case.submitted_by == principal.user_id:
+    if case.submitted_by == principal.user_id or is_applicant(session, principal, case):
         return True
-    if principal.kind == "citizen":
-        user = get_user(session, principal.user_id)
-        return bool(user and user.id_number and user.id_number == case.applicant_key)
+    if principal.kind in ("citizen", "enterprise"):
+        return False
     tasks = session.scalars(select(CaseTask).where(CaseTask.case_id == case.id))
     return any(
         principal.allows(READ, t.tenant_code, t.department_code)
@@ -727,6 +756,7 @@ DEMO_STAFF = (
     ("pudong.wj", "浦东新区卫健委经办 何静", "310115.wj"),
     ("pudong.ga", "浦东公安分局户籍民警 马骏", "310115.ga"),
     ("pudong.yb", "浦东新区医保局经办 许梅", "310115.yb"),
+    ("pudong.rs", "浦东新区人社局经办 丁磊", "310115.rs"),
 )
 
 

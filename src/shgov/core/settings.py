@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     env: Environment = "prod"
     city_code: str = "310000"
     city_name: str = "上海市"
+    # The city's time zone: times shown to people are local times.
+    timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     log_level: str = "INFO"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -55,8 +55,10 @@ def mine(
     settings: SettingsDep,
     principal: WebUser,
     error: str | None = None,
+    element: Annotated[str, Query(max_length=63)] = "",
 ) -> Response:
-    """The disputes the visitor filed, and a form to file one about their own record."""
+    """The disputes the visitor filed, and a form to file one about their own record (``element``
+    preselects the value, e.g. from a prefilled form field)."""
     who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
@@ -72,6 +74,7 @@ def mine(
             "elements": elements,
             "error": error,
             "today": lake.today_local(),
+            "chosen": element,
         },
     )
 

@@ -191,9 +191,11 @@ def code_of(licence: IssuedLicence) -> str:
 
 
 def qr_svg(text: str, scale: int = 4) -> str:
-    """An SVG QR code of ``text`` (medium error correction), for pages."""
+    """An SVG QR code of ``text`` (medium error correction) that scales to its box (a viewBox, no fixed size)."""
     buffer = io.BytesIO()
-    segno.make(text, error="m", micro=False).save(buffer, kind="svg", scale=scale, xmldecl=False, svgns=True)
+    segno.make(text, error="m", micro=False).save(
+        buffer, kind="svg", scale=scale, xmldecl=False, svgns=True, omitsize=True
+    )
     return buffer.getvalue().decode()
 
 

@@ -77,19 +77,7 @@ async def import_items(
     """Import items from CSV or JSON, all or nothing."""
     _admin(principal)
     data = await read_upload(file, settings.max_upload_bytes, "file")
-    try:
-        content = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidError("the file is not UTF-8 text", field="file") from exc
-    if (file.filename or "").lower().endswith(".csv"):
-        rows = services.items_from_csv(content)
-    else:
-        try:
-            rows = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise InvalidError(f"not JSON: {exc.msg} (line {exc.lineno})", field="file") from exc
-        if not isinstance(rows, list):
-            raise InvalidError("the JSON must be a list of items", field="file")
+    rows = services.parse_items_file(file.filename or "", data)
     counts = services.import_items(session, rows)
     audit(request, principal, "services.item.import", object_type="service_items", details=counts)
     return counts
@@ -128,15 +116,26 @@ def put_bundle(
 @router.get("/offerings/{kind}/{code}/guide")
 def guide(session: SessionDep, kind: str, code: str) -> dict[str, Any]:
     """一次告知: the merged conditions and materials of a bundle or item."""
-    offer = services.offering(session, kind, code)
+    found = services.guide(services.offering(session, kind, code))
     return {
-        "name": offer.name,
-        "conditions": services.merged_conditions(offer),
-        "materials": [vars(m) for m in services.materials_for(offer.items)],
-        "promised_days": offer.promised_days,
+        "name": found.offer.name,
+        "description": found.offer.description,
+        "conditions": found.conditions,
+        "materials": [vars(m) for m in found.materials],
+        "promised_days": found.offer.promised_days,
+        "channels": found.channels,
+        "fees": found.fees,
+        "visits": found.visits,
         "items": [
-            {"code": i.code, "name": i.name, "department": services.department_name(i.department_key)}
-            for i in offer.items
+            {
+                "code": i.code,
+                "name": i.name,
+                "department": services.department_name(i.department_key),
+                "promised_days": i.promised_days,
+                "statutory_days": i.statutory_days,
+                "result_licence_type": i.result_licence_type,
+            }
+            for i in found.items
         ],
     }
 

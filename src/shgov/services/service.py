@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -241,13 +241,54 @@ def list_bundles(session: Session) -> list[Bundle]:
     return list(session.scalars(select(Bundle).order_by(Bundle.code)))
 
 
+def _text(data: bytes, field: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidError("the file is not UTF-8 text", field=field) from exc
+
+
+def _json(content: str, field: str) -> Any:
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise InvalidError(f"not JSON: {exc.msg} (line {exc.lineno})", field=field) from exc
+
+
+def parse_items_file(filename: str, data: bytes, field: str = "file") -> list[dict[str, Any]]:
+    """The item rows of an uploaded export: CSV by its ``.csv`` name, JSON (a list of items) otherwise."""
+    content = _text(data, field)
+    if filename.lower().endswith(".csv"):
+        return items_from_csv(content)
+    rows = _json(content, field)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidError("the JSON must be a list of items", field=field)
+    return rows
+
+
+def parse_bundles(
+    definition: bytes, bpmn_files: Mapping[str, bytes], field: str = "definition"
+) -> list[dict[str, Any]]:
+    """Bundles from a JSON definition (one bundle or a list) whose ``bpmn`` entries are BPMN XML or name one
+    of ``bpmn_files`` (file name → content)."""
+    entries = _json(_text(definition, field), field)
+    listed = entries if isinstance(entries, list) else [entries]
+    if not listed or not all(isinstance(e, dict) for e in listed):
+        raise InvalidError("the definition must be a bundle object or a list of them", field=field)
+    for entry in listed:
+        ref = entry.get("bpmn")
+        if isinstance(ref, str) and ref.strip().endswith(".bpmn"):
+            name = ref.strip().rsplit("/", 1)[-1]
+            if name not in bpmn_files:
+                raise InvalidError(f"bundle {entry.get('code')!r} names {name}, which was not given", field="bpmn")
+            entry["bpmn"] = _text(bpmn_files[name], "bpmn")
+    return listed
+
+
 def load_bundle_file(path: Path) -> list[dict[str, Any]]:
     """Bundles from a JSON file whose ``bpmn`` entries name BPMN files beside it."""
-    entries = json.loads(path.read_text())
-    for entry in entries if isinstance(entries, list) else [entries]:
-        if isinstance(entry.get("bpmn"), str) and entry["bpmn"].endswith(".bpmn"):
-            entry["bpmn"] = (path.parent / entry["bpmn"]).read_text()
-    return entries if isinstance(entries, list) else [entries]
+    files = {p.name: p.read_bytes() for p in path.parent.glob("*.bpmn")}
+    return parse_bundles(path.read_bytes(), files, str(path))
 
 
 # The process helpers the cases context runs bundles with.
@@ -431,6 +472,7 @@ class FormResult:
     values: dict[str, Any]
     errors: dict[str, str]
     visible: list[str]
+    forced: list[str] = field(default_factory=list)  # sections whose require_if holds
 
 
 def _convert(f: FormField, raw: str) -> Any:
@@ -481,7 +523,8 @@ def evaluate_form(sections: list[FormSection], raw: dict[str, str]) -> FormResul
             except ValueError as exc:
                 errors[f.code] = str(exc)
     facts = {f"form.{k}": v for k, v in values.items()}
-    visible = []
+    visible: list[str] = []
+    forced_sections: list[str] = []
     for s in sections:
         if s.show_if is not None and not rules.holds(s.show_if, facts):
             for f in s.fields:  # a hidden section's values are not part of the application
@@ -490,6 +533,8 @@ def evaluate_form(sections: list[FormSection], raw: dict[str, str]) -> FormResul
             continue
         visible.append(s.code)
         forced = s.require_if is not None and rules.holds(s.require_if, facts)
+        if forced:
+            forced_sections.append(s.code)
         for f in s.fields:
             if (
                 (f.required or forced)
@@ -498,7 +543,15 @@ def evaluate_form(sections: list[FormSection], raw: dict[str, str]) -> FormResul
                 and f.code not in errors
             ):
                 errors[f.code] = f"请填写{f.label}"
-    return FormResult(values, errors, visible)
+    return FormResult(values, errors, visible, forced_sections)
+
+
+def controlling_fields(offer: Offering, sections: list[FormSection]) -> set[str]:
+    """The form fields whose values change which sections show, which items apply, or the pre-check."""
+    trees = [r for s in sections for r in (s.show_if, s.require_if) if r]
+    trees += list(offer.item_rules.values())
+    trees += [c["rule"] for c in offer.conditions] + [c["rule"] for i in offer.items for c in i.conditions]
+    return {f.removeprefix("form.") for tree in trees for f in rules.facts_used(tree) if f.startswith("form.")}
 
 
 def included_items(offer: Offering, values: dict[str, Any]) -> list[ServiceItem]:
@@ -871,6 +924,46 @@ def merged_conditions(offer: Offering) -> list[str]:
     if offer.conditions:
         return [c["message"] for c in offer.conditions]
     return list(dict.fromkeys(c["message"] for i in offer.items for c in i.conditions))
+
+
+CHANNEL_LABELS = {
+    "online": N_("online"),
+    "window": N_("service hall window"),
+    "kiosk": N_("self-service kiosk"),
+    "express": N_("results by post"),
+    "appointment": N_("by appointment"),
+}
+
+
+@dataclass
+class Guide:
+    """办事指南 / 一次告知: what an applicant must know before applying, merged across the offering's items."""
+
+    offer: Offering
+    conditions: list[str]
+    materials: list[MaterialNeed]
+    items: list[ServiceItem]
+    channels: list[str]  # offered by every item
+    fees: list[str]
+    visits: int  # the most visits any item needs
+    locations: list[str]
+    hours: list[str]
+
+
+def guide(offer: Offering) -> Guide:
+    """The guide of a bundle or item, generated from its data."""
+    items = offer.items
+    return Guide(
+        offer,
+        merged_conditions(offer),
+        materials_for(items),
+        items,
+        [c for c in CHANNEL_LABELS if all(i.channels.get(c) for i in items)],
+        list(dict.fromkeys(str(i.fee.get("standard") or "不收费") for i in items)),
+        max((i.visits for i in items), default=0),
+        list(dict.fromkeys(i.location for i in items if i.location)),
+        list(dict.fromkeys(i.hours for i in items if i.hours)),
+    )
 
 
 def search(session: Session, q: str = "", life_event: str = "", target: str = "") -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from shgov.core.identity.deps import (
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.models import LEVELS
-from shgov.web.templating import AUDIENCES, NavItem, Templates
+from shgov.web.templating import AUDIENCES, MODE_COOKIE, MODES, NavItem, Templates, request_mode
 
 
 def get_templates(request: Request) -> Templates:
@@ -74,6 +74,19 @@ def switch_language(code: str, next_path: Annotated[str | None, Query(alias="nex
         raise Problem("not-found", detail=f"Language {code!r} is not offered")
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+@router.get("/mode/{name}")
+def switch_mode(name: str, next_path: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    """Switch to the elder or kiosk display (``standard`` switches back) and go back to where the visitor was."""
+    if name not in (*MODES, "standard"):
+        raise Problem("not-found", detail=f"Display mode {name!r} is not offered")
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    if name == "standard":
+        response.delete_cookie(MODE_COOKIE)
+    else:
+        response.set_cookie(MODE_COOKIE, name, max_age=365 * 24 * 3600, samesite="lax")
     return response
 
 
@@ -189,7 +202,8 @@ async def logout(request: Request, session: SessionDep, principal: OptionalPrinc
         identity.end_web_session(session, cookie)
         if principal is not None:
             audit(request, principal, "auth.logout", object_type="user", object_id=str(principal.user_id))
-    response = RedirectResponse("/", status_code=303)
+    # A kiosk goes back to its own start page for the next visitor.
+    response = RedirectResponse("/kiosk" if request_mode(request) == "kiosk" else "/", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -63,6 +65,17 @@ AUDIENCES: tuple[NavItem, ...] = (
 
 
 # Names of the five levels, for tables and breadcrumbs.
+# Display modes a visitor can switch to (kept in a cookie): large type for elders, a touch kiosk.
+MODE_COOKIE = "shgov_mode"
+MODES = ("elder", "kiosk")
+
+
+def request_mode(request: Request) -> str:
+    """The visitor's display mode: ``elder``, ``kiosk`` or ``""`` (standard)."""
+    mode = request.cookies.get(MODE_COOKIE, "")
+    return mode if mode in MODES else ""
+
+
 LEVEL_LABELS: dict[str, str] = {
     "city": N_("City"),
     "district": N_("District"),
@@ -75,10 +88,20 @@ LEVEL_LABELS: dict[str, str] = {
 class Templates:
     """Renders templates from the web shell and every context's ``templates/`` folder."""
 
-    def __init__(self, extra_dirs: Sequence[Path] = (), *, city_name: str = "上海市", dev: bool = False) -> None:
+    def __init__(
+        self,
+        extra_dirs: Sequence[Path] = (),
+        *,
+        city_name: str = "上海市",
+        dev: bool = False,
+        kiosk_idle_seconds: int = 90,
+        timezone: str = "Asia/Shanghai",
+    ) -> None:
         self.dirs = [TEMPLATE_DIR, *extra_dirs]
         self.city_name = city_name
         self.dev = dev
+        self.kiosk_idle_seconds = kiosk_idle_seconds
+        self.zone = ZoneInfo(timezone)
         self._envs: dict[str, Environment] = {}
         self._static_versions: dict[str, str] = {}
 
@@ -98,9 +121,20 @@ class Templates:
                 audiences=AUDIENCES,
                 city_name=self.city_name,
                 level_labels=LEVEL_LABELS,
+                kiosk_idle_seconds=self.kiosk_idle_seconds,
             )
+            env.filters["local_time"] = self.local_time
             self._envs[locale] = env
         return self._envs[locale]
+
+    def local_time(self, value: datetime | str | None) -> str:
+        """A stored time (UTC, naive or aware, or ISO text) as the city's local ``YYYY-MM-DD HH:MM``."""
+        if value is None or value == "":
+            return ""
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
 
     def static_url(self, path: str) -> str:
         """URL of a static asset with a content hash, so browsers may cache it for long."""
@@ -127,6 +161,7 @@ class Templates:
                 other_locales=others,
                 lang_cookie=LANG_COOKIE,
                 current_path=request.url.path,
+                mode=request_mode(request),
                 dev=self.dev,
                 principal=getattr(request.state, "principal", None),
                 csrf_token=getattr(request.state, "csrf_token", ""),

@@ -155,7 +155,6 @@ def test_a_user_list_holds_only_what_the_caller_may_read(client: httpx.Client, t
         "pudong.wj",
         "pudong.ga",
         "pudong.yb",
-        "pudong.rs",
     }
     assert names("huangpu.admin") == {"huangpu.admin"}
     assert names("pudong.window") == {"pudong.window"}

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import make_url
 
+from bench.servers import POSTGRES_URL, scratch_postgres
 from shgov import migrations
 from shgov.catalog import service as catalog
 from shgov.core.db import Database, make_engine
@@ -23,7 +18,6 @@ from shgov.core.db import Database, make_engine
 RESOURCES = 10_000
 QUERIES = 300
 TARGET_P95_MS = 50.0
-POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 DEPARTMENTS = ["ga", "mz", "rs", "wj", "sc", "swj", "gh", "jw", "zj", "jt", "sthj", "yb", "fg", "cgzf", "lh", "wl"]
 SUBJECTS = [
@@ -113,32 +107,6 @@ ITEMS = [
 ]
 
 
-def _tcp(url: str) -> bool:
-    parsed = make_url(url)
-    try:
-        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _postgres() -> Iterator[str | None]:
-    if not _tcp(POSTGRES_URL):
-        yield None
-        return
-    admin = make_url(POSTGRES_URL)
-    name = f"shgov_bench_{uuid.uuid4().hex[:8]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _entry(rng: random.Random, n: int) -> catalog.ResourceData:
     subject, kind = rng.choice(SUBJECTS), rng.choice(KINDS)
     department = rng.choice(DEPARTMENTS)
@@ -203,7 +171,7 @@ def main() -> None:
     """Catalogue 10,000 resources on each engine and time searches with facet counts."""
     with tempfile.TemporaryDirectory() as tmp:
         _run(f"sqlite:///{Path(tmp) / 'catalog.db'}", "SQLite FTS5")
-    with _postgres() as url:
+    with scratch_postgres() as url:
         if url is None:
             print(f"   PostgreSQL not reachable at {make_url(POSTGRES_URL).host}:5432 — its run is skipped")
         else:

@@ -1,11 +1,48 @@
-"""Starting the servers a benchmark measures: a free port, and waiting until one answers."""
+"""Starting the servers a benchmark measures: a free port, waiting until one answers, a scratch
+PostgreSQL database."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
+import psycopg
+from sqlalchemy import make_url
+
+POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def reachable(url: str) -> bool:
+    """Whether the database server of ``url`` accepts TCP connections."""
+    parsed = make_url(url)
+    try:
+        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str | None]:
+    """The URL of a new, empty PostgreSQL database dropped afterwards; None when no server is reachable."""
+    if not reachable(POSTGRES_URL):
+        yield None
+        return
+    admin = make_url(POSTGRES_URL)
+    name = f"shgov_bench_{uuid.uuid4().hex[:8]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

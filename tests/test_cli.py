@@ -138,7 +138,7 @@ def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path
     assert "taken" in again.stderr
 
 
-def test_the_catalog_goes_out_and_comes_back_and_the_sharing_sweep_runs(data_dir: Path) -> None:
+def test_the_catalog_and_service_items_go_out_and_come_back_and_the_sharing_sweep_runs(data_dir: Path) -> None:
     assert run(["db", "upgrade"], data_dir).returncode == 0
     assert run(["demo", "seed"], data_dir).returncode == 0
     exported = run(["catalog", "export", "catalog.csv", "--status", "published"], data_dir)
@@ -162,6 +162,26 @@ def test_the_catalog_goes_out_and_comes_back_and_the_sharing_sweep_runs(data_dir
     swept = run(["sharing", "sweep"], data_dir)
     assert swept.returncode == 0, swept.stderr
     assert "escalated 0" in swept.stdout
+
+    # Service items go out as CSV and JSON and come back; a wrong row stops the whole import.
+    for name in ("items.csv", "items.json"):
+        out = run(["services", "export", name], data_dir)
+        assert out.returncode == 0, out.stderr
+        back = run(["services", "import", name], data_dir)
+        assert back.returncode == 0, back.stderr
+        assert "0 items created" in back.stdout
+    items = list(csv.DictReader(io.StringIO((data_dir / "items.csv").read_text(encoding="utf-8-sig"))))
+    assert len(items) >= 60
+    with (data_dir / "bad.csv").open("w", encoding="utf-8", newline="") as out_file:
+        writer = csv.DictWriter(out_file, fieldnames=list(items[0]))
+        writer.writeheader()
+        writer.writerow(items[0] | {"code": "310000-NEW-0001"})
+        writer.writerow(items[1] | {"promised_days": "three"})
+    refused_items = run(["services", "import", "bad.csv"], data_dir)
+    assert refused_items.returncode == 2
+    assert "promised_days" in refused_items.stderr
+    assert "310000-NEW-0001" not in run(["services", "export", "after.json"], data_dir).stdout
+    assert "310000-NEW-0001" not in (data_dir / "after.json").read_text()
 
 
 def test_serve_refuses_reload_with_several_workers(data_dir: Path) -> None:

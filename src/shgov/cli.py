@@ -13,6 +13,7 @@ from shgov.catalog import cli as catalog_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
 from shgov.registers import cli as registers_cli
+from shgov.services import cli as services_cli
 from shgov.sharing import cli as sharing_cli
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(lake_cli.app, name="lake")
 app.add_typer(registers_cli.app, name="registers")
 app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(sharing_cli.app, name="sharing")
+app.add_typer(services_cli.app, name="services")
 
 
 def _display_url(url: str) -> str:

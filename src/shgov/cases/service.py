@@ -433,6 +433,13 @@ def _particulars(case: Case, fields: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def lock(session: Session, case: Case) -> None:
+    """Hold the case until commit and re-read it, so that two departments completing parallel tasks at
+    the same moment never overwrite each other's process state (PostgreSQL: a row lock; SQLite refuses a
+    write from a stale snapshot by itself)."""
+    session.refresh(case, with_for_update=True)
+
+
 def _load(session: Session, case: Case) -> tuple[Offering, Any]:
     offer = offering_of(session, case)
     return offer, services.load_process(offer.bpmn, offer.process_id, case.process_state)
@@ -452,6 +459,8 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
         raise ForbiddenError("this task belongs to another department", field="task_id")
     case = session.get(Case, task.case_id)
     assert case is not None  # noqa: S101 - a task's case exists (foreign key)
+    lock(session, case)
+    session.refresh(task)  # as it is now that no one else is changing the case
     if task.status not in OPEN_TASK:
         raise ConflictError(f"the task is {task.status}; nothing more can be done with it", field="task_id")
     if action == "claim":
@@ -515,6 +524,7 @@ def resubmit(
     uploads: Mapping[str, Upload],
 ) -> Case:
     """The applicant answers a return for correction (补正): the clock resumes, the task is ready again."""
+    lock(session, case)
     if case.status != "correction":
         raise ConflictError("this case is not waiting for a correction", field="case_id")
     offer = offering_of(session, case)
@@ -548,6 +558,7 @@ def supply(
     session: Session, settings: Settings, store: FileStore, case: Case, actor: Principal, uploads: Mapping[str, Upload]
 ) -> Case:
     """Hand in a material accepted as owed (容缺)."""
+    lock(session, case)
     if case.status in ("rejected", "concluded") and not uploads:
         raise ConflictError("the case is closed", field="case_id")
     offer = offering_of(session, case)

@@ -83,8 +83,15 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+IMMEDIATE = "shgov_sqlite_immediate"
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A unit of work that will write takes SQLite's write lock at once (BEGIN IMMEDIATE): one that read
+    # first could not write later if another writer committed meanwhile (a stale WAL snapshot fails at
+    # once, without waiting for the busy timeout).
+    immediate = connection.get_execution_options().get(IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -141,9 +148,12 @@ class Database:
         return self._factory()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any exception."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any exception. ``write`` says it will write
+        (on SQLite it then waits for the write lock up front instead of failing on a stale snapshot)."""
         session = self._factory()
+        if write and self.dialect == "sqlite" and isinstance(self.bind, Engine):
+            session.connection(execution_options={IMMEDIATE: True})
         try:
             yield session
             session.commit()

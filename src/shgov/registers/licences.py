@@ -69,21 +69,32 @@ def signing_key(settings: Settings) -> SigningKey:
     found = _keys.get(path)
     if found is not None:
         return found
-    if path.exists():
-        private_hex = path.read_text().split()[0].strip().lower()
-        if len(private_hex) != 64 or not all(c in "0123456789abcdef" for c in private_hex):
-            raise InvalidError(f"{path} does not hold an SM2 private key in hex", field="licence_key_file")
-        d = int(private_hex, 16)
-        curve = sm2.CryptSM2(private_key="", public_key="")
-        key = SigningKey(private_hex, curve._kg(d, sm2.default_ecc_table["g"]))
-    else:
-        key = _new_key()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(handle, "w") as out:
-            out.write(key.private_hex + "\n")
+    if not path.exists():
+        _create_key_file(path)
+    private_hex = path.read_text().split()[0].strip().lower()
+    if len(private_hex) != 64 or not all(c in "0123456789abcdef" for c in private_hex):
+        raise InvalidError(f"{path} does not hold an SM2 private key in hex", field="licence_key_file")
+    d = int(private_hex, 16)
+    curve = sm2.CryptSM2(private_key="", public_key="")
+    key = SigningKey(private_hex, curve._kg(d, sm2.default_ecc_table["g"]))
     _keys[path] = key
     return key
+
+
+def _create_key_file(path: Path) -> None:
+    # Several server processes may sign their first licence at once: each writes a complete key to a file
+    # of its own, and the first to link it into place wins; the others read the winner's key.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    handle = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "w") as out:
+        out.write(_new_key().private_hex + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
 
 
 def canonical(data: dict[str, Any]) -> bytes:

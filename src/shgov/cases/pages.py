@@ -27,7 +27,7 @@ from shgov.core.ids import mask_personal, validate_id_number
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.services import service as services
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import MODE_COOKIE, NavItem, Templates, request_mode
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -294,7 +294,7 @@ def _offerings(session: Session) -> list[tuple[str, str]]:
 
 @router.get("/staff/window", response_class=HTMLResponse)
 def window(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: str | None = None
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: PageMessage = None
 ) -> Response:
     """Start an application at the window: the offering, the applicant's ID number, the identity check."""
     who = _signed_in(request, principal, cases.APPLY_FOR)
@@ -533,7 +533,7 @@ def worklist(
     status: Annotated[str, Query(pattern="^(open|ready|claimed|returned|done|rejected|cancelled)$")] = "open",
     item: Annotated[str, Query(max_length=40)] = "",
     flag: Annotated[str, Query(pattern="^(|overdue|due_soon)$")] = "",
-    error: str | None = None,
+    error: PageMessage = None,
 ) -> Response:
     """The department's tasks, most urgent first, with the steps staff take on them."""
     who = _signed_in(request, principal, cases.HANDLE)

@@ -20,7 +20,7 @@ from shgov.core.regions.api import IndexDep
 from shgov.disputes import service as disputes
 from shgov.lake import service as lake
 from shgov.registers import service as registers
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -54,7 +54,7 @@ def mine(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
-    error: str | None = None,
+    error: PageMessage = None,
     element: Annotated[str, Query(max_length=63)] = "",
 ) -> Response:
     """The disputes the visitor filed, and a form to file one about their own record (``element``

@@ -19,7 +19,7 @@ from shgov.core.identity.deps import audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.orgs.service import list_departments
 from shgov.sharing import service as sharing
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -49,7 +49,7 @@ def _staff(request: Request, principal: WebUser) -> Principal | Response:
 
 @router.get("/data/sharing", response_class=HTMLResponse)
 def home(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: str | None = None
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: PageMessage = None
 ) -> Response:
     """Requests the visitor's department filed or must decide, grants, and the on-time figures."""
     who = _staff(request, principal)

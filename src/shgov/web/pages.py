@@ -43,7 +43,15 @@ async def web_user(request: Request, principal: OptionalPrincipal, settings: Set
     return principal
 
 
+def _no_message() -> None:
+    """Never from the request: a page's error message is only passed when a handler re-renders it."""
+    return None
+
+
 TemplatesDep = Annotated[Templates, Depends(get_templates)]
+# A page's error message: set by the code that re-renders the page after a refused form, never by a URL
+# (a query parameter would let anyone put words on an official page).
+PageMessage = Annotated[str | None, Depends(_no_message)]
 WebUser = Annotated[Principal | None, Depends(web_user)]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])

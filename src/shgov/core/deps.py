@@ -38,10 +38,9 @@ def get_file_store(settings: Annotated[Settings, Depends(get_settings)]) -> File
     return FileStore(settings.data_dir / "files")
 
 
-def get_session(request: Request, db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    """A unit of work per request: committed when the handler returns, rolled back on error. Requests
-    that may change something (not GET/HEAD/OPTIONS) open it as a writer."""
-    with db.session(write=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
+def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """A unit of work per request: committed when the handler returns, rolled back on error."""
+    with db.session() as session:
         yield session
 
 

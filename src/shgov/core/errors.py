@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
@@ -219,6 +220,15 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
         return responder.respond(request, validation_problem(exc))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
+            # SQLite (the embedded default) lets one writer at a time: a write that lost the race can be
+            # tried again in a moment; nothing of it was kept.
+            busy = Problem(
+                "service-unavailable",
+                detail="The database is busy with another change; try again in a moment.",
+                headers={"Retry-After": "1"},
+            )
+            return responder.respond(request, busy)
         incident = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"incident": incident, "path": request.url.path})
         problem = Problem("internal-error", detail=f"Incident {incident} has been logged.")

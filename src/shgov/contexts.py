@@ -9,7 +9,17 @@ import importlib
 from types import ModuleType
 
 # Added one by one as their issues are done.
-CONTEXTS: tuple[str, ...] = ("lake", "registers", "disputes", "catalog", "sharing", "opendata", "services", "cases")
+CONTEXTS: tuple[str, ...] = (
+    "lake",
+    "registers",
+    "disputes",
+    "catalog",
+    "sharing",
+    "opendata",
+    "services",
+    "cases",
+    "workorders",
+)
 
 CORE_MODEL_MODULES: tuple[str, ...] = (
     "shgov.core.events",

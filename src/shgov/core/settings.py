@@ -108,6 +108,20 @@ class ServicesSettings(BaseModel):
     kiosk_idle_seconds: int = Field(default=90, ge=15, le=1800)
 
 
+class WorkOrdersSettings(BaseModel):
+    """一网统管: when a person triages, how long the warnings run, what counts as a duplicate."""
+
+    # Below this classifier confidence an order waits in the human triage queue instead of being dispatched.
+    triage_confidence: float = Field(default=0.4, ge=0.0, le=1.0)
+    # A step's warning starts this many hours before its limit.
+    warn_hours: float = Field(default=24, ge=0, le=240)
+    # A new order this close (metres) and this recent (hours) to an open one with similar text is a likely duplicate.
+    duplicate_metres: float = Field(default=150, ge=1, le=5000)
+    duplicate_hours: float = Field(default=72, ge=1, le=2160)
+    # Open311 GeoReport v2: the jurisdiction this server answers for.
+    open311_jurisdiction: str = "shanghai.gov.cn"
+
+
 class Settings(BaseSettings):
     """Every setting of SH-GOV. ``.env.example`` documents each one."""
 
@@ -138,6 +152,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
     services: ServicesSettings = ServicesSettings()
+    workorders: WorkOrdersSettings = WorkOrdersSettings()
 
     # Short aliases for the settings operators set most often.
     database_url: str = ""

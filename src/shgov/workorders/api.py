@@ -1,0 +1,227 @@
+"""The work-orders API: intake from the hotline, patrols and sensors, the handling steps, category
+suggestions; and Open311 GeoReport v2 under ``/open311/v2/``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import ForbiddenError, NotFoundError
+from shgov.core.http import JsonRoute
+from shgov.core.identity.deps import CurrentPrincipal, audit
+from shgov.core.identity.permissions import Principal
+from shgov.core.ids import mask_personal
+from shgov.core.regions.api import IndexDep
+from shgov.workorders import open311
+from shgov.workorders import service as workorders
+from shgov.workorders.models import WorkOrder
+
+router = APIRouter(tags=["workorders"])
+router.include_router(open311.router)
+api = APIRouter(prefix="/api/v1/workorders", tags=["workorders"], route_class=JsonRoute)
+
+
+class ReportIn(BaseModel):
+    """A report from the hotline (an agent), a patrol (an inspector) or a sensor (a system client)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["hotline", "patrol", "sensor"]
+    description: str = Field(min_length=1, max_length=4000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
+    address: str = Field(default="", max_length=300)
+    category_code: str | None = Field(default=None, max_length=20)
+    urgent: bool = False
+    caller_name: str = Field(default="", max_length=100)
+    caller_phone: str = Field(default="", max_length=20)
+    source_ref: str = Field(default="", max_length=80)
+    attributes: dict[str, Any] = {}
+
+
+class StepIn(BaseModel):
+    """A step on an order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal[
+        "sign",
+        "return",
+        "extend",
+        "reply",
+        "classify",
+        "redispatch",
+        "transfer",
+        "supervise",
+        "close",
+        "visit",
+        "reopen",
+        "merge",
+    ]
+    note: str = Field(default="", max_length=4000)
+    category_code: str | None = Field(default=None, max_length=20)
+    unit: str | None = Field(default=None, max_length=40)
+    days: int = Field(default=0, ge=0, le=60)
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    target: uuid.UUID | None = None
+
+
+class OrderOut(BaseModel):
+    """An order as staff see it (the reporter's details masked unless the caller may read them)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: str
+    channel: str
+    status: str
+    description: str
+    category_code: str | None
+    category_confidence: float | None
+    classified_by: str
+    urgent: bool
+    lat: float | None
+    lng: float | None
+    address: str
+    district_code: str | None
+    township_code: str | None
+    community_code: str | None
+    grid_code: str | None
+    lead_unit: str | None
+    assisting_units: list[str]
+    rule_name: str
+    escalation: int
+    sign_due: datetime | None
+    reply_due: datetime | None
+    conclude_due: datetime | None
+    reply: str
+    satisfaction: int | None
+    reporter_name: str
+    reporter_phone: str
+    created_at: datetime
+    flag: str = ""
+    history: list[dict[str, Any]] = []
+
+
+def order_out(
+    session: SessionDep, principal: Principal, order: WorkOrder, settings: Any, full: bool = False
+) -> OrderOut:
+    """An order for the caller; the reporter's name and phone are masked for anyone but the reporter."""
+    out = OrderOut.model_validate(order)
+    if order.reporter_user_id != principal.user_id:
+        out.reporter_name = str(mask_personal(order.reporter_name, "name"))
+        out.reporter_phone = str(mask_personal(order.reporter_phone, "phone"))
+    out.flag = workorders.deadline_flag(order, settings.workorders.warn_hours)
+    if full:
+        out.history = [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor_name,
+                "action": e.action,
+                "from": e.from_status,
+                "to": e.to_status,
+                "unit": e.unit,
+                "note": e.note,
+            }
+            for e in workorders.history(session, order.id)
+        ]
+    return out
+
+
+CHANNEL_ACTIONS = {"hotline": workorders.DISPATCH, "patrol": workorders.HANDLE, "sensor": workorders.DISPATCH}
+
+
+@api.post("", response_model=OrderOut, status_code=201)
+def create(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    body: ReportIn,
+) -> OrderOut:
+    """Take a report in from the hotline, a patrol or a sensor; it is located, classified and dispatched."""
+    if not principal.has_action(CHANNEL_ACTIONS[body.channel]):
+        raise ForbiddenError(f"this account does not take {body.channel} reports", field="channel")
+    report = workorders.Report(
+        channel=body.channel,
+        description=body.description,
+        lat=body.lat,
+        lng=body.lng,
+        address=body.address,
+        category_code=body.category_code,
+        urgent=body.urgent,
+        attributes=body.attributes,
+        reporter_name=body.caller_name,
+        reporter_phone=body.caller_phone,
+        source_ref=body.source_ref,
+    )
+    order = workorders.intake(session, settings, index, report, principal)
+    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return order_out(session, principal, order, settings, full=True)
+
+
+@api.get("/suggest")
+def suggest(
+    settings: SettingsDep, principal: CurrentPrincipal, text: Annotated[str, Query(min_length=1, max_length=4000)]
+) -> list[dict[str, Any]]:
+    """The likely categories of a text while an agent types (confidence 0–1)."""
+    return [{"category_code": c, "confidence": round(p, 4)} for c, p in workorders.suggest(settings, text)]
+
+
+@api.get("", response_model=list[OrderOut])
+def listing(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    status: Annotated[str, Query(max_length=12)] = "open",
+) -> list[OrderOut]:
+    """The orders the caller may see: their unit's, or their district's operations centre's."""
+    return [
+        order_out(session, principal, o, settings) for o in workorders.orders_for(session, principal, settings, status)
+    ]
+
+
+def _visible(session: SessionDep, principal: Principal, order_id: uuid.UUID, settings: Any) -> WorkOrder:
+    order = workorders.get_order(session, order_id)
+    if not workorders.may_see(principal, order, settings):
+        raise NotFoundError("no such work order", field="order_id")
+    return order
+
+
+@api.get("/{order_id}", response_model=OrderOut)
+def read(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, order_id: uuid.UUID) -> OrderOut:
+    """One order with its history."""
+    return order_out(session, principal, _visible(session, principal, order_id, settings), settings, full=True)
+
+
+@api.post("/{order_id}/steps", response_model=OrderOut)
+def step(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    order_id: uuid.UUID,
+    body: StepIn,
+) -> OrderOut:
+    """Sign, return, extend, reply (the unit); classify, re-dispatch, transfer, supervise, close, record the
+    follow-up, reopen, merge (the operations centre)."""
+    order = _visible(session, principal, order_id, settings)
+    workorders.act(session, settings, order, principal, workorders.Step(**body.model_dump()))
+    audit(
+        request,
+        principal,
+        f"workorders.order.{body.action}",
+        object_type="work_order",
+        object_id=str(order.id),
+        tenant_code=order.tenant_code,
+    )
+    return order_out(session, principal, order, settings, full=True)
+
+
+router.include_router(api)

@@ -1,0 +1,701 @@
+"""Work orders (一网统管): intake from every channel, classification, locating, dispatch by ordered rules,
+the handling loop with time limits and escalation, and the reporter's follow-up."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shgov.core.calendar.service import add_working_days
+from shgov.core.db import utcnow
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.events import emit
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import add_actions_to_role, get_user
+from shgov.core.notify import Notice, notify
+from shgov.core.orgs.service import department_code, get_department
+from shgov.core.regions.geo import CoordinateError
+from shgov.core.regions.service import RegionIndex
+from shgov.core.settings import Settings
+from shgov.workorders import classifier
+
+from .models import Category, RoutingRule, WorkOrder, WorkOrderEvent
+
+HANDLE = register_action("workorders.order.handle", N_("Sign, handle and reply to the work orders of the unit"))
+DISPATCH = register_action("workorders.order.dispatch", N_("Triage, dispatch, supervise and close work orders"))
+MANAGE = register_action("workorders.rules.manage", N_("Edit work-order categories and routing rules"))
+DATA = Path(__file__).parent / "data"
+
+OPEN = ("triage", "dispatched", "signed", "returned", "replied")
+CLOSED = ("closed", "visited", "merged")
+# (status, action) → new status. "escalate" is the system's; the rest are people's.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("triage", "classify"): "dispatched",
+    ("dispatched", "sign"): "signed",
+    ("dispatched", "return"): "returned",
+    ("returned", "redispatch"): "dispatched",
+    ("dispatched", "transfer"): "dispatched",
+    ("signed", "transfer"): "dispatched",
+    ("signed", "extend"): "signed",
+    ("signed", "reply"): "replied",
+    ("replied", "close"): "closed",
+    ("closed", "visit"): "visited",
+    ("visited", "reopen"): "dispatched",
+    **{(s, "supervise"): s for s in ("dispatched", "signed", "returned", "replied")},
+    **{(s, "escalate"): s for s in ("dispatched", "signed", "returned")},
+    **{(s, "merge"): "merged" for s in ("triage", "dispatched", "signed", "returned")},
+}
+STATUS_LABELS = {
+    "triage": N_("awaiting triage"),
+    "dispatched": N_("dispatched"),
+    "signed": N_("signed for"),
+    "returned": N_("returned by the unit"),
+    "replied": N_("replied"),
+    "closed": N_("closed"),
+    "visited": N_("followed up"),
+    "merged": N_("merged"),
+}
+LEVELS = ("township", "district", "city")
+
+
+# -- categories and limits ----------------------------------------------------------------------------
+
+
+def categories(session: Session, leaves_only: bool = False) -> list[Category]:
+    """The active categories, in code order."""
+    query = select(Category).where(Category.active.is_(True)).order_by(Category.code)
+    if leaves_only:
+        query = query.where(Category.level == 3)
+    return list(session.scalars(query))
+
+
+def get_category(session: Session, code: str, field_name: str = "category_code") -> Category:
+    """An active category by code."""
+    found = session.get(Category, code)
+    if found is None or not found.active:
+        raise InvalidError(f"no category {code!r}", field=field_name)
+    return found
+
+
+def limits_of(session: Session, category: Category) -> dict[str, Any]:
+    """The time limits of a category: its own, else its parent's, else the root's."""
+    chain: list[Category] = []
+    node: Category | None = category
+    while node is not None:
+        chain.append(node)
+        node = session.get(Category, node.parent_code) if node.parent_code else None
+    merged: dict[str, Any] = {}
+    for node in reversed(chain):
+        merged.update(node.limits or {})
+    return merged
+
+
+def _end_of_working_day(settings: Settings, start: datetime, days: int) -> datetime:
+    zone = ZoneInfo(settings.timezone)
+    local = start.astimezone(zone).date()
+    due = add_working_days(local, max(days, 0))
+    return datetime.combine(due, time(23, 59, 59), zone).astimezone(UTC)
+
+
+def _set_deadlines(session: Session, settings: Settings, order: WorkOrder, start: datetime) -> None:
+    if order.category_code is None:
+        return
+    limits = limits_of(session, get_category(session, order.category_code))
+    order.sign_due = start + timedelta(hours=float(limits.get("sign_hours", 4)))
+    order.reply_due = _end_of_working_day(settings, start, int(limits.get("reply_days", 5)))
+    order.conclude_due = _end_of_working_day(settings, start, int(limits.get("conclude_days", 13)))
+
+
+def deadline_flag(order: WorkOrder, warn_hours: float = 24, now: datetime | None = None) -> str:
+    """``overdue`` past the current step's limit, ``due_soon`` within ``warn_hours`` of it, else ``""``."""
+    due = {"dispatched": order.sign_due, "signed": order.reply_due, "returned": order.sign_due}.get(order.status)
+    if order.status == "replied":
+        due = order.conclude_due
+    if due is None:
+        return ""
+    moment = now or utcnow()
+    if moment > due:
+        return "overdue"
+    return "due_soon" if moment > due - timedelta(hours=warn_hours) else ""
+
+
+# -- intake -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What a channel hands in: the problem, where it is, who reports it."""
+
+    channel: str
+    description: str
+    lat: float | None = None
+    lng: float | None = None
+    address: str = ""
+    category_code: str | None = None
+    urgent: bool = False
+    media: list[dict[str, Any]] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    reporter_user_id: uuid.UUID | None = None
+    reporter_name: str = ""
+    reporter_phone: str = ""
+    reporter_email: str = ""
+    source_ref: str = ""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An intake channel: whether it must locate the problem and whether its category can be trusted."""
+
+    name: str
+    label: str
+    needs_location: bool
+    trusted_category: bool  # a sensor or an Open311 service code names the category itself
+
+
+CHANNELS: dict[str, Channel] = {}
+
+
+def register_channel(channel: Channel) -> None:
+    """Add an intake channel (one registry for the hotline, photos, patrols, sensors, Open311 …)."""
+    CHANNELS[channel.name] = channel
+
+
+for _channel in (
+    Channel("hotline", N_("12345 hotline"), needs_location=False, trusted_category=False),
+    Channel("photo", N_("photo report (随申拍)"), needs_location=True, trusted_category=False),
+    Channel("patrol", N_("patrol"), needs_location=True, trusted_category=True),
+    Channel("sensor", N_("sensor alarm"), needs_location=True, trusted_category=True),
+    Channel("open311", N_("Open311 client"), needs_location=True, trusted_category=True),
+):
+    register_channel(_channel)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an order is, as the divisions know it."""
+
+    lat: float | None
+    lng: float | None
+    address: str
+    district_code: str
+    township_code: str | None
+    community_code: str | None
+    grid_code: str | None
+    cell: str | None
+
+
+def locate(index: RegionIndex, lat: float | None, lng: float | None, address: str) -> Place:
+    """The divisions of a point (preferred) or of an address; refuses a place outside the city."""
+    if lat is not None and lng is not None:
+        try:
+            found = index.locate(lng, lat)
+        except CoordinateError as exc:
+            raise InvalidError(f"位置不在本市范围内：{exc}", field="lat") from exc
+        township = found.township.code if found.township else None
+        return Place(
+            lat,
+            lng,
+            address,
+            found.district.code,
+            township,
+            found.community.code if found.community else None,
+            found.grid.code if found.grid else None,
+            found.cell,
+        )
+    if address.strip():
+        parsed = index.parse_address(address)
+        if parsed.district is None:
+            raise InvalidError("地址中找不到所在的区，请写明区、街镇，或在地图上选点", field="address_string")
+        return Place(
+            None,
+            None,
+            address,
+            parsed.district.code,
+            parsed.township.code if parsed.township else None,
+            parsed.community.code if parsed.community else None,
+            None,
+            None,
+        )
+    raise InvalidError("请提供问题发生的位置（地图选点、照片定位或详细地址）", field="lat")
+
+
+class Models:
+    """The trained classifier of a data folder, loaded once and reloaded when retrained."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, tuple[float, classifier.Classifier | None]] = {}
+
+    def get(self, settings: Settings) -> classifier.Classifier | None:
+        """The classifier, or None before one is trained."""
+        path = model_path(settings)
+        stamp = path.stat().st_mtime if path.exists() else -1.0
+        cached = self._loaded.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, classifier.load(path))
+            self._loaded[path] = cached
+        return cached[1]
+
+
+MODELS = Models()
+
+
+def model_path(settings: Settings) -> Path:
+    """Where the classifier is stored."""
+    return settings.data_dir / "models" / "workorders-classifier.joblib"
+
+
+def suggest(settings: Settings, text: str, k: int = 3) -> list[tuple[str, float]]:
+    """The most likely categories of a text with calibrated confidence ([] before a model is trained)."""
+    model = MODELS.get(settings)
+    return model.top(text, k) if model is not None and text.strip() else []
+
+
+def _number(now: datetime) -> str:
+    return f"GD{now:%Y%m%d}{secrets.token_hex(4).upper()}"
+
+
+def _history(
+    session: Session, order: WorkOrder, actor: Principal | None, action: str, before: str | None, note: str = ""
+) -> None:
+    session.add(
+        WorkOrderEvent(
+            order_id=order.id,
+            actor_id=actor.user_id if actor else None,
+            actor_name=actor.display_name if actor else "系统",
+            action=action,
+            from_status=before,
+            to_status=order.status,
+            unit=order.lead_unit,
+            note=note,
+        )
+    )
+
+
+def _tell(session: Session, order: WorkOrder, subject: str, body: str = "") -> None:
+    if order.reporter_user_id is None:
+        return
+    user = get_user(session, order.reporter_user_id)
+    notify(
+        session,
+        Notice(
+            order.reporter_user_id,
+            f"【工单 {order.number}】{subject}",
+            body,
+            f"/my/reports/{order.id}",
+            "workorders.order",
+            phone=user.phone if user else None,
+        ),
+    )
+
+
+def intake(
+    session: Session, settings: Settings, index: RegionIndex, report: Report, actor: Principal | None = None
+) -> WorkOrder:
+    """Take a report in: check it, locate it, classify it, dispatch it (or queue it for triage)."""
+    channel = CHANNELS.get(report.channel)
+    if channel is None:
+        raise InvalidError(f"unknown channel {report.channel!r}", field="channel")
+    description = report.description.strip()
+    if len(description) < 4:
+        raise InvalidError("请描述问题（至少 4 个字）", field="description")
+    if len(description) > 4000:
+        raise InvalidError("问题描述最多 4000 字", field="description")
+    if channel.needs_location or report.lat is not None or report.address:
+        place = locate(index, report.lat, report.lng, report.address)
+    else:
+        place = None
+    category = get_category(session, report.category_code) if report.category_code else None
+    if category is not None and category.level != 3:
+        raise InvalidError(f"{category.code} is not a leaf category", field="category_code")
+    now = utcnow()
+    order = WorkOrder(
+        number=_number(now),
+        channel=channel.name,
+        source_ref=report.source_ref,
+        description=description,
+        urgent=report.urgent,
+        lat=place.lat if place else None,
+        lng=place.lng if place else None,
+        address=(place.address if place else report.address)[:300],
+        district_code=place.district_code if place else None,
+        township_code=place.township_code if place else None,
+        community_code=place.community_code if place else None,
+        grid_code=place.grid_code if place else None,
+        cell=place.cell if place else None,
+        tenant_code=place.district_code if place else settings.city_code,
+        status="triage",
+        media=report.media,
+        attributes=report.attributes,
+        reporter_user_id=report.reporter_user_id,
+        reporter_name=report.reporter_name[:100],
+        reporter_phone=report.reporter_phone[:20],
+        reporter_email=report.reporter_email[:200],
+    )
+    session.add(order)
+    session.flush()
+    _history(session, order, actor, "accept", None, f"渠道：{channel.name}")
+    if category is not None:
+        order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "reporter"
+    else:
+        top = suggest(settings, f"{description} {order.address}")
+        if top and top[0][1] >= settings.workorders.triage_confidence:
+            order.category_code, order.category_confidence, order.classified_by = top[0][0], top[0][1], "model"
+        elif top:
+            order.category_confidence = top[0][1]
+    if order.category_code is not None:
+        order.urgent = order.urgent or get_category(session, order.category_code).urgent
+        _dispatch(session, settings, order, actor, "classify")
+    _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
+    emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
+    return order
+
+
+# -- dispatch -----------------------------------------------------------------------------------------
+
+
+def rules(session: Session) -> list[RoutingRule]:
+    """The active routing rules in the order they are tried."""
+    return list(session.scalars(select(RoutingRule).where(RoutingRule.active.is_(True)).order_by(RoutingRule.position)))
+
+
+def matching_rule(session: Session, order: WorkOrder) -> RoutingRule | None:
+    """The first rule whose category, area and keywords all match the order."""
+    areas = [c for c in (order.district_code, order.township_code, order.community_code) if c]
+    for rule in rules(session):
+        if rule.category_prefix and not (order.category_code or "").startswith(rule.category_prefix):
+            continue
+        if rule.area_prefix and not any(a.startswith(rule.area_prefix) for a in areas):
+            continue
+        if rule.keywords and not any(k in order.description for k in rule.keywords):
+            continue
+        return rule
+    return None
+
+
+def unit_for(session: Session, settings: Settings, order: WorkOrder, level: str, key: str) -> str:
+    """The unit that handles ``key`` at ``level`` where the order is (a district without the department
+    falls back to the city's; a township unit without a known township to the district's ops centre)."""
+    if level == "township" or key == "street":
+        if order.township_code:
+            return f"township:{order.township_code}"
+        level, key = "district", "cy" if key == "street" else key
+    if level == "district" and order.district_code:
+        code = department_code(order.district_code, key)
+        if get_department(session, code) is not None:
+            return code
+    return department_code(settings.city_code, key)
+
+
+def unit_tenant(unit: str, order: WorkOrder, settings: Settings) -> str:
+    """The tenant a unit belongs to (a township unit belongs to its district)."""
+    if unit.startswith("township:"):
+        return order.district_code or settings.city_code
+    return unit.split(".", 1)[0]
+
+
+def _dispatch(session: Session, settings: Settings, order: WorkOrder, actor: Principal | None, action: str) -> None:
+    rule = matching_rule(session, order)
+    if rule is None:
+        raise ConflictError("no routing rule matches this order; add a catch-all rule", field="category_code")
+    before = order.status
+    order.lead_unit = unit_for(session, settings, order, rule.lead_level, rule.lead_department_key)
+    order.assisting_units = [unit_for(session, settings, order, rule.lead_level, k) for k in rule.assisting]
+    order.rule_id, order.rule_name = rule.id, rule.name
+    order.status = "dispatched"
+    _set_deadlines(session, settings, order, utcnow())
+    _history(session, order, actor, action, before, f"派单规则：{rule.name}")
+    _tell(session, order, "已派单", "您反映的问题已交由承办单位处理。")
+
+
+# -- the handling loop ----------------------------------------------------------------------------------
+
+
+def get_order(session: Session, order_id: uuid.UUID) -> WorkOrder:
+    """An order by id."""
+    order = session.get(WorkOrder, order_id)
+    if order is None:
+        raise NotFoundError("no such work order", field="order_id")
+    return order
+
+
+def is_unit_member(principal: Principal, order: WorkOrder, settings: Settings, action: str = HANDLE) -> bool:
+    """Whether the principal acts for the order's lead unit (or an assisting unit)."""
+    for unit in [order.lead_unit, *order.assisting_units]:
+        if unit is None:
+            continue
+        tenant = unit_tenant(unit, order, settings)
+        department = None if unit.startswith("township:") else unit
+        if principal.allows(action, tenant, department):
+            return True
+    return False
+
+
+def may_see(principal: Principal, order: WorkOrder, settings: Settings) -> bool:
+    """The reporter, the operations centre of the order's district (or the city), and its units."""
+    if order.reporter_user_id is not None and order.reporter_user_id == principal.user_id:
+        return True
+    if principal.allows(DISPATCH, order.tenant_code, None):
+        return True
+    return is_unit_member(principal, order, settings)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A person's step on an order."""
+
+    action: str
+    note: str = ""
+    category_code: str | None = None  # classify, redispatch
+    unit: str | None = None  # transfer
+    days: int = 0  # extend
+    satisfaction: int | None = None  # visit
+    target: uuid.UUID | None = None  # merge
+
+
+UNIT_ACTIONS = ("sign", "return", "extend", "reply")
+CENTRE_ACTIONS = ("classify", "redispatch", "transfer", "supervise", "close", "visit", "reopen", "merge")
+
+
+def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> WorkOrder:
+    """Apply a step: the unit signs, returns, asks for more time, replies; the centre classifies,
+    re-dispatches, transfers, supervises, closes, records the follow-up, reopens or merges."""
+    session.refresh(order, with_for_update=True)
+    if step.action in UNIT_ACTIONS:
+        if not is_unit_member(actor, order, settings):
+            raise ForbiddenError("this order belongs to another unit", field="order_id")
+    elif step.action in CENTRE_ACTIONS:
+        if not actor.allows(DISPATCH, order.tenant_code, None):
+            raise ForbiddenError("only the operations centre does this", field="action")
+    else:
+        raise InvalidError(f"unknown action {step.action!r}", field="action")
+    key = (order.status, step.action)
+    if key not in TRANSITIONS:
+        raise ConflictError(f"an order that is {order.status} cannot be {step.action}ed", field="action")
+    before = order.status
+    handler = _HANDLERS.get(step.action)
+    if handler is not None:
+        handler(session, settings, order, actor, step)
+    if step.action not in ("classify", "redispatch", "transfer", "reopen"):  # those record their dispatch
+        order.status = TRANSITIONS[key]
+        _history(session, order, actor, step.action, before, step.note.strip())
+    session.flush()
+    emit(session, f"workorders.order.{step.action}", {"order_id": str(order.id), "status": order.status})
+    return order
+
+
+def _need_note(step: Step, what: str) -> str:
+    note = step.note.strip()
+    if len(note) < 2:
+        raise InvalidError(f"请写明{what}", field="note")
+    return note
+
+
+def _sign(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    order.signed_at = utcnow()
+
+
+def _return(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    _need_note(step, "退单理由")
+    limits = limits_of(session, get_category(session, order.category_code or ""))
+    dispatched = session.scalar(
+        select(WorkOrderEvent.at)
+        .where(WorkOrderEvent.order_id == order.id, WorkOrderEvent.to_status == "dispatched")
+        .order_by(WorkOrderEvent.id.desc())
+        .limit(1)
+    )
+    if dispatched and utcnow() > _end_of_working_day(settings, dispatched, int(limits.get("return_days", 2))):
+        raise ConflictError("已超过退单时限，请办理或申请转派", field="action")
+    order.returns += 1
+
+
+def _extend(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    _need_note(step, "延期理由")
+    limits = limits_of(session, get_category(session, order.category_code or ""))
+    allowed = int(limits.get("extension_days", 10))
+    if not 1 <= step.days <= allowed:
+        raise InvalidError(f"延期天数应为 1 到 {allowed} 个工作日", field="days")
+    start = order.reply_due or utcnow()
+    order.reply_due = _end_of_working_day(settings, start, step.days)
+    order.conclude_due = max(order.conclude_due or order.reply_due, order.reply_due)
+
+
+def _reply(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    order.reply = _need_note(step, "答复内容")
+    order.replied_at = utcnow()
+    _tell(session, order, "已答复", order.reply)
+
+
+def _close(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    order.closed_at = utcnow()
+    _tell(session, order, "已办结", "请对处理结果作出评价。")
+
+
+def _visit(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    if step.satisfaction is None or not 1 <= step.satisfaction <= 5:
+        raise InvalidError("满意度应为 1（很不满意）到 5（很满意）", field="satisfaction")
+    order.satisfaction = step.satisfaction
+
+
+def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    if step.action == "reopen":
+        if order.reopened >= 1 or (order.satisfaction or 5) > 2:
+            raise ConflictError("只有不满意的工单可以重办一次", field="action")
+        order.reopened += 1
+        order.replied_at = order.closed_at = None
+        order.reply = ""
+    if step.category_code:
+        category = get_category(session, step.category_code)
+        if category.level != 3:
+            raise InvalidError(f"{category.code} is not a leaf category", field="category_code")
+        order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "triage"
+    if order.category_code is None:
+        raise InvalidError("请选择工单分类", field="category_code")
+    if step.action == "transfer":
+        if not step.unit:
+            raise InvalidError("请选择转派单位", field="unit")
+        before = order.status
+        order.lead_unit = step.unit
+        order.status = "dispatched"
+        _set_deadlines(session, settings, order, utcnow())
+        _history(session, order, actor, "transfer", before, step.note.strip() or f"转派至 {step.unit}")
+        return
+    _dispatch(session, settings, order, actor, step.action)
+
+
+def _merge(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
+    if step.target is None or step.target == order.id:
+        raise InvalidError("请选择要合并到的工单", field="target")
+    target = get_order(session, step.target)
+    if target.status not in OPEN:
+        raise ConflictError(f"工单 {target.number} 已办结，不能合并", field="target")
+    order.merged_into = target.id
+    _history(session, target, actor, "supervise", target.status, f"合并工单 {order.number}")
+
+
+_HANDLERS: dict[str, Callable[[Session, Settings, WorkOrder, Principal, Step], None]] = {
+    "sign": _sign,
+    "return": _return,
+    "extend": _extend,
+    "reply": _reply,
+    "close": _close,
+    "visit": _visit,
+    "classify": _reroute,
+    "redispatch": _reroute,
+    "transfer": _reroute,
+    "reopen": _reroute,
+    "merge": _merge,
+}
+
+
+def escalate_overdue(session: Session, settings: Settings, now: datetime | None = None) -> list[WorkOrder]:
+    """Raise every overdue open order one level (township → district → city) and tell the new unit."""
+    moment = now or utcnow()
+    raised = []
+    for order in session.scalars(select(WorkOrder).where(WorkOrder.status.in_(("dispatched", "signed", "returned")))):
+        if deadline_flag(order, now=moment) != "overdue" or order.lead_unit is None:
+            continue
+        level = (
+            "township"
+            if order.lead_unit.startswith("township:")
+            else ("city" if order.lead_unit.startswith(f"{settings.city_code}.") else "district")
+        )
+        if level == "city":
+            continue
+        upper = LEVELS[LEVELS.index(level) + 1]
+        order.lead_unit = unit_for(session, settings, order, upper, "cy")
+        order.escalation += 1
+        _set_deadlines(session, settings, order, moment)
+        _history(
+            session, order, None, "escalate", order.status, f"超期，升级至{'区' if upper == 'district' else '市'}级"
+        )
+        raised.append(order)
+    return raised
+
+
+def history(session: Session, order_id: uuid.UUID) -> list[WorkOrderEvent]:
+    """An order's history, oldest first."""
+    return list(
+        session.scalars(select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.id))
+    )
+
+
+def orders_for(
+    session: Session, principal: Principal, settings: Settings, status: str = "open", limit: int = 500
+) -> list[WorkOrder]:
+    """The orders a principal may see: their district's (operations centre) or their unit's."""
+    query = select(WorkOrder).order_by(WorkOrder.created_at.desc()).limit(limit * 4)
+    if status == "open":
+        query = query.where(WorkOrder.status.in_(OPEN))
+    elif status:
+        query = query.where(WorkOrder.status == status)
+    return [o for o in session.scalars(query) if may_see(principal, o, settings)][:limit]
+
+
+# -- the demo -------------------------------------------------------------------------------------------
+
+
+def load_categories(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Create or update categories (parents before children)."""
+    for row in sorted(rows, key=lambda r: (int(r["level"]), r["code"])):
+        if row.get("parent_code") and session.get(Category, row["parent_code"]) is None:
+            raise InvalidError(f"category {row['code']} names an unknown parent", field="parent_code")
+        existing = session.get(Category, row["code"])
+        if existing is None:
+            session.add(Category(**row))
+        else:
+            for name, value in row.items():
+                setattr(existing, name, value)
+        session.flush()
+    return len(rows)
+
+
+def load_rules(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Replace the routing rules with ``rows`` (ordered by position)."""
+    for rule in session.scalars(select(RoutingRule)):
+        session.delete(rule)
+    session.flush()
+    for row in rows:
+        if row.get("lead_level") not in LEVELS:
+            raise InvalidError(f"rule {row.get('name')!r}: lead_level is city, district or township", field="rules")
+        session.add(RoutingRule(**row))
+    session.flush()
+    return len(rows)
+
+
+def demo_examples(session: Session) -> tuple[list[str], list[str]]:
+    """Generated training examples (the project's own words) for every leaf category."""
+    openings = ("", "您好，", "反映一下：", "市民来电：", "请相关部门处理，")
+    places = ("小区门口", "路口", "菜场旁边", "学校附近", "地铁站出口", "我家楼下", "公园边上")
+    endings = ("", "已经好几天了", "希望尽快解决", "影响很大", "多次反映没有结果")
+    texts, labels = [], []
+    for category in categories(session, leaves_only=True):
+        for i in range(30):
+            keyword = category.keywords[i % len(category.keywords)] if category.keywords else category.name
+            other = category.keywords[(i + 1) % len(category.keywords)] if category.keywords else ""
+            texts.append(
+                f"{openings[i % 5]}{places[i % 7]}{keyword}问题，{category.name}，{other}{endings[(i // 5) % 5]}"
+            )
+            labels.append(category.code)
+    return texts, labels
+
+
+def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
+    """The category tree, the routing rules, the roles' actions and a classifier trained on examples."""
+    count = load_categories(session, json.loads((DATA / "categories.json").read_text()))
+    rule_count = load_rules(session, json.loads((DATA / "rules.json").read_text()))
+    add_actions_to_role(session, "ops_operator", (DISPATCH, HANDLE))
+    add_actions_to_role(session, "case_worker", (HANDLE,))
+    texts, labels = demo_examples(session)
+    classifier.save(classifier.train(texts, labels), model_path(settings))
+    return {"categories": count, "rules": rule_count, "examples": len(texts)}

@@ -188,3 +188,24 @@ def test_serve_refuses_reload_with_several_workers(data_dir: Path) -> None:
     done = run(["serve", "--reload", "--workers", "2"], data_dir)
     assert done.returncode == 2
     assert "--workers" in done.stdout + done.stderr
+
+
+def test_the_work_order_classifier_is_trained_and_evaluated_from_a_file(data_dir: Path) -> None:
+    rows = [("路灯不亮晚上很黑", "照明"), ("垃圾没人清运很臭", "环卫"), ("工地夜间施工噪音很大", "噪声")]
+    with (data_dir / "history.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "category"])
+        for i in range(8):
+            for text, label in rows:
+                writer.writerow([f"{text}，第{i}次反映", label])
+    trained = run(["workorders", "train", "--from", "history.csv"], data_dir)
+    assert trained.returncode == 0, trained.stderr
+    assert "24 examples of 3 categories" in trained.stdout
+    assert (data_dir / "models" / "workorders-classifier.joblib").exists()
+    evaluated = run(["workorders", "evaluate", "--from", "history.csv", "--folds", "4"], data_dir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "macro-F1 1.000" in evaluated.stdout
+    (data_dir / "bad.csv").write_text("message,kind\n路灯不亮,照明\n", encoding="utf-8")
+    refused = run(["workorders", "train", "--from", "bad.csv"], data_dir)
+    assert refused.returncode == 2
+    assert "category column" in refused.stderr

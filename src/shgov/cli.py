@@ -15,6 +15,7 @@ from shgov.lake import cli as lake_cli
 from shgov.registers import cli as registers_cli
 from shgov.services import cli as services_cli
 from shgov.sharing import cli as sharing_cli
+from shgov.workorders import cli as workorders_cli
 
 app = typer.Typer(
     help="SH-GOV: digital government platform (一网通办 · 一网统管 · 一体化数字底座).", no_args_is_help=True
@@ -36,6 +37,7 @@ app.add_typer(registers_cli.app, name="registers")
 app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(sharing_cli.app, name="sharing")
 app.add_typer(services_cli.app, name="services")
+app.add_typer(workorders_cli.app, name="workorders")
 
 
 def _display_url(url: str) -> str:

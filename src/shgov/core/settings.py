@@ -118,6 +118,8 @@ class WorkOrdersSettings(BaseModel):
     # A new order this close (metres) and this recent (hours) to an open one with similar text is a likely duplicate.
     duplicate_metres: float = Field(default=150, ge=1, le=5000)
     duplicate_hours: float = Field(default=72, ge=1, le=2160)
+    # …and this similar (character-bigram Jaccard, plus 0.15 for the same category).
+    duplicate_similarity: float = Field(default=0.3, ge=0.0, le=1.0)
     # Open311 GeoReport v2: the jurisdiction this server answers for.
     open311_jurisdiction: str = "shanghai.gov.cn"
 

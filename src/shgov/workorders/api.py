@@ -9,12 +9,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile as StarletteUpload
 
-from shgov.core.deps import SessionDep, SettingsDep
-from shgov.core.errors import ForbiddenError, NotFoundError
+from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
+from shgov.core.errors import ForbiddenError, InvalidError, NotFoundError
+from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
+from shgov.core.identity.service import get_user
 from shgov.core.ids import mask_personal
 from shgov.core.regions.api import IndexDep
 from shgov.workorders import open311
@@ -164,6 +167,89 @@ def create(
     order = workorders.intake(session, settings, index, report, principal)
     audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)
+
+
+@api.post("/photo", response_model=OrderOut, status_code=201)
+async def photo_report(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    store: FileStoreDep,
+    principal: CurrentPrincipal,
+) -> OrderOut:
+    """随申拍: a citizen's photos and words (multipart: ``description``, ``photos`` 1–5, and ``lat``/``lng`` or
+    ``address``; without them the first photo's EXIF GPS position is used)."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    files = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload) and (f.filename or f.size)]
+    if not files:
+        raise InvalidError("请至少上传一张现场照片", field="photos")
+    if len(files) > workorders.MAX_PHOTOS:
+        raise InvalidError(f"最多上传 {workorders.MAX_PHOTOS} 张照片", field="photos")
+    media, photos = [], []
+    for upload in files:
+        try:
+            data = await read_upload(upload, settings.max_upload_bytes, "photos")
+        except InvalidError as exc:
+            limit = settings.max_upload_bytes / 1024 / 1024
+            raise InvalidError(f"照片“{upload.filename}”超过 {limit:.1f} MB 的上限", field="photos") from exc
+        photo = workorders.check_photo(data, upload.filename or "photo", settings.max_upload_bytes)
+        photos.append(photo)
+        media.append((data, upload.filename or "photo", photo.media_type))
+    lat, lng = _number(values.get("lat"), "lat"), _number(values.get("lng"), "lng")
+    if lat is None and lng is None:
+        located = next((p for p in photos if p.lat is not None and p.lng is not None), None)
+        lat, lng = (located.lat, located.lng) if located else (None, None)
+    user = get_user(session, principal.user_id)
+    report = workorders.Report(
+        channel="photo",
+        description=values.get("description", ""),
+        lat=lat,
+        lng=lng,
+        address=values.get("address", "")[:300],
+        reporter_user_id=principal.user_id,
+        reporter_name=principal.display_name,
+        reporter_phone=(user.phone or "") if user else "",
+    )
+    order = workorders.intake(session, settings, index, report, principal)
+    # Files are stored once the report is accepted, so a refused one leaves nothing behind.
+    order.media = [
+        {
+            "digest": store.put(data, name, max_bytes=settings.max_upload_bytes, field="photos").digest,
+            "media_type": kind,
+            "name": name,
+        }
+        for data, name, kind in media
+    ]
+    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return order_out(session, principal, order, settings, full=True)
+
+
+def _number(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidError(f"{name} 应为数字（WGS-84 经纬度）", field=name) from exc
+
+
+@api.get("/duplicates")
+def duplicates(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lng: Annotated[float, Query(ge=-180, le=180)],
+    text: Annotated[str, Query(min_length=1, max_length=4000)],
+    category_code: Annotated[str | None, Query(max_length=20)] = None,
+) -> list[dict[str, Any]]:
+    """Open orders nearby with similar text (hints while an agent types)."""
+    if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.HANDLE):
+        raise ForbiddenError("duplicate hints are for operators and units", field="text")
+    found = workorders.likely_duplicates(session, settings, lat, lng, text, category_code)
+    return [{"id": str(d.order_id), "number": d.number, "metres": d.metres, "similarity": d.similarity} for d in found]
 
 
 @api.get("/suggest")

@@ -138,7 +138,7 @@ def _request_row(session: Session, order: WorkOrder, names: dict[str, str]) -> d
         "zipcode": "",
         "lat": order.lat,
         "long": order.lng,
-        "media_url": f"/open311/v2/media/{order.number}/0" if order.media else "",
+        "media_url": next((m["url"] for m in order.media if m.get("url")), ""),
     }
 
 

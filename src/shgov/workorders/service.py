@@ -3,16 +3,20 @@ the handling loop with time limits and escalation, and the reporter's follow-up.
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from math import asin, cos, radians, sin, sqrt
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import h3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,7 +30,7 @@ from shgov.core.identity.service import add_actions_to_role, get_user
 from shgov.core.notify import Notice, notify
 from shgov.core.orgs.service import department_code, get_department
 from shgov.core.regions.geo import CoordinateError
-from shgov.core.regions.service import RegionIndex
+from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
 from shgov.core.settings import Settings
 from shgov.workorders import classifier
 
@@ -353,12 +357,140 @@ def intake(
             order.category_code, order.category_confidence, order.classified_by = top[0][0], top[0][1], "model"
         elif top:
             order.category_confidence = top[0][1]
+    if order.lat is not None and order.lng is not None:
+        repeats = likely_duplicates(
+            session, settings, order.lat, order.lng, description, order.category_code, exclude=order.id
+        )
+        if repeats:
+            order.attributes = {**order.attributes, "likely_duplicates": [d.number for d in repeats]}
     if order.category_code is not None:
         order.urgent = order.urgent or get_category(session, order.category_code).urgent
         _dispatch(session, settings, order, actor, "classify")
     _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
     emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
     return order
+
+
+# -- photos ---------------------------------------------------------------------------------------------
+
+PHOTO_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_PHOTOS = 5
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A checked photo: its type, size in pixels and, when the camera recorded it, where it was taken."""
+
+    media_type: str
+    width: int
+    height: int
+    lat: float | None
+    lng: float | None
+
+
+def _degrees(value: Any, ref: Any) -> float | None:
+    try:
+        d, m, s = (float(part) for part in value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    degrees = d + m / 60 + s / 3600
+    return -degrees if str(ref).upper() in ("S", "W") else degrees
+
+
+def check_photo(data: bytes, name: str, max_bytes: int) -> Photo:
+    """Refuse a file that is not a JPEG, PNG or WebP picture or is too large; read its EXIF GPS position."""
+    from PIL import Image, UnidentifiedImageError
+
+    label = f"照片“{name}”"
+    if not data:
+        raise InvalidError(f"{label}是空文件", field="photos")
+    if len(data) > max_bytes:
+        raise InvalidError(
+            f"{label}有 {len(data) / 1024 / 1024:.1f} MB，超过 {max_bytes / 1024 / 1024:.1f} MB 的上限", field="photos"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format or ""
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            gps = image.getexif().get_ifd(0x8825) if kind == "JPEG" else {}
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InvalidError(f"{label}不是可以打开的图片（请上传 JPG、PNG 或 WebP 照片）", field="photos") from exc
+    if kind not in PHOTO_TYPES:
+        raise InvalidError(f"{label}是 {kind or '未知'} 格式，请上传 JPG、PNG 或 WebP 照片", field="photos")
+    lat = _degrees(gps.get(2), gps.get(1)) if gps else None
+    lng = _degrees(gps.get(4), gps.get(3)) if gps else None
+    return Photo(PHOTO_TYPES[kind], width, height, lat, lng)
+
+
+# -- duplicates -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An open order that a new report probably repeats."""
+
+    order_id: uuid.UUID
+    number: str
+    metres: float
+    similarity: float
+
+
+def _bigrams(text_: str) -> set[str]:
+    chars = [c for c in text_ if not c.isspace() and c not in "，。、！？,.!?；;：:（）()"]
+    return {a + b for a, b in itertools.pairwise(chars)}
+
+
+def similarity(a: str, b: str) -> float:
+    """Character-bigram Jaccard similarity of two texts (0–1), robust to Chinese without segmentation."""
+    left, right = _bigrams(a), _bigrams(b)
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+def metres_between(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres."""
+    dlat, dlng = radians(lat2 - lat1), radians(lng2 - lng1)
+    h = sin(dlat / 2) ** 2 + cos(radians(lat1)) * cos(radians(lat2)) * sin(dlng / 2) ** 2
+    return 2 * 6_371_000 * asin(sqrt(h))
+
+
+def likely_duplicates(
+    session: Session,
+    settings: Settings,
+    lat: float,
+    lng: float,
+    text_: str,
+    category_code: str | None = None,
+    exclude: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> list[Duplicate]:
+    """Open orders within ``duplicate_metres`` and ``duplicate_hours`` whose text is similar (the same
+    category counts towards it), most similar first. Candidates come from the H3 cells around the point."""
+    config = settings.workorders
+    cell = h3.latlng_to_cell(lat, lng, GRID_RESOLUTION)
+    rings = max(1, int(config.duplicate_metres // (h3.average_hexagon_edge_length(GRID_RESOLUTION, "m") * 1.5)) + 1)
+    since = (now or utcnow()) - timedelta(hours=config.duplicate_hours)
+    query = select(WorkOrder).where(
+        WorkOrder.cell.in_(list(h3.grid_disk(cell, rings))),
+        WorkOrder.status.in_(OPEN),
+        WorkOrder.created_at >= since,
+    )
+    found = []
+    for other in session.scalars(query):
+        if other.id == exclude or other.lat is None or other.lng is None:
+            continue
+        metres = metres_between(lat, lng, other.lat, other.lng)
+        if metres > config.duplicate_metres:
+            continue
+        score = similarity(text_, other.description) + (
+            0.15 if category_code and category_code == other.category_code else 0
+        )
+        if score >= config.duplicate_similarity:
+            found.append(Duplicate(other.id, other.number, round(metres, 1), round(min(score, 1.0), 3)))
+    return sorted(found, key=lambda d: (-d.similarity, d.metres))[:10]
 
 
 # -- dispatch -----------------------------------------------------------------------------------------

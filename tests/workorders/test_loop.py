@@ -142,3 +142,38 @@ def test_triage_returns_transfers_merges_and_escalation(
         assert [o.number for o in raised] == [vague["number"]]
         assert order.lead_unit == "310000.cy"
         assert order.escalation == 1
+
+
+def test_a_flooded_road_opens_parallel_tasks_and_is_answered_when_all_are_done(
+    client: httpx.Client, token_for: Callable[[str], str], trained: Settings, db: Database
+) -> None:
+    centre = token_for("admin")
+    order = client.post(
+        "/api/v1/workorders",
+        json={
+            "channel": "patrol",
+            "description": "人民广场路口严重积水，车辆无法通行",
+            "category_code": "02.02.001",
+            **SQUARE,
+        },
+        headers=auth(centre),
+    ).json()
+    assert order["status"] == "dispatched"
+    tasks = {t["key"]: t for t in order["tasks"]}
+    assert set(tasks) == {"drain", "traffic", "order", "street"}
+    assert tasks["traffic"]["unit"] == "310101.ga"
+    assert tasks["drain"]["unit"] == "310000.shui"  # no district water authority: the city's
+    police = staff(db, "huangpu.ga", "310101", "ga")
+    assert client.get(f"/api/v1/workorders/{order['id']}", headers=auth(police)).status_code == 200  # assisting
+
+    def done(token: str, key: str, note: str = "已处置完毕") -> httpx.Response:
+        return client.post(f"/api/v1/workorders/{order['id']}/tasks/{key}", json={"note": note}, headers=auth(token))
+
+    assert done(police, "drain").status_code == 403  # another unit's part
+    assert done(police, "traffic", "已安排警力疏导交通").status_code == 200
+    assert done(police, "traffic").status_code == 409  # once
+    for key in ("drain", "order"):
+        assert done(centre, key).json()["status"] == "dispatched"
+    answered = done(centre, "street").json()
+    assert answered["status"] == "replied"
+    assert "交通疏导（公安交警）：已安排警力疏导交通" in answered["reply"]

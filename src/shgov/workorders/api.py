@@ -108,6 +108,7 @@ class OrderOut(BaseModel):
     reporter_phone: str
     created_at: datetime
     flag: str = ""
+    tasks: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
 
 
@@ -121,6 +122,17 @@ def order_out(
         out.reporter_phone = str(mask_personal(order.reporter_phone, "phone"))
     out.flag = workorders.deadline_flag(order, settings.workorders.warn_hours)
     if full:
+        out.tasks = [
+            {
+                "key": t.key,
+                "name": t.name,
+                "unit": t.unit,
+                "status": t.status,
+                "due_at": t.due_at.isoformat(),
+                "note": t.note,
+            }
+            for t in workorders.incident_tasks(session, order.id)
+        ]
         out.history = [
             {
                 "at": e.at.isoformat(),
@@ -307,6 +319,31 @@ def step(
         object_id=str(order.id),
         tenant_code=order.tenant_code,
     )
+    return order_out(session, principal, order, settings, full=True)
+
+
+class TaskDone(BaseModel):
+    """How a unit handled its part of an incident."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=2, max_length=4000)
+
+
+@api.post("/{order_id}/tasks/{key}", response_model=OrderOut)
+def complete_task(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    order_id: uuid.UUID,
+    key: str,
+    body: TaskDone,
+) -> OrderOut:
+    """A unit reports its part of an incident (高效处置一件事) done; the last one answers the incident."""
+    order = _visible(session, principal, order_id, settings)
+    workorders.complete_task(session, settings, order, key, principal, body.note)
+    audit(request, principal, "workorders.task.complete", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)
 
 

@@ -113,3 +113,33 @@ class WorkOrderEvent(Base):
     to_status: Mapped[str] = mapped_column(String(12))
     unit: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Playbook(Base):
+    """高效处置一件事: an incident type that opens parallel tasks for several units at once, each with its limit."""
+
+    __tablename__ = "wo_playbooks"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category_prefix: Mapped[str] = mapped_column(String(20))
+    # [{key, name, level, department_key, hours}]
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class IncidentTask(Base):
+    """One unit's part of an incident opened by a playbook; the incident is answered when all are done."""
+
+    __tablename__ = "wo_incident_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(40), index=True)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open | done
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str] = mapped_column(String(120), default="")
+    note: Mapped[str] = mapped_column(Text, default="")

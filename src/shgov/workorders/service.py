@@ -34,7 +34,7 @@ from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
 from shgov.core.settings import Settings
 from shgov.workorders import classifier
 
-from .models import Category, RoutingRule, WorkOrder, WorkOrderEvent
+from .models import Category, IncidentTask, Playbook, RoutingRule, WorkOrder, WorkOrderEvent
 
 HANDLE = register_action("workorders.order.handle", N_("Sign, handle and reply to the work orders of the unit"))
 DISPATCH = register_action("workorders.order.dispatch", N_("Triage, dispatch, supervise and close work orders"))
@@ -547,7 +547,86 @@ def _dispatch(session: Session, settings: Settings, order: WorkOrder, actor: Pri
     order.status = "dispatched"
     _set_deadlines(session, settings, order, utcnow())
     _history(session, order, actor, action, before, f"派单规则：{rule.name}")
+    _open_playbook(session, settings, order, actor)
     _tell(session, order, "已派单", "您反映的问题已交由承办单位处理。")
+
+
+# -- playbooks (高效处置一件事) ---------------------------------------------------------------------------
+
+
+def playbook_for(session: Session, category_code: str | None) -> Playbook | None:
+    """The active playbook whose category prefix is the longest match for ``category_code``."""
+    if not category_code:
+        return None
+    found = [
+        p
+        for p in session.scalars(select(Playbook).where(Playbook.active.is_(True)))
+        if category_code.startswith(p.category_prefix)
+    ]
+    return max(found, key=lambda p: len(p.category_prefix)) if found else None
+
+
+def _open_playbook(session: Session, settings: Settings, order: WorkOrder, actor: Principal | None) -> None:
+    playbook = playbook_for(session, order.category_code)
+    if playbook is None or session.scalar(select(IncidentTask.id).where(IncidentTask.order_id == order.id)):
+        return
+    now = utcnow()
+    units = []
+    for task in playbook.tasks:
+        unit = unit_for(session, settings, order, task.get("level", "district"), task["department_key"])
+        units.append(unit)
+        session.add(
+            IncidentTask(
+                order_id=order.id,
+                key=task["key"],
+                name=task["name"],
+                unit=unit,
+                due_at=now + timedelta(hours=float(task.get("hours", 4))),
+            )
+        )
+    order.assisting_units = sorted({*order.assisting_units, *units} - {order.lead_unit or ""})
+    order.attributes = {**order.attributes, "playbook": playbook.code}
+    _history(
+        session, order, actor, "supervise", order.status, f"启动高效处置：{playbook.name}（{len(units)} 个单位并联）"
+    )
+
+
+def incident_tasks(session: Session, order_id: uuid.UUID) -> list[IncidentTask]:
+    """The parallel tasks of an incident, in the playbook's order."""
+    return list(
+        session.scalars(select(IncidentTask).where(IncidentTask.order_id == order_id).order_by(IncidentTask.id))
+    )
+
+
+def complete_task(
+    session: Session, settings: Settings, order: WorkOrder, key: str, actor: Principal, note: str
+) -> IncidentTask:
+    """A unit reports its part of an incident done; when every part is done the incident is replied."""
+    session.refresh(order, with_for_update=True)
+    task = session.scalar(select(IncidentTask).where(IncidentTask.order_id == order.id, IncidentTask.key == key))
+    if task is None:
+        raise NotFoundError(f"no task {key!r} in this incident", field="key")
+    tenant = unit_tenant(task.unit, order, settings)
+    if not actor.allows(HANDLE, tenant, None if task.unit.startswith("township:") else task.unit):
+        raise ForbiddenError("this task belongs to another unit", field="key")
+    if task.status == "done":
+        raise ConflictError(f"{task.name} is already done", field="key")
+    if order.status not in ("dispatched", "signed"):
+        raise ConflictError(f"an incident that is {order.status} takes no more reports", field="order_id")
+    if len(note.strip()) < 2:
+        raise InvalidError("请写明处置情况", field="note")
+    task.status, task.done_at, task.done_by, task.note = "done", utcnow(), actor.display_name, note.strip()
+    session.flush()
+    _history(session, order, actor, "supervise", order.status, f"{task.name}：{task.note}")
+    tasks = incident_tasks(session, order.id)
+    if all(t.status == "done" for t in tasks):
+        before = order.status
+        order.reply = "；".join(f"{t.name}：{t.note}" for t in tasks)
+        order.replied_at = utcnow()
+        order.status = "replied"
+        _history(session, order, None, "reply", before, "各单位处置完毕")
+        _tell(session, order, "已答复", order.reply)
+    return task
 
 
 # -- the handling loop ----------------------------------------------------------------------------------
@@ -826,6 +905,8 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     """The category tree, the routing rules, the roles' actions and a classifier trained on examples."""
     count = load_categories(session, json.loads((DATA / "categories.json").read_text()))
     rule_count = load_rules(session, json.loads((DATA / "rules.json").read_text()))
+    for row in json.loads((DATA / "playbooks.json").read_text()):
+        session.merge(Playbook(**row))
     add_actions_to_role(session, "ops_operator", (DISPATCH, HANDLE))
     add_actions_to_role(session, "case_worker", (HANDLE,))
     texts, labels = demo_examples(session)

@@ -1,8 +1,8 @@
-"""Work orders: the category tree, routing rules, orders and their history.
+"""Work orders: the category tree, routing rules, playbooks, orders, incident tasks and history.
 
 Revision ID: 0016_workorders
 Revises: 0015_services_and_cases
-Create Date: 2026-11-24 19:24:48.670347
+Create Date: 2026-11-24 19:35:19.513051
 """
 
 from collections.abc import Sequence
@@ -37,6 +37,15 @@ def upgrade() -> None:
     with op.batch_alter_table("wo_categories", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_wo_categories_parent_code"), ["parent_code"], unique=False)
 
+    op.create_table(
+        "wo_playbooks",
+        sa.Column("code", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("category_prefix", sa.String(length=20), nullable=False),
+        sa.Column("tasks", sa.JSON(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("code", name=op.f("pk_wo_playbooks")),
+    )
     op.create_table(
         "wo_routing_rules",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -120,6 +129,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_work_orders_tenant_code"), ["tenant_code"], unique=False)
 
     op.create_table(
+        "wo_incident_tasks",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("order_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("unit", sa.String(length=40), nullable=False),
+        sa.Column("due_at", shgov.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("done_at", shgov.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_by", sa.String(length=120), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["work_orders.id"], name=op.f("fk_wo_incident_tasks_order_id_work_orders"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wo_incident_tasks")),
+    )
+    with op.batch_alter_table("wo_incident_tasks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wo_incident_tasks_order_id"), ["order_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_wo_incident_tasks_unit"), ["unit"], unique=False)
+
+    op.create_table(
         "work_order_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
@@ -145,6 +175,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_work_order_events_order_id"))
 
     op.drop_table("work_order_events")
+    with op.batch_alter_table("wo_incident_tasks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wo_incident_tasks_unit"))
+        batch_op.drop_index(batch_op.f("ix_wo_incident_tasks_order_id"))
+
+    op.drop_table("wo_incident_tasks")
     with op.batch_alter_table("work_orders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_work_orders_tenant_code"))
         batch_op.drop_index("ix_work_orders_status_district")
@@ -161,6 +196,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_wo_routing_rules_position"))
 
     op.drop_table("wo_routing_rules")
+    op.drop_table("wo_playbooks")
     with op.batch_alter_table("wo_categories", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_wo_categories_parent_code"))
 

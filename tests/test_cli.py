@@ -209,3 +209,29 @@ def test_the_work_order_classifier_is_trained_and_evaluated_from_a_file(data_dir
     refused = run(["workorders", "train", "--from", "bad.csv"], data_dir)
     assert refused.returncode == 2
     assert "category column" in refused.stderr
+
+
+def test_message_history_is_analysed_for_duplicates_and_hot_spots(data_dir: Path) -> None:
+    with (data_dir / "labelled.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "category"])
+        for i in range(6):
+            writer.writerow([f"路灯不亮很黑{i}", "照明"])
+            writer.writerow([f"垃圾没人清运很臭{i}", "环卫"])
+    with (data_dir / "messages.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "title", "body", "submitted_at"])
+        for i in range(6):
+            writer.writerow(
+                [i, "路灯不亮", f"东湖区幸福路的路灯不亮已经很久了，晚上很黑，第{i}封", f"2026-03-0{i + 1} 10:00:00"]
+            )
+        writer.writerow([99, "垃圾", "西山区垃圾没人清运", "2026-05-01 09:00:00"])
+    analysed = run(
+        ["workorders", "analyse", "--from", "messages.csv", "--train-from", "labelled.csv", "--min-count", "3"],
+        data_dir,
+    )
+    assert analysed.returncode == 0, analysed.stderr
+    assert "7 messages" in analysed.stdout
+    assert "东湖区" in analysed.stdout
+    assert "照明" in analysed.stdout
+    assert "1 groups of near-duplicates" in analysed.stdout.replace("\n", " ")

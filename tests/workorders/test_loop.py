@@ -177,3 +177,27 @@ def test_a_flooded_road_opens_parallel_tasks_and_is_answered_when_all_are_done(
     answered = done(centre, "street").json()
     assert answered["status"] == "replied"
     assert "交通疏导（公安交警）：已安排警力疏导交通" in answered["reply"]
+
+
+def test_orders_of_one_kind_in_one_place_make_a_hot_spot(
+    client: httpx.Client, token_for: Callable[[str], str], trained: Settings
+) -> None:
+    centre = token_for("admin")
+    for i in range(3):
+        made = client.post(
+            "/api/v1/workorders",
+            json={
+                "channel": "patrol",
+                "description": f"第{i}处占道经营，流动摊贩",
+                "category_code": "01.02.002",
+                "lat": 31.2304 + i * 0.0005,
+                "lng": 121.4737,
+            },
+            headers=auth(centre),
+        )
+        assert made.status_code == 201
+    spots = client.get("/api/v1/workorders/hotspots", params={"min_count": 3}, headers=auth(centre)).json()
+    assert spots[0]["category_code"] == "01.02.002"
+    assert spots[0]["count"] == 3
+    assert spots[0]["district_code"] == "310101"
+    assert client.get("/api/v1/workorders/hotspots", headers=auth(token_for("citizen"))).status_code == 403

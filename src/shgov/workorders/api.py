@@ -4,7 +4,7 @@ suggestions; and Open311 GeoReport v2 under ``/open311/v2/``."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -262,6 +262,26 @@ def duplicates(
         raise ForbiddenError("duplicate hints are for operators and units", field="text")
     found = workorders.likely_duplicates(session, settings, lat, lng, text, category_code)
     return [{"id": str(d.order_id), "number": d.number, "metres": d.metres, "similarity": d.similarity} for d in found]
+
+
+@api.get("/hotspots")
+def hotspots(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    days: Annotated[int, Query(ge=1, le=90)] = 7,
+    min_count: Annotated[int, Query(ge=2, le=1000)] = 3,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+) -> list[dict[str, Any]]:
+    """Hot spots of the last ``days``: place × category clusters (a district operator sees the district)."""
+    tenants = principal.tenants_for(workorders.DISPATCH)
+    if not principal.has_action(workorders.DISPATCH):
+        raise ForbiddenError("hot spots are for the operations centre", field="district")
+    if tenants is not None and district not in tenants:
+        if len([t for t in tenants if t]) != 1:
+            raise ForbiddenError("name the district you serve", field="district")
+        district = next(t for t in tenants if t)
+    since = datetime.now(UTC) - timedelta(days=days)
+    return [vars(h) for h in workorders.hot_spots(session, since, min_count, district)]
 
 
 @api.get("/suggest")

@@ -493,6 +493,89 @@ def likely_duplicates(
     return sorted(found, key=lambda d: (-d.similarity, d.metres))[:10]
 
 
+@dataclass(frozen=True)
+class HotSpot:
+    """Many orders of one category in one place within the window."""
+
+    cell: str
+    category_code: str
+    count: int
+    lat: float
+    lng: float
+    district_code: str | None
+    numbers: list[str]
+
+
+HOT_SPOT_RESOLUTION = 8  # H3 cells of about 0.7 km²
+
+
+def hot_spots(
+    session: Session,
+    since: datetime,
+    min_count: int = 3,
+    district_code: str | None = None,
+    resolution: int = HOT_SPOT_RESOLUTION,
+) -> list[HotSpot]:
+    """Clusters of orders by place (an H3 cell a level coarser than the grid) × category since ``since``,
+    largest first; merged orders count once, in the order they were merged into."""
+    query = select(WorkOrder).where(
+        WorkOrder.created_at >= since, WorkOrder.cell.is_not(None), WorkOrder.status != "merged"
+    )
+    if district_code:
+        query = query.where(WorkOrder.district_code == district_code)
+    groups: dict[tuple[str, str], list[WorkOrder]] = {}
+    for order in session.scalars(query):
+        if order.category_code is None or order.lat is None or order.lng is None:
+            continue
+        cell = h3.latlng_to_cell(order.lat, order.lng, resolution)
+        groups.setdefault((cell, order.category_code), []).append(order)
+    spots = []
+    for (cell, category), orders in groups.items():
+        if len(orders) < min_count:
+            continue
+        lat, lng = h3.cell_to_latlng(cell)
+        districts = [o.district_code for o in orders if o.district_code]
+        spots.append(
+            HotSpot(
+                cell,
+                category,
+                len(orders),
+                lat,
+                lng,
+                max(set(districts), key=districts.count) if districts else None,
+                [o.number for o in orders][:50],
+            )
+        )
+    return sorted(spots, key=lambda h: (-h.count, h.cell))
+
+
+def near_duplicate_groups(records: list[tuple[str, datetime, str]], hours: float, threshold: float) -> list[list[str]]:
+    """Groups of records (id, time, text) whose texts are at least ``threshold`` similar and which arrived
+    within ``hours`` of one another — for evaluating the duplicate rule on message history without places."""
+    ordered = sorted(records, key=lambda r: r[1])
+    grams = [_bigrams(text_) for _id, _at, text_ in ordered]
+    parent = list(range(len(ordered)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    window = timedelta(hours=hours)
+    for i in range(len(ordered)):
+        for j in range(i + 1, len(ordered)):
+            if ordered[j][1] - ordered[i][1] > window:
+                break
+            left, right = grams[i], grams[j]
+            if left and right and len(left & right) / len(left | right) >= threshold:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[str]] = {}
+    for i, record in enumerate(ordered):
+        groups.setdefault(root(i), []).append(record[0])
+    return sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
+
+
 # -- dispatch -----------------------------------------------------------------------------------------
 
 

@@ -201,3 +201,30 @@ def test_orders_of_one_kind_in_one_place_make_a_hot_spot(
     assert spots[0]["count"] == 3
     assert spots[0]["district_code"] == "310101"
     assert client.get("/api/v1/workorders/hotspots", headers=auth(token_for("citizen"))).status_code == 403
+
+
+def test_a_sensor_batch_creates_the_good_reports_and_names_each_refused_one(
+    client: httpx.Client, token_for: Callable[[str], str], trained: Settings
+) -> None:
+    reports = [
+        {
+            "channel": "sensor",
+            "description": "液位传感器报警：路面积水 25 厘米",
+            "category_code": "02.02.001",
+            **SQUARE,
+        },
+        {"channel": "sensor", "description": "液位传感器报警", "category_code": "02.02.001", "lat": 39.9, "lng": 116.4},
+        {"channel": "sensor", "description": "报警", "category_code": "02.02.001", **SQUARE},
+        {"channel": "sensor", "description": "井盖位移传感器报警", "category_code": "99.99.999", **SQUARE},
+        {"channel": "patrol", "description": "巡查发现路灯不亮，晚上很黑", **SQUARE},
+    ]
+    answers = client.post(
+        "/api/v1/workorders/batch", json={"reports": reports}, headers=auth(token_for("admin"))
+    ).json()
+    assert [bool(a.get("number")) for a in answers] == [True, False, False, False, True]
+    assert answers[1]["error"]["field"] == "reports[1].lat"
+    assert answers[2]["error"]["field"] == "reports[2].description"
+    assert answers[3]["error"]["field"] == "reports[3].category_code"
+    assert answers[4]["status"] == "dispatched"
+    citizen = client.post("/api/v1/workorders/batch", json={"reports": reports[:1]}, headers=auth(token_for("citizen")))
+    assert citizen.status_code == 403

@@ -163,7 +163,49 @@ def create(
     """Take a report in from the hotline, a patrol or a sensor; it is located, classified and dispatched."""
     if not principal.has_action(CHANNEL_ACTIONS[body.channel]):
         raise ForbiddenError(f"this account does not take {body.channel} reports", field="channel")
-    report = workorders.Report(
+    order = workorders.intake(session, settings, index, _report(body), principal)
+    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return order_out(session, principal, order, settings, full=True)
+
+
+class BatchIn(BaseModel):
+    """Up to 1,000 reports from patrols or sensors in one call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reports: list[ReportIn] = Field(min_length=1, max_length=1000)
+
+
+@api.post("/batch")
+def create_many(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    body: BatchIn,
+) -> list[dict[str, Any]]:
+    """Take many reports in at once (classified together); each answer says created (with its number and
+    status) or refused (with the field and the reason) — a refused report never stops the others."""
+    for i, report in enumerate(body.reports):
+        if not principal.has_action(CHANNEL_ACTIONS[report.channel]):
+            raise ForbiddenError(f"reports[{i}]: this account does not take {report.channel} reports", field="channel")
+    outcomes = workorders.intake_many(session, settings, index, [_report(r) for r in body.reports], principal)
+    answers: list[dict[str, Any]] = []
+    for i, outcome in enumerate(outcomes):
+        answer: dict[str, Any] = {"index": i}
+        if outcome.order is not None:
+            answer.update(id=str(outcome.order.id), number=outcome.order.number, status=outcome.order.status)
+        if outcome.error is not None:
+            answer["error"] = {"field": f"reports[{i}].{outcome.error.field}", "message": outcome.error.message}
+        answers.append(answer)
+    created = sum(1 for o in outcomes if o.order is not None)
+    audit(request, principal, "workorders.order.create_many", object_type="work_order", details={"created": created})
+    return answers
+
+
+def _report(body: ReportIn) -> workorders.Report:
+    return workorders.Report(
         channel=body.channel,
         description=body.description,
         lat=body.lat,
@@ -176,9 +218,6 @@ def create(
         reporter_phone=body.caller_phone,
         source_ref=body.source_ref,
     )
-    order = workorders.intake(session, settings, index, report, principal)
-    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
-    return order_out(session, principal, order, settings, full=True)
 
 
 @api.post("/photo", response_model=OrderOut, status_code=201)

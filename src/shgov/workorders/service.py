@@ -112,10 +112,15 @@ def _end_of_working_day(settings: Settings, start: datetime, days: int) -> datet
     return datetime.combine(due, time(23, 59, 59), zone).astimezone(UTC)
 
 
-def _set_deadlines(session: Session, settings: Settings, order: WorkOrder, start: datetime) -> None:
+def _set_deadlines(
+    session: Session, settings: Settings, order: WorkOrder, start: datetime, router: Router | None = None
+) -> None:
     if order.category_code is None:
         return
-    limits = limits_of(session, get_category(session, order.category_code))
+    if router is not None:
+        limits = router.limits(order.category_code)
+    else:
+        limits = limits_of(session, get_category(session, order.category_code))
     order.sign_due = start + timedelta(hours=float(limits.get("sign_hours", 4)))
     order.reply_due = _end_of_working_day(settings, start, int(limits.get("reply_days", 5)))
     order.conclude_due = _end_of_working_day(settings, start, int(limits.get("conclude_days", 13)))
@@ -303,10 +308,45 @@ def _tell(session: Session, order: WorkOrder, subject: str, body: str = "") -> N
     )
 
 
-def intake(
-    session: Session, settings: Settings, index: RegionIndex, report: Report, actor: Principal | None = None
-) -> WorkOrder:
-    """Take a report in: check it, locate it, classify it, dispatch it (or queue it for triage)."""
+@dataclass
+class Outcome:
+    """What became of one report of a batch: its order, or why it was refused."""
+
+    order: WorkOrder | None = None
+    error: InvalidError | ConflictError | None = None
+
+
+class Router:
+    """Categories, limits, rules and departments loaded once for a unit of work (a batch dispatches fast)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.categories = {c.code: c for c in session.scalars(select(Category))}
+        self.rules = rules(session)
+        self._limits: dict[str, dict[str, Any]] = {}
+        self._departments: dict[str, bool] = {}
+
+    def category(self, code: str, field_name: str = "category_code") -> Category:
+        """An active category by code."""
+        found = self.categories.get(code)
+        if found is None or not found.active:
+            raise InvalidError(f"no category {code!r}", field=field_name)
+        return found
+
+    def limits(self, code: str) -> dict[str, Any]:
+        """The category's time limits (cached)."""
+        if code not in self._limits:
+            self._limits[code] = limits_of(self.session, self.category(code))
+        return self._limits[code]
+
+    def has_department(self, code: str) -> bool:
+        """Whether the department exists (cached)."""
+        if code not in self._departments:
+            self._departments[code] = get_department(self.session, code) is not None
+        return self._departments[code]
+
+
+def _checked(router: Router, index: RegionIndex, report: Report) -> tuple[Channel, str, Place | None, Category | None]:
     channel = CHANNELS.get(report.channel)
     if channel is None:
         raise InvalidError(f"unknown channel {report.channel!r}", field="channel")
@@ -315,60 +355,116 @@ def intake(
         raise InvalidError("请描述问题（至少 4 个字）", field="description")
     if len(description) > 4000:
         raise InvalidError("问题描述最多 4000 字", field="description")
+    place = None
     if channel.needs_location or report.lat is not None or report.address:
         place = locate(index, report.lat, report.lng, report.address)
-    else:
-        place = None
-    category = get_category(session, report.category_code) if report.category_code else None
+    category = router.category(report.category_code) if report.category_code else None
     if category is not None and category.level != 3:
         raise InvalidError(f"{category.code} is not a leaf category", field="category_code")
+    return channel, description, place, category
+
+
+def intake_many(
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    reports: list[Report],
+    actor: Principal | None = None,
+    check_duplicates: bool = True,
+) -> list[Outcome]:
+    """Take reports in as one batch: each is checked and located; those without a category are classified
+    together; each is flagged against open orders nearby, dispatched by the rules (or queued for triage) and
+    stored. A refused report is reported with its reason and leaves nothing behind; the others go on."""
+    router = Router(session)
+    outcomes = [Outcome() for _ in reports]
+    accepted: list[tuple[int, Channel, str, Place | None, Category | None]] = []
+    for i, report in enumerate(reports):
+        try:
+            accepted.append((i, *_checked(router, index, report)))
+        except InvalidError as exc:
+            outcomes[i].error = exc
+    model = MODELS.get(settings)
+    unclassified = [
+        (i, f"{text} {place.address if place else ''}") for i, _c, text, place, cat in accepted if cat is None
+    ]
+    guesses: dict[int, tuple[str, float]] = {}
+    if model is not None and unclassified:
+        probabilities = model.pipeline.predict_proba([text for _i, text in unclassified])
+        classes = model.pipeline.classes_
+        for (i, _text), row in zip(unclassified, probabilities, strict=True):
+            best = int(row.argmax())
+            guesses[i] = (str(classes[best]), float(row[best]))
     now = utcnow()
-    order = WorkOrder(
-        number=_number(now),
-        channel=channel.name,
-        source_ref=report.source_ref,
-        description=description,
-        urgent=report.urgent,
-        lat=place.lat if place else None,
-        lng=place.lng if place else None,
-        address=(place.address if place else report.address)[:300],
-        district_code=place.district_code if place else None,
-        township_code=place.township_code if place else None,
-        community_code=place.community_code if place else None,
-        grid_code=place.grid_code if place else None,
-        cell=place.cell if place else None,
-        tenant_code=place.district_code if place else settings.city_code,
-        status="triage",
-        media=report.media,
-        attributes=report.attributes,
-        reporter_user_id=report.reporter_user_id,
-        reporter_name=report.reporter_name[:100],
-        reporter_phone=report.reporter_phone[:20],
-        reporter_email=report.reporter_email[:200],
-    )
-    session.add(order)
-    session.flush()
-    _history(session, order, actor, "accept", None, f"渠道：{channel.name}")
-    if category is not None:
-        order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "reporter"
-    else:
-        top = suggest(settings, f"{description} {order.address}")
-        if top and top[0][1] >= settings.workorders.triage_confidence:
-            order.category_code, order.category_confidence, order.classified_by = top[0][0], top[0][1], "model"
-        elif top:
-            order.category_confidence = top[0][1]
-    if order.lat is not None and order.lng is not None:
-        repeats = likely_duplicates(
-            session, settings, order.lat, order.lng, description, order.category_code, exclude=order.id
+    for i, channel, description, place, category in accepted:
+        report = reports[i]
+        order = WorkOrder(
+            id=uuid.uuid4(),
+            number=_number(now),
+            channel=channel.name,
+            source_ref=report.source_ref,
+            description=description,
+            urgent=report.urgent,
+            lat=place.lat if place else None,
+            lng=place.lng if place else None,
+            address=(place.address if place else report.address)[:300],
+            district_code=place.district_code if place else None,
+            township_code=place.township_code if place else None,
+            community_code=place.community_code if place else None,
+            grid_code=place.grid_code if place else None,
+            cell=place.cell if place else None,
+            tenant_code=place.district_code if place else settings.city_code,
+            status="triage",
+            media=report.media,
+            attributes=report.attributes,
+            reporter_user_id=report.reporter_user_id,
+            reporter_name=report.reporter_name[:100],
+            reporter_phone=report.reporter_phone[:20],
+            reporter_email=report.reporter_email[:200],
+            created_at=now,
+            updated_at=now,
         )
-        if repeats:
-            order.attributes = {**order.attributes, "likely_duplicates": [d.number for d in repeats]}
-    if order.category_code is not None:
-        order.urgent = order.urgent or get_category(session, order.category_code).urgent
-        _dispatch(session, settings, order, actor, "classify")
-    _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
-    emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
-    return order
+        if category is not None:
+            order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "reporter"
+        elif i in guesses:
+            code, confidence = guesses[i]
+            order.category_confidence = confidence
+            if confidence >= settings.workorders.triage_confidence:
+                order.category_code, order.classified_by = code, "model"
+        if check_duplicates and order.lat is not None and order.lng is not None:
+            repeats = likely_duplicates(
+                session, settings, order.lat, order.lng, description, order.category_code, now=now
+            )
+            if repeats:
+                order.attributes = {**order.attributes, "likely_duplicates": [d.number for d in repeats]}
+        session.add(order)
+        outcomes[i].order = order
+    session.flush()  # the orders exist before their history refers to them
+    for i, channel, _description, _place, _category in accepted:
+        stored = outcomes[i].order
+        assert stored is not None  # noqa: S101 - set in the loop above
+        order = stored
+        _history(session, order, actor, "accept", None, f"渠道：{channel.name}")
+        if order.category_code is not None:
+            order.urgent = order.urgent or router.category(order.category_code).urgent
+            try:
+                _dispatch(session, settings, order, actor, "classify", router)
+            except ConflictError as exc:
+                outcomes[i].error = exc  # no rule matches: the order waits in triage, and the caller is told
+        _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
+        emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
+    session.flush()
+    return outcomes
+
+
+def intake(
+    session: Session, settings: Settings, index: RegionIndex, report: Report, actor: Principal | None = None
+) -> WorkOrder:
+    """Take one report in: check it, locate it, classify it, dispatch it (or queue it for triage)."""
+    outcome = intake_many(session, settings, index, [report], actor)[0]
+    if outcome.order is None:
+        assert outcome.error is not None  # noqa: S101 - an outcome holds an order or an error
+        raise outcome.error
+    return outcome.order
 
 
 # -- photos ---------------------------------------------------------------------------------------------
@@ -584,10 +680,10 @@ def rules(session: Session) -> list[RoutingRule]:
     return list(session.scalars(select(RoutingRule).where(RoutingRule.active.is_(True)).order_by(RoutingRule.position)))
 
 
-def matching_rule(session: Session, order: WorkOrder) -> RoutingRule | None:
+def matching_rule(session: Session, order: WorkOrder, ordered: list[RoutingRule] | None = None) -> RoutingRule | None:
     """The first rule whose category, area and keywords all match the order."""
     areas = [c for c in (order.district_code, order.township_code, order.community_code) if c]
-    for rule in rules(session):
+    for rule in ordered if ordered is not None else rules(session):
         if rule.category_prefix and not (order.category_code or "").startswith(rule.category_prefix):
             continue
         if rule.area_prefix and not any(a.startswith(rule.area_prefix) for a in areas):
@@ -598,7 +694,9 @@ def matching_rule(session: Session, order: WorkOrder) -> RoutingRule | None:
     return None
 
 
-def unit_for(session: Session, settings: Settings, order: WorkOrder, level: str, key: str) -> str:
+def unit_for(
+    session: Session, settings: Settings, order: WorkOrder, level: str, key: str, router: Router | None = None
+) -> str:
     """The unit that handles ``key`` at ``level`` where the order is (a district without the department
     falls back to the city's; a township unit without a known township to the district's ops centre)."""
     if level == "township" or key == "street":
@@ -607,7 +705,7 @@ def unit_for(session: Session, settings: Settings, order: WorkOrder, level: str,
         level, key = "district", "cy" if key == "street" else key
     if level == "district" and order.district_code:
         code = department_code(order.district_code, key)
-        if get_department(session, code) is not None:
+        if router.has_department(code) if router else get_department(session, code) is not None:
             return code
     return department_code(settings.city_code, key)
 
@@ -619,16 +717,23 @@ def unit_tenant(unit: str, order: WorkOrder, settings: Settings) -> str:
     return unit.split(".", 1)[0]
 
 
-def _dispatch(session: Session, settings: Settings, order: WorkOrder, actor: Principal | None, action: str) -> None:
-    rule = matching_rule(session, order)
+def _dispatch(
+    session: Session,
+    settings: Settings,
+    order: WorkOrder,
+    actor: Principal | None,
+    action: str,
+    router: Router | None = None,
+) -> None:
+    rule = matching_rule(session, order, router.rules if router else None)
     if rule is None:
         raise ConflictError("no routing rule matches this order; add a catch-all rule", field="category_code")
     before = order.status
-    order.lead_unit = unit_for(session, settings, order, rule.lead_level, rule.lead_department_key)
-    order.assisting_units = [unit_for(session, settings, order, rule.lead_level, k) for k in rule.assisting]
+    order.lead_unit = unit_for(session, settings, order, rule.lead_level, rule.lead_department_key, router)
+    order.assisting_units = [unit_for(session, settings, order, rule.lead_level, k, router) for k in rule.assisting]
     order.rule_id, order.rule_name = rule.id, rule.name
     order.status = "dispatched"
-    _set_deadlines(session, settings, order, utcnow())
+    _set_deadlines(session, settings, order, utcnow(), router)
     _history(session, order, actor, action, before, f"派单规则：{rule.name}")
     _open_playbook(session, settings, order, actor)
     _tell(session, order, "已派单", "您反映的问题已交由承办单位处理。")

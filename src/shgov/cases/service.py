@@ -32,7 +32,7 @@ from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, Scope, register_action
 from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, get_user, user_by_id_number
 from shgov.core.ids import validate_id_number
-from shgov.core.notify import Notice, notify
+from shgov.core.notify import tell
 from shgov.core.orgs.service import department_code, get_department
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
@@ -198,20 +198,7 @@ def _history(
 
 
 def _tell(session: Session, case: Case, subject: str, body: str = "") -> None:
-    if case.applicant_user_id is None:
-        return
-    user = get_user(session, case.applicant_user_id)
-    notify(
-        session,
-        Notice(
-            case.applicant_user_id,
-            f"【{case.offering_name}】{subject}",
-            body,
-            f"/cases/{case.id}",
-            "cases.case",
-            phone=user.phone if user else None,
-        ),
-    )
+    tell(session, case.applicant_user_id, f"【{case.offering_name}】{subject}", body, f"/cases/{case.id}", "cases.case")
 
 
 def submit(

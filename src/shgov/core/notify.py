@@ -18,6 +18,7 @@ from sqlalchemy import ForeignKey, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, UUIDKeyMixin, utcnow
+from shgov.core.identity.service import get_user
 from shgov.core.ids import mask_phone
 
 log = logging.getLogger("shgov.notify")
@@ -120,6 +121,16 @@ for _builtin in (InAppNotifier(), LogSmsNotifier(), LogEmailNotifier()):
 def notify(session: Session, notice: Notice, channels: tuple[str, ...] = ("in_app", "sms")) -> list[str]:
     """Send ``notice`` on each channel that can reach the person; returns the channels used."""
     return [name for name in channels if name in NOTIFIERS and NOTIFIERS[name].send(session, notice)]
+
+
+def tell(
+    session: Session, user_id: uuid.UUID | None, subject: str, body: str = "", link: str = "", topic: str = ""
+) -> None:
+    """Notify an account (no-op without one) in the inbox and by SMS to the phone on the account."""
+    if user_id is None:
+        return
+    user = get_user(session, user_id)
+    notify(session, Notice(user_id, subject, body, link, topic, phone=user.phone if user else None))
 
 
 def inbox(session: Session, user_id: uuid.UUID, limit: int = 50) -> list[Notification]:

@@ -26,8 +26,8 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role, get_user
-from shgov.core.notify import Notice, notify
+from shgov.core.identity.service import add_actions_to_role
+from shgov.core.notify import tell
 from shgov.core.orgs.service import department_code, get_department
 from shgov.core.regions.geo import CoordinateError
 from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
@@ -292,20 +292,8 @@ def _history(
 
 
 def _tell(session: Session, order: WorkOrder, subject: str, body: str = "") -> None:
-    if order.reporter_user_id is None:
-        return
-    user = get_user(session, order.reporter_user_id)
-    notify(
-        session,
-        Notice(
-            order.reporter_user_id,
-            f"【工单 {order.number}】{subject}",
-            body,
-            f"/my/reports/{order.id}",
-            "workorders.order",
-            phone=user.phone if user else None,
-        ),
-    )
+    link = f"/my/reports/{order.id}"
+    tell(session, order.reporter_user_id, f"【工单 {order.number}】{subject}", body, link, "workorders.order")
 
 
 @dataclass

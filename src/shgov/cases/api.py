@@ -112,7 +112,7 @@ def case_out(session: SessionDep, principal: Principal, case: Case, settings: An
 
 
 async def read_application(request: Request, max_bytes: int) -> tuple[dict[str, str], dict[str, cases.Upload]]:
-    """The text fields and the ``material:<key>`` files of a multipart application form."""
+    """The text fields (without the CSRF token) and the ``material:<key>`` files of a multipart form."""
     form = await request.form()
     values: dict[str, str] = {}
     uploads: dict[str, cases.Upload] = {}
@@ -128,7 +128,7 @@ async def read_application(request: Request, max_bytes: int) -> tuple[dict[str, 
                         f"《{value.filename}》超过 {limit} MB 的上限，请压缩或分页后重新上传", field=name
                     ) from exc
                 uploads[key] = cases.Upload(value.filename or "", data)
-        else:
+        elif name != "csrf_token":  # the browser's CSRF token is not part of the application
             values[name] = value
     return values, uploads
 
@@ -149,7 +149,6 @@ def submit_application(
     if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
         raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
     token = values.pop("client_token", None) or None
-    values.pop("csrf_token", None)
     return cases.submit(
         session,
         settings,
@@ -275,7 +274,6 @@ async def correct(
     """The applicant answers a return for correction (changed fields and/or files)."""
     case = _visible(session, principal, case_id)
     values, uploads = await read_application(request, settings.max_upload_bytes)
-    values.pop("csrf_token", None)
     cases.resubmit(session, settings, store, case, principal, values, uploads)
     return case_out(session, principal, case, settings)
 
@@ -292,8 +290,6 @@ async def supply(
     """Hand in materials owed (容缺)."""
     case = _visible(session, principal, case_id)
     _values, uploads = await read_application(request, settings.max_upload_bytes)
-    if not uploads:
-        raise InvalidError("choose the file to hand in", field="material")
     cases.supply(session, settings, store, case, principal, uploads)
     return case_out(session, principal, case, settings)
 

@@ -18,7 +18,7 @@ from shgov.cases import service as cases
 from shgov.cases.api import case_out, read_application, submit_application
 from shgov.core import notify
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
-from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
+from shgov.core.errors import DomainError, NotFoundError, Problem
 from shgov.core.files import file_response
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit, safe_next
@@ -457,12 +457,9 @@ async def _applicant_step(
         raise Problem("not-found", detail="No such case.")
     try:
         values, uploads = await read_application(request, settings.max_upload_bytes)
-        values.pop("csrf_token", None)
         if step == "correction":
             cases.resubmit(session, settings, store, case, who, values, uploads)
         else:
-            if not uploads:
-                raise InvalidError("请选择要补交的材料文件", field="material")
             cases.supply(session, settings, store, case, who, uploads)
     except DomainError as exc:
         session.rollback()

@@ -546,8 +546,10 @@ def supply(
 ) -> Case:
     """Hand in a material accepted as owed (容缺)."""
     lock(session, case)
-    if case.status in ("rejected", "concluded") and not uploads:
+    if case.status in ("rejected", "concluded"):
         raise ConflictError("the case is closed", field="case_id")
+    if not uploads:
+        raise InvalidError("请选择要补交的材料文件", field="material")
     offer = offering_of(session, case)
     _store_uploads(session, settings, store, case, offer, uploads)
     _history(session, case, actor, "supply", case.status, "补交容缺材料：" + "、".join(uploads))

@@ -112,15 +112,10 @@ def _end_of_working_day(settings: Settings, start: datetime, days: int) -> datet
     return datetime.combine(due, time(23, 59, 59), zone).astimezone(UTC)
 
 
-def _set_deadlines(
-    session: Session, settings: Settings, order: WorkOrder, start: datetime, router: Router | None = None
-) -> None:
+def _set_deadlines(settings: Settings, order: WorkOrder, start: datetime, router: Router) -> None:
     if order.category_code is None:
         return
-    if router is not None:
-        limits = router.limits(order.category_code)
-    else:
-        limits = limits_of(session, get_category(session, order.category_code))
+    limits = router.limits(order.category_code)
     order.sign_due = start + timedelta(hours=float(limits.get("sign_hours", 4)))
     order.reply_due = _end_of_working_day(settings, start, int(limits.get("reply_days", 5)))
     order.conclude_due = _end_of_working_day(settings, start, int(limits.get("conclude_days", 13)))
@@ -321,6 +316,13 @@ class Router:
             raise InvalidError(f"no category {code!r}", field=field_name)
         return found
 
+    def leaf(self, code: str) -> Category:
+        """An active leaf category (orders are filed under leaves only)."""
+        found = self.category(code)
+        if found.level != 3:
+            raise InvalidError(f"{found.code} is not a leaf category", field="category_code")
+        return found
+
     def limits(self, code: str) -> dict[str, Any]:
         """The category's time limits (cached)."""
         if code not in self._limits:
@@ -346,9 +348,7 @@ def _checked(router: Router, index: RegionIndex, report: Report) -> tuple[Channe
     place = None
     if channel.needs_location or report.lat is not None or report.address:
         place = locate(index, report.lat, report.lng, report.address)
-    category = router.category(report.category_code) if report.category_code else None
-    if category is not None and category.level != 3:
-        raise InvalidError(f"{category.code} is not a leaf category", field="category_code")
+    category = router.leaf(report.category_code) if report.category_code else None
     return channel, description, place, category
 
 
@@ -668,10 +668,10 @@ def rules(session: Session) -> list[RoutingRule]:
     return list(session.scalars(select(RoutingRule).where(RoutingRule.active.is_(True)).order_by(RoutingRule.position)))
 
 
-def matching_rule(session: Session, order: WorkOrder, ordered: list[RoutingRule] | None = None) -> RoutingRule | None:
-    """The first rule whose category, area and keywords all match the order."""
+def matching_rule(ordered: list[RoutingRule], order: WorkOrder) -> RoutingRule | None:
+    """The first of the ``ordered`` rules whose category, area and keywords all match the order."""
     areas = [c for c in (order.district_code, order.township_code, order.community_code) if c]
-    for rule in ordered if ordered is not None else rules(session):
+    for rule in ordered:
         if rule.category_prefix and not (order.category_code or "").startswith(rule.category_prefix):
             continue
         if rule.area_prefix and not any(a.startswith(rule.area_prefix) for a in areas):
@@ -682,9 +682,7 @@ def matching_rule(session: Session, order: WorkOrder, ordered: list[RoutingRule]
     return None
 
 
-def unit_for(
-    session: Session, settings: Settings, order: WorkOrder, level: str, key: str, router: Router | None = None
-) -> str:
+def unit_for(settings: Settings, order: WorkOrder, level: str, key: str, router: Router) -> str:
     """The unit that handles ``key`` at ``level`` where the order is (a district without the department
     falls back to the city's; a township unit without a known township to the district's ops centre)."""
     if level == "township" or key == "street":
@@ -693,7 +691,7 @@ def unit_for(
         level, key = "district", "cy" if key == "street" else key
     if level == "district" and order.district_code:
         code = department_code(order.district_code, key)
-        if router.has_department(code) if router else get_department(session, code) is not None:
+        if router.has_department(code):
             return code
     return department_code(settings.city_code, key)
 
@@ -711,19 +709,19 @@ def _dispatch(
     order: WorkOrder,
     actor: Principal | None,
     action: str,
-    router: Router | None = None,
+    router: Router,
 ) -> None:
-    rule = matching_rule(session, order, router.rules if router else None)
+    rule = matching_rule(router.rules, order)
     if rule is None:
         raise ConflictError("no routing rule matches this order; add a catch-all rule", field="category_code")
     before = order.status
-    order.lead_unit = unit_for(session, settings, order, rule.lead_level, rule.lead_department_key, router)
-    order.assisting_units = [unit_for(session, settings, order, rule.lead_level, k, router) for k in rule.assisting]
+    order.lead_unit = unit_for(settings, order, rule.lead_level, rule.lead_department_key, router)
+    order.assisting_units = [unit_for(settings, order, rule.lead_level, k, router) for k in rule.assisting]
     order.rule_id, order.rule_name = rule.id, rule.name
     order.status = "dispatched"
-    _set_deadlines(session, settings, order, utcnow(), router)
+    _set_deadlines(settings, order, utcnow(), router)
     _history(session, order, actor, action, before, f"派单规则：{rule.name}")
-    _open_playbook(session, settings, order, actor)
+    _open_playbook(session, settings, order, actor, router)
     _tell(session, order, "已派单", "您反映的问题已交由承办单位处理。")
 
 
@@ -742,14 +740,16 @@ def playbook_for(session: Session, category_code: str | None) -> Playbook | None
     return max(found, key=lambda p: len(p.category_prefix)) if found else None
 
 
-def _open_playbook(session: Session, settings: Settings, order: WorkOrder, actor: Principal | None) -> None:
+def _open_playbook(
+    session: Session, settings: Settings, order: WorkOrder, actor: Principal | None, router: Router
+) -> None:
     playbook = playbook_for(session, order.category_code)
     if playbook is None or session.scalar(select(IncidentTask.id).where(IncidentTask.order_id == order.id)):
         return
     now = utcnow()
     units = []
     for task in playbook.tasks:
-        unit = unit_for(session, settings, order, task.get("level", "district"), task["department_key"])
+        unit = unit_for(settings, order, task.get("level", "district"), task["department_key"], router)
         units.append(unit)
         session.add(
             IncidentTask(
@@ -941,10 +941,9 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
         order.reopened += 1
         order.replied_at = order.closed_at = None
         order.reply = ""
+    router = Router(session)
     if step.category_code:
-        category = get_category(session, step.category_code)
-        if category.level != 3:
-            raise InvalidError(f"{category.code} is not a leaf category", field="category_code")
+        category = router.leaf(step.category_code)
         order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "triage"
     if order.category_code is None:
         raise InvalidError("请选择工单分类", field="category_code")
@@ -954,10 +953,10 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
         before = order.status
         order.lead_unit = step.unit
         order.status = "dispatched"
-        _set_deadlines(session, settings, order, utcnow())
+        _set_deadlines(settings, order, utcnow(), router)
         _history(session, order, actor, "transfer", before, step.note.strip() or f"转派至 {step.unit}")
         return
-    _dispatch(session, settings, order, actor, step.action)
+    _dispatch(session, settings, order, actor, step.action, router)
 
 
 def _merge(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
@@ -988,6 +987,7 @@ _HANDLERS: dict[str, Callable[[Session, Settings, WorkOrder, Principal, Step], N
 def escalate_overdue(session: Session, settings: Settings, now: datetime | None = None) -> list[WorkOrder]:
     """Raise every overdue open order one level (township → district → city) and tell the new unit."""
     moment = now or utcnow()
+    router = Router(session)
     raised = []
     for order in session.scalars(select(WorkOrder).where(WorkOrder.status.in_(("dispatched", "signed", "returned")))):
         if deadline_flag(order, now=moment) != "overdue" or order.lead_unit is None:
@@ -1000,9 +1000,9 @@ def escalate_overdue(session: Session, settings: Settings, now: datetime | None 
         if level == "city":
             continue
         upper = LEVELS[LEVELS.index(level) + 1]
-        order.lead_unit = unit_for(session, settings, order, upper, "cy")
+        order.lead_unit = unit_for(settings, order, upper, "cy", router)
         order.escalation += 1
-        _set_deadlines(session, settings, order, moment)
+        _set_deadlines(settings, order, moment, router)
         _history(
             session, order, None, "escalate", order.status, f"超期，升级至{'区' if upper == 'district' else '市'}级"
         )

@@ -18,20 +18,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from sqlalchemy import func, make_url, select
 
-from bench.servers import free_port, wait
+from bench.servers import POSTGRES_URL, free_port, scratch_postgres, wait
 from shgov import migrations
 from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
@@ -46,7 +44,6 @@ from shgov.sharing import service as sharing
 PERSONS = int(os.environ.get("SHGOV_BENCH_PERSONS", "1000000"))
 CONCURRENCY = 8
 DURATION = 15.0
-POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
 DATASETTE = ROOT / ".venv-bench" / "bin" / "datasette"
 COLUMNS = ("id_number", "name", "sex", "district_code")
@@ -67,27 +64,18 @@ def _load(label: str, *args: str) -> dict[str, float]:
 
 def main() -> None:
     """Seed, copy the table, serve, load each target, print the figures and ratios."""
-    admin = make_url(POSTGRES_URL)
-    try:
-        socket.create_connection((admin.host or "127.0.0.1", admin.port or 5432), timeout=1).close()
-    except OSError:
-        print(f"   PostgreSQL is not reachable at {admin.host}:{admin.port or 5432} — the gateway benchmark needs it")
-        return
-    name = f"shgov_bench_{uuid.uuid4().hex[:8]}"
-    conninfo = _conninfo(POSTGRES_URL)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
     servers: list[subprocess.Popen[bytes]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            measure(prepare(Path(tmp), url), servers)
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres() as url:
+        if url is None:
+            print(f"   PostgreSQL is not reachable at {make_url(POSTGRES_URL).host} — the gateway benchmark needs it")
+            return
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                measure(prepare(Path(tmp), url), servers)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
 
 
 @dataclass(frozen=True)

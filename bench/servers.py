@@ -1,5 +1,5 @@
-"""Starting the servers a benchmark measures: a free port, waiting until one answers, a scratch
-PostgreSQL database."""
+"""Servers for benchmarks and tests: a free port, waiting until one answers, whether a service is
+reachable, a scratch PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -17,24 +18,24 @@ from sqlalchemy import make_url
 POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def reachable(url: str) -> bool:
-    """Whether the database server of ``url`` accepts TCP connections."""
-    parsed = make_url(url)
+def reachable(url: str, default_port: int = 5432) -> bool:
+    """Whether something accepts TCP connections at the host and port of ``url``."""
+    parts = urlsplit(url)
     try:
-        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), timeout=1):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
             return True
     except OSError:
         return False
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str | None]:
+def scratch_postgres(prefix: str = "shgov_bench") -> Iterator[str | None]:
     """The URL of a new, empty PostgreSQL database dropped afterwards; None when no server is reachable."""
     if not reachable(POSTGRES_URL):
         yield None
         return
     admin = make_url(POSTGRES_URL)
-    name = f"shgov_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -6,16 +6,14 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
+from bench.servers import POSTGRES_URL, scratch_postgres
 from fastapi import FastAPI
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
@@ -32,19 +30,8 @@ from shgov.core.settings import Settings
 from shgov.lake.synthetic import SyntheticCity
 from shgov.seed import seed_demo
 
-POSTGRES_URL = os.environ.get("SHGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("SHGOV_TEST_NATS_URL", "nats://127.0.0.1:4222")
 TEST_SECRET = "test-secret-0123456789abcdef"
-
-
-def tcp_reachable(url: str, default_port: int) -> bool:
-    """True when something accepts TCP connections at the host and port of ``url``."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -64,18 +51,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def postgresql_database() -> Iterator[str]:
     """A PostgreSQL database created for this run (dropped at the end), or a skip saying why."""
-    if not tcp_reachable(POSTGRES_URL, 5432):
-        pytest.skip(f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).host}:5432 — PostgreSQL runs skipped")
-    admin = make_url(POSTGRES_URL)
-    name = f"shgov_test_{uuid.uuid4().hex[:10]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("shgov_test") as url:
+        if url is None:
+            pytest.skip(f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).host}:5432 — PostgreSQL runs skipped")
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from bench.servers import reachable
 from sqlalchemy import func, select
 
 from shgov.core.db import Database
@@ -21,7 +22,7 @@ from shgov.core.events import (
     matches,
 )
 from shgov.core.settings import EventSettings
-from tests.conftest import NATS_URL, tcp_reachable
+from tests.conftest import NATS_URL
 
 
 def relay_for(db: Database, bus: InProcessBus | NatsBus, settings: EventSettings | None = None) -> OutboxRelay:
@@ -168,7 +169,7 @@ def test_an_event_type_must_be_dotted_words(db: Database) -> None:
 
 @pytest.fixture
 def nats_settings() -> EventSettings:
-    if not tcp_reachable(NATS_URL, 4222):
+    if not reachable(NATS_URL, 4222):
         pytest.skip(f"NATS is not reachable at {NATS_URL} — JetStream tests skipped")
     tag = uuid.uuid4().hex[:8]
     return EventSettings(url=NATS_URL, stream=f"SHGOV_TEST_{tag}", subject_prefix=f"shgovtest{tag}", poll_seconds=0.2)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from bench.servers import reachable
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -23,7 +24,7 @@ from shgov.core.db import Database, utcnow
 from shgov.core.events import Event
 from shgov.lake.synthetic import SyntheticCity
 from shgov.sharing import service as sharing
-from tests.conftest import NATS_URL, tcp_reachable
+from tests.conftest import NATS_URL
 from tests.sharing.conftest import auth, file
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
@@ -213,7 +214,7 @@ def test_changes_reach_a_nats_subject_with_the_same_signature(
     city: SyntheticCity,
     db: Database,
 ) -> None:
-    if not tcp_reachable(NATS_URL, 4222):
+    if not reachable(NATS_URL, 4222):
         pytest.skip(f"NATS is not reachable at {NATS_URL} — the NATS subscription test is skipped")
     import asyncio
 

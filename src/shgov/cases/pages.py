@@ -93,13 +93,7 @@ LABELS = {
 }
 
 
-def _signed_in(request: Request, principal: Principal | None, action: str | None = None) -> Principal | Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response) or action is None:
-        return who
-    if not who.has_action(action):
-        raise Problem("forbidden", detail="This page is for department staff.")
-    return who
+STAFF_ONLY = "This page is for department staff."
 
 
 # -- the apply form ---------------------------------------------------------------------------------
@@ -207,7 +201,7 @@ def apply_form(
     code: str,
 ) -> Response:
     """The one form of a bundle or item, prefilled for the signed-in applicant."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     try:
@@ -237,7 +231,7 @@ async def refresh_form(
     code: str,
 ) -> Response:
     """HTMX: the parts of the form that depend on answers (conditional sections, materials, pre-check)."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     form = await request.form()
@@ -260,7 +254,7 @@ async def apply(
     code: str,
 ) -> Response:
     """Submit: every check runs first; a refused application writes nothing and shows why."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     form = await request.form()
@@ -297,7 +291,7 @@ def window(
     request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: PageMessage = None
 ) -> Response:
     """Start an application at the window: the offering, the applicant's ID number, the identity check."""
-    who = _signed_in(request, principal, cases.APPLY_FOR)
+    who = sign_in_first(request, principal, cases.APPLY_FOR, STAFF_ONLY)
     if isinstance(who, Response):
         return who
     context = {"offerings": _offerings(session), "error": error}
@@ -316,7 +310,7 @@ def window_start(
     identity_checked: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """The applicant's form, prefilled from the registers, once their ID has been checked."""
-    who = _signed_in(request, principal, cases.APPLY_FOR)
+    who = sign_in_first(request, principal, cases.APPLY_FOR, STAFF_ONLY)
     if isinstance(who, Response):
         return who
     kind, _, code = offering.partition("/")
@@ -336,7 +330,7 @@ def window_start(
 @router.get("/my/cases", response_class=HTMLResponse)
 def my_cases(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
     """The visitor's applications, newest first."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     return templates.render(request, "cases/mine.html", {"cases": cases.cases_of(session, who), **LABELS})
@@ -405,7 +399,7 @@ def case_page(
     case_id: uuid.UUID,
 ) -> Response:
     """A case: progress, history, materials, licences (with QR); a correction form when one is asked for."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     return _case_page(request, templates, session, settings, who, case_id)
@@ -449,7 +443,7 @@ async def _applicant_step(
     case_id: uuid.UUID,
     step: str,
 ) -> Response:
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     case = cases.get_case(session, case_id)
@@ -477,7 +471,7 @@ def material_file(
     key: str,
 ) -> Response:
     """An uploaded material, for the applicant and the departments handling the case."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     case = cases.get_case(session, case_id)
@@ -501,7 +495,7 @@ def material_file(
 @router.get("/my/inbox", response_class=HTMLResponse)
 def inbox(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
     """The visitor's notices, newest first."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     return templates.render(request, "cases/inbox.html", {"notices": notify.inbox(session, who.user_id)})
@@ -510,7 +504,7 @@ def inbox(request: Request, templates: TemplatesDep, session: SessionDep, princi
 @router.post("/my/inbox/read")
 def inbox_read(request: Request, session: SessionDep, principal: WebUser) -> Response:
     """Mark every notice as read."""
-    who = _signed_in(request, principal)
+    who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
     notify.mark_read(session, who.user_id)
@@ -533,7 +527,7 @@ def worklist(
     error: PageMessage = None,
 ) -> Response:
     """The department's tasks, most urgent first, with the steps staff take on them."""
-    who = _signed_in(request, principal, cases.HANDLE)
+    who = sign_in_first(request, principal, cases.HANDLE, STAFF_ONLY)
     if isinstance(who, Response):
         return who
     rows = cases.worklist(
@@ -571,7 +565,7 @@ def task_step(
     next_path: Annotated[str, Form(alias="next", max_length=300)] = "/staff/worklist",
 ) -> Response:
     """Claim, approve, return for correction or reject a task from the worklist or the case page."""
-    who = _signed_in(request, principal, cases.HANDLE)
+    who = sign_in_first(request, principal, cases.HANDLE, STAFF_ONLY)
     if isinstance(who, Response):
         return who
     task = cases.get_task(session, task_id)

@@ -14,12 +14,12 @@ from shgov.core.errors import DomainError, Problem
 from shgov.core.files import read_upload
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit
-from shgov.core.identity.permissions import Principal
 from shgov.services import service as services
 from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+MANAGERS_ONLY = "Managing service items needs services.item.manage."
 
 NAV = [
     (
@@ -87,15 +87,6 @@ def guide_page(request: Request, templates: TemplatesDep, session: SessionDep, k
     )
 
 
-def _manager(request: Request, principal: Principal | None) -> Principal | Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    if not who.has_action(services.MANAGE):
-        raise Problem("forbidden", detail="Managing service items needs services.item.manage.")
-    return who
-
-
 def _admin_page(
     request: Request,
     templates: TemplatesDep,
@@ -122,7 +113,7 @@ def _admin_page(
 @router.get("/data/services", response_class=HTMLResponse)
 def admin(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
     """Bundles and their versions, the upload forms and the online/offline consistency list."""
-    who = _manager(request, principal)
+    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
     if isinstance(who, Response):
         return who
     return _admin_page(request, templates, session)
@@ -139,7 +130,7 @@ async def upload_bundles(
     bpmn: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> Response:
     """Add or replace bundles from a JSON definition and its BPMN files: all are checked, all or none saved."""
-    who = _manager(request, principal)
+    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
     if isinstance(who, Response):
         return who
     try:
@@ -168,7 +159,7 @@ async def upload_items(
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Import service items from a CSV or JSON export, all or nothing."""
-    who = _manager(request, principal)
+    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
     if isinstance(who, Response):
         return who
     try:

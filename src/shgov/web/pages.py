@@ -57,10 +57,15 @@ WebUser = Annotated[Principal | None, Depends(web_user)]
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 
 
-def sign_in_first(request: Request, principal: Principal | None) -> Principal | Response:
-    """The visitor, or a redirect to the sign-in page that comes back here."""
+def sign_in_first(
+    request: Request, principal: Principal | None, action: str | None = None, detail: str = ""
+) -> Principal | Response:
+    """The visitor, or a redirect to the sign-in page that comes back here; with ``action``, a visitor who
+    does not hold it is refused (403, ``detail`` saying why)."""
     if principal is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if action is not None and not principal.has_action(action):
+        raise Problem("forbidden", detail=detail or f"This page needs the right {action}.")
     return principal
 
 

@@ -526,12 +526,13 @@ def _bigrams(text_: str) -> set[str]:
     return {a + b for a, b in itertools.pairwise(chars)}
 
 
+def _jaccard(left: set[str], right: set[str]) -> float:
+    return len(left & right) / len(left | right) if left and right else 0.0
+
+
 def similarity(a: str, b: str) -> float:
     """Character-bigram Jaccard similarity of two texts (0–1), robust to Chinese without segmentation."""
-    left, right = _bigrams(a), _bigrams(b)
-    if not left or not right:
-        return 0.0
-    return len(left & right) / len(left | right)
+    return _jaccard(_bigrams(a), _bigrams(b))
 
 
 def metres_between(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -651,8 +652,7 @@ def near_duplicate_groups(records: list[tuple[str, datetime, str]], hours: float
         for j in range(i + 1, len(ordered)):
             if ordered[j][1] - ordered[i][1] > window:
                 break
-            left, right = grams[i], grams[j]
-            if left and right and len(left & right) / len(left | right) >= threshold:
+            if _jaccard(grams[i], grams[j]) >= threshold:
                 parent[root(j)] = root(i)
     groups: dict[int, list[str]] = {}
     for i, record in enumerate(ordered):

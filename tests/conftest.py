@@ -43,6 +43,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "log_json": False,
         "demo_persons": 3000,
+        "workorders": {"demo_orders": 0},  # tests make the orders they look at
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

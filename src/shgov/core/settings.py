@@ -122,6 +122,8 @@ class WorkOrdersSettings(BaseModel):
     duplicate_similarity: float = Field(default=0.3, ge=0.0, le=1.0)
     # Open311 GeoReport v2: the jurisdiction this server answers for.
     open311_jurisdiction: str = "shanghai.gov.cn"
+    # The demo city starts with this many orders of the past fortnight (0: none), so the centre has work to show.
+    demo_orders: int = Field(default=360, ge=0, le=100_000)
 
 
 class Settings(BaseSettings):

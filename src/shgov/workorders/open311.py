@@ -109,8 +109,6 @@ def _service(category: Category, groups: dict[str, str]) -> dict[str, Any]:
 def _agency(session: Session, unit: str | None) -> str:
     if unit is None:
         return ""
-    if unit.startswith("township:"):
-        return unit.removeprefix("township:")
     found = get_department(session, unit)
     return found.name if found else unit
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 import secrets
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
+from shapely.geometry import Point, shape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,11 +26,20 @@ from shgov.core.calendar.service import add_working_days
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import emit
+from shgov.core.files import FileStore
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
+from shgov.core.identity.demo import DEMO_PASSWORD
+from shgov.core.identity.models import User
+from shgov.core.identity.permissions import Principal, Scope, register_action
+from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, principal_by_username
 from shgov.core.notify import tell
-from shgov.core.orgs.service import department_code, get_department
+from shgov.core.orgs.service import (
+    department_code,
+    get_department,
+    is_township_office,
+    list_departments,
+    township_office_code,
+)
 from shgov.core.regions.geo import CoordinateError
 from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
 from shgov.core.settings import Settings
@@ -56,6 +67,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("replied", "close"): "closed",
     ("closed", "visit"): "visited",
     ("visited", "reopen"): "dispatched",
+    ("replied", "rate"): "visited",
+    ("closed", "rate"): "visited",
     **{(s, "supervise"): s for s in ("dispatched", "signed", "returned", "replied")},
     **{(s, "escalate"): s for s in ("dispatched", "signed", "returned")},
     **{(s, "merge"): "merged" for s in ("triage", "dispatched", "signed", "returned")},
@@ -508,6 +521,48 @@ def check_photo(data: bytes, name: str, max_bytes: int) -> Photo:
     return Photo(PHOTO_TYPES[kind], width, height, lat, lng)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file as a form handed it in."""
+
+    data: bytes
+    name: str
+
+
+def photo_report(
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    store: FileStore,
+    principal: Principal,
+    report: Report,
+    uploads: list[Upload],
+    photos_required: bool = True,
+) -> WorkOrder:
+    """随申拍 and patrols: check every photo, take the position from the device or else from the first photo
+    with EXIF GPS, take the report in and only then store the photos (a refused report leaves nothing)."""
+    if photos_required and not uploads:
+        raise InvalidError("请至少上传一张现场照片", field="photos")
+    if len(uploads) > MAX_PHOTOS:
+        raise InvalidError(f"最多上传 {MAX_PHOTOS} 张照片", field="photos")
+    checked = [(u, check_photo(u.data, u.name or "photo", settings.max_upload_bytes)) for u in uploads]
+    if report.lat is None and report.lng is None:
+        located = next((p for _u, p in checked if p.lat is not None and p.lng is not None), None)
+        if located is not None:
+            report.lat, report.lng = located.lat, located.lng
+    order = intake(session, settings, index, report, principal)
+    order.media = [
+        {
+            "digest": store.put(u.data, u.name, max_bytes=settings.max_upload_bytes, field="photos").digest,
+            "media_type": photo.media_type,
+            "name": u.name,
+        }
+        for u, photo in checked
+    ]
+    session.flush()
+    return order
+
+
 # -- duplicates -----------------------------------------------------------------------------------------
 
 
@@ -685,9 +740,11 @@ def matching_rule(ordered: list[RoutingRule], order: WorkOrder) -> RoutingRule |
 def unit_for(settings: Settings, order: WorkOrder, level: str, key: str, router: Router) -> str:
     """The unit that handles ``key`` at ``level`` where the order is (a district without the department
     falls back to the city's; a township unit without a known township to the district's ops centre)."""
-    if level == "township" or key == "street":
+    if (level == "township" or key == "street") and order.district_code:
         if order.township_code:
-            return f"township:{order.township_code}"
+            office = township_office_code(order.district_code, order.township_code)
+            if router.has_department(office):
+                return office
         level, key = "district", "cy" if key == "street" else key
     if level == "district" and order.district_code:
         code = department_code(order.district_code, key)
@@ -696,11 +753,16 @@ def unit_for(settings: Settings, order: WorkOrder, level: str, key: str, router:
     return department_code(settings.city_code, key)
 
 
-def unit_tenant(unit: str, order: WorkOrder, settings: Settings) -> str:
-    """The tenant a unit belongs to (a township unit belongs to its district)."""
-    if unit.startswith("township:"):
-        return order.district_code or settings.city_code
+def unit_tenant(unit: str) -> str:
+    """The tenant a unit belongs to (a township's office belongs to its district)."""
     return unit.split(".", 1)[0]
+
+
+def unit_level(unit: str, settings: Settings) -> str:
+    """Whether a unit works at city, district or township level."""
+    if unit_tenant(unit) == settings.city_code:
+        return "city"
+    return "township" if is_township_office(unit) else "district"
 
 
 def _dispatch(
@@ -782,8 +844,7 @@ def complete_task(
     task = session.scalar(select(IncidentTask).where(IncidentTask.order_id == order.id, IncidentTask.key == key))
     if task is None:
         raise NotFoundError(f"no task {key!r} in this incident", field="key")
-    tenant = unit_tenant(task.unit, order, settings)
-    if not actor.allows(HANDLE, tenant, None if task.unit.startswith("township:") else task.unit):
+    if not actor.allows(HANDLE, unit_tenant(task.unit), task.unit):
         raise ForbiddenError("this task belongs to another unit", field="key")
     if task.status == "done":
         raise ConflictError(f"{task.name} is already done", field="key")
@@ -821,9 +882,7 @@ def is_unit_member(principal: Principal, order: WorkOrder, settings: Settings, a
     for unit in [order.lead_unit, *order.assisting_units]:
         if unit is None:
             continue
-        tenant = unit_tenant(unit, order, settings)
-        department = None if unit.startswith("township:") else unit
-        if principal.allows(action, tenant, department):
+        if principal.allows(action, unit_tenant(unit), unit):
             return True
     return False
 
@@ -852,6 +911,31 @@ class Step:
 
 UNIT_ACTIONS = ("sign", "return", "extend", "reply")
 CENTRE_ACTIONS = ("classify", "redispatch", "transfer", "supervise", "close", "visit", "reopen", "merge")
+REPORTER_ACTIONS = ("rate", "reopen")  # the citizen rates the answer and, unsatisfied, may ask once to reopen
+
+
+def is_reporter(principal: Principal, order: WorkOrder) -> bool:
+    """Whether the principal reported the order (signed in when reporting)."""
+    return order.reporter_user_id is not None and order.reporter_user_id == principal.user_id
+
+
+def actions_for(principal: Principal, order: WorkOrder, settings: Settings) -> list[str]:
+    """The steps the principal may take on the order now (what a page offers)."""
+    allowed = []
+    for action in (*UNIT_ACTIONS, *CENTRE_ACTIONS, "rate"):
+        if (order.status, action) not in TRANSITIONS or action in allowed:
+            continue
+        if action in UNIT_ACTIONS:
+            ok = is_unit_member(principal, order, settings)
+        elif action == "rate":
+            ok = is_reporter(principal, order)
+        else:
+            ok = principal.allows(DISPATCH, order.tenant_code, None) or (
+                action == "reopen" and is_reporter(principal, order)
+            )
+        if ok and not (action == "reopen" and (order.reopened >= 1 or (order.satisfaction or 5) > 2)):
+            allowed.append(action)
+    return allowed
 
 
 def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> WorkOrder:
@@ -861,6 +945,10 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
     if step.action in UNIT_ACTIONS:
         if not is_unit_member(actor, order, settings):
             raise ForbiddenError("this order belongs to another unit", field="order_id")
+    elif step.action in REPORTER_ACTIONS and is_reporter(actor, order):
+        pass
+    elif step.action == "rate":
+        raise ForbiddenError("only the reporter rates the answer", field="action")
     elif step.action in CENTRE_ACTIONS:
         if not actor.allows(DISPATCH, order.tenant_code, None):
             raise ForbiddenError("only the operations centre does this", field="action")
@@ -877,7 +965,10 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
         order.status = TRANSITIONS[key]
         _history(session, order, actor, step.action, before, step.note.strip())
     session.flush()
-    emit(session, f"workorders.order.{step.action}", {"order_id": str(order.id), "status": order.status})
+    payload: dict[str, Any] = {"order_id": str(order.id), "status": order.status}
+    if step.action in ("visit", "rate"):  # the follow-up's satisfaction is kept for the ratings module
+        payload |= {"satisfaction": order.satisfaction, "channel": order.channel, "unit": order.lead_unit}
+    emit(session, f"workorders.order.{step.action}", payload)
     return order
 
 
@@ -932,6 +1023,7 @@ def _visit(session: Session, settings: Settings, order: WorkOrder, actor: Princi
     if step.satisfaction is None or not 1 <= step.satisfaction <= 5:
         raise InvalidError("满意度应为 1（很不满意）到 5（很满意）", field="satisfaction")
     order.satisfaction = step.satisfaction
+    order.closed_at = order.closed_at or utcnow()  # the reporter's own rating of a reply closes it too
 
 
 def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
@@ -976,6 +1068,7 @@ _HANDLERS: dict[str, Callable[[Session, Settings, WorkOrder, Principal, Step], N
     "reply": _reply,
     "close": _close,
     "visit": _visit,
+    "rate": _visit,
     "classify": _reroute,
     "redispatch": _reroute,
     "transfer": _reroute,
@@ -992,11 +1085,7 @@ def escalate_overdue(session: Session, settings: Settings, now: datetime | None 
     for order in session.scalars(select(WorkOrder).where(WorkOrder.status.in_(("dispatched", "signed", "returned")))):
         if deadline_flag(order, now=moment) != "overdue" or order.lead_unit is None:
             continue
-        level = (
-            "township"
-            if order.lead_unit.startswith("township:")
-            else ("city" if order.lead_unit.startswith(f"{settings.city_code}.") else "district")
-        )
+        level = unit_level(order.lead_unit, settings)
         if level == "city":
             continue
         upper = LEVELS[LEVELS.index(level) + 1]
@@ -1027,6 +1116,144 @@ def orders_for(
     elif status:
         query = query.where(WorkOrder.status == status)
     return [o for o in session.scalars(query) if may_see(principal, o, settings)][:limit]
+
+
+# -- routing rules as data (the admin page and API edit them) -------------------------------------------
+
+
+@dataclass
+class RuleSpec:
+    """What an official writes for a rule: which orders it takes (all the conditions must hold; empty ones
+    match everything) and which unit leads, at which level, with which assisting units."""
+
+    name: str
+    lead_level: str
+    lead_department_key: str
+    category_prefix: str = ""
+    area_prefix: str = ""
+    keywords: list[str] = field(default_factory=list)
+    assisting: list[str] = field(default_factory=list)
+    active: bool = True
+
+
+def check_rule(session: Session, settings: Settings, index: RegionIndex, spec: RuleSpec) -> RuleSpec:
+    """The rule cleaned, or a refusal naming the field: an unknown category or area, a level or department
+    that does not exist."""
+    spec.name = spec.name.strip()
+    if not 2 <= len(spec.name) <= 100:
+        raise InvalidError("规则名称应为 2 到 100 个字", field="name")
+    spec.category_prefix = spec.category_prefix.strip()
+    if spec.category_prefix and not any(c.startswith(spec.category_prefix) for c in Router(session).categories):
+        raise InvalidError(f"没有以 {spec.category_prefix} 开头的分类", field="category_prefix")
+    spec.area_prefix = spec.area_prefix.strip()
+    if spec.area_prefix and not any(code.startswith(spec.area_prefix) for code in index.regions):
+        raise InvalidError(f"没有以 {spec.area_prefix} 开头的行政区划", field="area_prefix")
+    if spec.lead_level not in LEVELS:
+        raise InvalidError("牵头层级应为 city、district 或 township", field="lead_level")
+    spec.keywords = sorted({k.strip() for k in spec.keywords if k.strip()})
+    spec.lead_department_key = spec.lead_department_key.strip()
+    spec.assisting = [k.strip() for k in spec.assisting if k.strip()]
+    known = {d.key for d in list_departments(session, settings.city_code)} | {"street"}
+    for name, keys in (("lead_department_key", [spec.lead_department_key]), ("assisting", spec.assisting)):
+        unknown = [k or "（空）" for k in keys if k not in known]
+        if unknown:
+            raise InvalidError(f"未知的部门：{'、'.join(unknown)}", field=name)
+    return spec
+
+
+def save_rule(
+    session: Session, settings: Settings, index: RegionIndex, spec: RuleSpec, rule_id: int | None = None
+) -> RoutingRule:
+    """Create a rule (tried last) or change one in place; the position of an existing rule is kept."""
+    spec = check_rule(session, settings, index, spec)
+    if rule_id is None:
+        last = session.scalar(select(RoutingRule.position).order_by(RoutingRule.position.desc()).limit(1))
+        rule = RoutingRule(position=(last or 0) + 10)
+        session.add(rule)
+    else:
+        found = session.get(RoutingRule, rule_id)
+        if found is None:
+            raise NotFoundError("no such rule", field="rule_id")
+        rule = found
+    for name, value in vars(spec).items():
+        setattr(rule, name, value)
+    session.flush()
+    return rule
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    """Remove a rule (the orders it dispatched keep its name in their history)."""
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFoundError("no such rule", field="rule_id")
+    session.delete(rule)
+    session.flush()
+
+
+def move_rule(session: Session, rule_id: int, offset: int) -> list[RoutingRule]:
+    """Move a rule ``offset`` places earlier (negative) or later in the order they are tried."""
+    ordered = list(session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)))
+    at = next((i for i, r in enumerate(ordered) if r.id == rule_id), None)
+    if at is None:
+        raise NotFoundError("no such rule", field="rule_id")
+    rule = ordered.pop(at)
+    ordered.insert(min(max(at + offset, 0), len(ordered)), rule)
+    for position, each in enumerate(ordered, start=1):
+        each.position = position * 10
+    session.flush()
+    return ordered
+
+
+def all_rules(session: Session) -> list[RoutingRule]:
+    """Every rule, active or not, in the order they are tried."""
+    return list(session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)))
+
+
+@dataclass(frozen=True)
+class RouteTrial:
+    """Which rule would take an order and which units would get it."""
+
+    rule: RoutingRule | None
+    lead_unit: str | None
+    assisting_units: list[str]
+
+
+def try_route(
+    session: Session, settings: Settings, index: RegionIndex, category_code: str, text_: str, area: str
+) -> RouteTrial:
+    """Dispatch an imagined order without storing it (to test the rules before relying on them)."""
+    router = Router(session)
+    category = router.leaf(category_code)
+    region = index.get(area.strip()) if area.strip() else None
+    if area.strip() and region is None:
+        raise InvalidError(f"no division {area!r}", field="area")
+    chain = [*index.ancestors(region.code), region] if region else []
+    by_level = {r.level: r.code for r in chain}
+    probe = WorkOrder(
+        category_code=category.code,
+        description=text_,
+        district_code=by_level.get("district"),
+        township_code=by_level.get("township"),
+        community_code=by_level.get("community"),
+        assisting_units=[],
+    )
+    rule = matching_rule(router.rules, probe)
+    if rule is None:
+        return RouteTrial(None, None, [])
+    return RouteTrial(
+        rule,
+        unit_for(settings, probe, rule.lead_level, rule.lead_department_key, router),
+        [unit_for(settings, probe, rule.lead_level, k, router) for k in rule.assisting],
+    )
+
+
+def unit_names(session: Session, units: list[str | None]) -> dict[str, str]:
+    """Department names of units, for pages."""
+    names = {}
+    for unit in {u for u in units if u}:
+        found = get_department(session, unit)
+        names[unit] = found.short_name if found else unit
+    return names
 
 
 # -- the demo -------------------------------------------------------------------------------------------
@@ -1087,4 +1314,96 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     add_actions_to_role(session, "case_worker", (HANDLE,))
     texts, labels = demo_examples(session)
     classifier.save(classifier.train(texts, labels), model_path(settings))
-    return {"categories": count, "rules": rule_count, "examples": len(texts)}
+    staff = _demo_staff(session, settings)
+    orders = _demo_orders(session, settings, texts, labels, settings.workorders.demo_orders)
+    return {"categories": count, "rules": rule_count, "examples": len(texts), "staff": staff, "orders": orders}
+
+
+def _demo_units(settings: Settings) -> list[tuple[str, str, str, str | None, str]]:
+    # (username, name, role, department or None for district-wide, tenant)
+    lujiazui = township_office_code("310115", "310115005")
+    return [
+        ("pudong.ops", "浦东新区城运中心值班员 顾晓", "ops_operator", None, "310115"),
+        ("pudong.jianguan", "浦东新区建设和管理委员会 钱进", "case_worker", "310115.zj", "310115"),
+        ("lujiazui.jd", "陆家嘴街道城运分中心 沈琳", "case_worker", lujiazui, "310115"),
+    ]
+
+
+def demo_accounts(settings: Settings) -> list[tuple[str, str, str]]:
+    """The operations demo's accounts: a district centre operator, a district unit and a township office."""
+    return [(u, DEMO_PASSWORD, name.split(" ")[0]) for u, name, _r, _d, _t in _demo_units(settings)]
+
+
+def _demo_staff(session: Session, settings: Settings) -> int:
+    created = 0
+    for username, name, role, department, tenant in _demo_units(settings):
+        if session.scalar(select(User.id).where(User.username == username)) is not None:
+            continue
+        if department is not None and get_department(session, department) is None:
+            continue  # another city's divisions: no such office
+        user = create_user(
+            session,
+            kind="staff",
+            username=username,
+            display_name=name,
+            password=DEMO_PASSWORD,
+            tenant_code=tenant,
+            department_code=department,
+        )
+        assign_role(session, user.id, role, Scope(tenant, department))
+        created += 1
+    return created
+
+
+def _demo_orders(session: Session, settings: Settings, texts: list[str], labels: list[str], count: int) -> int:
+    """A fortnight of orders across the districts in every state, so the centre's pages show a city at work."""
+    admin = principal_by_username(session, "admin")
+    index = RegionIndex.from_session(session)
+    if admin is None or not index.boundaries or count == 0:
+        return 0
+    rng = random.Random(12345)  # noqa: S311 - the same demo city every time, nothing secret
+    outlines = {code: shape(geometry) for code, geometry in sorted(index.boundaries.items())}
+    codes = list(outlines)
+    reports = []
+    for i in range(count):
+        outline = outlines[codes[i % len(codes)] if i % 3 else "310115" if "310115" in outlines else codes[0]]
+        west, south, east, north = outline.bounds
+        while True:
+            lng, lat = rng.uniform(west, east), rng.uniform(south, north)
+            if outline.contains(Point(lng, lat)):
+                break
+        text_ = texts[rng.randrange(len(texts))]
+        reports.append(
+            Report(channel=rng.choice(("hotline", "hotline", "photo", "patrol")), description=text_, lat=lat, lng=lng)
+        )
+    outcomes = intake_many(session, settings, index, reports, admin, check_duplicates=False)
+    made = 0
+    for outcome in outcomes:
+        order = outcome.order
+        if order is None:
+            continue
+        made += 1
+        _backdate(session, order, timedelta(hours=rng.uniform(0, 14 * 24)))
+        fate = rng.random()
+        if order.status != "dispatched" or fate < 0.3:
+            continue
+        act(session, settings, order, admin, Step("sign"))
+        if fate < 0.5:
+            continue
+        act(session, settings, order, admin, Step("reply", note="已到现场处置，问题已解决。"))
+        if fate < 0.65:
+            continue
+        act(session, settings, order, admin, Step("close"))
+        act(session, settings, order, admin, Step("visit", satisfaction=rng.choice((2, 3, 4, 4, 5, 5, 5))))
+    return made
+
+
+def _backdate(session: Session, order: WorkOrder, age: timedelta) -> None:
+    # The demo's orders arrived over the past days: every time they carry moves back together.
+    for name in ("created_at", "sign_due", "reply_due", "conclude_due"):
+        value = getattr(order, name)
+        if value is not None:
+            setattr(order, name, value - age)
+    for event in history(session, order.id):
+        event.at = event.at - age
+    session.flush()

@@ -147,7 +147,7 @@ def test_a_user_list_holds_only_what_the_caller_may_read(client: httpx.Client, t
         assert response.status_code == 200
         return {u["username"] for u in response.json()}
 
-    # Pudong's staff: the core demo's and the department case workers the cases demo adds.
+    # Pudong's staff: the core demo's, the case workers the cases demo adds and the operations demo's units.
     assert names("pudong.admin") == {
         "pudong.admin",
         "pudong.window",
@@ -155,6 +155,9 @@ def test_a_user_list_holds_only_what_the_caller_may_read(client: httpx.Client, t
         "pudong.wj",
         "pudong.ga",
         "pudong.yb",
+        "pudong.ops",
+        "pudong.jianguan",
+        "lujiazui.jd",
     }
     assert names("huangpu.admin") == {"huangpu.admin"}
     assert names("pudong.window") == {"pudong.window"}

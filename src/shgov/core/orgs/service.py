@@ -135,8 +135,37 @@ def seed_organisations(session: Session, index: RegionIndex) -> dict[str, int]:
                 )
             )
             departments += 1
+        for township in index.children_of(district.code):
+            code = township_office_code(district.code, township.code)
+            if township.level != "township" or code in existing_departments:
+                continue
+            office = "街道办事处" if township.name.endswith("街道") else "人民政府"
+            session.add(
+                Department(
+                    code=code,
+                    key=code.split(".", 1)[1],
+                    name=f"{district.name}{township.name}{office}",
+                    short_name=township.name,
+                    tenant_code=district.code,
+                )
+            )
+            departments += 1
     session.flush()
     return {"tenants": tenants, "departments": departments}
+
+
+TOWNSHIP_PREFIX = "jd"
+
+
+def township_office_code(district_code: str, township_code: str) -> str:
+    """The department code of a township's office (街道办事处 / 镇人民政府) within its district."""
+    suffix = township_code.removeprefix(district_code) if township_code.startswith(district_code) else township_code
+    return department_code(district_code, f"{TOWNSHIP_PREFIX}{suffix}")
+
+
+def is_township_office(code: str) -> bool:
+    """Whether a department code names a township's office."""
+    return code.split(".", 1)[-1].startswith(TOWNSHIP_PREFIX)
 
 
 def _info(row: Department) -> DepartmentInfo:

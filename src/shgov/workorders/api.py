@@ -20,7 +20,7 @@ from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import get_user
 from shgov.core.ids import mask_personal
 from shgov.core.regions.api import IndexDep
-from shgov.workorders import open311
+from shgov.workorders import open311, overview
 from shgov.workorders import service as workorders
 from shgov.workorders.models import WorkOrder
 
@@ -65,6 +65,7 @@ class StepIn(BaseModel):
         "visit",
         "reopen",
         "merge",
+        "rate",
     ]
     note: str = Field(default="", max_length=4000)
     category_code: str | None = Field(default=None, max_length=20)
@@ -233,48 +234,47 @@ async def photo_report(
     ``address``; without them the first photo's EXIF GPS position is used)."""
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
-    files = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload) and (f.filename or f.size)]
-    if not files:
-        raise InvalidError("请至少上传一张现场照片", field="photos")
+    uploads = await read_photos(form.getlist("photos"), settings)
+    order = workorders.photo_report(
+        session, settings, index, store, principal, reporter_report(session, principal, "photo", values), uploads
+    )
+    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return order_out(session, principal, order, settings, full=True)
+
+
+async def read_photos(items: list[Any], settings: Any) -> list[workorders.Upload]:
+    """The photos of a multipart form (empty file inputs skipped), each refused when over the upload limit."""
+    files = [f for f in items if isinstance(f, StarletteUpload) and (f.filename or f.size)]
     if len(files) > workorders.MAX_PHOTOS:
         raise InvalidError(f"最多上传 {workorders.MAX_PHOTOS} 张照片", field="photos")
-    media, photos = [], []
+    uploads = []
     for upload in files:
         try:
             data = await read_upload(upload, settings.max_upload_bytes, "photos")
         except InvalidError as exc:
             limit = settings.max_upload_bytes / 1024 / 1024
             raise InvalidError(f"照片“{upload.filename}”超过 {limit:.1f} MB 的上限", field="photos") from exc
-        photo = workorders.check_photo(data, upload.filename or "photo", settings.max_upload_bytes)
-        photos.append(photo)
-        media.append((data, upload.filename or "photo", photo.media_type))
-    lat, lng = _number(values.get("lat"), "lat"), _number(values.get("lng"), "lng")
-    if lat is None and lng is None:
-        located = next((p for p in photos if p.lat is not None and p.lng is not None), None)
-        lat, lng = (located.lat, located.lng) if located else (None, None)
+        uploads.append(workorders.Upload(data, upload.filename or "photo"))
+    return uploads
+
+
+def reporter_report(
+    session: SessionDep, principal: Principal, channel: str, values: dict[str, str]
+) -> workorders.Report:
+    """A signed-in person's report from form fields (``description``, ``lat``, ``lng``, ``address``,
+    ``category_code``), with their name and phone for the answer."""
     user = get_user(session, principal.user_id)
-    report = workorders.Report(
-        channel="photo",
+    return workorders.Report(
+        channel=channel,
         description=values.get("description", ""),
-        lat=lat,
-        lng=lng,
+        lat=_number(values.get("lat"), "lat"),
+        lng=_number(values.get("lng"), "lng"),
         address=values.get("address", "")[:300],
+        category_code=values.get("category_code") or None,
         reporter_user_id=principal.user_id,
         reporter_name=principal.display_name,
         reporter_phone=(user.phone or "") if user else "",
     )
-    order = workorders.intake(session, settings, index, report, principal)
-    # Files are stored once the report is accepted, so a refused one leaves nothing behind.
-    order.media = [
-        {
-            "digest": store.put(data, name, max_bytes=settings.max_upload_bytes, field="photos").digest,
-            "media_type": kind,
-            "name": name,
-        }
-        for data, name, kind in media
-    ]
-    audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
-    return order_out(session, principal, order, settings, full=True)
 
 
 def _number(value: str | None, name: str) -> float | None:
@@ -303,6 +303,21 @@ def duplicates(
     return [{"id": str(d.order_id), "number": d.number, "metres": d.metres, "similarity": d.similarity} for d in found]
 
 
+def centre_district(principal: Principal, district: str | None) -> str | None:
+    """The district an operations-centre view shows: any (or the city, None) for a city-wide operator, and
+    always the operator's own for a district's."""
+    if not principal.has_action(workorders.DISPATCH):
+        raise ForbiddenError("this view is for the operations centre", field="district")
+    if principal.city_wide(workorders.DISPATCH):
+        return district or None
+    tenants = [t for t in principal.tenants_for(workorders.DISPATCH) or () if t]
+    if district in tenants:
+        return district
+    if len(tenants) != 1:
+        raise ForbiddenError("name the district you serve", field="district")
+    return tenants[0]
+
+
 @api.get("/hotspots")
 def hotspots(
     session: SessionDep,
@@ -312,15 +327,26 @@ def hotspots(
     district: Annotated[str | None, Query(max_length=12)] = None,
 ) -> list[dict[str, Any]]:
     """Hot spots of the last ``days``: place × category clusters (a district operator sees the district)."""
-    tenants = principal.tenants_for(workorders.DISPATCH)
-    if not principal.has_action(workorders.DISPATCH):
-        raise ForbiddenError("hot spots are for the operations centre", field="district")
-    if tenants is not None and district not in tenants:
-        if len([t for t in tenants if t]) != 1:
-            raise ForbiddenError("name the district you serve", field="district")
-        district = next(t for t in tenants if t)
+    scope = centre_district(principal, district)
     since = datetime.now(UTC) - timedelta(days=days)
-    return [vars(h) for h in workorders.hot_spots(session, since, min_count, district)]
+    return [vars(h) for h in workorders.hot_spots(session, since, min_count, scope)]
+
+
+@api.get("/overview")
+def centre_overview(
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> dict[str, Any]:
+    """The operations centre's picture: open orders by status and area, overdue orders, hot spots, on-time
+    and satisfaction rates by area and unit (the city by district, or one district by township)."""
+    scope = centre_district(principal, district)
+    if scope is not None and index.get(scope) is None:
+        raise NotFoundError(f"no district {scope}", field="district")
+    return overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
 
 
 @api.get("/suggest")
@@ -329,6 +355,121 @@ def suggest(
 ) -> list[dict[str, Any]]:
     """The likely categories of a text while an agent types (confidence 0–1)."""
     return [{"category_code": c, "confidence": round(p, 4)} for c, p in workorders.suggest(settings, text)]
+
+
+class RuleIn(BaseModel):
+    """A routing rule: the orders it takes (empty conditions match all) and the units it gives them to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=2, max_length=100)
+    category_prefix: str = Field(default="", max_length=20)
+    area_prefix: str = Field(default="", max_length=20)
+    keywords: list[str] = Field(default=[], max_length=50)
+    lead_level: Literal["city", "district", "township"]
+    lead_department_key: str = Field(min_length=1, max_length=12)
+    assisting: list[str] = Field(default=[], max_length=10)
+    active: bool = True
+
+
+class RuleOut(RuleIn):
+    """A stored rule and its place in the order."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    position: int
+
+
+def _rules_manager(principal: Principal) -> Principal:
+    if not principal.has_action(workorders.MANAGE):
+        raise ForbiddenError("routing rules are edited by their managers", field="rules")
+    return principal
+
+
+@api.get("/rules", response_model=list[RuleOut])
+def list_rules(session: SessionDep, principal: CurrentPrincipal) -> list[RuleOut]:
+    """Every routing rule in the order they are tried (first match wins)."""
+    if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.MANAGE):
+        raise ForbiddenError("routing rules are for the operations centre", field="rules")
+    return [RuleOut.model_validate(r) for r in workorders.all_rules(session)]
+
+
+@api.post("/rules", response_model=RuleOut, status_code=201)
+def create_rule(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    body: RuleIn,
+) -> RuleOut:
+    """Add a rule; it is tried after the others until moved."""
+    _rules_manager(principal)
+    rule = workorders.save_rule(session, settings, index, workorders.RuleSpec(**body.model_dump()))
+    audit(request, principal, "workorders.rule.create", object_type="routing_rule", object_id=str(rule.id))
+    return RuleOut.model_validate(rule)
+
+
+@api.put("/rules/{rule_id}", response_model=RuleOut)
+def update_rule(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    rule_id: int,
+    body: RuleIn,
+) -> RuleOut:
+    """Change a rule in place (its position stays)."""
+    _rules_manager(principal)
+    rule = workorders.save_rule(session, settings, index, workorders.RuleSpec(**body.model_dump()), rule_id)
+    audit(request, principal, "workorders.rule.update", object_type="routing_rule", object_id=str(rule.id))
+    return RuleOut.model_validate(rule)
+
+
+@api.post("/rules/{rule_id}/move", response_model=list[RuleOut])
+def move_rule(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    rule_id: int,
+    offset: Annotated[int, Query(ge=-1000, le=1000)],
+) -> list[RuleOut]:
+    """Move a rule earlier (negative ``offset``) or later; answers the new order."""
+    _rules_manager(principal)
+    ordered = workorders.move_rule(session, rule_id, offset)
+    audit(request, principal, "workorders.rule.move", object_type="routing_rule", object_id=str(rule_id))
+    return [RuleOut.model_validate(r) for r in ordered]
+
+
+@api.delete("/rules/{rule_id}", status_code=204)
+def delete_rule(request: Request, session: SessionDep, principal: CurrentPrincipal, rule_id: int) -> None:
+    """Remove a rule."""
+    _rules_manager(principal)
+    workorders.delete_rule(session, rule_id)
+    audit(request, principal, "workorders.rule.delete", object_type="routing_rule", object_id=str(rule_id))
+
+
+@api.get("/rules/try")
+def try_rules(
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: CurrentPrincipal,
+    category_code: Annotated[str, Query(min_length=1, max_length=20)],
+    text: Annotated[str, Query(max_length=4000)] = "",
+    area: Annotated[str, Query(max_length=15)] = "",
+) -> dict[str, Any]:
+    """Which rule would take an order of this category, text and place, and which units would get it."""
+    if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.MANAGE):
+        raise ForbiddenError("routing rules are for the operations centre", field="rules")
+    trial = workorders.try_route(session, settings, index, category_code, text, area)
+    return {
+        "rule": RuleOut.model_validate(trial.rule).model_dump() if trial.rule else None,
+        "lead_unit": trial.lead_unit,
+        "assisting_units": trial.assisting_units,
+    }
 
 
 @api.get("", response_model=list[OrderOut])

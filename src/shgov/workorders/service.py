@@ -1118,6 +1118,34 @@ def orders_for(
     return [o for o in session.scalars(query) if may_see(principal, o, settings)][:limit]
 
 
+def reported_by(session: Session, user_id: uuid.UUID, limit: int = 200) -> list[WorkOrder]:
+    """A person's own reports, newest first."""
+    query = (
+        select(WorkOrder)
+        .where(WorkOrder.reporter_user_id == user_id)
+        .order_by(WorkOrder.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def order_by_number(session: Session, number: str) -> WorkOrder | None:
+    """An order by its number (GD…)."""
+    return session.scalar(select(WorkOrder).where(WorkOrder.number == number.strip().upper()))
+
+
+def transfer_targets(session: Session, settings: Settings, order: WorkOrder) -> list[tuple[str, str]]:
+    """Units an order can be transferred to: the departments and township offices of its district, then the
+    city's departments."""
+    tenants = [t for t in (order.district_code, settings.city_code) if t]
+    return [(d.code, d.short_name) for tenant in tenants for d in list_departments(session, tenant)]
+
+
+def department_keys(session: Session, settings: Settings) -> list[tuple[str, str]]:
+    """The department keys a rule may name (the city's departments), and ``street`` for the township office."""
+    return [("street", "街道/镇")] + [(d.key, d.short_name) for d in list_departments(session, settings.city_code)]
+
+
 # -- routing rules as data (the admin page and API edit them) -------------------------------------------
 
 
@@ -1153,7 +1181,7 @@ def check_rule(session: Session, settings: Settings, index: RegionIndex, spec: R
     spec.keywords = sorted({k.strip() for k in spec.keywords if k.strip()})
     spec.lead_department_key = spec.lead_department_key.strip()
     spec.assisting = [k.strip() for k in spec.assisting if k.strip()]
-    known = {d.key for d in list_departments(session, settings.city_code)} | {"street"}
+    known = {key for key, _name in department_keys(session, settings)}
     for name, keys in (("lead_department_key", [spec.lead_department_key]), ("assisting", spec.assisting)):
         unknown = [k or "（空）" for k in keys if k not in known]
         if unknown:

@@ -1,0 +1,777 @@
+"""Pages of work orders: 随申拍 and my reports for citizens; the 12345 operator's form, the inspector's
+patrol report, the units' and the centre's order pages, the routing-rule editor and the live dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from shgov.core.deps import DatabaseDep, FileStoreDep, SessionDep, SettingsDep
+from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
+from shgov.core.files import file_response
+from shgov.core.i18n import N_
+from shgov.core.identity.deps import audit
+from shgov.core.identity.permissions import Principal
+from shgov.core.ids import mask_personal
+from shgov.core.regions.api import IndexDep
+from shgov.core.regions.service import RegionIndex
+from shgov.core.settings import Settings
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.templating import NavItem, Templates
+from shgov.workorders import overview
+from shgov.workorders import service as workorders
+from shgov.workorders.api import centre_district, read_photos, reporter_report
+from shgov.workorders.models import WorkOrder
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    ("citizens", NavItem("report", N_("Report a city problem"), "/report", N_("Photograph it, say where, follow it."))),
+    ("citizens", NavItem("my-reports", N_("My reports"), "/my/reports", N_("See the answers and rate them."))),
+    (
+        "operations",
+        NavItem(
+            "ops-dashboard",
+            N_("Operations dashboard"),
+            "/ops/dashboard",
+            N_("Orders on the map, overdue lists, hot spots, on-time and satisfaction rates, live."),
+        ),
+    ),
+    (
+        "operations",
+        NavItem("ops-orders", N_("Work orders"), "/ops/orders", N_("Triage, sign, handle, reply, close, follow up.")),
+    ),
+    (
+        "operations",
+        NavItem(
+            "hotline", N_("12345 hotline form"), "/ops/hotline", N_("Take a call with category and duplicate hints.")
+        ),
+    ),
+    ("operations", NavItem("patrol", N_("Patrol report"), "/ops/patrol", N_("Inspectors report what they find."))),
+    (
+        "operations",
+        NavItem("rules", N_("Routing rules"), "/ops/rules", N_("Which unit gets which orders, tried in order.")),
+    ),
+]
+
+ACTION_LABELS = {
+    "accept": N_("received"),
+    "classify": N_("classified and dispatched"),
+    "redispatch": N_("dispatched again"),
+    "transfer": N_("transferred"),
+    "sign": N_("signed for"),
+    "return": N_("returned by the unit"),
+    "extend": N_("more time granted"),
+    "reply": N_("replied"),
+    "supervise": N_("supervised"),
+    "close": N_("closed"),
+    "visit": N_("followed up"),
+    "rate": N_("rated by the reporter"),
+    "reopen": N_("reopened"),
+    "merge": N_("merged"),
+    "escalate": N_("escalated"),
+}
+SATISFACTION = {
+    5: N_("very satisfied"),
+    4: N_("satisfied"),
+    3: N_("neutral"),
+    2: N_("unsatisfied"),
+    1: N_("very unsatisfied"),
+}
+FLAG_LABELS = {"overdue": N_("overdue"), "due_soon": N_("due soon")}
+LABELS = {
+    "status_labels": workorders.STATUS_LABELS,
+    "action_labels": ACTION_LABELS,
+    "satisfaction_labels": SATISFACTION,
+    "flag_labels": FLAG_LABELS,
+}
+OPS_ONLY = "This page is for the operations centre and its units."
+LIVE_POLL_SECONDS = 3.0
+STATUS_PATTERN = "^(open|" + "|".join(workorders.STATUS_LABELS) + ")$"
+
+
+def _ops(request: Request, principal: Principal | None) -> Principal | Response:
+    """Staff of the centre or of a unit."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Principal) and not (who.has_action(workorders.DISPATCH) or who.has_action(workorders.HANDLE)):
+        raise Problem("forbidden", detail=OPS_ONLY)
+    return who
+
+
+def _categories(session: Session) -> list[tuple[str, str]]:
+    return [(c.code, c.name) for c in workorders.categories(session, leaves_only=True)]
+
+
+def _category_names(session: Session) -> dict[str, str]:
+    return {c.code: c.name for c in workorders.categories(session)}
+
+
+# -- citizens: 随申拍 and my reports ------------------------------------------------------------------------
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_form(request: Request, templates: TemplatesDep, principal: WebUser) -> Response:
+    """随申拍: photos, words and the place, from a phone."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    return templates.render(request, "workorders/report.html", {"posted": {}, "error": None, "field": None})
+
+
+async def _take_report(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    store: Any,
+    who: Principal,
+    channel: str,
+) -> WorkOrder:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    uploads = await read_photos(form.getlist("photos"), settings)
+    report = reporter_report(session, who, channel, values)
+    if channel == "patrol":
+        report.attributes = {"inspector": who.display_name}
+    return workorders.photo_report(
+        session, settings, index, store, who, report, uploads, photos_required=channel == "photo"
+    )
+
+
+@router.post("/report", response_class=HTMLResponse)
+async def report_submit(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    store: FileStoreDep,
+    principal: WebUser,
+) -> Response:
+    """Take the report in; a refused one is shown again with the reason and nothing is kept."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    try:
+        order = await _take_report(request, session, settings, index, store, who, "photo")
+    except DomainError as exc:
+        session.rollback()
+        posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and k != "csrf_token"}
+        context = {"posted": posted, "error": exc.message, "field": exc.field}
+        return templates.render(request, "workorders/report.html", context, status_code=422)
+    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return RedirectResponse(f"/my/reports/{order.id}?received=1", status_code=303)
+
+
+@router.get("/my/reports", response_class=HTMLResponse)
+def my_reports(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """The visitor's reports, newest first."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    orders = workorders.reported_by(session, who.user_id)
+    context = {"orders": orders, "categories": _category_names(session), **LABELS}
+    return templates.render(request, "workorders/mine.html", context)
+
+
+def _reporters_order(session: Session, who: Principal, order_id: uuid.UUID) -> WorkOrder:
+    order = workorders.get_order(session, order_id)
+    if not workorders.is_reporter(who, order):
+        raise NotFoundError("no such report", field="order_id")
+    return order
+
+
+def _order_page(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    who: Principal,
+    order: WorkOrder,
+    template: str,
+    error: str | None = None,
+) -> Response:
+    events = workorders.history(session, order.id)
+    places = [index.get(c) for c in (order.district_code, order.township_code, order.community_code) if c]
+    context: dict[str, Any] = {
+        "order": order,
+        "events": events,
+        "place": " · ".join(p.name for p in places if p),
+        "category": _category_names(session).get(order.category_code or "", ""),
+        "units": workorders.unit_names(session, [order.lead_unit, *order.assisting_units]),
+        "actions": workorders.actions_for(who, order, settings),
+        "tasks": workorders.incident_tasks(session, order.id),
+        "flag": workorders.deadline_flag(order, settings.workorders.warn_hours),
+        "error": error,
+        **LABELS,
+    }
+    if template == "workorders/order.html":
+        context.update(
+            categories=_categories(session),
+            reporter_name=mask_personal(order.reporter_name, "name"),
+            reporter_phone=mask_personal(order.reporter_phone, "phone"),
+            duplicates=_duplicates(session, settings, order),
+            task_units={t.key for t in context["tasks"] if who.allows(workorders.HANDLE, *_unit_scope(t.unit))},
+            departments=workorders.transfer_targets(session, settings, order),
+        )
+    return templates.render(request, template, context, status_code=422 if error else 200)
+
+
+def _unit_scope(unit: str) -> tuple[str, str]:
+    return workorders.unit_tenant(unit), unit
+
+
+def _duplicates(session: Session, settings: Settings, order: WorkOrder) -> list[workorders.Duplicate]:
+    if order.lat is None or order.lng is None or order.status not in workorders.OPEN:
+        return []
+    return workorders.likely_duplicates(
+        session, settings, order.lat, order.lng, order.description, order.category_code, exclude=order.id
+    )
+
+
+@router.get("/my/reports/{order_id}", response_class=HTMLResponse)
+def my_report(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+) -> Response:
+    """One of the visitor's reports: where it is, the answer, and the rating once answered."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = _reporters_order(session, who, order_id)
+    return _order_page(request, templates, session, settings, index, who, order, "workorders/my_report.html")
+
+
+@router.post("/my/reports/{order_id}", response_class=HTMLResponse)
+def my_report_step(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+    action: Annotated[str, Form(pattern="^(rate|reopen)$")],
+    satisfaction: Annotated[str, Form(max_length=2)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """The reporter rates the answer or, unsatisfied, asks once for the problem to be handled again."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = _reporters_order(session, who, order_id)
+    score = int(satisfaction) if satisfaction.isdigit() else None
+    try:
+        workorders.act(session, settings, order, who, workorders.Step(action, note=note, satisfaction=score))
+    except DomainError as exc:
+        session.rollback()
+        order = _reporters_order(session, who, order_id)
+        return _order_page(
+            request, templates, session, settings, index, who, order, "workorders/my_report.html", exc.message
+        )
+    audit(request, who, f"workorders.order.{action}", object_type="work_order", object_id=str(order.id))
+    return RedirectResponse(f"/my/reports/{order.id}", status_code=303)
+
+
+@router.get("/workorders/{order_id}/photos/{n}")
+def photo(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: FileStoreDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+    n: int,
+) -> Response:
+    """A photo of an order, for those who may see the order."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = workorders.get_order(session, order_id)
+    if not workorders.may_see(who, order, settings) or not 0 <= n < len(order.media):
+        raise NotFoundError("no such photo", field="n")
+    media = order.media[n]
+    return file_response(store, media["digest"], media["media_type"], media.get("name", "photo"))
+
+
+# -- staff: orders, the hotline form, patrols -------------------------------------------------------------
+
+
+@router.get("/ops/orders", response_class=HTMLResponse)
+def orders(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    status: Annotated[str, Query(pattern=STATUS_PATTERN)] = "open",
+    flag: Annotated[str, Query(pattern="^(|overdue|due_soon)$")] = "",
+) -> Response:
+    """The orders of the visitor's unit, or of the district's (or city's) centre, most urgent first."""
+    who = _ops(request, principal)
+    if isinstance(who, Response):
+        return who
+    rows = []
+    for order in workorders.orders_for(session, who, settings, status):
+        mark = workorders.deadline_flag(order, settings.workorders.warn_hours)
+        if flag and mark != flag:
+            continue
+        rows.append((order, mark))
+    rows.sort(key=lambda r: ({"overdue": 0, "due_soon": 1}.get(r[1], 2), r[0].created_at))
+    districts = {o.district_code: index.get(o.district_code) for o, _f in rows if o.district_code}
+    context = {
+        "rows": rows,
+        "status": status,
+        "flag": flag,
+        "statuses": ("open", *workorders.STATUS_LABELS),
+        "categories": _category_names(session),
+        "districts": {c: r.name for c, r in districts.items() if r},
+        "units": workorders.unit_names(session, [o.lead_unit for o, _f in rows]),
+        **LABELS,
+    }
+    return templates.render(request, "workorders/orders.html", context)
+
+
+@router.get("/ops/orders/{order_id}", response_class=HTMLResponse)
+def order_page(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+    error: PageMessage = None,
+) -> Response:
+    """An order with its photos, history, incident tasks, duplicate hints and the steps the visitor may take."""
+    who = _ops(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = workorders.get_order(session, order_id)
+    if not workorders.may_see(who, order, settings):
+        raise NotFoundError("no such work order", field="order_id")
+    return _order_page(request, templates, session, settings, index, who, order, "workorders/order.html", error)
+
+
+@router.post("/ops/orders/{order_id}", response_class=HTMLResponse)
+def order_step(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+    action: Annotated[str, Form(max_length=12)],
+    note: Annotated[str, Form(max_length=4000)] = "",
+    category_code: Annotated[str, Form(max_length=20)] = "",
+    unit: Annotated[str, Form(max_length=40)] = "",
+    days: Annotated[str, Form(max_length=3)] = "",
+    satisfaction: Annotated[str, Form(max_length=2)] = "",
+    target: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Take a step; a refused one re-shows the order with the reason."""
+    who = _ops(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = workorders.get_order(session, order_id)
+    if not workorders.may_see(who, order, settings):
+        raise NotFoundError("no such work order", field="order_id")
+    try:
+        step = workorders.Step(
+            action,
+            note=note,
+            category_code=category_code or None,
+            unit=unit or None,
+            days=int(days) if days.isdigit() else 0,
+            satisfaction=int(satisfaction) if satisfaction.isdigit() else None,
+            target=_merge_target(session, target),
+        )
+        workorders.act(session, settings, order, who, step)
+    except DomainError as exc:
+        session.rollback()
+        return order_page(request, templates, session, settings, index, who, order_id, error=exc.message)
+    audit(
+        request,
+        who,
+        f"workorders.order.{action}",
+        object_type="work_order",
+        object_id=str(order.id),
+        tenant_code=order.tenant_code,
+    )
+    return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
+
+
+def _merge_target(session: Session, value: str) -> uuid.UUID | None:
+    """A merge target by id or by order number."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        found = workorders.order_by_number(session, value)
+        if found is None:
+            raise NotFoundError(f"没有编号为 {value} 的工单", field="target") from None
+        return found.id
+
+
+@router.post("/ops/orders/{order_id}/tasks/{key}", response_class=HTMLResponse)
+def task_done(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    order_id: uuid.UUID,
+    key: str,
+    note: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """A unit reports its part of an incident done."""
+    who = _ops(request, principal)
+    if isinstance(who, Response):
+        return who
+    order = workorders.get_order(session, order_id)
+    if not workorders.may_see(who, order, settings):
+        raise NotFoundError("no such work order", field="order_id")
+    try:
+        workorders.complete_task(session, settings, order, key, who, note)
+    except DomainError as exc:
+        session.rollback()
+        return order_page(request, templates, session, settings, index, who, order_id, error=exc.message)
+    audit(request, who, "workorders.task.complete", object_type="work_order", object_id=str(order.id))
+    return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
+
+
+def _hotline_page(
+    request: Request, templates: Templates, session: Session, posted: dict[str, str], error: DomainError | None = None
+) -> Response:
+    context = {
+        "posted": posted,
+        "categories": _categories(session),
+        "error": error.message if error else None,
+        "field": error.field if error else None,
+    }
+    return templates.render(request, "workorders/hotline.html", context, status_code=422 if error else 200)
+
+
+@router.get("/ops/hotline", response_class=HTMLResponse)
+def hotline(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """The 12345 agent's form: the caller, the problem, the place; hints appear while typing."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    return _hotline_page(request, templates, session, {})
+
+
+@router.get("/ops/hotline/hints", response_class=HTMLResponse)
+def hotline_hints(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    description: Annotated[str, Query(max_length=4000)] = "",
+    address: Annotated[str, Query(max_length=300)] = "",
+    lat: Annotated[str, Query(max_length=20)] = "",
+    lng: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """Category suggestions and likely duplicates for what the agent has typed so far (an HTMX fragment)."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    names = _category_names(session)
+    text_ = description.strip()
+    suggestions = (
+        [(c, names.get(c, c), p) for c, p in workorders.suggest(settings, f"{text_} {address}")] if text_ else []
+    )
+    place = None
+    duplicates: list[workorders.Duplicate] = []
+    try:
+        if lat.strip() or lng.strip() or address.strip():
+            place = workorders.locate(
+                index, float(lat) if lat.strip() else None, float(lng) if lng.strip() else None, address
+            )
+    except (DomainError, ValueError):
+        place = None
+    if place is not None and place.lat is not None and place.lng is not None and len(text_) >= 4:
+        best = suggestions[0][0] if suggestions else None
+        duplicates = workorders.likely_duplicates(session, settings, place.lat, place.lng, text_, best)
+    context = {
+        "suggestions": suggestions,
+        "duplicates": duplicates,
+        "place": place,
+        "place_names": [r.name for r in (index.get(c) for c in _codes(place)) if r],
+        "triage": settings.workorders.triage_confidence,
+    }
+    return templates.render(request, "workorders/_hints.html", context)
+
+
+def _codes(place: workorders.Place | None) -> list[str]:
+    if place is None:
+        return []
+    return [c for c in (place.district_code, place.township_code, place.community_code) if c]
+
+
+@router.post("/ops/hotline", response_class=HTMLResponse)
+async def hotline_submit(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+) -> Response:
+    """Take the call in as an order (located, classified unless the agent chose, dispatched or queued)."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    form = await request.form()
+    posted = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    try:
+        report = reporter_report(session, who, "hotline", posted)
+        report.reporter_user_id = None  # the caller, not the agent, is the reporter
+        report.reporter_name = posted.get("caller_name", "").strip()[:100]
+        report.reporter_phone = posted.get("caller_phone", "").strip()[:20]
+        report.urgent = posted.get("urgent") in ("1", "on", "true")
+        if report.reporter_phone and not report.reporter_phone.replace("-", "").isdigit():
+            raise InvalidError("来电号码只能包含数字", field="caller_phone")
+        order = workorders.intake(session, settings, index, report, who)
+    except DomainError as exc:
+        session.rollback()
+        return _hotline_page(request, templates, session, posted, exc)
+    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
+
+
+@router.get("/ops/patrol", response_class=HTMLResponse)
+def patrol(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+    """The inspector's report from the street: the category, the words, the place, photos if any."""
+    who = sign_in_first(request, principal, workorders.HANDLE, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    context: dict[str, Any] = {"posted": {}, "error": None, "field": None, "categories": _categories(session)}
+    return templates.render(request, "workorders/patrol.html", context)
+
+
+@router.post("/ops/patrol", response_class=HTMLResponse)
+async def patrol_submit(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    store: FileStoreDep,
+    principal: WebUser,
+) -> Response:
+    """Take the inspector's report in."""
+    who = sign_in_first(request, principal, workorders.HANDLE, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    try:
+        order = await _take_report(request, session, settings, index, store, who, "patrol")
+    except DomainError as exc:
+        session.rollback()
+        posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and k != "csrf_token"}
+        context = {"posted": posted, "error": exc.message, "field": exc.field, "categories": _categories(session)}
+        return templates.render(request, "workorders/patrol.html", context, status_code=422)
+    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    target = f"/ops/orders/{order.id}" if workorders.may_see(who, order, settings) else "/ops/patrol?sent=1"
+    return RedirectResponse(target, status_code=303)
+
+
+# -- the routing-rule editor -----------------------------------------------------------------------------
+
+
+def _rules_page(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    who: Principal,
+    error: DomainError | None = None,
+    trial: dict[str, Any] | None = None,
+) -> Response:
+    context = {
+        "rules": workorders.all_rules(session),
+        "can_edit": who.has_action(workorders.MANAGE),
+        "levels": workorders.LEVELS,
+        "categories": _categories(session),
+        "departments": workorders.department_keys(session, settings),
+        "error": error.message if error else None,
+        "field": error.field if error else None,
+        "trial": trial,
+    }
+    return templates.render(request, "workorders/rules.html", context, status_code=422 if error else 200)
+
+
+@router.get("/ops/rules", response_class=HTMLResponse)
+def rules_page(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    try_category: Annotated[str, Query(max_length=20)] = "",
+    try_area: Annotated[str, Query(max_length=15)] = "",
+    try_text: Annotated[str, Query(max_length=500)] = "",
+) -> Response:
+    """The rules in the order they are tried, an editor for each, and a form to try them on an order."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    trial = None
+    if try_category:
+        try:
+            found = workorders.try_route(session, settings, index, try_category, try_text, try_area)
+        except DomainError as exc:
+            return _rules_page(request, templates, session, settings, index, who, exc)
+        names = workorders.unit_names(session, [found.lead_unit, *found.assisting_units])
+        trial = {
+            "rule": found.rule,
+            "lead": names.get(found.lead_unit or "", ""),
+            "assisting": [names.get(u, u) for u in found.assisting_units],
+            "category": try_category,
+            "area": try_area,
+            "text": try_text,
+        }
+    return _rules_page(request, templates, session, settings, index, who, trial=trial)
+
+
+def _spec(form: dict[str, str]) -> workorders.RuleSpec:
+    def words(name: str) -> list[str]:
+        return [w for w in form.get(name, "").replace("，", ",").replace("、", ",").split(",") if w.strip()]
+
+    return workorders.RuleSpec(
+        name=form.get("name", ""),
+        lead_level=form.get("lead_level", ""),
+        lead_department_key=form.get("lead_department_key", ""),
+        category_prefix=form.get("category_prefix", ""),
+        area_prefix=form.get("area_prefix", ""),
+        keywords=words("keywords"),
+        assisting=words("assisting"),
+        active=form.get("active") in ("1", "on", "true"),
+    )
+
+
+@router.post("/ops/rules", response_class=HTMLResponse)
+async def rules_change(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+) -> Response:
+    """Save a new or changed rule, move one, or delete one (``op``: save, up, down, delete)."""
+    who = sign_in_first(request, principal, workorders.MANAGE, "Routing rules are edited by their managers.")
+    if isinstance(who, Response):
+        return who
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    op = form.get("op", "save")
+    rule_id = int(form["rule_id"]) if form.get("rule_id", "").isdigit() else None
+    try:
+        if op == "save":
+            rule = workorders.save_rule(session, settings, index, _spec(form), rule_id)
+            rule_id = rule.id
+        elif rule_id is None:
+            raise NotFoundError("no such rule", field="rule_id")
+        elif op in ("up", "down"):
+            workorders.move_rule(session, rule_id, -1 if op == "up" else 1)
+        elif op == "delete":
+            workorders.delete_rule(session, rule_id)
+        else:
+            raise NotFoundError(f"no operation {op!r}", field="op")
+    except DomainError as exc:
+        session.rollback()
+        return _rules_page(request, templates, session, settings, index, who, exc)
+    audit(request, who, f"workorders.rule.{op}", object_type="routing_rule", object_id=str(rule_id))
+    return RedirectResponse(f"/ops/rules#rule-{rule_id}", status_code=303)
+
+
+# -- the operations dashboard (城运中心) ----------------------------------------------------------------
+
+
+@router.get("/ops/dashboard", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> Response:
+    """The city (or one district) at a glance: the map, counts by status, overdue orders, hot spots, and the
+    on-time and satisfaction rates by area and unit; the page follows changes live."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    scope = centre_district(who, district)
+    region = index.get(scope) if scope else None
+    if scope and region is None:
+        raise NotFoundError(f"no district {scope}", field="district")
+    data = overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
+    context = {
+        "data": data,
+        "region": region,
+        "days": days,
+        "city_wide": who.city_wide(workorders.DISPATCH),
+        "categories": _category_names(session),
+        **LABELS,
+    }
+    return templates.render(request, "workorders/dashboard.html", context)
+
+
+@router.get("/ops/dashboard/stream")
+async def dashboard_stream(
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    index: IndexDep,
+    principal: WebUser,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> Response:
+    """Server-sent events: the dashboard's data again whenever an order of the scope changes."""
+    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
+    if isinstance(who, Response):
+        return who
+    scope = centre_district(who, district)
+
+    async def events() -> AsyncIterator[str]:
+        seen: tuple[int, str] | None = None
+        yield "retry: 5000\n\n"
+        while not await request.is_disconnected():
+            with db.session() as session:
+                stamp = overview.version(session, scope)
+                if stamp != seen:
+                    seen = stamp
+                    data = overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
+                    yield f"event: overview\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+                else:
+                    yield ": still here\n\n"
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

@@ -186,6 +186,7 @@ def main() -> None:
             database={"url": url},
             demo_persons=500,
             log_level="WARNING",
+            workorders={"demo_orders": 0},
         )
         engine = make_engine(url)
         with engine.begin() as conn:

@@ -191,7 +191,11 @@ def as_json(session: Session, index: RegionIndex, view: Overview) -> dict[str, A
         "total": view.total.as_dict(),
         "by_status": view.by_status,
         "by_area": [
-            {"code": code, "name": _name(index, code) or "（未定位）", **rates.as_dict()}
+            {
+                "code": code,
+                "name": _name(index, code) or ("（未定位到街镇）" if view.district else "（未定位）"),
+                **rates.as_dict(),
+            }
             for code, rates in sorted(view.by_area.items())
         ],
         "by_unit": [

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
@@ -211,6 +212,7 @@ def _order_page(
         "actions": workorders.actions_for(who, order, settings),
         "tasks": workorders.incident_tasks(session, order.id),
         "flag": workorders.deadline_flag(order, settings.workorders.warn_hours),
+        "channel": workorders.CHANNELS[order.channel].label if order.channel in workorders.CHANNELS else order.channel,
         "error": error,
         **LABELS,
     }
@@ -524,6 +526,11 @@ def hotline_hints(
     return templates.render(request, "workorders/_hints.html", context)
 
 
+def overview_time(data: dict[str, Any]) -> datetime:
+    """When the dashboard's figures were computed."""
+    return datetime.fromisoformat(data["generated_at"])
+
+
 def _codes(place: workorders.Place | None) -> list[str]:
     if place is None:
         return []
@@ -737,6 +744,7 @@ def dashboard(
         "region": region,
         "days": days,
         "city_wide": who.city_wide(workorders.DISPATCH),
+        "generated": overview_time(data),
         "categories": _category_names(session),
         **LABELS,
     }

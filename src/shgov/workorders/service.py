@@ -130,8 +130,8 @@ def _set_deadlines(settings: Settings, order: WorkOrder, start: datetime, router
         return
     limits = router.limits(order.category_code)
     order.sign_due = start + timedelta(hours=float(limits.get("sign_hours", 4)))
-    order.reply_due = _end_of_working_day(settings, start, int(limits.get("reply_days", 5)))
-    order.conclude_due = _end_of_working_day(settings, start, int(limits.get("conclude_days", 13)))
+    order.reply_due = router.end_of_working_day(settings, start, int(limits.get("reply_days", 5)))
+    order.conclude_due = router.end_of_working_day(settings, start, int(limits.get("conclude_days", 13)))
 
 
 def deadline_flag(order: WorkOrder, warn_hours: float = 24, now: datetime | None = None) -> str:
@@ -319,8 +319,17 @@ class Router:
         self.session = session
         self.categories = {c.code: c for c in session.scalars(select(Category))}
         self.rules = rules(session)
+        self.playbooks = list(session.scalars(select(Playbook).where(Playbook.active.is_(True))))
         self._limits: dict[str, dict[str, Any]] = {}
         self._departments: dict[str, bool] = {}
+        self._ends: dict[tuple[str, int], datetime] = {}
+
+    def end_of_working_day(self, settings: Settings, start: datetime, days: int) -> datetime:
+        """The end of the ``days``-th working day after ``start``'s day (cached per day)."""
+        key = (start.astimezone(ZoneInfo(settings.timezone)).date().isoformat(), days)
+        if key not in self._ends:
+            self._ends[key] = _end_of_working_day(settings, start, days)
+        return self._ends[key]
 
     def category(self, code: str, field_name: str = "category_code") -> Category:
         """An active category by code."""
@@ -396,6 +405,10 @@ def intake_many(
             best = int(row.argmax())
             guesses[i] = (str(classes[best]), float(row[best]))
     now = utcnow()
+    nearby = None
+    if check_duplicates:
+        points = [(p.lat, p.lng) for _i, _c, _t, p, _cat in accepted if p and p.lat is not None and p.lng is not None]
+        nearby = NearbyOpen(session, settings, points, now) if points else None
     for i, channel, description, place, category in accepted:
         report = reports[i]
         order = WorkOrder(
@@ -431,30 +444,41 @@ def intake_many(
             order.category_confidence = confidence
             if confidence >= settings.workorders.triage_confidence:
                 order.category_code, order.classified_by = code, "model"
-        if check_duplicates and order.lat is not None and order.lng is not None:
-            repeats = likely_duplicates(
-                session, settings, order.lat, order.lng, description, order.category_code, now=now
-            )
+        if nearby is not None and order.lat is not None and order.lng is not None:
+            repeats = nearby.find(order.lat, order.lng, description, order.category_code)
             if repeats:
                 order.attributes = {**order.attributes, "likely_duplicates": [d.number for d in repeats]}
+            nearby.add(order)
         session.add(order)
         outcomes[i].order = order
     session.flush()  # the orders exist before their history refers to them
+    with session.no_autoflush:  # nothing below reads what it writes: one flush at the end
+        _dispatch_new(session, settings, actor, router, accepted, outcomes)
+    session.flush()
+    return outcomes
+
+
+def _dispatch_new(
+    session: Session,
+    settings: Settings,
+    actor: Principal | None,
+    router: Router,
+    accepted: list[tuple[int, Channel, str, Place | None, Category | None]],
+    outcomes: list[Outcome],
+) -> None:
     for i, channel, _description, _place, _category in accepted:
         stored = outcomes[i].order
         assert stored is not None  # noqa: S101 - set in the loop above
         order = stored
-        _history(session, order, actor, "accept", None, f"渠道：{channel.name}")
+        _history(session, order, actor, "accept", None, f"渠道：{channel.label}")
         if order.category_code is not None:
             order.urgent = order.urgent or router.category(order.category_code).urgent
             try:
-                _dispatch(session, settings, order, actor, "classify", router)
+                _dispatch(session, settings, order, actor, "classify", router, new=True)
             except ConflictError as exc:
                 outcomes[i].error = exc  # no rule matches: the order waits in triage, and the caller is told
         _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
         emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
-    session.flush()
-    return outcomes
 
 
 def intake(
@@ -597,6 +621,91 @@ def metres_between(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * 6_371_000 * asin(sqrt(h))
 
 
+@dataclass
+class _Candidate:
+    order_id: uuid.UUID
+    number: str
+    lat: float
+    lng: float
+    category_code: str | None
+    grams: set[str]
+
+
+class NearbyOpen:
+    """The open, recent orders around a set of points, loaded with one query, to check a whole batch for
+    duplicates (orders of the batch itself are added as they are made)."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        points: list[tuple[float, float]],
+        now: datetime | None = None,
+    ) -> None:
+        self.config = settings.workorders
+        edge = h3.average_hexagon_edge_length(GRID_RESOLUTION, "m") * 1.5
+        self.rings = max(1, int(self.config.duplicate_metres // edge) + 1)
+        self.by_cell: dict[str, list[_Candidate]] = {}
+        cells = sorted({c for lat, lng in points for c in h3.grid_disk(self.cell_of(lat, lng), self.rings)})
+        since = (now or utcnow()) - timedelta(hours=self.config.duplicate_hours)
+        columns = (
+            WorkOrder.id,
+            WorkOrder.number,
+            WorkOrder.lat,
+            WorkOrder.lng,
+            WorkOrder.category_code,
+            WorkOrder.description,
+            WorkOrder.cell,
+        )
+        for start in range(0, len(cells), 900):  # SQLite allows a limited number of bound parameters
+            query = select(*columns).where(
+                WorkOrder.cell.in_(cells[start : start + 900]),
+                WorkOrder.status.in_(OPEN),
+                WorkOrder.created_at >= since,
+            )
+            with session.no_autoflush:
+                for row in session.execute(query):
+                    if row.lat is not None and row.lng is not None and row.cell:
+                        candidate = _Candidate(
+                            row.id, row.number, row.lat, row.lng, row.category_code, _bigrams(row.description)
+                        )
+                        self.by_cell.setdefault(row.cell, []).append(candidate)
+
+    @staticmethod
+    def cell_of(lat: float, lng: float) -> str:
+        """The grid cell of a point."""
+        return str(h3.latlng_to_cell(lat, lng, GRID_RESOLUTION))
+
+    def add(self, order: WorkOrder) -> None:
+        """Count a new order of the batch as a candidate for the reports after it."""
+        if order.lat is None or order.lng is None or order.cell is None:
+            return
+        candidate = _Candidate(
+            order.id, order.number, order.lat, order.lng, order.category_code, _bigrams(order.description)
+        )
+        self.by_cell.setdefault(order.cell, []).append(candidate)
+
+    def find(
+        self, lat: float, lng: float, text_: str, category_code: str | None = None, exclude: uuid.UUID | None = None
+    ) -> list[Duplicate]:
+        """Candidates within ``duplicate_metres`` whose text is similar enough (the same category counts
+        towards it), most similar first."""
+        grams = _bigrams(text_)
+        found = []
+        for cell in h3.grid_disk(self.cell_of(lat, lng), self.rings):
+            for other in self.by_cell.get(cell, ()):
+                if other.order_id == exclude:
+                    continue
+                metres = metres_between(lat, lng, other.lat, other.lng)
+                if metres > self.config.duplicate_metres:
+                    continue
+                bonus = 0.15 if category_code and category_code == other.category_code else 0
+                score = _jaccard(grams, other.grams) + bonus
+                if score >= self.config.duplicate_similarity:
+                    found.append(Duplicate(other.order_id, other.number, round(metres, 1), round(min(score, 1.0), 3)))
+        return sorted(found, key=lambda d: (-d.similarity, d.metres))[:10]
+
+
 def likely_duplicates(
     session: Session,
     settings: Settings,
@@ -609,28 +718,7 @@ def likely_duplicates(
 ) -> list[Duplicate]:
     """Open orders within ``duplicate_metres`` and ``duplicate_hours`` whose text is similar (the same
     category counts towards it), most similar first. Candidates come from the H3 cells around the point."""
-    config = settings.workorders
-    cell = h3.latlng_to_cell(lat, lng, GRID_RESOLUTION)
-    rings = max(1, int(config.duplicate_metres // (h3.average_hexagon_edge_length(GRID_RESOLUTION, "m") * 1.5)) + 1)
-    since = (now or utcnow()) - timedelta(hours=config.duplicate_hours)
-    query = select(WorkOrder).where(
-        WorkOrder.cell.in_(list(h3.grid_disk(cell, rings))),
-        WorkOrder.status.in_(OPEN),
-        WorkOrder.created_at >= since,
-    )
-    found = []
-    for other in session.scalars(query):
-        if other.id == exclude or other.lat is None or other.lng is None:
-            continue
-        metres = metres_between(lat, lng, other.lat, other.lng)
-        if metres > config.duplicate_metres:
-            continue
-        score = similarity(text_, other.description) + (
-            0.15 if category_code and category_code == other.category_code else 0
-        )
-        if score >= config.duplicate_similarity:
-            found.append(Duplicate(other.id, other.number, round(metres, 1), round(min(score, 1.0), 3)))
-    return sorted(found, key=lambda d: (-d.similarity, d.metres))[:10]
+    return NearbyOpen(session, settings, [(lat, lng)], now).find(lat, lng, text_, category_code, exclude)
 
 
 @dataclass(frozen=True)
@@ -772,6 +860,7 @@ def _dispatch(
     actor: Principal | None,
     action: str,
     router: Router,
+    new: bool = False,
 ) -> None:
     rule = matching_rule(router.rules, order)
     if rule is None:
@@ -783,31 +872,29 @@ def _dispatch(
     order.status = "dispatched"
     _set_deadlines(settings, order, utcnow(), router)
     _history(session, order, actor, action, before, f"派单规则：{rule.name}")
-    _open_playbook(session, settings, order, actor, router)
+    _open_playbook(session, settings, order, actor, router, new)
     _tell(session, order, "已派单", "您反映的问题已交由承办单位处理。")
 
 
 # -- playbooks (高效处置一件事) ---------------------------------------------------------------------------
 
 
-def playbook_for(session: Session, category_code: str | None) -> Playbook | None:
+def playbook_for(playbooks: list[Playbook], category_code: str | None) -> Playbook | None:
     """The active playbook whose category prefix is the longest match for ``category_code``."""
     if not category_code:
         return None
-    found = [
-        p
-        for p in session.scalars(select(Playbook).where(Playbook.active.is_(True)))
-        if category_code.startswith(p.category_prefix)
-    ]
+    found = [p for p in playbooks if p.active and category_code.startswith(p.category_prefix)]
     return max(found, key=lambda p: len(p.category_prefix)) if found else None
 
 
 def _open_playbook(
-    session: Session, settings: Settings, order: WorkOrder, actor: Principal | None, router: Router
+    session: Session, settings: Settings, order: WorkOrder, actor: Principal | None, router: Router, new: bool
 ) -> None:
-    playbook = playbook_for(session, order.category_code)
-    if playbook is None or session.scalar(select(IncidentTask.id).where(IncidentTask.order_id == order.id)):
+    playbook = playbook_for(router.playbooks, order.category_code)
+    if playbook is None:
         return
+    if not new and session.scalar(select(IncidentTask.id).where(IncidentTask.order_id == order.id)):
+        return  # a re-dispatched incident keeps its tasks
     now = utcnow()
     units = []
     for task in playbook.tasks:
@@ -1400,7 +1487,8 @@ def _demo_orders(session: Session, settings: Settings, texts: list[str], labels:
             lng, lat = rng.uniform(west, east), rng.uniform(south, north)
             if outline.contains(Point(lng, lat)):
                 break
-        text_ = texts[rng.randrange(len(texts))]
+        # A few calls say too little for the classifier: they wait in the triage queue.
+        text_ = "有个情况想反映一下，麻烦尽快来看看" if i % 45 == 7 else texts[rng.randrange(len(texts))]
         reports.append(
             Report(channel=rng.choice(("hotline", "hotline", "photo", "patrol")), description=text_, lat=lat, lng=lng)
         )
@@ -1411,7 +1499,8 @@ def _demo_orders(session: Session, settings: Settings, texts: list[str], labels:
         if order is None:
             continue
         made += 1
-        _backdate(session, order, timedelta(hours=rng.uniform(0, 14 * 24)))
+        # Most orders are recent, a long tail reaches back a fortnight (and some of those run overdue).
+        _backdate(session, order, timedelta(hours=min(rng.expovariate(1 / 30), 14 * 24)))
         fate = rng.random()
         if order.status != "dispatched" or fate < 0.3:
             continue

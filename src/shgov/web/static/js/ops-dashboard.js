@@ -23,7 +23,9 @@
       card.querySelector("[data-count]").textContent = d.by_status[card.dataset.status] || 0;
     });
     document.querySelector("[data-testid=overdue-count]").textContent = d.total.overdue;
-    document.querySelector("[data-testid=generated-at]").textContent = d.generated_at;
+    var stamp = document.querySelector("[data-testid=generated-at]");
+    stamp.setAttribute("datetime", d.generated_at);
+    stamp.textContent = new Date(d.generated_at).toLocaleString(document.documentElement.lang || undefined);
     var body = document.querySelector("[data-testid=by-area] tbody");
     if (body) {
       body.textContent = "";

@@ -628,7 +628,15 @@ class _Candidate:
     lat: float
     lng: float
     category_code: str | None
-    grams: set[str]
+    description: str
+    _grams: set[str] | None = None
+
+    @property
+    def grams(self) -> set[str]:
+        """The description's bigrams, computed when first compared (most candidates are too far away)."""
+        if self._grams is None:
+            self._grams = _bigrams(self.description)
+        return self._grams
 
 
 class NearbyOpen:
@@ -666,9 +674,7 @@ class NearbyOpen:
             with session.no_autoflush:
                 for row in session.execute(query):
                     if row.lat is not None and row.lng is not None and row.cell:
-                        candidate = _Candidate(
-                            row.id, row.number, row.lat, row.lng, row.category_code, _bigrams(row.description)
-                        )
+                        candidate = _Candidate(row.id, row.number, row.lat, row.lng, row.category_code, row.description)
                         self.by_cell.setdefault(row.cell, []).append(candidate)
 
     @staticmethod
@@ -680,9 +686,7 @@ class NearbyOpen:
         """Count a new order of the batch as a candidate for the reports after it."""
         if order.lat is None or order.lng is None or order.cell is None:
             return
-        candidate = _Candidate(
-            order.id, order.number, order.lat, order.lng, order.category_code, _bigrams(order.description)
-        )
+        candidate = _Candidate(order.id, order.number, order.lat, order.lng, order.category_code, order.description)
         self.by_cell.setdefault(order.cell, []).append(candidate)
 
     def find(

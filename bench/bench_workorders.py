@@ -17,6 +17,7 @@ from pathlib import Path
 import h3
 import numpy as np
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 
 from bench.servers import scratch_postgres
 from shgov import migrations
@@ -181,9 +182,15 @@ def _intake_worker(url: str, folder: str, seed: int, count: int, start_at: float
     started = time.time()
     created = 0
     for chunk in range(0, count, 500):
-        with db.session(write=True) as session:
-            outcomes = workorders.intake_many(session, settings, index, reports[chunk : chunk + 500], operator)
-            created += sum(1 for o in outcomes if o.order is not None)
+        while True:
+            try:
+                with db.session(write=True) as session:
+                    batch = reports[chunk : chunk + 500]
+                    outcomes = workorders.intake_many(session, settings, index, batch, operator)
+                    created += sum(1 for o in outcomes if o.order is not None)
+                break
+            except OperationalError:  # SQLite: the other process held the write lock past the busy timeout
+                continue
     finished = time.time()
     engine.dispose()
     return created, started, finished

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from shgov.core.db import Database
@@ -20,6 +20,7 @@ from shgov.core.identity.service import assign_role, create_user
 from shgov.core.settings import Settings
 from shgov.workorders import service as workorders
 from shgov.workorders.models import RoutingRule, WorkOrder
+from tests.cases.test_pages import sign_in, tabs  # noqa: F401 - the tabs fixture
 from tests.disputes.test_pages import browser_for, csrf_of
 from tests.web.test_browser import browser  # noqa: F401 - the module's Chromium fixture
 from tests.workorders.test_photo import count, jpeg
@@ -44,35 +45,16 @@ def unit_staff(db: Database, username: str, district: str, department: str, role
     return username
 
 
-@pytest.fixture
-def tabs(browser: Browser) -> Iterator[Callable[..., Page]]:  # noqa: F811 - the imported fixture
-    contexts = []
-
-    def open_tab(**options: object) -> Page:
-        context = browser.new_context(locale="zh-CN", **options)  # type: ignore[arg-type]
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_tab
-    for context in contexts:
-        context.close()
-
-
-def sign_in(page: Page, server_url: str, username: str, password: str, next_path: str) -> None:
-    page.goto(f"{server_url}/login?next={next_path}")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.locator("form button[type=submit]").last.click()
-    expect(page.get_by_test_id("signed-in-as")).to_be_visible()
-
-
 def attach(page: Page, name: str, data: bytes, mime: str) -> None:
     page.locator("#photos").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
 @pytest.mark.browser
 def test_a_citizen_reports_by_photo_the_unit_replies_and_the_citizen_rates_the_answer(
-    tabs: Callable[..., Page], server_url: str, trained: Settings, db: Database
+    tabs: Callable[..., Page],  # noqa: F811 - the imported fixture
+    server_url: str,
+    trained: Settings,
+    db: Database,
 ) -> None:
     unit = unit_staff(db, "huangpu.zj", "310101", "310101.zj")
     citizen = tabs(viewport={"width": 390, "height": 844})  # a phone
@@ -118,7 +100,10 @@ def test_a_citizen_reports_by_photo_the_unit_replies_and_the_citizen_rates_the_a
 
 @pytest.mark.browser
 def test_bad_photo_reports_are_refused_clearly_and_nothing_is_kept(
-    tabs: Callable[..., Page], server_url: str, trained: Settings, db: Database
+    tabs: Callable[..., Page],  # noqa: F811 - the imported fixture
+    server_url: str,
+    trained: Settings,
+    db: Database,
 ) -> None:
     page = tabs(geolocation={"latitude": SQUARE[0], "longitude": SQUARE[1]}, permissions=["geolocation"])
     sign_in(page, server_url, "citizen", DEMO_PASSWORD, "/report")

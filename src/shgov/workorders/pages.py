@@ -127,24 +127,42 @@ def report_form(request: Request, templates: TemplatesDep, principal: WebUser) -
     return templates.render(request, "workorders/report.html", {"posted": {}, "error": None, "field": None})
 
 
+def _posted(form: Any) -> dict[str, str]:
+    """A form's text fields to show again after a refusal (never its CSRF token)."""
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+REPORT_PAGES = {"photo": "workorders/report.html", "patrol": "workorders/patrol.html"}
+
+
 async def _take_report(
     request: Request,
+    templates: Templates,
     session: Session,
     settings: Settings,
     index: RegionIndex,
     store: Any,
     who: Principal,
     channel: str,
-) -> WorkOrder:
+) -> WorkOrder | Response:
+    """A photo or patrol report taken in (and audited), or its form shown again with the reason."""
     form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    uploads = await read_photos(form.getlist("photos"), settings)
-    report = reporter_report(session, who, channel, values)
-    if channel == "patrol":
-        report.attributes = {"inspector": who.display_name}
-    return workorders.photo_report(
-        session, settings, index, store, who, report, uploads, photos_required=channel == "photo"
-    )
+    try:
+        uploads = await read_photos(form.getlist("photos"), settings)
+        report = reporter_report(session, who, channel, _posted(form))
+        if channel == "patrol":
+            report.attributes = {"inspector": who.display_name}
+        order = workorders.photo_report(
+            session, settings, index, store, who, report, uploads, photos_required=channel == "photo"
+        )
+    except DomainError as exc:
+        session.rollback()
+        context: dict[str, Any] = {"posted": _posted(form), "error": exc.message, "field": exc.field}
+        if channel == "patrol":
+            context["categories"] = _categories(session)
+        return templates.render(request, REPORT_PAGES[channel], context, status_code=422)
+    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    return order
 
 
 @router.post("/report", response_class=HTMLResponse)
@@ -161,14 +179,9 @@ async def report_submit(
     who = sign_in_first(request, principal)
     if isinstance(who, Response):
         return who
-    try:
-        order = await _take_report(request, session, settings, index, store, who, "photo")
-    except DomainError as exc:
-        session.rollback()
-        posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and k != "csrf_token"}
-        context = {"posted": posted, "error": exc.message, "field": exc.field}
-        return templates.render(request, "workorders/report.html", context, status_code=422)
-    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    order = await _take_report(request, templates, session, settings, index, store, who, "photo")
+    if isinstance(order, Response):
+        return order
     return RedirectResponse(f"/my/reports/{order.id}?received=1", status_code=303)
 
 
@@ -551,7 +564,7 @@ async def hotline_submit(
     if isinstance(who, Response):
         return who
     form = await request.form()
-    posted = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    posted = _posted(form)
     try:
         report = reporter_report(session, who, "hotline", posted)
         report.reporter_user_id = None  # the caller, not the agent, is the reporter
@@ -592,14 +605,9 @@ async def patrol_submit(
     who = sign_in_first(request, principal, workorders.HANDLE, OPS_ONLY)
     if isinstance(who, Response):
         return who
-    try:
-        order = await _take_report(request, session, settings, index, store, who, "patrol")
-    except DomainError as exc:
-        session.rollback()
-        posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and k != "csrf_token"}
-        context = {"posted": posted, "error": exc.message, "field": exc.field, "categories": _categories(session)}
-        return templates.render(request, "workorders/patrol.html", context, status_code=422)
-    audit(request, who, "workorders.order.create", object_type="work_order", object_id=str(order.id))
+    order = await _take_report(request, templates, session, settings, index, store, who, "patrol")
+    if isinstance(order, Response):
+        return order
     target = f"/ops/orders/{order.id}" if workorders.may_see(who, order, settings) else "/ops/patrol?sent=1"
     return RedirectResponse(target, status_code=303)
 

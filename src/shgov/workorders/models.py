@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
 
@@ -53,10 +53,15 @@ class WorkOrder(UUIDKeyMixin, TimestampMixin, Base):
     """A problem reported by a call, a photo, a patrol, a sensor or an Open311 client."""
 
     __tablename__ = "work_orders"
-    __table_args__ = (Index("ix_work_orders_status_district", "status", "district_code"),)
+    __table_args__ = (
+        Index("ix_work_orders_status_district", "status", "district_code"),
+        # the duplicate check looks up open, recent orders by cell: with the cell first the planner never
+        # prefers the status index, which matches nearly every open order
+        Index("ix_work_orders_cell_status_created", "cell", "status", "created_at"),
+    )
 
     number: Mapped[str] = mapped_column(String(24), unique=True)
-    channel: Mapped[str] = mapped_column(String(12), index=True)  # hotline | photo | patrol | sensor | open311
+    channel: Mapped[str] = mapped_column(String(12))  # hotline | photo | patrol | sensor | open311
     source_ref: Mapped[str] = mapped_column(String(80), default="")
     description: Mapped[str] = mapped_column(Text)
     category_code: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -70,13 +75,13 @@ class WorkOrder(UUIDKeyMixin, TimestampMixin, Base):
     township_code: Mapped[str | None] = mapped_column(String(12))
     community_code: Mapped[str | None] = mapped_column(String(15))
     grid_code: Mapped[str | None] = mapped_column(String(20))
-    cell: Mapped[str | None] = mapped_column(String(20), index=True)
+    cell: Mapped[str | None] = mapped_column(String(20))
     tenant_code: Mapped[str] = mapped_column(String(12), index=True)
     lead_unit: Mapped[str | None] = mapped_column(String(40), index=True)
     assisting_units: Mapped[list[str]] = mapped_column(JSON, default=list)
     rule_id: Mapped[int | None]
     rule_name: Mapped[str] = mapped_column(String(100), default="")
-    status: Mapped[str] = mapped_column(String(12), index=True)
+    status: Mapped[str] = mapped_column(String(12))  # indexed first in (status, district_code)
     escalation: Mapped[int] = mapped_column(default=0)  # levels it has been raised above its first unit
     returns: Mapped[int] = mapped_column(default=0)
     reopened: Mapped[int] = mapped_column(default=0)
@@ -105,6 +110,8 @@ class WorkOrderEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    # never loaded (lazy="raise"): it tells the unit of work to insert the order before the rows that refer to it
+    order: Mapped[WorkOrder] = relationship(lazy="raise")
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[uuid.UUID | None]
     actor_name: Mapped[str] = mapped_column(String(120), default="")
@@ -135,6 +142,8 @@ class IncidentTask(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    # never loaded (lazy="raise"): it tells the unit of work to insert the order before the rows that refer to it
+    order: Mapped[WorkOrder] = relationship(lazy="raise")
     key: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(100))
     unit: Mapped[str] = mapped_column(String(40), index=True)

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import h3
 from shapely.geometry import Point, shape
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from shgov.core.calendar.service import add_working_days
@@ -35,6 +36,7 @@ from shgov.core.identity.service import add_actions_to_role, assign_role, create
 from shgov.core.notify import tell
 from shgov.core.orgs.service import (
     department_code,
+    department_codes,
     get_department,
     is_township_office,
     list_departments,
@@ -321,7 +323,7 @@ class Router:
         self.rules = rules(session)
         self.playbooks = list(session.scalars(select(Playbook).where(Playbook.active.is_(True))))
         self._limits: dict[str, dict[str, Any]] = {}
-        self._departments: dict[str, bool] = {}
+        self._departments: set[str] | None = None
         self._ends: dict[tuple[str, int], datetime] = {}
 
     def end_of_working_day(self, settings: Settings, start: datetime, days: int) -> datetime:
@@ -352,10 +354,10 @@ class Router:
         return self._limits[code]
 
     def has_department(self, code: str) -> bool:
-        """Whether the department exists (cached)."""
-        if code not in self._departments:
-            self._departments[code] = get_department(self.session, code) is not None
-        return self._departments[code]
+        """Whether the department exists (the codes are loaded once, on first use)."""
+        if self._departments is None:
+            self._departments = department_codes(self.session)
+        return code in self._departments
 
 
 def _checked(router: Router, index: RegionIndex, report: Report) -> tuple[Channel, str, Place | None, Category | None]:
@@ -399,8 +401,8 @@ def intake_many(
     ]
     guesses: dict[int, tuple[str, float]] = {}
     if model is not None and unclassified:
-        probabilities = model.pipeline.predict_proba([text for _i, text in unclassified])
-        classes = model.pipeline.classes_
+        probabilities = model.probabilities([text for _i, text in unclassified])
+        classes = model.classes
         for (i, _text), row in zip(unclassified, probabilities, strict=True):
             best = int(row.argmax())
             guesses[i] = (str(classes[best]), float(row[best]))
@@ -451,8 +453,7 @@ def intake_many(
             nearby.add(order)
         session.add(order)
         outcomes[i].order = order
-    session.flush()  # the orders exist before their history refers to them
-    with session.no_autoflush:  # nothing below reads what it writes: one flush at the end
+    with session.no_autoflush:  # nothing below reads what it writes: one flush inserts each order as dispatched
         _dispatch_new(session, settings, actor, router, accepted, outcomes)
     session.flush()
     return outcomes
@@ -665,12 +666,18 @@ class NearbyOpen:
             WorkOrder.description,
             WorkOrder.cell,
         )
-        for start in range(0, len(cells), 900):  # SQLite allows a limited number of bound parameters
-            query = select(*columns).where(
-                WorkOrder.cell.in_(cells[start : start + 900]),
-                WorkOrder.status.in_(OPEN),
-                WorkOrder.created_at >= since,
+        postgres = session.get_bind().dialect.name == "postgresql"
+        # PostgreSQL takes the cells as one array (a long IN list costs more to send and parse than to
+        # run); SQLite allows a limited number of bound parameters per statement
+        step = max(1, len(cells)) if postgres else 900
+        for start in range(0, len(cells), step):
+            chunk = cells[start : start + step]
+            in_cells = (
+                WorkOrder.cell == any_(bindparam("cells", chunk, type_=ARRAY(String)))
+                if postgres
+                else WorkOrder.cell.in_(chunk)
             )
+            query = select(*columns).where(in_cells, WorkOrder.status.in_(OPEN), WorkOrder.created_at >= since)
             with session.no_autoflush:
                 for row in session.execute(query):
                     if row.lat is not None and row.lng is not None and row.cell:

@@ -186,6 +186,11 @@ def get_department(session: Session, code: str) -> DepartmentInfo | None:
     return _info(row) if row else None
 
 
+def department_codes(session: Session) -> set[str]:
+    """The codes of every department (one query, for checking many codes at once)."""
+    return set(session.scalars(select(Department.code)))
+
+
 def tenant_parents(session: Session) -> dict[str, str | None]:
     """Each tenant's parent tenant (the city has none)."""
     return {t.code: t.parent_code for t in session.scalars(select(Tenant))}

@@ -31,17 +31,31 @@ TITLE_COLUMNS = ("title", "留言主题")
 LABEL_COLUMNS = ("category", "label", "一级分类", "category_code")
 
 
+# A message is classified by its first characters: what the problem is comes first, and the time a long
+# letter takes to cut into words stays bounded (the cross-validated macro-F1 did not move beyond noise).
+READ_CHARS = 512
+
+
+def _clip(value: str) -> str:
+    return value[:READ_CHARS]
+
+
+def _clip_lower(value: str) -> str:
+    return value[:READ_CHARS].lower()
+
+
 def _words(value: str) -> list[str]:
     return core_text.tokens(value)
 
 
 def _pipeline(calibrate_folds: int) -> Pipeline:
-    features = FeatureUnion(
-        [
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=1)),
-            ("words", TfidfVectorizer(tokenizer=_words, token_pattern=None, lowercase=False, sublinear_tf=True)),
-        ]
+    chars = TfidfVectorizer(
+        analyzer="char_wb", preprocessor=_clip_lower, ngram_range=(1, 3), sublinear_tf=True, min_df=1
     )
+    words = TfidfVectorizer(
+        preprocessor=_clip, tokenizer=_words, token_pattern=None, lowercase=False, sublinear_tf=True
+    )
+    features = FeatureUnion([("chars", chars), ("words", words)])
     if calibrate_folds >= 2:
         model: Any = CalibratedClassifierCV(LinearSVC(C=0.5), method="sigmoid", cv=calibrate_folds)
     else:  # too few examples of some class to calibrate by cross-validation: logistic probabilities
@@ -117,11 +131,13 @@ class _Compiled:
         columns: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for terms in self.terms:
-            counts = Counter(t for t in terms.analyze(value) if t in terms.vocabulary)
-            if not counts:
+            vocabulary = terms.vocabulary
+            known = [(i, n) for t, n in Counter(terms.analyze(value)).items() if (i := vocabulary.get(t)) is not None]
+            if not known:
                 continue
-            index = np.fromiter((terms.vocabulary[t] for t in counts), dtype=np.intp, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            pairs = np.array(known, dtype=np.float64)
+            index = pairs[:, 0].astype(np.intp)
+            tf = pairs[:, 1]
             if terms.sublinear:
                 tf = np.log(tf) + 1.0
             weight = tf * terms.idf[index]

@@ -19,6 +19,7 @@ CONTEXTS: tuple[str, ...] = (
     "services",
     "cases",
     "workorders",
+    "benefits",
 )
 
 CORE_MODEL_MODULES: tuple[str, ...] = (

@@ -538,6 +538,27 @@ def live_dataset(session: Session, register: str) -> tuple[str, int, str]:
     return dataset(register), _version_for(session, register, None), KEYS[register]
 
 
+def element_kinds(session: Session, register: str) -> dict[str, tuple[str, str]]:
+    """Each element of a register that has an authoritative source (and the key): its column kind in the
+    lake (string, integer, number, date, datetime) and its description."""
+    reg = register_def(register)
+    kinds = {reg.key: ("string", reg.key)}
+    for element in reg.elements:
+        if element.source is None:
+            continue  # never filled: no column in the built register
+        resource, column = element.source
+        spec = lake.get_resource(session, resource)
+        kind = next((c.type for c in spec.columns if c.name == column), "string")
+        kinds[element.name] = (kind, element.description)
+    return kinds
+
+
+def live_folder(session: Session, lake_dir: Path, register: str) -> tuple[Path, int]:
+    """The Parquet folder of the live version of a register, and the version."""
+    name, version, _key = live_dataset(session, register)
+    return lake.version_dir(lake_dir, name, version), version
+
+
 def _version_for(session: Session, register: str, as_of: datetime | None) -> int:
     found = build_as_of(session, register, as_of) if as_of else latest_build(session, register)
     if found is None:

@@ -1,0 +1,708 @@
+"""免申即享 and 政策找人: policies saved as checked, versioned text; evaluated by DuckDB over the live registers
+(the whole population, or one entity with the reasons); runs that grant each qualifying entity at most once
+per period within the budget; the grant's history (decline, appeal, reverse)."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shgov.benefits import language
+from shgov.benefits.language import Checked, Compiled, Dates, Entity, PolicyError, Relation, Schema, Source
+from shgov.benefits.models import BenefitGrant, GrantEvent, Policy, PolicyRun, PolicyVersion
+from shgov.core.db import Database, utcnow
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.events import Event, emit
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import get_user, user_by_id_number
+from shgov.core.notify import tell
+from shgov.core.settings import Settings
+from shgov.registers import service as registers
+
+MANAGE = register_action("benefits.policy.manage", N_("Write, test, activate and run benefit policies"))
+REVERSE = register_action("benefits.grant.reverse", N_("Reverse a benefit grant, with the reason"))
+
+TARGETS: dict[str, str] = {"person": "person", "enterprise": "enterprise"}  # policy target → register
+MODES: dict[str, str] = {"auto": N_("免申即享"), "invite": N_("政策找人"), "apply": N_("依申请")}
+PERIODS: dict[str, str] = {"once": N_("一次"), "year": N_("每年"), "month": N_("每月")}
+KINDS: dict[str, language.Type] = {"string": "text", "integer": "int", "number": "decimal", "date": "date"}
+CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+LIVE = ("granted", "invited", "appealed")  # grants that count towards the budget
+
+
+# -- the schema policies are written against ------------------------------------------------------------
+
+
+def register_schema(session: Session) -> Schema:
+    """The persons and enterprises of the registers as the policy language sees them: every element with an
+    authoritative source, typed from its lake column; a person's household (同户成员, the person included)."""
+    entities = {}
+    for target, register in TARGETS.items():
+        kinds = registers.element_kinds(session, register)
+        fields = {name: KINDS[kind] for name, (kind, _d) in kinds.items() if kind in KINDS}
+        descriptions = {name: description for name, (_k, description) in kinds.items()}
+        relations = (
+            {"household": Relation("person", "household_no", "household_no", "同户成员（含本人）")}
+            if target == "person"
+            else {}
+        )
+        key = registers.REGISTERS[register].key
+        entities[target] = Entity(target, key, fields, relations, descriptions)
+    return Schema(entities)
+
+
+# -- writing policies -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicySpec:
+    """What an officer writes: the policy's text and settings (saved as a new version)."""
+
+    code: str
+    name: str
+    target: str
+    department_code: str
+    legal_basis: str
+    mode: str
+    period: str
+    effective_from: date
+    effective_to: date | None
+    conditions: list[str]
+    amount: str = "0"
+    budget_fen: int | None = None
+
+
+def _source(code: str, target: str, conditions: list[str], amount: str) -> Source:
+    return Source(code, target, tuple(conditions), amount or "0")
+
+
+def _resolver(session: Session) -> language.Resolver:
+    """Other policies by code, as their latest saved text."""
+
+    def resolve(code: str) -> Source | None:
+        found = latest_version(session, code)
+        return _source(code, found.policy.target, found.version.conditions, found.version.amount) if found else None
+
+    return resolve
+
+
+def check_spec(session: Session, schema: Schema, spec: PolicySpec) -> Checked:
+    """Check a policy before it is saved; a problem is an InvalidError naming the field (``conditions[0]``,
+    ``amount``, …) with the line and column of the error in the text."""
+    if not CODE.match(spec.code):
+        raise InvalidError("代码须为小写字母开头的字母、数字或下划线（2–40 位）", field="code")
+    if not spec.name.strip():
+        raise InvalidError("请填写政策名称", field="name")
+    if spec.target not in TARGETS:
+        raise InvalidError(f"target must be one of {', '.join(TARGETS)}", field="target")
+    if spec.mode not in MODES:
+        raise InvalidError(f"mode must be one of {', '.join(MODES)}", field="mode")
+    if spec.period not in PERIODS:
+        raise InvalidError(f"period must be one of {', '.join(PERIODS)}", field="period")
+    if not spec.legal_basis.strip():
+        raise InvalidError("请填写政策依据（文件名称与条款）", field="legal_basis")
+    if spec.effective_to is not None and spec.effective_to < spec.effective_from:
+        raise InvalidError("有效期结束早于开始", field="effective_to")
+    if spec.budget_fen is not None and spec.budget_fen < 0:
+        raise InvalidError("预算不能为负数", field="budget_fen")
+    if not spec.conditions:
+        raise InvalidError("至少需要一个条件", field="conditions")
+    try:
+        return language.check(schema, _source(spec.code, spec.target, spec.conditions, spec.amount), _resolver(session))
+    except PolicyError as exc:
+        part = exc.part
+        name = "amount" if part == "amount" else f"conditions[{int(part.split()[-1]) - 1}]" if part else "target"
+        raise InvalidError(str(exc), field=name) from exc
+
+
+def save_policy(session: Session, schema: Schema, spec: PolicySpec, actor: str) -> PolicyVersion:
+    """Check a policy and save it as its next version (the first saves the policy as a draft)."""
+    check_spec(session, schema, spec)
+    policy = session.get(Policy, spec.code)
+    if policy is None:
+        policy = Policy(
+            code=spec.code, name=spec.name, target=spec.target, department_code=spec.department_code, latest_version=0
+        )
+        session.add(policy)
+    elif policy.target != spec.target:
+        raise InvalidError(f"the policy is about {policy.target}; its target cannot change", field="target")
+    policy.name, policy.department_code = spec.name, spec.department_code
+    policy.latest_version += 1
+    version = PolicyVersion(
+        policy_code=spec.code,
+        version=policy.latest_version,
+        name=spec.name,
+        legal_basis=spec.legal_basis,
+        mode=spec.mode,
+        period=spec.period,
+        effective_from=spec.effective_from,
+        effective_to=spec.effective_to,
+        conditions=list(spec.conditions),
+        amount=spec.amount or "0",
+        budget_fen=spec.budget_fen,
+        created_by=actor,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+@dataclass(frozen=True)
+class Found:
+    """A policy with one of its versions."""
+
+    policy: Policy
+    version: PolicyVersion
+
+
+def latest_version(session: Session, code: str) -> Found | None:
+    """A policy with its latest saved version, or None."""
+    policy = session.get(Policy, code)
+    if policy is None:
+        return None
+    version = session.scalar(
+        select(PolicyVersion).where(PolicyVersion.policy_code == code, PolicyVersion.version == policy.latest_version)
+    )
+    return Found(policy, version) if version else None
+
+
+def get_version(session: Session, code: str, number: int | None = None) -> Found:
+    """A policy with one version: ``number``, else the active one, else the latest."""
+    policy = session.get(Policy, code)
+    if policy is None:
+        raise NotFoundError(f"no policy {code!r}", field="code")
+    wanted = number or policy.active_version or policy.latest_version
+    version = session.scalar(
+        select(PolicyVersion).where(PolicyVersion.policy_code == code, PolicyVersion.version == wanted)
+    )
+    if version is None:
+        raise NotFoundError(f"policy {code!r} has no version {wanted}", field="version")
+    return Found(policy, version)
+
+
+def list_policies(session: Session) -> list[Policy]:
+    """Every policy, by code."""
+    return list(session.scalars(select(Policy).order_by(Policy.code)))
+
+
+def versions_of(session: Session, code: str) -> list[PolicyVersion]:
+    """A policy's versions, newest first."""
+    return list(
+        session.scalars(
+            select(PolicyVersion).where(PolicyVersion.policy_code == code).order_by(PolicyVersion.version.desc())
+        )
+    )
+
+
+def activate(session: Session, code: str, number: int) -> Policy:
+    """Make a version the one that runs and that citizens see."""
+    found = get_version(session, code, number)
+    found.policy.active_version = found.version.version
+    emit(session, "benefits.policy.activated", {"code": code, "version": number})
+    return found.policy
+
+
+def retire(session: Session, code: str) -> Policy:
+    """Stop a policy: no more runs; the grants made stay."""
+    found = get_version(session, code)
+    found.policy.active_version = None
+    emit(session, "benefits.policy.retired", {"code": code})
+    return found.policy
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+
+
+def today(settings: Settings) -> date:
+    """Today in the city's time zone (the default evaluation date)."""
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def period_key(period: str, as_of: date) -> str:
+    """The period a grant belongs to: ``once``, the year or the month of ``as_of``."""
+    return {"once": "once", "year": f"{as_of:%Y}", "month": f"{as_of:%Y-%m}"}[period]
+
+
+def dates_for(version: PolicyVersion, as_of: date) -> Dates:
+    """The evaluation date and the bounds of its period."""
+    if version.period == "year":
+        return Dates(as_of, date(as_of.year, 1, 1), date(as_of.year, 12, 31))
+    if version.period == "month":
+        last = calendar.monthrange(as_of.year, as_of.month)[1]
+        return Dates(as_of, date(as_of.year, as_of.month, 1), date(as_of.year, as_of.month, last))
+    return Dates(as_of, version.effective_from, version.effective_to or as_of)
+
+
+def in_force(version: PolicyVersion, as_of: date) -> bool:
+    """Whether ``as_of`` falls in the version's effective period."""
+    return version.effective_from <= as_of and (version.effective_to is None or as_of <= version.effective_to)
+
+
+class Registers:
+    """The live registers as DuckDB views, for evaluating policies (one per unit of work)."""
+
+    def __init__(self, session: Session, lake_dir: Path) -> None:
+        self.con = duckdb.connect()
+        self.tables: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
+        for target, register in TARGETS.items():
+            try:
+                folder, version = registers.live_folder(session, lake_dir, register)
+            except NotFoundError:
+                continue  # not built yet: policies about it cannot be evaluated
+            pattern = str(folder / "*.parquet").replace("'", "''")
+            self.con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet('{pattern}')")
+            self.tables[target] = target
+            self.versions[target] = version
+
+    def compiled(self, schema: Schema, checked: Checked, dates: Dates) -> Compiled:
+        """The policy as a query over these views."""
+        if checked.source.target not in self.tables:
+            raise NotFoundError(f"the {checked.source.target} register has not been built", field="target")
+        return language.compile_policy(checked, schema, "duckdb", self.tables, dates)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The rows of a query as dicts."""
+        cursor = self.con.execute(sql, params or {})
+        names = [d[0] for d in cursor.description or []]
+        while batch := cursor.fetchmany(10_000):
+            for row in batch:
+                yield dict(zip(names, row, strict=True))
+
+    def close(self) -> None:
+        """Release the DuckDB connection."""
+        self.con.close()
+
+
+@contextmanager
+def opened(session: Session, lake_dir: Path) -> Iterator[Registers]:
+    """The live registers for the length of a ``with`` block."""
+    views = Registers(session, lake_dir)
+    try:
+        yield views
+    finally:
+        views.close()
+
+
+def _checked(session: Session, schema: Schema, found: Found) -> Checked:
+    source = _source(found.policy.code, found.policy.target, found.version.conditions, found.version.amount)
+    try:
+        return language.check(schema, source, _resolver(session))
+    except PolicyError as exc:  # a referenced policy changed after this one was saved
+        raise ConflictError(f"the policy no longer checks: {exc}", field="conditions") from exc
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """How many would qualify now, and for how much, before a policy is activated."""
+
+    code: str
+    version: int
+    as_of: date
+    evaluated: int
+    qualified: int
+    total_fen: int
+    budget_fen: int | None
+    missing: int  # entities a condition could not be decided for (缺少数据)
+
+    @property
+    def within_budget(self) -> bool:
+        """Whether the total fits the budget (always, without one)."""
+        return self.budget_fen is None or self.total_fen <= self.budget_fen
+
+
+def dry_run(session: Session, lake_dir: Path, code: str, as_of: date, number: int | None = None) -> DryRun:
+    """Evaluate a version over the whole population without granting anything."""
+    found = get_version(session, code, number)
+    schema = register_schema(session)
+    checked = _checked(session, schema, found)
+    with opened(session, lake_dir) as views:
+        compiled = views.compiled(schema, checked, dates_for(found.version, as_of))
+        unknown = " OR ".join(f"c{i} IS NULL" for i in range(len(checked.conditions))) or "FALSE"
+        row = next(
+            views.rows(
+                "SELECT COUNT(*) AS evaluated, COALESCE(SUM(CASE WHEN eligible THEN 1 ELSE 0 END), 0) AS qualified,"
+                " COALESCE(SUM(amount_fen), 0) AS total_fen,"
+                f" COALESCE(SUM(CASE WHEN NOT eligible AND ({unknown}) THEN 1 ELSE 0 END), 0) AS missing"
+                f" FROM ({compiled.sql}) AS q"
+            )
+        )
+    if not in_force(found.version, as_of):
+        row = {**row, "qualified": 0, "total_fen": 0}
+    return DryRun(
+        code,
+        found.version.version,
+        as_of,
+        int(row["evaluated"]),
+        int(row["qualified"]),
+        int(row["total_fen"]),
+        found.version.budget_fen,
+        int(row["missing"]),
+    )
+
+
+@dataclass(frozen=True)
+class TraceLine:
+    """One condition of an explanation: its text and whether it held (``pass``, ``fail``, ``missing``)."""
+
+    text: str
+    outcome: str
+
+
+@dataclass
+class Trace:
+    """为什么我符合/不符合: each condition with its outcome, the values it saw, and the amount."""
+
+    code: str
+    name: str
+    version: int
+    entity_key: str
+    as_of: date
+    found: bool
+    in_force: bool
+    eligible: bool
+    amount_fen: int | None
+    amount_text: str
+    lines: list[TraceLine] = field(default_factory=list)
+    values: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def missing(self) -> bool:
+        """Whether a condition could not be decided for lack of data (缺少数据)."""
+        return any(line.outcome == "missing" for line in self.lines)
+
+    def as_json(self) -> dict[str, Any]:
+        """The trace as stored with a grant and shown to the citizen."""
+        return {
+            "code": self.code,
+            "version": self.version,
+            "entity_key": self.entity_key,
+            "as_of": self.as_of.isoformat(),
+            "found": self.found,
+            "in_force": self.in_force,
+            "eligible": self.eligible,
+            "amount_fen": self.amount_fen,
+            "amount": self.amount_text,
+            "conditions": [{"text": line.text, "outcome": line.outcome} for line in self.lines],
+            "values": [{"name": name, "value": _plain(value)} for name, value in self.values],
+        }
+
+    def digest(self) -> str:
+        """A SHA-256 of the trace (recorded with a grant, so the reason cannot change unseen)."""
+        canonical = json.dumps(self.as_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def _outcome(value: Any) -> str:
+    return "missing" if value is None else "pass" if value else "fail"
+
+
+def _trace(found: Found, compiled: Compiled, key: str, as_of: date, row: dict[str, Any] | None) -> Trace:
+    version = found.version
+    trace = Trace(
+        found.policy.code,
+        version.name,
+        version.version,
+        key,
+        as_of,
+        row is not None,
+        in_force(version, as_of),
+        False,
+        None,
+        version.amount,
+    )
+    if row is None:
+        return trace
+    for column in compiled.columns:
+        if column.kind == "condition":
+            trace.lines.append(TraceLine(column.label, _outcome(row[column.name])))
+        elif column.kind == "value":
+            trace.values.append((column.label, row[column.name]))
+    trace.eligible = bool(row["eligible"]) and trace.in_force
+    trace.amount_fen = int(row["amount_fen"]) if trace.eligible and row["amount_fen"] is not None else None
+    return trace
+
+
+def explain(session: Session, lake_dir: Path, code: str, key: str, as_of: date, number: int | None = None) -> Trace:
+    """Evaluate a policy for one entity with the same query, condition by condition."""
+    found = get_version(session, code, number)
+    schema = register_schema(session)
+    checked = _checked(session, schema, found)
+    with opened(session, lake_dir) as views:
+        compiled = views.compiled(schema, checked, dates_for(found.version, as_of))
+        row = next(views.rows(compiled.one_entity_sql, {"key": key.strip().upper()}), None)
+    return _trace(found, compiled, key.strip().upper(), as_of, row)
+
+
+# -- runs and grants ------------------------------------------------------------------------------------
+
+
+def _history(
+    session: Session, grant: BenefitGrant, actor: str, action: str, before: str | None, note: str = ""
+) -> None:
+    session.add(
+        GrantEvent(grant_id=grant.id, actor=actor, action=action, from_status=before, to_status=grant.status, note=note)
+    )
+
+
+Notifier = Callable[[Session, BenefitGrant, PolicyVersion], None]
+
+
+def _notify_holder(session: Session, grant: BenefitGrant, version: PolicyVersion) -> None:
+    if grant.target != "person":
+        return  # enterprise accounts are told on their page (专属网页); no account register lookup yet
+    user = user_by_id_number(session, grant.entity_key)
+    if user is None:
+        return
+    amount = f"{grant.amount_fen / 100:.2f} 元"
+    if grant.status == "granted":
+        subject, body = f"【免申即享】{version.name}", f"您符合条件，已为您办理，金额 {amount}，无需申请。"
+    else:
+        subject, body = f"【政策找人】{version.name}", f"您可能符合条件（预计 {amount}），欢迎申请。"
+    tell(session, user.id, subject, body, f"/my/benefits/{grant.id}", "benefits.grant")
+
+
+def run(
+    session: Session,
+    lake_dir: Path,
+    code: str,
+    as_of: date,
+    kind: str = "manual",
+    keys: list[str] | None = None,
+    notify: Notifier = _notify_holder,
+) -> PolicyRun:
+    """Evaluate the active version and grant (免申即享) or invite (政策找人) every qualifying entity that has
+    nothing for the period yet, in key order, while the period's budget lasts. Repeating a run — or
+    running again after one failed midway — grants nobody twice: a grant is unique per policy, period and
+    entity. ``keys`` limits the run to those entities (a register change)."""
+    policy = session.get(Policy, code)
+    if policy is None:
+        raise NotFoundError(f"no policy {code!r}", field="code")
+    if policy.active_version is None:
+        raise ConflictError("the policy is not active", field="code")
+    found = get_version(session, code, policy.active_version)
+    version = found.version
+    if version.mode == "apply":
+        raise ConflictError("依申请的政策不主动发放或邀请", field="mode")
+    period = period_key(version.period, as_of)
+    record = PolicyRun(
+        id=uuid.uuid4(), policy_code=code, version=version.version, kind=kind, period=period, as_of=as_of
+    )
+    session.add(record)
+    session.flush()  # the grants refer to it
+    if not in_force(version, as_of):
+        record.status, record.finished_at, record.error = "done", utcnow(), "政策不在有效期内"
+        session.flush()
+        return record
+    schema = register_schema(session)
+    checked = _checked(session, schema, found)
+    given = set(
+        session.scalars(
+            select(BenefitGrant.entity_key).where(BenefitGrant.policy_code == code, BenefitGrant.period_key == period)
+        )
+    )
+    spent = session.scalar(
+        select(func.coalesce(func.sum(BenefitGrant.amount_fen), 0)).where(
+            BenefitGrant.policy_code == code, BenefitGrant.period_key == period, BenefitGrant.status.in_(LIVE)
+        )
+    )
+    spent = int(spent or 0)
+    status = "granted" if version.mode == "auto" else "invited"
+    with opened(session, lake_dir) as views:
+        compiled = views.compiled(schema, checked, dates_for(version, as_of))
+        sql = f"SELECT * FROM ({compiled.sql}) AS q"
+        count_sql = f"SELECT COUNT(*) AS n FROM ({compiled.sql}) AS q"
+        params: dict[str, Any] = {}
+        if keys is not None:
+            wanted = sorted({k.strip().upper() for k in keys})
+            sql += " WHERE entity_key IN (SELECT UNNEST($keys))"
+            count_sql += " WHERE entity_key IN (SELECT UNNEST($keys))"
+            params["keys"] = wanted
+        record.evaluated = int(next(views.rows(count_sql, params))["n"])
+        for row in views.rows(f"{sql} {'AND' if keys is not None else 'WHERE'} eligible ORDER BY entity_key", params):
+            record.qualified += 1
+            key = str(row["entity_key"])
+            amount = int(row["amount_fen"] or 0)
+            if key in given:
+                record.already += 1
+                continue
+            if version.budget_fen is not None and spent + amount > version.budget_fen:
+                record.over_budget += 1
+                continue
+            trace = _trace(found, compiled, key, as_of, row)
+            grant = BenefitGrant(
+                id=uuid.uuid4(),
+                policy_code=code,
+                version=version.version,
+                period_key=period,
+                target=policy.target,
+                entity_key=key,
+                amount_fen=amount,
+                status=status,
+                trace=trace.as_json(),
+                trace_digest=trace.digest(),
+                run_id=record.id,
+            )
+            session.add(grant)
+            _history(session, grant, "系统", "grant" if status == "granted" else "invite", None, f"{kind} run")
+            notify(session, grant, version)
+            given.add(key)
+            spent += amount
+            record.granted += 1
+            record.total_fen += amount
+    record.status, record.finished_at = "done", utcnow()
+    session.flush()
+    emit(
+        session,
+        "benefits.run.done",
+        {"code": code, "run_id": str(record.id), "granted": record.granted, "total_fen": record.total_fen},
+    )
+    return record
+
+
+def grants_for(session: Session, target: str, entity_key: str) -> list[BenefitGrant]:
+    """An entity's grants and invitations, newest first."""
+    return list(
+        session.scalars(
+            select(BenefitGrant)
+            .where(BenefitGrant.target == target, BenefitGrant.entity_key == entity_key.strip().upper())
+            .order_by(BenefitGrant.created_at.desc())
+        )
+    )
+
+
+def get_grant(session: Session, grant_id: uuid.UUID) -> BenefitGrant:
+    """A grant by id."""
+    grant = session.get(BenefitGrant, grant_id)
+    if grant is None:
+        raise NotFoundError("no such grant", field="grant_id")
+    return grant
+
+
+def grant_history(session: Session, grant_id: uuid.UUID) -> list[GrantEvent]:
+    """A grant's steps, oldest first."""
+    return list(session.scalars(select(GrantEvent).where(GrantEvent.grant_id == grant_id).order_by(GrantEvent.id)))
+
+
+def holder_key(session: Session, principal: Principal) -> tuple[str, str] | None:
+    """(target, key) of the caller's own benefits: a citizen's ID number or an enterprise's credit code."""
+    user = get_user(session, principal.user_id)
+    if user is None:
+        return None
+    if user.kind == "citizen" and user.id_number:
+        return "person", user.id_number
+    if user.kind == "enterprise" and user.credit_code:
+        return "enterprise", user.credit_code
+    return None
+
+
+def _own(session: Session, principal: Principal, grant: BenefitGrant) -> None:
+    if holder_key(session, principal) != (grant.target, grant.entity_key):
+        raise NotFoundError("no such grant", field="grant_id")  # never say whose it is
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) < 2:
+        raise InvalidError("请说明理由", field="reason")
+    return reason[:2000]
+
+
+def decline(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str = "") -> BenefitGrant:
+    """The holder does not want the benefit (or the invitation)."""
+    grant = get_grant(session, grant_id)
+    _own(session, principal, grant)
+    if grant.status not in ("granted", "invited"):
+        raise ConflictError(f"a {grant.status} grant cannot be declined", field="status")
+    before, grant.status = grant.status, "declined"
+    _history(session, grant, principal.display_name, "decline", before, reason.strip()[:2000])
+    emit(session, "benefits.grant.declined", {"grant_id": str(grant.id), "code": grant.policy_code})
+    return grant
+
+
+def appeal(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str) -> BenefitGrant:
+    """The holder disputes the amount or the decision; staff look at it again."""
+    grant = get_grant(session, grant_id)
+    _own(session, principal, grant)
+    if grant.status not in ("granted", "invited"):
+        raise ConflictError(f"a {grant.status} grant cannot be appealed", field="status")
+    why = _reason(reason)
+    before, grant.status = grant.status, "appealed"
+    _history(session, grant, principal.display_name, "appeal", before, why)
+    emit(session, "benefits.grant.appealed", {"grant_id": str(grant.id), "code": grant.policy_code})
+    return grant
+
+
+def reverse(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str) -> BenefitGrant:
+    """Staff take a grant back, with the reason (the history keeps both steps)."""
+    grant = get_grant(session, grant_id)
+    policy = session.get(Policy, grant.policy_code)
+    if policy is None or not principal.allows(REVERSE, None, policy.department_code):
+        raise ForbiddenError("you may not reverse this policy's grants")
+    if grant.status == "reversed":
+        raise ConflictError("the grant is already reversed", field="status")
+    why = _reason(reason)
+    before, grant.status = grant.status, "reversed"
+    _history(session, grant, principal.display_name, "reverse", before, why)
+    emit(session, "benefits.grant.reversed", {"grant_id": str(grant.id), "code": grant.policy_code})
+    return grant
+
+
+def active_policies(session: Session, target: str | None = None) -> list[Found]:
+    """The active policies (optionally about one target) with their active versions."""
+    query = select(Policy).where(Policy.active_version.is_not(None)).order_by(Policy.code)
+    if target is not None:
+        query = query.where(Policy.target == target)
+    return [get_version(session, p.code, p.active_version) for p in session.scalars(query)]
+
+
+def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:
+    """A register change (a birth, a new enterprise, a status change) re-evaluates the entity it touched
+    under every active policy about that register that grants or invites."""
+
+    def on_register_change(event: Event) -> None:
+        register = event.type.split(".")[1]
+        key = event.payload.get("key")
+        if not key:
+            return
+        lake_dir = settings.analytics.lake_dir
+        if lake_dir is None:
+            return
+        with db.session() as session:
+            for found in active_policies(session, register):
+                if found.version.mode != "apply":
+                    run(session, lake_dir, found.policy.code, today(settings), "event", keys=[str(key)])
+
+    return [("benefits.rerun-on-register-change", "registers.*.changed", on_register_change)]
+
+
+def grants_of_policy(session: Session, code: str, limit: int = 1000) -> list[BenefitGrant]:
+    """A policy's grants, by entity key."""
+    return list(
+        session.scalars(
+            select(BenefitGrant).where(BenefitGrant.policy_code == code).order_by(BenefitGrant.entity_key).limit(limit)
+        )
+    )

@@ -5,41 +5,24 @@ decline and appeal and staff's reversal, each kept in the grant's history."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 
 import polars as pl
 import pytest
+from sqlalchemy import select
 
 from shgov.benefits import service as benefits
+from shgov.benefits.models import PolicyRun
 from shgov.benefits.service import PolicySpec
-from shgov.core.db import Database
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.events import Event
 from shgov.core.identity.service import create_user, principal_by_username
-from shgov.core.regions.service import RegionIndex
-from shgov.lake import service as lake
-from shgov.lake.synthetic import CityConfig, SyntheticCity, generate
+from shgov.core.settings import Settings
 from shgov.registers import service as registers
 
 AS_OF = dt.date(2026, 11, 24)
-
-
-@pytest.fixture(scope="module")
-def city(request: pytest.FixtureRequest) -> SyntheticCity:
-    index: RegionIndex = request.getfixturevalue("region_index")
-    return generate(index, CityConfig(persons=2_000, enterprises=300, seed=9, defect_rate=0.03))
-
-
-@pytest.fixture
-def lake_dir(tmp_path: Path, db: Database, city: SyntheticCity, region_index: RegionIndex) -> Path:
-    folder = tmp_path / "lake"
-    with db.session() as session:
-        lake.load_city(
-            session, folder, city, tmp_path / "in", lake.make_context(folder, lake.region_codes(region_index))
-        )
-    for register in ("person", "enterprise"):
-        with db.session() as session:
-            registers.build(session, folder, register)
-    return folder
 
 
 def _persons(db: Database, lake_dir: Path) -> pl.DataFrame:
@@ -226,3 +209,21 @@ def test_versions_are_kept_and_a_changed_reference_is_caught(db: Database, lake_
         dry = benefits.dry_run(session, lake_dir, "top_up", AS_OF)
         assert dry.qualified > 0
         assert dry.total_fen == dry.qualified * 4_000  # half of the latest text's 80 yuan
+
+
+def test_a_register_change_re_evaluates_only_the_entity_it_touched(
+    db: Database, lake_dir: Path, settings: Settings
+) -> None:
+    _save(db, _elderly())
+    persons = _persons(db, lake_dir).drop_nulls("birth_date")
+    old = persons.filter(pl.col("birth_date") < dt.date(1930, 1, 1))["id_number"][0]
+    young = persons.filter(pl.col("birth_date") > dt.date(2000, 1, 1))["id_number"][0]
+    (_name, pattern, handler), *_ = benefits.subscribers(db, settings)
+    assert pattern == "registers.*.changed"
+    for key in (old, young, old):  # the same change delivered twice grants once
+        handler(Event(uuid.uuid4(), "registers.person.changed", {"key": key, "elements": ["birth_date"]}, utcnow()))
+    with db.session() as session:
+        grants = benefits.grants_of_policy(session, "elderly_allowance")
+        runs = session.scalars(select(PolicyRun).order_by(PolicyRun.started_at)).all()
+    assert [g.entity_key for g in grants] == [old]
+    assert [(r.kind, r.evaluated, r.granted) for r in runs] == [("event", 1, 1), ("event", 1, 0), ("event", 1, 0)]

@@ -688,13 +688,10 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
         key = event.payload.get("key")
         if not key:
             return
-        lake_dir = settings.analytics.lake_dir
-        if lake_dir is None:
-            return
         with db.session() as session:
             for found in active_policies(session, register):
                 if found.version.mode != "apply":
-                    run(session, lake_dir, found.policy.code, today(settings), "event", keys=[str(key)])
+                    run(session, settings.lake_dir, found.policy.code, today(settings), "event", keys=[str(key)])
 
     return [("benefits.rerun-on-register-change", "registers.*.changed", on_register_change)]
 

@@ -1,0 +1,248 @@
+"""The benefits API: write, check, test, dry-run, activate and run policies (managers); a holder's own
+grants and explanations, decline and appeal; reversal by staff."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from shgov.benefits import service as benefits
+from shgov.benefits.schemas import (
+    DryRunOut,
+    GrantOut,
+    PolicyIn,
+    PolicyOut,
+    ReasonIn,
+    RunIn,
+    RunOut,
+    TraceLineOut,
+    TraceOut,
+    VersionOut,
+)
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import ForbiddenError, NotFoundError
+from shgov.core.http import JsonRoute
+from shgov.core.identity.deps import CurrentPrincipal, audit, require_action
+from shgov.core.identity.permissions import Principal
+
+router = APIRouter(prefix="/api/v1/benefits", tags=["benefits"], route_class=JsonRoute)
+Manager = Annotated[Principal, Depends(require_action(benefits.MANAGE))]
+
+
+def _policy_out(session: SessionDep, found: benefits.Found, with_versions: bool) -> PolicyOut:
+    policy = found.policy
+    return PolicyOut(
+        code=policy.code,
+        name=policy.name,
+        target=policy.target,
+        department_code=policy.department_code,
+        latest_version=policy.latest_version,
+        active_version=policy.active_version,
+        current=VersionOut.model_validate(found.version),
+        versions=[VersionOut.model_validate(v) for v in benefits.versions_of(session, policy.code)]
+        if with_versions
+        else [],
+    )
+
+
+def _managing(principal: Principal, found: benefits.Found) -> None:
+    if not principal.allows(benefits.MANAGE, None, found.policy.department_code):
+        raise ForbiddenError("this policy belongs to another department")
+
+
+def _trace_out(trace: benefits.Trace) -> TraceOut:
+    data = trace.as_json()
+    return TraceOut(
+        code=trace.code,
+        name=trace.name,
+        version=trace.version,
+        as_of=trace.as_of,
+        found=trace.found,
+        in_force=trace.in_force,
+        eligible=trace.eligible,
+        missing=trace.missing,
+        amount_fen=trace.amount_fen,
+        amount=trace.amount_text,
+        conditions=[TraceLineOut(text=line.text, outcome=line.outcome) for line in trace.lines],
+        values=data["values"],
+    )
+
+
+@router.get("/schema")
+def schema(session: SessionDep, _principal: Manager) -> dict[str, Any]:
+    """The fields and relations a policy may use, per target, with their types and descriptions."""
+    found = benefits.register_schema(session)
+    return {
+        target: {
+            "key": entity.key,
+            "fields": {f: {"type": t, "description": entity.descriptions.get(f, "")} for f, t in entity.fields.items()},
+            "relations": {
+                r: {"target": rel.target, "description": rel.description} for r, rel in entity.relations.items()
+            },
+        }
+        for target, entity in found.entities.items()
+    }
+
+
+@router.get("/policies")
+def list_policies(session: SessionDep, principal: CurrentPrincipal) -> list[PolicyOut]:
+    """Active policies for everyone signed in; managers also see drafts and retired ones."""
+    managing = principal.has_action(benefits.MANAGE)
+    out = []
+    for policy in benefits.list_policies(session):
+        if policy.active_version is None and not managing:
+            continue
+        out.append(_policy_out(session, benefits.get_version(session, policy.code), False))
+    return out
+
+
+@router.post("/policies", status_code=201)
+def save_policy(request: Request, body: PolicyIn, session: SessionDep, principal: Manager) -> PolicyOut:
+    """Check a policy and save it as its next version (refused with the field, line and column of an error)."""
+    if not principal.allows(benefits.MANAGE, None, body.department_code):
+        raise ForbiddenError("you may only write policies of your own department")
+    spec = benefits.PolicySpec(**body.model_dump())
+    version = benefits.save_policy(session, benefits.register_schema(session), spec, principal.username)
+    audit(request, principal, "benefits.policy.save", object_type="benefit_policy", object_id=body.code)
+    return _policy_out(session, benefits.get_version(session, body.code, version.version), True)
+
+
+@router.get("/policies/{code}")
+def get_policy(code: str, session: SessionDep, principal: CurrentPrincipal) -> PolicyOut:
+    """A policy (its active version, or for managers the latest and every version)."""
+    found = benefits.get_version(session, code)
+    managing = principal.allows(benefits.MANAGE, None, found.policy.department_code)
+    if found.policy.active_version is None and not managing:
+        raise NotFoundError(f"no policy {code!r}", field="code")
+    return _policy_out(session, found, managing)
+
+
+@router.post("/policies/{code}/versions/{version}/activate")
+def activate(request: Request, code: str, version: int, session: SessionDep, principal: Manager) -> PolicyOut:
+    """Make a version the one that runs."""
+    _managing(principal, benefits.get_version(session, code, version))
+    benefits.activate(session, code, version)
+    audit(request, principal, "benefits.policy.activate", object_type="benefit_policy", object_id=code)
+    return _policy_out(session, benefits.get_version(session, code), True)
+
+
+@router.post("/policies/{code}/retire")
+def retire(request: Request, code: str, session: SessionDep, principal: Manager) -> PolicyOut:
+    """Stop a policy (grants already made stay)."""
+    _managing(principal, benefits.get_version(session, code))
+    benefits.retire(session, code)
+    audit(request, principal, "benefits.policy.retire", object_type="benefit_policy", object_id=code)
+    return _policy_out(session, benefits.get_version(session, code), True)
+
+
+@router.get("/policies/{code}/dry-run")
+def dry_run(
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Manager,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    as_of: date | None = None,
+) -> DryRunOut:
+    """How many would qualify and for how much, without granting anything."""
+    _managing(principal, benefits.get_version(session, code, version))
+    result = benefits.dry_run(session, settings.lake_dir, code, as_of or benefits.today(settings), version)
+    return DryRunOut(**{**result.__dict__, "within_budget": result.within_budget})
+
+
+@router.get("/policies/{code}/explain")
+def explain(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Manager,
+    key: Annotated[str, Query(min_length=1, max_length=40)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+    as_of: date | None = None,
+) -> TraceOut:
+    """Test a policy against one person or enterprise: each condition, the values it saw, the amount.
+    Reads register data, so every call is audited."""
+    _managing(principal, benefits.get_version(session, code, version))
+    trace = benefits.explain(session, settings.lake_dir, code, key, as_of or benefits.today(settings), version)
+    audit(
+        request,
+        principal,
+        "benefits.policy.explain",
+        object_type="benefit_policy",
+        object_id=code,
+        details={"entity_key": key},
+    )
+    return _trace_out(trace)
+
+
+@router.post("/policies/{code}/runs", status_code=201)
+def run(
+    request: Request, code: str, body: RunIn, session: SessionDep, settings: SettingsDep, principal: Manager
+) -> RunOut:
+    """Run the active version now: grant or invite every qualifying entity not yet served this period."""
+    _managing(principal, benefits.get_version(session, code))
+    record = benefits.run(session, settings.lake_dir, code, body.as_of or benefits.today(settings), keys=body.keys)
+    audit(request, principal, "benefits.policy.run", object_type="benefit_policy", object_id=code)
+    return RunOut.model_validate(record)
+
+
+def _holder(session: SessionDep, principal: Principal) -> tuple[str, str]:
+    holder = benefits.holder_key(session, principal)
+    if holder is None:
+        raise ForbiddenError("only a citizen or an enterprise account has benefits")
+    return holder
+
+
+@router.get("/mine")
+def mine(session: SessionDep, principal: CurrentPrincipal) -> list[GrantOut]:
+    """The caller's grants and invitations, newest first."""
+    target, key = _holder(session, principal)
+    return [GrantOut.model_validate(g) for g in benefits.grants_for(session, target, key)]
+
+
+@router.get("/mine/{code}/explain")
+def explain_mine(code: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> TraceOut:
+    """为什么我符合/不符合 an active policy."""
+    target, key = _holder(session, principal)
+    found = benefits.get_version(session, code)
+    if found.policy.active_version is None or found.policy.target != target:
+        raise NotFoundError(f"no policy {code!r} for you", field="code")
+    return _trace_out(benefits.explain(session, settings.lake_dir, code, key, benefits.today(settings)))
+
+
+@router.post("/grants/{grant_id}/decline")
+def decline(
+    request: Request, grant_id: uuid.UUID, body: ReasonIn, session: SessionDep, principal: CurrentPrincipal
+) -> GrantOut:
+    """The holder does not want it."""
+    grant = benefits.decline(session, principal, grant_id, body.reason)
+    audit(request, principal, "benefits.grant.decline", object_type="benefit_grant", object_id=str(grant_id))
+    return GrantOut.model_validate(grant)
+
+
+@router.post("/grants/{grant_id}/appeal")
+def appeal(
+    request: Request, grant_id: uuid.UUID, body: ReasonIn, session: SessionDep, principal: CurrentPrincipal
+) -> GrantOut:
+    """The holder disputes it; staff look again."""
+    grant = benefits.appeal(session, principal, grant_id, body.reason)
+    audit(request, principal, "benefits.grant.appeal", object_type="benefit_grant", object_id=str(grant_id))
+    return GrantOut.model_validate(grant)
+
+
+@router.post("/grants/{grant_id}/reverse")
+def reverse(
+    request: Request,
+    grant_id: uuid.UUID,
+    body: ReasonIn,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require_action(benefits.REVERSE))],
+) -> GrantOut:
+    """Staff take a grant back with the reason."""
+    grant = benefits.reverse(session, principal, grant_id, body.reason)
+    audit(request, principal, "benefits.grant.reverse", object_type="benefit_grant", object_id=str(grant_id))
+    return GrantOut.model_validate(grant)

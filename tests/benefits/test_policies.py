@@ -187,11 +187,12 @@ def test_a_bad_policy_is_refused_naming_the_field_and_nothing_is_saved(
     db: Database, lake_dir: Path, changes: dict[str, object], field: str, text: str
 ) -> None:
     with db.session() as session:
+        before = len(benefits.list_policies(session))
         with pytest.raises(InvalidError) as caught:
             benefits.save_policy(session, benefits.register_schema(session), _elderly(**changes), "tester")
         assert caught.value.field == field
         assert text in caught.value.message
-        assert benefits.list_policies(session) == []
+        assert len(benefits.list_policies(session)) == before
 
 
 def test_versions_are_kept_and_a_changed_reference_is_caught(db: Database, lake_dir: Path) -> None:
@@ -224,6 +225,8 @@ def test_a_register_change_re_evaluates_only_the_entity_it_touched(
         handler(Event(uuid.uuid4(), "registers.person.changed", {"key": key, "elements": ["birth_date"]}, utcnow()))
     with db.session() as session:
         grants = benefits.grants_of_policy(session, "elderly_allowance")
-        runs = session.scalars(select(PolicyRun).order_by(PolicyRun.started_at)).all()
+        runs = session.scalars(
+            select(PolicyRun).where(PolicyRun.policy_code == "elderly_allowance").order_by(PolicyRun.started_at)
+        ).all()
     assert [g.entity_key for g in grants] == [old]
     assert [(r.kind, r.evaluated, r.granted) for r in runs] == [("event", 1, 1), ("event", 1, 0), ("event", 1, 0)]

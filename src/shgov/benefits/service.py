@@ -29,7 +29,7 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import get_user, user_by_id_number
+from shgov.core.identity.service import add_actions_to_role, get_user, user_by_id_number
 from shgov.core.notify import tell
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
@@ -59,7 +59,7 @@ def register_schema(session: Session) -> Schema:
         relations = (
             {"household": Relation("person", "household_no", "household_no", "同户成员（含本人）")}
             if target == "person"
-            else {}
+            else {"legal_representative": Relation("person", "legal_representative_id", "id_number", "法定代表人")}
         )
         key = registers.REGISTERS[register].key
         entities[target] = Entity(target, key, fields, relations, descriptions)
@@ -703,3 +703,40 @@ def grants_of_policy(session: Session, code: str, limit: int = 1000) -> list[Ben
             select(BenefitGrant).where(BenefitGrant.policy_code == code).order_by(BenefitGrant.entity_key).limit(limit)
         )
     )
+
+
+# -- the demo -------------------------------------------------------------------------------------------
+
+DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "demo_policies.json"
+
+
+def demo_specs() -> list[PolicySpec]:
+    """The demo city's policies (persons and enterprises), written in the policy language."""
+    specs = []
+    for raw in json.loads(DEMO_POLICIES.read_text(encoding="utf-8")):
+        specs.append(
+            PolicySpec(
+                **{
+                    **raw,
+                    "effective_from": date.fromisoformat(raw["effective_from"]),
+                    "effective_to": date.fromisoformat(raw["effective_to"]) if raw.get("effective_to") else None,
+                }
+            )
+        )
+    return specs
+
+
+def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
+    """Save and activate the demo policies, then run those that grant or invite over the demo registers."""
+    add_actions_to_role(session, "department_admin", (MANAGE, REVERSE))
+    add_actions_to_role(session, "data_officer", (MANAGE,))
+    schema = register_schema(session)
+    granted = 0
+    specs = demo_specs()
+    for spec in specs:
+        version = save_policy(session, schema, spec, "demo seed")
+        activate(session, spec.code, version.version)
+    for spec in specs:
+        if spec.mode != "apply":
+            granted += run(session, settings.lake_dir, spec.code, today(settings), "scheduled").granted
+    return {"policies": len(specs), "grants": granted}

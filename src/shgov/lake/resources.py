@@ -17,6 +17,7 @@ def _cols(*spec: tuple[str, str, bool]) -> list[dict[str, Any]]:
 
 SEX = {"rule": "in_set", "column": "sex", "values": ["男", "女"]}
 MARITAL = ["未婚", "已婚", "离婚", "丧偶"]
+DISABILITIES = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"]
 
 _DEPARTMENT_RESOURCES: tuple[dict[str, Any], ...] = (
     {
@@ -197,6 +198,130 @@ _DEPARTMENT_RESOURCES: tuple[dict[str, Any], ...] = (
     },
 )
 
+# What the benefit policies (免申即享) read besides the base deliveries.
+_BENEFIT_RESOURCES: tuple[dict[str, Any], ...] = (
+    {
+        "code": "disabilities",
+        "title": "残疾人证信息",
+        "department_code": "310000.cl",
+        "update_cycle_days": 7,
+        "columns": _cols(
+            ("id_number", S, True),
+            ("disability_category", S, True),
+            ("disability_level", INT, True),
+            ("certified_on", D, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["id_number"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "id_number", "column": "id_number"},
+            {"rule": "in_set", "column": "disability_category", "values": DISABILITIES},
+            {"rule": "range", "column": "disability_level", "min": 1, "max": 4},
+            {"rule": "reference", "column": "id_number", "resource": "population", "to": "id_number"},
+        ],
+    },
+    {
+        "code": "graduates",
+        "title": "高校毕业生信息",
+        "department_code": "310000.jw",
+        "update_cycle_days": 30,
+        "columns": _cols(
+            ("id_number", S, True),
+            ("school", S, True),
+            ("degree", S, True),
+            ("graduated_on", D, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["id_number"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "id_number", "column": "id_number"},
+            {"rule": "in_set", "column": "degree", "values": ["专科", "本科", "硕士", "博士"]},
+            {"rule": "date_range", "column": "graduated_on", "min": "1950-01-01", "max": "today"},
+        ],
+    },
+    {
+        "code": "assistance",
+        "title": "社会救助对象信息",
+        "department_code": "310000.mz",
+        "update_cycle_days": 7,
+        "columns": _cols(
+            ("id_number", S, True),
+            ("assistance_type", S, True),
+            ("since", D, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["id_number"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "id_number", "column": "id_number"},
+            {"rule": "in_set", "column": "assistance_type", "values": ["低保", "低收入", "特困"]},
+            {"rule": "reference", "column": "id_number", "resource": "population", "to": "id_number"},
+        ],
+    },
+    {
+        "code": "enterprise_insurance",
+        "title": "单位参保信息",
+        "department_code": "310000.rs",
+        "update_cycle_days": 30,
+        "columns": _cols(
+            ("credit_code", S, True),
+            ("insured_now", INT, True),
+            ("insured_last_year", INT, True),
+            ("arrears_months", INT, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["credit_code"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "credit_code", "column": "credit_code"},
+            {"rule": "range", "column": "insured_now", "min": 0},
+            {"rule": "range", "column": "insured_last_year", "min": 0},
+            {"rule": "range", "column": "arrears_months", "min": 0},
+            {"rule": "reference", "column": "credit_code", "resource": "enterprises", "to": "credit_code"},
+        ],
+    },
+    {
+        "code": "enterprise_leases",
+        "title": "国有房屋租赁信息",
+        "department_code": "310000.gzw",
+        "update_cycle_days": 30,
+        "columns": _cols(
+            ("credit_code", S, True),
+            ("landlord_type", S, True),
+            ("monthly_rent_fen", INT, True),
+            ("lease_until", D, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["credit_code"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "credit_code", "column": "credit_code"},
+            {"rule": "in_set", "column": "landlord_type", "values": ["国有", "集体"]},
+            {"rule": "range", "column": "monthly_rent_fen", "min": 0},
+        ],
+    },
+    {
+        "code": "tax_returns",
+        "title": "企业所得税年度申报信息",
+        "department_code": "310000.swj",
+        "update_cycle_days": 365,
+        "columns": _cols(
+            ("credit_code", S, True),
+            ("tax_year", INT, True),
+            ("revenue_fen", INT, True),
+            ("updated_at", T, True),
+        ),
+        "key": ["credit_code"],
+        "updated_column": "updated_at",
+        "rules": [
+            {"rule": "credit_code", "column": "credit_code"},
+            {"rule": "range", "column": "revenue_fen", "min": 0},
+        ],
+    },
+)
+
 _LICENCE_RESOURCES: tuple[dict[str, Any], ...] = tuple(
     {
         "code": code,
@@ -232,4 +357,4 @@ _LICENCE_RESOURCES: tuple[dict[str, Any], ...] = tuple(
     )
 )
 
-BUILTIN_RESOURCES: tuple[dict[str, Any], ...] = (*_DEPARTMENT_RESOURCES, *_LICENCE_RESOURCES)
+BUILTIN_RESOURCES: tuple[dict[str, Any], ...] = (*_DEPARTMENT_RESOURCES, *_BENEFIT_RESOURCES, *_LICENCE_RESOURCES)

@@ -82,6 +82,7 @@ INDUSTRY_WEIGHTS = {
     "S": 0.15,
 }
 HOUSEHOLD_SIZES = (np.array([1, 2, 3, 4, 5, 6]), np.array([0.25, 0.32, 0.24, 0.11, 0.06, 0.02]))
+SCHOOLS = np.array(["复旦大学", "上海交通大学", "同济大学", "华东师范大学", "上海大学"])
 EDUCATION = np.array(["小学", "初中", "高中", "大学专科", "大学本科", "研究生"])
 # Birth places outside Shanghai, weighted towards the provinces most residents come from.
 OTHER_AREAS = {
@@ -692,7 +693,129 @@ def generate(index: RegionIndex, config: CityConfig, progress: Callable[[str], N
             }
         ).with_columns(pl.col("lng").fill_nan(None), pl.col("lat").fill_nan(None))
         city.deliveries.append(Delivery("310000.gh", "standard_addresses", standard, "标准地址信息 (规划资源)"))
+
+    # -- what benefit policies read: drawn from a stream of their own, so the data above stays the same ------
+    step("benefit facts")
+    facts = np.random.default_rng([config.seed, 2026])
+    city.deliveries.extend(
+        _person_facts(facts, ids, born, ages, household, edu_level, employment, today_days)
+        + _enterprise_facts(facts, uscc, employees, established, today_days)
+    )
     return city
+
+
+def _person_facts(
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    born: np.ndarray,
+    ages: np.ndarray,
+    household: np.ndarray,
+    edu_level: np.ndarray,
+    employment: np.ndarray,
+    today_days: int,
+) -> list[Delivery]:
+    """残联's disability certificates, 教委's graduates, 民政's assistance recipients."""
+    n = len(ids)
+    # About 2.5 % of residents hold a certificate, more of them old; level 1 is the most severe.
+    disabled = np.flatnonzero(rng.random(n) < 0.01 + 0.0004 * ages)
+    k = len(disabled)
+    certified = np.maximum(born[disabled] + 365, today_days - rng.integers(30, 20 * 365, k))
+    disabilities = pl.DataFrame(
+        {
+            "id_number": ids[disabled],
+            "disability_category": rng.choice(np.array(["视力", "听力", "言语", "肢体", "智力", "精神", "多重"]), k),
+            "disability_level": rng.choice(np.array([1, 2, 3, 4]), k, p=[0.12, 0.23, 0.3, 0.35]).astype(np.int64),
+            "certified_on": certified.astype("datetime64[D]"),
+            "updated_at": _stamp("2026-10-30T10:00:00", k),
+        }
+    )
+    # Graduates of the last ten years with a college education, about a fifth of them this year's.
+    studied = np.flatnonzero((edu_level >= 3) & (ages >= 20) & (ages <= 32))
+    years_ago = np.where(rng.random(len(studied)) < 0.2, 0, rng.integers(1, 10, len(studied)))
+    graduated = today_days - 150 - years_ago * 365  # June of the year
+    keep = graduated > born[studied] + 19 * 365
+    studied, graduated = studied[keep], graduated[keep]
+    degree = np.where(edu_level[studied] == 3, "专科", np.where(edu_level[studied] == 4, "本科", "硕士"))
+    degree = np.where((degree == "硕士") & (rng.random(len(studied)) < 0.15), "博士", degree)
+    graduates = pl.DataFrame(
+        {
+            "id_number": ids[studied],
+            "school": rng.choice(
+                np.array(["复旦大学", "上海交通大学", "同济大学", "华东师范大学", "上海大学"]), len(studied)
+            ),
+            "degree": degree,
+            "graduated_on": graduated.astype("datetime64[D]"),
+            "updated_at": _stamp("2026-09-30T10:00:00", len(studied)),
+        }
+    )
+    # Whole households receive assistance; households with an unemployed member more often.
+    households = int(household.max()) + 1
+    unemployed = np.zeros(households, dtype=bool)
+    unemployed[household[employment == "失业"]] = True
+    helped_household = rng.random(households) < np.where(unemployed, 0.12, 0.012)
+    helped = np.flatnonzero(helped_household[household])
+    kind = rng.choice(np.array(["低保", "低收入", "特困"]), households, p=[0.55, 0.4, 0.05])[household[helped]]
+    since = today_days - rng.integers(30, 8 * 365, households)[household[helped]]
+    assistance = pl.DataFrame(
+        {
+            "id_number": ids[helped],
+            "assistance_type": kind,
+            "since": since.astype("datetime64[D]"),
+            "updated_at": _stamp("2026-10-31T10:00:00", len(helped)),
+        }
+    )
+    return [
+        Delivery("310000.cl", "disabilities", disabilities, "残疾人证信息 (残联)"),
+        Delivery("310000.jw", "graduates", graduates, "高校毕业生信息 (教委)"),
+        Delivery("310000.mz", "assistance", assistance, "社会救助对象信息 (民政)"),
+    ]
+
+
+def _enterprise_facts(
+    rng: np.random.Generator, uscc: np.ndarray, employees: np.ndarray, established: np.ndarray, today_days: int
+) -> list[Delivery]:
+    """人社's insured headcounts, 国资's leases of state-owned premises, 税务's annual revenue."""
+    m = len(uscc)
+    insured_now = np.maximum(0, (employees * rng.uniform(0.7, 1.0, m)).round()).astype(np.int64)
+    change = rng.normal(0.0, 0.08, m)
+    insured_last_year = np.where(
+        established > today_days - 365, 0, np.maximum(0, (insured_now / (1 + change)).round())
+    ).astype(np.int64)
+    arrears = np.where(rng.random(m) < 0.05, rng.integers(1, 6, m), 0).astype(np.int64)
+    insurance = pl.DataFrame(
+        {
+            "credit_code": uscc,
+            "insured_now": insured_now,
+            "insured_last_year": insured_last_year,
+            "arrears_months": arrears,
+            "updated_at": _stamp("2026-10-31T12:00:00", m),
+        }
+    )
+    leasing = np.flatnonzero(rng.random(m) < 0.18)
+    area = np.maximum(20, employees[leasing] * rng.uniform(5, 15, len(leasing)))
+    leases = pl.DataFrame(
+        {
+            "credit_code": uscc[leasing],
+            "landlord_type": np.where(rng.random(len(leasing)) < 0.85, "国有", "集体"),
+            "monthly_rent_fen": (area * rng.uniform(80, 200, len(leasing)) * 100).round().astype(np.int64),
+            "lease_until": (today_days + rng.integers(60, 3 * 365, len(leasing))).astype("datetime64[D]"),
+            "updated_at": _stamp("2026-10-15T12:00:00", len(leasing)),
+        }
+    )
+    revenue_yuan = employees * np.exp(rng.normal(np.log(400_000), 0.8, m))
+    returns = pl.DataFrame(
+        {
+            "credit_code": uscc,
+            "tax_year": np.full(m, 2025, dtype=np.int64),
+            "revenue_fen": (revenue_yuan * 100).round().astype(np.int64),
+            "updated_at": _stamp("2026-05-31T12:00:00", m),
+        }
+    )
+    return [
+        Delivery("310000.rs", "enterprise_insurance", insurance, "单位参保信息 (人社)"),
+        Delivery("310000.gzw", "enterprise_leases", leases, "国有房屋租赁信息 (国资)"),
+        Delivery("310000.swj", "tax_returns", returns, "企业所得税年度申报信息 (税务)"),
+    ]
 
 
 def _licences(

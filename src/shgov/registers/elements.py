@@ -61,6 +61,14 @@ PERSON = RegisterDef(
         Element("education", ("employment", "education"), description="学历"),
         Element("employment_status", ("employment", "employment_status"), description="就业状态"),
         Element("insurance_type", ("employment", "insurance_type"), description="参保类型"),
+        Element(
+            "disability_category", ("disabilities", "disability_category"), when_absent="无", description="残疾类别"
+        ),
+        Element("disability_level", ("disabilities", "disability_level"), description="残疾等级 (1 最重)"),
+        Element("degree", ("graduates", "degree"), description="最高学位 (高校毕业生)"),
+        Element("graduated_on", ("graduates", "graduated_on"), description="毕业日期"),
+        Element("assistance_type", ("assistance", "assistance_type"), when_absent="无", description="社会救助类别"),
+        Element("assistance_since", ("assistance", "since"), description="救助起始日期"),
         Element("phone", None, description="联系电话 (collected by several departments; no authoritative source yet)"),
     ),
 )
@@ -84,6 +92,12 @@ ENTERPRISE = RegisterDef(
         Element("status", ("enterprises", "status"), description="登记状态"),
         Element("tax_status", ("tax_registrations", "tax_status"), description="纳税状态"),
         Element("employees", ("tax_registrations", "employees"), description="从业人数"),
+        Element("insured_now", ("enterprise_insurance", "insured_now"), description="参保职工人数"),
+        Element("insured_last_year", ("enterprise_insurance", "insured_last_year"), description="上年末参保职工人数"),
+        Element("insurance_arrears_months", ("enterprise_insurance", "arrears_months"), description="社保欠费月数"),
+        Element("landlord_type", ("enterprise_leases", "landlord_type"), when_absent="无", description="承租房屋产权"),
+        Element("monthly_rent_fen", ("enterprise_leases", "monthly_rent_fen"), description="月租金 (分)"),
+        Element("revenue_fen", ("tax_returns", "revenue_fen"), description="上年营业收入 (分)"),
     ),
 )
 

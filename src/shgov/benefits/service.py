@@ -38,8 +38,12 @@ MANAGE = register_action("benefits.policy.manage", N_("Write, test, activate and
 REVERSE = register_action("benefits.grant.reverse", N_("Reverse a benefit grant, with the reason"))
 
 TARGETS: dict[str, str] = {"person": "person", "enterprise": "enterprise"}  # policy target → register
-MODES: dict[str, str] = {"auto": N_("免申即享"), "invite": N_("政策找人"), "apply": N_("依申请")}
-PERIODS: dict[str, str] = {"once": N_("一次"), "year": N_("每年"), "month": N_("每月")}
+MODES: dict[str, str] = {
+    "auto": N_("granted without application"),
+    "invite": N_("invitation to apply"),
+    "apply": N_("on application"),
+}
+PERIODS: dict[str, str] = {"once": N_("once"), "year": N_("once a year"), "month": N_("once a month")}
 KINDS: dict[str, language.Type] = {"string": "text", "integer": "int", "number": "decimal", "date": "date"}
 CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 LIVE = ("granted", "invited", "appealed")  # grants that count towards the budget
@@ -127,7 +131,8 @@ def check_spec(session: Session, schema: Schema, spec: PolicySpec) -> Checked:
     except PolicyError as exc:
         part = exc.part
         name = "amount" if part == "amount" else f"conditions[{int(part.split()[-1]) - 1}]" if part else "target"
-        raise InvalidError(str(exc), field=name) from exc
+        where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
+        raise InvalidError(where + exc.message, field=name) from exc
 
 
 def save_policy(session: Session, schema: Schema, spec: PolicySpec, actor: str) -> PolicyVersion:
@@ -318,7 +323,7 @@ class DryRun:
     qualified: int
     total_fen: int
     budget_fen: int | None
-    missing: int  # entities a condition could not be decided for (缺少数据)
+    missing: int  # entities no condition failed for but one could not be decided (缺少数据)
 
     @property
     def within_budget(self) -> bool:
@@ -333,12 +338,14 @@ def dry_run(session: Session, lake_dir: Path, code: str, as_of: date, number: in
     checked = _checked(session, schema, found)
     with opened(session, lake_dir) as views:
         compiled = views.compiled(schema, checked, dates_for(found.version, as_of))
-        unknown = " OR ".join(f"c{i} IS NULL" for i in range(len(checked.conditions))) or "FALSE"
+        count = len(checked.conditions)
+        unknown = " OR ".join(f"c{i} IS NULL" for i in range(count)) or "FALSE"
+        failed = " OR ".join(f"c{i} = FALSE" for i in range(count)) or "FALSE"
         row = next(
             views.rows(
                 "SELECT COUNT(*) AS evaluated, COALESCE(SUM(CASE WHEN eligible THEN 1 ELSE 0 END), 0) AS qualified,"
                 " COALESCE(SUM(amount_fen), 0) AS total_fen,"
-                f" COALESCE(SUM(CASE WHEN NOT eligible AND ({unknown}) THEN 1 ELSE 0 END), 0) AS missing"
+                f" COALESCE(SUM(CASE WHEN ({unknown}) AND NOT ({failed}) THEN 1 ELSE 0 END), 0) AS missing"
                 f" FROM ({compiled.sql}) AS q"
             )
         )
@@ -383,8 +390,9 @@ class Trace:
 
     @property
     def missing(self) -> bool:
-        """Whether a condition could not be decided for lack of data (缺少数据)."""
-        return any(line.outcome == "missing" for line in self.lines)
+        """Whether the decision waits on missing data (缺少数据): no condition failed, one could not be decided."""
+        outcomes = {line.outcome for line in self.lines}
+        return "missing" in outcomes and "fail" not in outcomes
 
     def as_json(self) -> dict[str, Any]:
         """The trace as stored with a grant and shown to the citizen."""
@@ -446,15 +454,27 @@ def _trace(found: Found, compiled: Compiled, key: str, as_of: date, row: dict[st
     return trace
 
 
+def _explain_in(session: Session, views: Registers, schema: Schema, found: Found, key: str, as_of: date) -> Trace:
+    compiled = views.compiled(schema, _checked(session, schema, found), dates_for(found.version, as_of))
+    row = next(views.rows(compiled.one_entity_sql, {"key": key}), None)
+    return _trace(found, compiled, key, as_of, row)
+
+
 def explain(session: Session, lake_dir: Path, code: str, key: str, as_of: date, number: int | None = None) -> Trace:
     """Evaluate a policy for one entity with the same query, condition by condition."""
     found = get_version(session, code, number)
-    schema = register_schema(session)
-    checked = _checked(session, schema, found)
     with opened(session, lake_dir) as views:
-        compiled = views.compiled(schema, checked, dates_for(found.version, as_of))
-        row = next(views.rows(compiled.one_entity_sql, {"key": key.strip().upper()}), None)
-    return _trace(found, compiled, key.strip().upper(), as_of, row)
+        return _explain_in(session, views, register_schema(session), found, key.strip().upper(), as_of)
+
+
+def explain_all(session: Session, lake_dir: Path, target: str, key: str, as_of: date) -> list[Trace]:
+    """Every active policy about ``target``, evaluated for one entity (政策找人: what could I get, and why not)."""
+    policies = active_policies(session, target)
+    if not policies:
+        return []
+    schema = register_schema(session)
+    with opened(session, lake_dir) as views:
+        return [_explain_in(session, views, schema, found, key.strip().upper(), as_of) for found in policies]
 
 
 # -- runs and grants ------------------------------------------------------------------------------------

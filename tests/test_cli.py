@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -235,3 +236,36 @@ def test_message_history_is_analysed_for_duplicates_and_hot_spots(data_dir: Path
     assert "东湖区" in analysed.stdout
     assert "照明" in analysed.stdout
     assert "1 groups of near-duplicates" in analysed.stdout.replace("\n", " ")
+
+
+def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(data_dir: Path) -> None:
+    assert run(["db", "upgrade"], data_dir).returncode == 0
+    assert run(["demo", "seed"], data_dir).returncode == 0
+    good = {
+        "code": "cli_elders",
+        "name": "高龄慰问",
+        "target": "person",
+        "department_code": "310000.mz",
+        "legal_basis": "演示用条款",
+        "mode": "auto",
+        "period": "once",
+        "effective_from": "2026-01-01",
+        "conditions": ["age(birth_date) >= 90"],
+        "amount": "300",
+    }
+    bad = {**good, "code": "cli_bad", "conditions": ["age(birth_date) >= 90", "age(birthday) > 1"]}
+    (data_dir / "policies.json").write_text(json.dumps([good, bad], ensure_ascii=False), encoding="utf-8")
+    checked = run(["benefits", "check", "policies.json"], data_dir)
+    assert checked.returncode == 1
+    assert "ok   cli_elders" in checked.stdout
+    assert "conditions[1]: line 1, column 5: unknown field 'birthday'" in checked.stdout.replace("\n", " ")
+    dry = run(["benefits", "dry-run", "elderly_nutrition", "--as-of", "2026-11-24"], data_dir)
+    assert dry.returncode == 0, dry.stderr
+    assert "qualify" in dry.stdout
+    assert run(["benefits", "dry-run", "nope"], data_dir).returncode == 2
+    first = run(["benefits", "run", "elderly_nutrition", "--as-of", "2026-12-01"], data_dir)
+    again = run(["benefits", "run", "elderly_nutrition", "--as-of", "2026-12-01"], data_dir)
+    assert first.returncode == 0, first.stderr
+    assert " 0 new" not in first.stdout
+    assert " 0 new" in again.stdout
+    assert run(["benefits", "run", "--as-of", "24/11/2026"], data_dir).returncode == 2

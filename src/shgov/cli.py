@@ -9,6 +9,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from shgov import migrations
+from shgov.benefits import cli as benefits_cli
 from shgov.catalog import cli as catalog_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
@@ -38,6 +39,7 @@ app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(sharing_cli.app, name="sharing")
 app.add_typer(services_cli.app, name="services")
 app.add_typer(workorders_cli.app, name="workorders")
+app.add_typer(benefits_cli.app, name="benefits")
 
 
 def _display_url(url: str) -> str:

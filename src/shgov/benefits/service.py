@@ -730,20 +730,28 @@ def grants_of_policy(session: Session, code: str, limit: int = 1000) -> list[Ben
 DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "demo_policies.json"
 
 
+def spec_from_json(raw: dict[str, Any]) -> PolicySpec:
+    """A policy as written in a JSON file (dates as YYYY-MM-DD); a missing or unknown key is refused."""
+    names = set(PolicySpec.__dataclass_fields__)
+    required = names - {"amount", "budget_fen", "effective_to"}
+    if not isinstance(raw, dict):
+        raise InvalidError("a policy is a JSON object", field="policy")
+    unknown, missing = set(raw) - names, required - set(raw)
+    if unknown or missing:
+        raise InvalidError(
+            f"unknown keys {sorted(unknown)}; missing keys {sorted(missing)}", field=next(iter(unknown | missing))
+        )
+    try:
+        effective_from = date.fromisoformat(raw["effective_from"])
+        effective_to = date.fromisoformat(raw["effective_to"]) if raw.get("effective_to") else None
+    except (TypeError, ValueError) as exc:
+        raise InvalidError("dates are written YYYY-MM-DD", field="effective_from") from exc
+    return PolicySpec(**{**raw, "effective_from": effective_from, "effective_to": effective_to})
+
+
 def demo_specs() -> list[PolicySpec]:
     """The demo city's policies (persons and enterprises), written in the policy language."""
-    specs = []
-    for raw in json.loads(DEMO_POLICIES.read_text(encoding="utf-8")):
-        specs.append(
-            PolicySpec(
-                **{
-                    **raw,
-                    "effective_from": date.fromisoformat(raw["effective_from"]),
-                    "effective_to": date.fromisoformat(raw["effective_to"]) if raw.get("effective_to") else None,
-                }
-            )
-        )
-    return specs
+    return [spec_from_json(raw) for raw in json.loads(DEMO_POLICIES.read_text(encoding="utf-8"))]
 
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:

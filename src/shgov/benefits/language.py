@@ -787,3 +787,23 @@ def compile_policy(
     body = f"SELECT {', '.join(select)} FROM {tables[entity.name]} AS {alias}"
     one = f'{body} WHERE {alias}."{entity.key}" = {"$key" if dialect == "duckdb" else ":key"}'
     return Compiled(body, entity.key, tuple(columns), one)
+
+
+def compile_many(
+    policies: list[tuple[Checked, Dates]], schema: Schema, dialect: Dialect, tables: dict[str, str]
+) -> str:
+    """Several policies about one target as one SELECT — one pass over the population: ``entity_key``, then
+    for the i-th policy ``e{i}`` (qualifies) and ``a{i}`` (the amount in fen, NULL when it does not)."""
+    targets = {checked.source.target for checked, _dates in policies}
+    if len(targets) != 1:
+        raise PolicyError("compile_many takes policies about one target")
+    entity = schema.entity(targets.pop())
+    alias = "t"
+    select = [f'{alias}."{entity.key}" AS entity_key']
+    for i, (checked, dates) in enumerate(policies):
+        sql = _Sql(dialect, tables, dates)
+        eligible = sql.all_of(checked.conditions, alias) if checked.conditions else "TRUE"
+        amount = sql.rounded(sql.scaled(checked.amount, alias), "100")
+        select.append(f"{eligible} AS e{i}")
+        select.append(f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END) AS a{i}")
+    return f"SELECT {', '.join(select)} FROM {tables[entity.name]} AS {alias}"

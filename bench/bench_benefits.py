@@ -54,15 +54,19 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
     specs = benefits.demo_specs()
     sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in specs}
     with db.session() as session:
-        schema = benefits.register_schema(session)
+        started = time.perf_counter()
+        benefits.loaded_registers(session, Path(lake_dir))  # the files into memory, as OpenFisca builds its simulation
+        loading = time.perf_counter() - started
         started = time.perf_counter()
         columns: dict[str, dict[str, pl.Series]] = {"person": {}, "enterprise": {}}
         with benefits.opened(session, Path(lake_dir)) as views:
             for target in columns:
                 mine = [s for s in specs if s.target == target]
-                compiled = [(language.check(schema, sources[s.code], sources.get), _dates(s.period)) for s in mine]
-                sql = language.compile_many(compiled, schema, "duckdb", views.tables)
-                frame = pl.DataFrame(pl.from_arrow(views.con.sql(f"{sql} ORDER BY entity_key").to_arrow_table()))
+                compiled = [
+                    (language.check(views.schema, sources[s.code], sources.get), _dates(s.period)) for s in mine
+                ]
+                sql = language.compile_many(compiled, views.schema, "duckdb", views.tables)
+                frame = pl.DataFrame(pl.from_arrow(views.con.sql(sql).to_arrow_table()))
                 target_columns = columns[target]
                 target_columns["key"] = frame["entity_key"]
                 for i, spec in enumerate(mine):
@@ -73,7 +77,7 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
         pl.DataFrame(series).write_parquet(Path(out) / f"shgov_{target}.parquet")
     db.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak_mb}
+    return {"seconds": seconds, "loading": loading, "peak_mb": peak_mb}
 
 
 def _compare(out: Path) -> tuple[int, int, list[str]]:
@@ -150,9 +154,9 @@ def main() -> None:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             ours = pool.submit(_evaluate, url, str(lake_dir), str(out)).result()
         print(
-            f"   SH-GOV (DuckDB over the register files): 21 policies over {PERSONS:,} persons and "
-            f"{ENTERPRISES:,} enterprises in {ours['seconds']:.2f} s; peak memory {ours['peak_mb']:,.0f} MB "
-            f"(goal < 4,096 MB)"
+            f"   SH-GOV: 21 policies over {PERSONS:,} persons and {ENTERPRISES:,} enterprises computed in "
+            f"{ours['seconds']:.2f} s by DuckDB (+ {ours['loading']:.2f} s to load the register files into memory); "
+            f"peak memory {ours['peak_mb']:,.0f} MB (goal < 4,096 MB)"
         )
         answer = subprocess.run(  # noqa: S603 - our own script, run by the bench environment's Python
             [
@@ -174,12 +178,13 @@ def main() -> None:
         computed = theirs["person_compute_s"] + theirs["enterprise_compute_s"]
         built = theirs["person_build_s"] + theirs["enterprise_build_s"]
         print(
-            f"   OpenFisca {theirs.get('version', '')}: the same in {computed:.2f} s "
-            f"(+ {built:.2f} s to build the simulations from the files)"
+            f"   OpenFisca-Core (numpy, one core): the same computed in {computed:.2f} s "
+            f"(+ {built:.2f} s to build the simulations from the register files)"
         )
         print(
             f"   ratio OpenFisca / SH-GOV: {computed / ours['seconds']:.1f}× on the computation, "
-            f"{(computed + built) / ours['seconds']:.1f}× with building (goal ≥ 5×)"
+            f"{(computed + built) / (ours['seconds'] + ours['loading']):.1f}× from the files to the results "
+            f"(goal ≥ 5×)"
         )
         compared, differing, examples = _compare(out)
         print(f"   results compared: {compared:,} entity × policy pairs, {differing:,} differ (goal 0)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Literal, cast
 
@@ -545,9 +546,18 @@ class Dates:
     period_end: dt.date
 
 
+OUTER = "t"  # the alias of the target's table in a compiled query
+
+
 class _Sql:
-    def __init__(self, dialect: Dialect, tables: dict[str, str], dates: Dates) -> None:
-        self.dialect, self.tables, self.dates = dialect, tables, dates
+    """Renders checked expressions as SQL. With ``joins``, the aggregates of the outer entity become grouped
+    derived tables joined once each (the fast form over a whole population, shared by all the policies of
+    one query); without, correlated subqueries (the form for one entity)."""
+
+    def __init__(
+        self, dialect: Dialect, tables: dict[str, str], dates: Dates, joins: dict[tuple[str, str], str] | None = None
+    ) -> None:
+        self.dialect, self.tables, self.dates, self.joins = dialect, tables, dates, joins
         self.aliases = 0
 
     # numbers: ints are BIGINT, decimals are integers of 1/10⁴ (HUGEINT in DuckDB, NUMERIC in PostgreSQL)
@@ -697,6 +707,8 @@ class _Sql:
         return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} {op} {b} THEN {a} ELSE {b} END)"
 
     def aggregate(self, node: Node, alias: str) -> str:
+        if self.joins is not None and alias == OUTER:
+            return self.grouped(node)
         function, value_name = cast("tuple[str, str | None]", node.value)
         relation = node.relation
         assert relation is not None  # noqa: S101 - set by the checker
@@ -720,6 +732,45 @@ class _Sql:
             sql_type = self.wide if node.type == "decimal" else "BIGINT"
             return f"(SELECT CAST(COALESCE(SUM({column}), 0) AS {sql_type}) FROM {table} AS {inner} WHERE {where})"
         return f"(SELECT {function.upper()}({column}) FROM {table} AS {inner} WHERE {where})"
+
+    def grouped(self, node: Node) -> str:
+        """An aggregate of the outer entity's relation as one GROUP BY over the related table, joined on the
+        relation's key (the same values as the correlated form: no related row counts 0, sums 0, ``any`` is
+        false and ``all`` true)."""
+        assert self.joins is not None  # noqa: S101 - the caller checked
+        function, value_name = cast("tuple[str, str | None]", node.value)
+        relation = node.relation
+        assert relation is not None  # noqa: S101 - set by the checker
+        inner = "g"
+        condition = f"({self.expr(node.children[0], inner)}) IS TRUE" if node.children else None
+        only = f" FILTER (WHERE {condition})" if condition else ""
+        column = f'{inner}."{value_name}"'
+        if node.type == "decimal":
+            column = self.scaled_column(column)
+        value, empty = {
+            "count": (f"COUNT(*){only}", "CAST(0 AS BIGINT)"),
+            "sum": (f"SUM({column}){only}", f"CAST(0 AS {self.wide if node.type == 'decimal' else 'BIGINT'})"),
+            "min": (f"MIN({column}){only}", ""),
+            "max": (f"MAX({column}){only}", ""),
+            "any": (f"BOOL_OR({condition})", "FALSE"),
+            "all": (f"BOOL_AND({condition})", "TRUE"),
+        }[function]
+        derived = (
+            f'(SELECT {inner}."{relation.their_field}" AS k, {value} AS v FROM {self.tables[relation.target]} '
+            f'AS {inner} GROUP BY {inner}."{relation.their_field}")'
+        )
+        name = self.joins.setdefault((derived, relation.our_field), f"j{len(self.joins) + 1}")
+        if function == "sum":
+            return f"CAST(COALESCE({name}.v, {empty}) AS {self.wide if node.type == 'decimal' else 'BIGINT'})"
+        return f"COALESCE({name}.v, {empty})" if empty else f"{name}.v"
+
+    def from_clause(self, table: str) -> str:
+        """The target's table with the grouped aggregates joined."""
+        joined = "".join(
+            f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{our_field}"'
+            for (derived, our_field), name in (self.joins or {}).items()
+        )
+        return f"{table} AS {OUTER}{joined}"
 
     def reference(self, node: Node, alias: str) -> str:
         *conditions, last = node.children
@@ -755,55 +806,69 @@ class Compiled:
     one_entity_sql: str  # the same SELECT for one key (bound as $key in DuckDB, :key through SQLAlchemy)
 
 
-def compile_policy(
-    checked: Checked, schema: Schema, dialect: Dialect, tables: dict[str, str], dates: Dates
-) -> Compiled:
-    """The SQL that evaluates a checked policy over every entity of its target (and, filtered, for one)."""
-    entity = schema.entity(checked.source.target)
-    sql = _Sql(dialect, tables, dates)
-    alias = "t"
-    select = [f'{alias}."{entity.key}" AS entity_key']
+def _select(checked: Checked, sql: _Sql) -> tuple[list[str], list[Column]]:
+    select: list[str] = []
     columns: list[Column] = []
     for i, condition in enumerate(checked.conditions):
-        select.append(f"{sql.expr(condition, alias)} AS c{i}")
+        select.append(f"{sql.expr(condition, OUTER)} AS c{i}")
         columns.append(Column(f"c{i}", condition.text, "condition", "bool"))
     seen: list[str] = []
     for node in [n for c in checked.conditions for n in c.walk()] + list(checked.amount.walk()):
         if node.kind in ("field", "aggregate") and node.text not in seen:
             seen.append(node.text)
             name = f"v{len(seen) - 1}"
-            value_sql = sql.expr(node, alias)
+            value_sql = sql.expr(node, OUTER)
             if node.type == "decimal":
                 value_sql = sql.rounded(value_sql, "100")  # shown in fen
             select.append(f"{value_sql} AS {name}")
             columns.append(Column(name, node.text, "value", node.type))
-    eligible = sql.all_of(checked.conditions, alias) if checked.conditions else "TRUE"
+    eligible = sql.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
     select.append(f"{eligible} AS eligible")
     columns.append(Column("eligible", "", "eligible", "bool"))
-    amount = sql.scaled(checked.amount, alias)
+    amount = sql.scaled(checked.amount, OUTER)
     fen = f"(CASE WHEN {eligible} THEN CAST({sql.rounded(amount, '100')} AS BIGINT) ELSE NULL END)"
     select.append(f"{fen} AS amount_fen")
     columns.append(Column("amount_fen", checked.amount.text, "amount", "int"))
-    body = f"SELECT {', '.join(select)} FROM {tables[entity.name]} AS {alias}"
-    one = f'{body} WHERE {alias}."{entity.key}" = {"$key" if dialect == "duckdb" else ":key"}'
+    return select, columns
+
+
+def compile_policy(
+    checked: Checked, schema: Schema, dialect: Dialect, tables: dict[str, str], dates: Dates
+) -> Compiled:
+    """The SQL that evaluates a checked policy over every entity of its target (aggregates grouped and
+    joined), and the same columns for one entity (aggregates as correlated subqueries, which read only that
+    entity's related rows)."""
+    entity = schema.entity(checked.source.target)
+    key = f'{OUTER}."{entity.key}"'
+    batch = _Sql(dialect, tables, dates, joins={})
+    select, columns = _select(checked, batch)
+    body = f"SELECT {key} AS entity_key, {', '.join(select)} FROM {batch.from_clause(tables[entity.name])}"
+    single = _Sql(dialect, tables, dates)
+    one_select, _columns = _select(checked, single)
+    one = (
+        f"SELECT {key} AS entity_key, {', '.join(one_select)} FROM {tables[entity.name]} AS {OUTER} "
+        f"WHERE {key} = {'$key' if dialect == 'duckdb' else ':key'}"
+    )
     return Compiled(body, entity.key, tuple(columns), one)
 
 
 def compile_many(
     policies: list[tuple[Checked, Dates]], schema: Schema, dialect: Dialect, tables: dict[str, str]
 ) -> str:
-    """Several policies about one target as one SELECT — one pass over the population: ``entity_key``, then
-    for the i-th policy ``e{i}`` (qualifies) and ``a{i}`` (the amount in fen, NULL when it does not)."""
+    """Several policies about one target as one SELECT — one pass over the population, each distinct
+    aggregate computed once: ``entity_key``, then for the i-th policy ``e{i}`` (qualifies) and ``a{i}`` (the
+    amount in fen, NULL when it does not)."""
     targets = {checked.source.target for checked, _dates in policies}
     if len(targets) != 1:
         raise PolicyError("compile_many takes policies about one target")
     entity = schema.entity(targets.pop())
-    alias = "t"
-    select = [f'{alias}."{entity.key}" AS entity_key']
+    joins: dict[tuple[str, str], str] = {}
+    select = [f'{OUTER}."{entity.key}" AS entity_key']
+    last = _Sql(dialect, tables, Dates(date.min, date.min, date.min), joins)
     for i, (checked, dates) in enumerate(policies):
-        sql = _Sql(dialect, tables, dates)
-        eligible = sql.all_of(checked.conditions, alias) if checked.conditions else "TRUE"
-        amount = sql.rounded(sql.scaled(checked.amount, alias), "100")
+        last = _Sql(dialect, tables, dates, joins)
+        eligible = last.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
+        amount = last.rounded(last.scaled(checked.amount, OUTER), "100")
         select.append(f"{eligible} AS e{i}")
         select.append(f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END) AS a{i}")
-    return f"SELECT {', '.join(select)} FROM {tables[entity.name]} AS {alias}"
+    return f"SELECT {', '.join(select)} FROM {last.from_clause(tables[entity.name])}"

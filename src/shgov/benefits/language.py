@@ -102,6 +102,7 @@ class Relation:
     our_field: str
     their_field: str
     description: str = ""
+    one: bool = False  # ``their_field`` is the target's key: at most one related row
 
 
 @dataclass(frozen=True)
@@ -741,6 +742,8 @@ class _Sql:
         function, value_name = cast("tuple[str, str | None]", node.value)
         relation = node.relation
         assert relation is not None  # noqa: S101 - set by the checker
+        if relation.one:
+            return self.joined(node, function, value_name, relation)
         inner = "g"
         condition = f"({self.expr(node.children[0], inner)}) IS TRUE" if node.children else None
         only = f" FILTER (WHERE {condition})" if condition else ""
@@ -763,6 +766,27 @@ class _Sql:
         if function == "sum":
             return f"CAST(COALESCE({name}.v, {empty}) AS {self.wide if node.type == 'decimal' else 'BIGINT'})"
         return f"COALESCE({name}.v, {empty})" if empty else f"{name}.v"
+
+    def joined(self, node: Node, function: str, value_name: str | None, relation: Relation) -> str:
+        """An aggregate over at most one related row: that row joined directly, no grouping."""
+        assert self.joins is not None  # noqa: S101 - the caller checked
+        derived = f'(SELECT "{relation.their_field}" AS k, * FROM {self.tables[relation.target]})'
+        name = self.joins.setdefault((derived, relation.our_field), f"j{len(self.joins) + 1}")
+        condition = f"({self.expr(node.children[0], name)}) IS TRUE" if node.children else "TRUE"
+        hit = f"({name}.k IS NOT NULL AND {condition})"
+        if function == "any":
+            return hit
+        if function == "all":
+            return f"({name}.k IS NULL OR {condition})"
+        if function == "count":
+            return f"CAST(CASE WHEN {hit} THEN 1 ELSE 0 END AS BIGINT)"
+        column = f'{name}."{value_name}"'
+        if node.type == "decimal":
+            column = self.scaled_column(column)
+        if function == "sum":
+            sql_type = self.wide if node.type == "decimal" else "BIGINT"
+            return f"CAST(CASE WHEN {hit} THEN COALESCE({column}, 0) ELSE 0 END AS {sql_type})"
+        return f"(CASE WHEN {hit} THEN {column} END)"
 
     def from_clause(self, table: str) -> str:
         """The target's table with the grouped aggregates joined."""

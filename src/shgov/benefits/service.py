@@ -65,7 +65,11 @@ def register_schema(session: Session) -> Schema:
         relations = (
             {"household": Relation("person", "household_no", "household_no", "同户成员（含本人）")}
             if target == "person"
-            else {"legal_representative": Relation("person", "legal_representative_id", "id_number", "法定代表人")}
+            else {
+                "legal_representative": Relation(
+                    "person", "legal_representative_id", "id_number", "法定代表人", one=True
+                )
+            }
         )
         key = registers.REGISTERS[register].key
         entities[target] = Entity(target, key, fields, relations, descriptions)

@@ -34,13 +34,20 @@ test: setup-dev assets catalogs chromium ## set up and run every check: ruff, my
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-bench: setup-dev assets catalogs .venv-bench/bin/datasette ## run the benchmarks under bench/ and print their figures
+bench: setup-dev assets catalogs .venv-bench/bin/datasette .venv-bench/.openfisca ## run the benchmarks under bench/ and print their figures
 	$(BIN)/python -m bench
 
-# Datasette is only a yardstick for bench_gateway: it lives in its own environment, never in SH-GOV's.
-.venv-bench/bin/datasette: | $(UV)
+# Datasette and OpenFisca are only yardsticks (bench_gateway, bench_benefits): they live in their own
+# environment, never in SH-GOV's.
+.venv-bench/bin/python: | $(UV)
 	$(UV) venv -q .venv-bench
+
+.venv-bench/bin/datasette: | .venv-bench/bin/python
 	$(UV) pip install -q --python .venv-bench/bin/python datasette
+
+.venv-bench/.openfisca: | .venv-bench/bin/python
+	$(UV) pip install -q --python .venv-bench/bin/python "openfisca-core==46.0.1" "pyarrow>=18"
+	touch $@
 
 $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)

@@ -29,6 +29,8 @@ PG_TYPES = {
 }
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+Compiling = tuple[duckdb.DuckDBPyConnection, language.Schema, dict[str, language.Source]]
+TABLES = {"person": "person", "enterprise": "enterprise"}
 
 
 @pytest.fixture
@@ -57,6 +59,18 @@ def postgres(postgresql_database: str, frames: dict[str, pl.DataFrame]) -> Itera
     engine.dispose()
 
 
+@pytest.fixture
+def compiled_on_duckdb(db: Database, frames: dict[str, pl.DataFrame]) -> Compiling:
+    """The register frames in DuckDB, the registers' schema and the demo policies' sources."""
+    sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in benefits.demo_specs()}
+    with db.session() as session:
+        schema = benefits.register_schema(session)
+    duck = duckdb.connect()
+    for name, frame in frames.items():
+        duck.register(name, frame.to_arrow())
+    return duck, schema, sources
+
+
 def _rows(cursor: Any) -> dict[str, tuple[Any, ...]]:
     return {
         str(row[0]): tuple(int(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in row[1:])
@@ -65,18 +79,13 @@ def _rows(cursor: Any) -> dict[str, tuple[Any, ...]]:
 
 
 def test_every_demo_policy_gives_the_same_answers_on_duckdb_and_postgresql(
-    db: Database, frames: dict[str, pl.DataFrame], postgres: Connection
+    compiled_on_duckdb: Compiling, postgres: Connection
 ) -> None:
+    duck, schema, sources = compiled_on_duckdb
     specs = benefits.demo_specs()
     assert len(specs) >= 20
     assert {s.target for s in specs} == {"person", "enterprise"}
-    sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in specs}
-    with db.session() as session:
-        schema = benefits.register_schema(session)
-    duck = duckdb.connect()
-    for name, frame in frames.items():
-        duck.register(name, frame.to_arrow())
-    tables = {name: name for name in frames}
+    tables = TABLES
     qualified = 0
     for spec in specs:
         checked = language.check(schema, sources[spec.code], sources.get)
@@ -95,18 +104,11 @@ def test_every_demo_policy_gives_the_same_answers_on_duckdb_and_postgresql(
     assert qualified > 0
 
 
-def test_one_entity_queries_agree_with_the_whole_population_query(
-    db: Database, frames: dict[str, pl.DataFrame]
-) -> None:
+def test_one_entity_queries_agree_with_the_whole_population_query(compiled_on_duckdb: Compiling) -> None:
     """The explanation form (correlated subqueries) and the batch form (grouped joins) give the same rows."""
+    duck, schema, sources = compiled_on_duckdb
     specs = benefits.demo_specs()
-    sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in specs}
-    with db.session() as session:
-        schema = benefits.register_schema(session)
-    duck = duckdb.connect()
-    for name, frame in frames.items():
-        duck.register(name, frame.to_arrow())
-    tables = {name: name for name in frames}
+    tables = TABLES
     dates = language.Dates(AS_OF, dt.date(2026, 1, 1), dt.date(2026, 12, 31))
     for spec in specs:
         compiled = language.compile_policy(

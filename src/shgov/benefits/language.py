@@ -726,13 +726,17 @@ class _Sql:
             where += f" AND ({condition}) IS TRUE"
         if function == "count":
             return f"(SELECT CAST(COUNT(*) AS BIGINT) FROM {table} AS {inner} WHERE {where})"
-        column = f'{inner}."{value_name}"'
-        if node.type == "decimal":
-            column = self.scaled_column(column)
+        column, sql_type = self.value_column(node, inner, value_name)
         if function == "sum":
-            sql_type = self.wide if node.type == "decimal" else "BIGINT"
             return f"(SELECT CAST(COALESCE(SUM({column}), 0) AS {sql_type}) FROM {table} AS {inner} WHERE {where})"
         return f"(SELECT {function.upper()}({column}) FROM {table} AS {inner} WHERE {where})"
+
+    def value_column(self, node: Node, alias: str, value_name: str | None) -> tuple[str, str]:
+        """The column an aggregate reads (decimals scaled) and the SQL type of its sum."""
+        column = f'{alias}."{value_name}"'
+        if node.type == "decimal":
+            return self.scaled_column(column), self.wide
+        return column, "BIGINT"
 
     def grouped(self, node: Node) -> str:
         """An aggregate of the outer entity's relation as one GROUP BY over the related table, joined on the
@@ -747,12 +751,10 @@ class _Sql:
         inner = "g"
         condition = f"({self.expr(node.children[0], inner)}) IS TRUE" if node.children else None
         only = f" FILTER (WHERE {condition})" if condition else ""
-        column = f'{inner}."{value_name}"'
-        if node.type == "decimal":
-            column = self.scaled_column(column)
+        column, sql_type = self.value_column(node, inner, value_name)
         value, empty = {
             "count": (f"COUNT(*){only}", "CAST(0 AS BIGINT)"),
-            "sum": (f"SUM({column}){only}", f"CAST(0 AS {self.wide if node.type == 'decimal' else 'BIGINT'})"),
+            "sum": (f"SUM({column}){only}", f"CAST(0 AS {sql_type})"),
             "min": (f"MIN({column}){only}", ""),
             "max": (f"MAX({column}){only}", ""),
             "any": (f"BOOL_OR({condition})", "FALSE"),
@@ -764,7 +766,7 @@ class _Sql:
         )
         name = self.joins.setdefault((derived, relation.our_field), f"j{len(self.joins) + 1}")
         if function == "sum":
-            return f"CAST(COALESCE({name}.v, {empty}) AS {self.wide if node.type == 'decimal' else 'BIGINT'})"
+            return f"CAST(COALESCE({name}.v, {empty}) AS {sql_type})"
         return f"COALESCE({name}.v, {empty})" if empty else f"{name}.v"
 
     def joined(self, node: Node, function: str, value_name: str | None, relation: Relation) -> str:
@@ -780,11 +782,8 @@ class _Sql:
             return f"({name}.k IS NULL OR {condition})"
         if function == "count":
             return f"CAST(CASE WHEN {hit} THEN 1 ELSE 0 END AS BIGINT)"
-        column = f'{name}."{value_name}"'
-        if node.type == "decimal":
-            column = self.scaled_column(column)
+        column, sql_type = self.value_column(node, name, value_name)
         if function == "sum":
-            sql_type = self.wide if node.type == "decimal" else "BIGINT"
             return f"CAST(CASE WHEN {hit} THEN COALESCE({column}, 0) ELSE 0 END AS {sql_type})"
         return f"(CASE WHEN {hit} THEN {column} END)"
 

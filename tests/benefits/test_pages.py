@@ -87,5 +87,17 @@ def test_a_manager_writes_tests_and_runs_a_policy_and_the_person_sees_it_with_th
     card.get_by_role("button", name="申诉").click()
     expect(person.get_by_test_id("grants").locator('[data-policy="river_town_elders"]')).to_contain_text("已申诉")
 
+    manager.goto(f"{server_url}/ops/benefits/river_town_elders")
+    appeal = manager.get_by_test_id("appeals").locator("li")
+    expect(appeal).to_have_count(1)
+    expect(appeal).to_contain_text("我今年已满95周岁")
+    expect(appeal).not_to_contain_text(elder)  # the ID number is masked
+    appeal.locator("input[name=reason]").fill("金额按年龄段核定，维持")
+    appeal.get_by_role("button", name="维持原决定").click()
+    expect(manager.get_by_test_id("done")).to_be_visible()
+    expect(manager.get_by_test_id("appeals")).to_have_count(0)
+    person.goto(f"{server_url}/my/benefits")
+    expect(person.get_by_test_id("grants").locator('[data-policy="river_town_elders"]')).to_contain_text("已发放")
+
     person.goto(f"{server_url}/ops/benefits")
     expect(person.locator("body")).not_to_contain_text("river_town_elders")

@@ -163,8 +163,18 @@ def test_the_holder_declines_or_appeals_and_staff_reverse_with_a_reason(db: Data
             ("appeal", "granted", "appealed"),
             ("reverse", "appealed", "reversed"),
         ]
-        with pytest.raises(Exception, match="may not reverse"):
+        with pytest.raises(Exception, match="may not decide"):
             benefits.reverse(session, stranger, grant[1].id, "没有权限")
+        with pytest.raises(ConflictError):
+            benefits.uphold(session, admin, grant[1].id, "没有申诉")
+        benefits.appeal(session, stranger, grant[1].id, "金额不对")
+        with pytest.raises(InvalidError):
+            benefits.uphold(session, admin, grant[1].id, "")
+        assert [g.id for g, _why in benefits.appealed_grants(session, "elderly_allowance")] == [grant[1].id]
+        kept = benefits.uphold(session, admin, grant[1].id, "金额按年龄段核定无误")
+        assert kept.status == "granted"
+        assert [e.action for e in benefits.grant_history(session, grant[1].id)] == ["grant", "appeal", "uphold"]
+        assert benefits.appealed_grants(session, "elderly_allowance") == []
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from shgov.benefits import service as benefits
+from shgov.benefits.models import BenefitGrant
 from shgov.benefits.schemas import (
     DryRunOut,
     GrantOut,
@@ -214,14 +215,17 @@ def explain_mine(code: str, session: SessionDep, settings: SettingsDep, principa
     return _trace_out(benefits.explain(session, settings.lake_dir, code, key, benefits.today(settings)))
 
 
+def _stepped(request: Request, principal: Principal, action: str, grant: BenefitGrant) -> GrantOut:
+    audit(request, principal, f"benefits.grant.{action}", object_type="benefit_grant", object_id=str(grant.id))
+    return GrantOut.model_validate(grant)
+
+
 @router.post("/grants/{grant_id}/decline")
 def decline(
     request: Request, grant_id: uuid.UUID, body: ReasonIn, session: SessionDep, principal: CurrentPrincipal
 ) -> GrantOut:
     """The holder does not want it."""
-    grant = benefits.decline(session, principal, grant_id, body.reason)
-    audit(request, principal, "benefits.grant.decline", object_type="benefit_grant", object_id=str(grant_id))
-    return GrantOut.model_validate(grant)
+    return _stepped(request, principal, "decline", benefits.decline(session, principal, grant_id, body.reason))
 
 
 @router.post("/grants/{grant_id}/appeal")
@@ -229,9 +233,19 @@ def appeal(
     request: Request, grant_id: uuid.UUID, body: ReasonIn, session: SessionDep, principal: CurrentPrincipal
 ) -> GrantOut:
     """The holder disputes it; staff look again."""
-    grant = benefits.appeal(session, principal, grant_id, body.reason)
-    audit(request, principal, "benefits.grant.appeal", object_type="benefit_grant", object_id=str(grant_id))
-    return GrantOut.model_validate(grant)
+    return _stepped(request, principal, "appeal", benefits.appeal(session, principal, grant_id, body.reason))
+
+
+@router.post("/grants/{grant_id}/uphold")
+def uphold(
+    request: Request,
+    grant_id: uuid.UUID,
+    body: ReasonIn,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require_action(benefits.REVERSE))],
+) -> GrantOut:
+    """Staff answer an appeal by keeping the grant, with the reason."""
+    return _stepped(request, principal, "uphold", benefits.uphold(session, principal, grant_id, body.reason))
 
 
 @router.post("/grants/{grant_id}/reverse")
@@ -243,6 +257,4 @@ def reverse(
     principal: Annotated[Principal, Depends(require_action(benefits.REVERSE))],
 ) -> GrantOut:
     """Staff take a grant back with the reason."""
-    grant = benefits.reverse(session, principal, grant_id, body.reason)
-    audit(request, principal, "benefits.grant.reverse", object_type="benefit_grant", object_id=str(grant_id))
-    return GrantOut.model_validate(grant)
+    return _stepped(request, principal, "reverse", benefits.reverse(session, principal, grant_id, body.reason))

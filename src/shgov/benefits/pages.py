@@ -20,6 +20,7 @@ from shgov.core.errors import DomainError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit
 from shgov.core.identity.permissions import Principal
+from shgov.core.ids import mask_personal
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
@@ -48,7 +49,7 @@ NAV = [
     ),
 ]
 STATUS_LABELS = {
-    "granted": N_("granted"),
+    "granted": N_("benefit given"),
     "invited": N_("invited to apply"),
     "declined": N_("declined"),
     "appealed": N_("appealed"),
@@ -200,6 +201,11 @@ def _workbench(
         "form": form or _form_of(found),
         "error": error,
         "versions": benefits.versions_of(session, code) if code else [],
+        "appeals": [
+            (g, mask_personal(g.entity_key, "id_number"), why) for g, why in benefits.appealed_grants(session, code)
+        ]
+        if code and who.allows(benefits.REVERSE, None, found.policy.department_code if found else None)
+        else [],
         "schema": benefits.register_schema(session),
         "today": benefits.today(settings).isoformat(),
         **(result or {}),
@@ -258,6 +264,14 @@ def policy_page(
         return _workbench(request, templates, session, settings, who, code, error=exc)
     result["test_key"], result["as_of"] = test_key, as_of
     return _workbench(request, templates, session, settings, who, code, result=result)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _bad_date() -> DomainError:
@@ -326,6 +340,12 @@ async def policy_change(
                 benefits.retire(session, code)
             elif op == "run":
                 benefits.run(session, settings.lake_dir, code, benefits.today(settings))
+            elif op in ("reverse", "uphold"):
+                grant_id = uuid.UUID(form.get("grant_id", "")) if _is_uuid(form.get("grant_id", "")) else None
+                if grant_id is None:
+                    raise NotFoundError("no such grant", field="grant_id")
+                decide = benefits.reverse if op == "reverse" else benefits.uphold
+                decide(session, who, grant_id, form.get("reason", ""))
             else:
                 raise NotFoundError(f"no operation {op!r}", field="op")
             message = op

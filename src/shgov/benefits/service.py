@@ -530,18 +530,21 @@ def _history(
 Notifier = Callable[[Session, BenefitGrant, PolicyVersion], None]
 
 
-def _notify_holder(session: Session, grant: BenefitGrant, version: PolicyVersion) -> None:
+def _tell_holder(session: Session, grant: BenefitGrant, subject: str, body: str) -> None:
     if grant.target != "person":
         return  # enterprise accounts are told on their page (专属网页); no account register lookup yet
     user = user_by_id_number(session, grant.entity_key)
-    if user is None:
-        return
+    if user is not None:
+        tell(session, user.id, subject, body, f"/my/benefits/{grant.id}", "benefits.grant")
+
+
+def _notify_holder(session: Session, grant: BenefitGrant, version: PolicyVersion) -> None:
     amount = f"{grant.amount_fen / 100:.2f} 元"
     if grant.status == "granted":
         subject, body = f"【免申即享】{version.name}", f"您符合条件，已为您办理，金额 {amount}，无需申请。"
     else:
         subject, body = f"【政策找人】{version.name}", f"您可能符合条件（预计 {amount}），欢迎申请。"
-    tell(session, user.id, subject, body, f"/my/benefits/{grant.id}", "benefits.grant")
+    _tell_holder(session, grant, subject, body)
 
 
 def run(
@@ -714,19 +717,53 @@ def appeal(session: Session, principal: Principal, grant_id: uuid.UUID, reason: 
     return grant
 
 
-def reverse(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str) -> BenefitGrant:
-    """Staff take a grant back, with the reason (the history keeps both steps)."""
+def _staff_grant(session: Session, principal: Principal, grant_id: uuid.UUID) -> BenefitGrant:
     grant = get_grant(session, grant_id)
     policy = session.get(Policy, grant.policy_code)
     if policy is None or not principal.allows(REVERSE, None, policy.department_code):
-        raise ForbiddenError("you may not reverse this policy's grants")
+        raise ForbiddenError("you may not decide on this policy's grants")
+    return grant
+
+
+def reverse(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str) -> BenefitGrant:
+    """Staff take a grant back, with the reason (the history keeps both steps)."""
+    grant = _staff_grant(session, principal, grant_id)
     if grant.status == "reversed":
         raise ConflictError("the grant is already reversed", field="status")
     why = _reason(reason)
     before, grant.status = grant.status, "reversed"
     _history(session, grant, principal.display_name, "reverse", before, why)
+    _tell_holder(session, grant, "【政策待遇】已撤销", f"经复核，该项待遇已撤销。理由：{why}")
     emit(session, "benefits.grant.reversed", {"grant_id": str(grant.id), "code": grant.policy_code})
     return grant
+
+
+def uphold(session: Session, principal: Principal, grant_id: uuid.UUID, reason: str) -> BenefitGrant:
+    """Staff answer an appeal by keeping the grant as it was, saying why (the holder sees the answer)."""
+    grant = _staff_grant(session, principal, grant_id)
+    if grant.status != "appealed":
+        raise ConflictError(f"a {grant.status} grant has no appeal to answer", field="status")
+    why = _reason(reason)
+    appealed = [e for e in grant_history(session, grant.id) if e.action == "appeal"]
+    before, grant.status = grant.status, (appealed[-1].from_status if appealed else None) or "granted"
+    _history(session, grant, principal.display_name, "uphold", before, why)
+    _tell_holder(session, grant, "【政策待遇】申诉答复", f"经复核，维持原决定。答复：{why}")
+    emit(session, "benefits.grant.upheld", {"grant_id": str(grant.id), "code": grant.policy_code})
+    return grant
+
+
+def appealed_grants(session: Session, code: str) -> list[tuple[BenefitGrant, str]]:
+    """A policy's grants under appeal, oldest first, each with the holder's reason."""
+    grants = session.scalars(
+        select(BenefitGrant)
+        .where(BenefitGrant.policy_code == code, BenefitGrant.status == "appealed")
+        .order_by(BenefitGrant.updated_at)
+    )
+    out = []
+    for grant in grants:
+        appeals = [e.note for e in grant_history(session, grant.id) if e.action == "appeal"]
+        out.append((grant, appeals[-1] if appeals else ""))
+    return out
 
 
 def active_policies(session: Session, target: str | None = None) -> list[Found]:

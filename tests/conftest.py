@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -110,10 +111,15 @@ def settings(tmp_path: Path, engine: Engine) -> Settings:
 
 
 class SwitchApp:
-    """An ASGI app that forwards to whichever app the current test set."""
+    """An ASGI app that forwards to whichever app the current test set.
+
+    A test's app works on one database connection (the test's transaction), and one connection cannot
+    interleave savepoints: requests the browser sends in parallel (a page's images, a second tab) take turns.
+    Event streams, which stay open, do not wait for a turn."""
 
     def __init__(self) -> None:
         self.target: FastAPI | None = None
+        self._turns: asyncio.Lock | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -126,7 +132,13 @@ class SwitchApp:
                     return
         if self.target is None:
             raise RuntimeError("no app set for this test")
-        await self.target(scope, receive, send)
+        if scope["type"] != "http" or str(scope.get("path", "")).endswith("/stream"):
+            await self.target(scope, receive, send)
+            return
+        if self._turns is None:
+            self._turns = asyncio.Lock()  # made in the server's own event loop
+        async with self._turns:
+            await self.target(scope, receive, send)
 
 
 class LiveServer:

@@ -779,14 +779,14 @@ async def dashboard_stream(
         seen: tuple[int, str] | None = None
         yield "retry: 5000\n\n"
         while not await request.is_disconnected():
-            with db.session() as session:
+            message = ": still here\n\n"
+            with db.session() as session:  # closed before the message goes out: no session waits on a client
                 stamp = overview.version(session, scope)
                 if stamp != seen:
                     seen = stamp
                     data = overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
-                    yield f"event: overview\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-                else:
-                    yield ": still here\n\n"
+                    message = f"event: overview\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            yield message
             await asyncio.sleep(LIVE_POLL_SECONDS)
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

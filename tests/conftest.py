@@ -115,10 +115,12 @@ class SwitchApp:
 
     A test's app works on one database connection (the test's transaction), and one connection cannot
     interleave savepoints: requests the browser sends in parallel (a page's images, a second tab) take turns.
-    Event streams, which stay open, do not wait for a turn."""
+    Event streams, which stay open, do not wait for a turn; nor does anything while ``take_turns`` is off (an
+    app that calls a provider it serves itself would wait for its own turn)."""
 
     def __init__(self) -> None:
         self.target: FastAPI | None = None
+        self.take_turns = True
         self._turns: asyncio.Lock | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,7 +134,7 @@ class SwitchApp:
                     return
         if self.target is None:
             raise RuntimeError("no app set for this test")
-        if scope["type"] != "http" or str(scope.get("path", "")).endswith("/stream"):
+        if not self.take_turns or scope["type"] != "http" or str(scope.get("path", "")).endswith("/stream"):
             await self.target(scope, receive, send)
             return
         if self._turns is None:

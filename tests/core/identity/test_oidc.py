@@ -97,7 +97,9 @@ def oidc_app(
     app.state.region_index = region_index
     app.mount("/test-idp", provider(issuer, {"sub": "u-42", "preferred_username": "li.na", "name": "李娜"}))
     live_server.switch.target = app
+    live_server.switch.take_turns = False  # the app calls the provider it serves while answering a request
     yield live_server.url
+    live_server.switch.take_turns = True
     live_server.switch.target = None
 
 

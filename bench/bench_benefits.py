@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +42,25 @@ ROOT = Path(__file__).resolve().parents[1]
 OPENFISCA_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
 
-def _dates(period: str) -> language.Dates:
-    if period == "month":
-        return language.Dates(
-            AS_OF, AS_OF.replace(day=1), (AS_OF.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+def _checked(
+    specs: list[benefits.PolicySpec], target: str, schema: language.Schema
+) -> list[tuple[language.Checked, language.Dates]]:
+    """The demo policies about ``target``, checked, each with the dates of its period."""
+    sources = {s.code: s.source for s in specs}
+    return [
+        (
+            language.check(schema, sources[s.code], sources.get),
+            benefits.period_dates(s.period, AS_OF, s.effective_from, s.effective_to),
         )
-    return language.Dates(AS_OF, date(AS_OF.year, 1, 1), date(AS_OF.year, 12, 31))
+        for s in specs
+        if s.target == target
+    ]
 
 
 def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
     """Every demo policy over its whole population, in this (fresh) process; results to ``out``."""
     db = Database.from_url(url)
     specs = benefits.demo_specs()
-    sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in specs}
     with db.session() as session:
         schema = benefits.register_schema(session)
         folders = {t: registers.live_folder(session, Path(lake_dir), t)[0] for t in ("person", "enterprise")}
@@ -65,9 +71,8 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
     for target, folder in folders.items():
         direct.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet('{folder}/*.parquet')")
     for target in ("person", "enterprise"):
-        mine = [s for s in specs if s.target == target]
-        checked = [(language.check(schema, sources[s.code], sources.get), _dates(s.period)) for s in mine]
-        direct.sql(language.compile_many(checked, schema, "duckdb", {t: t for t in folders})).to_arrow_table()
+        sql = language.compile_many(_checked(specs, target, schema), schema, "duckdb", {t: t for t in folders})
+        direct.sql(sql).to_arrow_table()
     from_files = time.perf_counter() - started
     direct.close()
     with db.session() as session:
@@ -80,10 +85,7 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
         with benefits.opened(session, Path(lake_dir)) as views:
             for target in columns:
                 mine = [s for s in specs if s.target == target]
-                compiled = [
-                    (language.check(views.schema, sources[s.code], sources.get), _dates(s.period)) for s in mine
-                ]
-                sql = language.compile_many(compiled, views.schema, "duckdb", views.tables)
+                sql = language.compile_many(_checked(specs, target, views.schema), views.schema, "duckdb", views.tables)
                 results[target] = (mine, views.con.sql(sql).to_arrow_table())  # DuckDB's own output: Arrow
         seconds = time.perf_counter() - started
         for target, (mine, table) in results.items():

@@ -62,7 +62,7 @@ def postgres(postgresql_database: str, frames: dict[str, pl.DataFrame]) -> Itera
 @pytest.fixture
 def compiled_on_duckdb(db: Database, frames: dict[str, pl.DataFrame]) -> Compiling:
     """The register frames in DuckDB, the registers' schema and the demo policies' sources."""
-    sources = {s.code: language.Source(s.code, s.target, tuple(s.conditions), s.amount) for s in benefits.demo_specs()}
+    sources = {s.code: s.source for s in benefits.demo_specs()}
     with db.session() as session:
         schema = benefits.register_schema(session)
     duck = duckdb.connect()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Literal, cast
 
@@ -787,14 +786,6 @@ class _Sql:
             return f"CAST(CASE WHEN {hit} THEN COALESCE({column}, 0) ELSE 0 END AS {sql_type})"
         return f"(CASE WHEN {hit} THEN {column} END)"
 
-    def from_clause(self, table: str) -> str:
-        """The target's table with the grouped aggregates joined."""
-        joined = "".join(
-            f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{our_field}"'
-            for (derived, our_field), name in (self.joins or {}).items()
-        )
-        return f"{table} AS {OUTER}{joined}"
-
     def reference(self, node: Node, alias: str) -> str:
         *conditions, last = node.children
         if node.type == "bool":
@@ -827,6 +818,15 @@ class Compiled:
     key: str
     columns: tuple[Column, ...]
     one_entity_sql: str  # the same SELECT for one key (bound as $key in DuckDB, :key through SQLAlchemy)
+
+
+def _from_clause(table: str, joins: dict[tuple[str, str], str]) -> str:
+    """The target's table with the grouped aggregates joined."""
+    joined = "".join(
+        f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{our_field}"'
+        for (derived, our_field), name in joins.items()
+    )
+    return f"{table} AS {OUTER}{joined}"
 
 
 def _select(checked: Checked, sql: _Sql) -> tuple[list[str], list[Column]]:
@@ -863,9 +863,9 @@ def compile_policy(
     entity's related rows)."""
     entity = schema.entity(checked.source.target)
     key = f'{OUTER}."{entity.key}"'
-    batch = _Sql(dialect, tables, dates, joins={})
-    select, columns = _select(checked, batch)
-    body = f"SELECT {key} AS entity_key, {', '.join(select)} FROM {batch.from_clause(tables[entity.name])}"
+    joins: dict[tuple[str, str], str] = {}
+    select, columns = _select(checked, _Sql(dialect, tables, dates, joins))
+    body = f"SELECT {key} AS entity_key, {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"
     single = _Sql(dialect, tables, dates)
     one_select, _columns = _select(checked, single)
     one = (
@@ -887,11 +887,10 @@ def compile_many(
     entity = schema.entity(targets.pop())
     joins: dict[tuple[str, str], str] = {}
     select = [f'{OUTER}."{entity.key}" AS entity_key']
-    last = _Sql(dialect, tables, Dates(date.min, date.min, date.min), joins)
     for i, (checked, dates) in enumerate(policies):
-        last = _Sql(dialect, tables, dates, joins)
-        eligible = last.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
-        amount = last.rounded(last.scaled(checked.amount, OUTER), "100")
+        sql = _Sql(dialect, tables, dates, joins)
+        eligible = sql.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
+        amount = sql.rounded(sql.scaled(checked.amount, OUTER), "100")
         select.append(f"{eligible} AS e{i}")
         select.append(f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END) AS a{i}")
-    return f"SELECT {', '.join(select)} FROM {last.from_clause(tables[entity.name])}"
+    return f"SELECT {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"

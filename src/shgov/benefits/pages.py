@@ -243,7 +243,7 @@ def policy_page(
         return who
     result: dict[str, Any] = {}
     try:
-        day = date.fromisoformat(as_of) if as_of else benefits.today(settings)
+        day = _date_field(as_of, "as_of") or benefits.today(settings)
         latest = benefits.latest_version(session, code)
         number = latest.version.version if latest else None
         if test_key.strip():
@@ -258,35 +258,32 @@ def policy_page(
             )
         if dry:
             result["dry"] = benefits.dry_run(session, settings.lake_dir, code, day, number)
-    except ValueError:
-        return _workbench(request, templates, session, settings, who, code, error=_bad_date())
     except DomainError as exc:
         return _workbench(request, templates, session, settings, who, code, error=exc)
     result["test_key"], result["as_of"] = test_key, as_of
     return _workbench(request, templates, session, settings, who, code, result=result)
 
 
-def _is_uuid(value: str) -> bool:
+def _date_field(value: str, field: str) -> date | None:
+    """A date typed into a form (YYYY-MM-DD), None when empty."""
+    if not value.strip():
+        return None
     try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise DomainError("日期格式应为 YYYY-MM-DD", field=field) from exc
 
 
-def _bad_date() -> DomainError:
-    return DomainError("日期格式应为 YYYY-MM-DD", field="as_of")
+def _grant_id(form: dict[str, str]) -> uuid.UUID:
+    try:
+        return uuid.UUID(form.get("grant_id", ""))
+    except ValueError as exc:
+        raise NotFoundError("no such grant", field="grant_id") from exc
 
 
 def _spec(form: dict[str, str]) -> benefits.PolicySpec:
     def day(name: str) -> date | None:
-        value = form.get(name, "").strip()
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError as exc:
-            raise DomainError("日期格式应为 YYYY-MM-DD", field=name) from exc
+        return _date_field(form.get(name, ""), name)
 
     budget = form.get("budget_yuan", "").strip()
     try:
@@ -341,11 +338,8 @@ async def policy_change(
             elif op == "run":
                 benefits.run(session, settings.lake_dir, code, benefits.today(settings))
             elif op in ("reverse", "uphold"):
-                grant_id = uuid.UUID(form.get("grant_id", "")) if _is_uuid(form.get("grant_id", "")) else None
-                if grant_id is None:
-                    raise NotFoundError("no such grant", field="grant_id")
                 decide = benefits.reverse if op == "reverse" else benefits.uphold
-                decide(session, who, grant_id, form.get("reason", ""))
+                decide(session, who, _grant_id(form), form.get("reason", ""))
             else:
                 raise NotFoundError(f"no operation {op!r}", field="op")
             message = op

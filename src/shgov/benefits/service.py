@@ -96,6 +96,11 @@ class PolicySpec:
     amount: str = "0"
     budget_fen: int | None = None
 
+    @property
+    def source(self) -> Source:
+        """What the language checks: the target, conditions and amount."""
+        return _source(self.code, self.target, self.conditions, self.amount)
+
 
 def _source(code: str, target: str, conditions: list[str], amount: str) -> Source:
     return Source(code, target, tuple(conditions), amount or "0")
@@ -133,7 +138,7 @@ def check_spec(session: Session, schema: Schema, spec: PolicySpec) -> Checked:
     if not spec.conditions:
         raise InvalidError("至少需要一个条件", field="conditions")
     try:
-        return language.check(schema, _source(spec.code, spec.target, spec.conditions, spec.amount), _resolver(session))
+        return language.check(schema, spec.source, _resolver(session))
     except PolicyError as exc:
         part = exc.part
         name = "amount" if part == "amount" else f"conditions[{int(part.split()[-1]) - 1}]" if part else "target"
@@ -249,14 +254,19 @@ def period_key(period: str, as_of: date) -> str:
     return {"once": "once", "year": f"{as_of:%Y}", "month": f"{as_of:%Y-%m}"}[period]
 
 
-def dates_for(version: PolicyVersion, as_of: date) -> Dates:
-    """The evaluation date and the bounds of its period."""
-    if version.period == "year":
+def period_dates(period: str, as_of: date, effective_from: date, effective_to: date | None) -> Dates:
+    """The evaluation date and the bounds of its period (a ``once`` policy: its effective period)."""
+    if period == "year":
         return Dates(as_of, date(as_of.year, 1, 1), date(as_of.year, 12, 31))
-    if version.period == "month":
+    if period == "month":
         last = calendar.monthrange(as_of.year, as_of.month)[1]
         return Dates(as_of, date(as_of.year, as_of.month, 1), date(as_of.year, as_of.month, last))
-    return Dates(as_of, version.effective_from, version.effective_to or as_of)
+    return Dates(as_of, effective_from, effective_to or as_of)
+
+
+def dates_for(version: PolicyVersion, as_of: date) -> Dates:
+    """The evaluation dates of a saved version."""
+    return period_dates(version.period, as_of, version.effective_from, version.effective_to)
 
 
 def in_force(version: PolicyVersion, as_of: date) -> bool:
@@ -313,7 +323,6 @@ class Registers:
     def __init__(self, loaded: _Loaded) -> None:
         self.con = loaded.con.cursor()  # a connection of its own to the shared database (thread-safe)
         self.tables = loaded.tables
-        self.versions = loaded.versions
         self.schema = loaded.schema
 
     def compiled(self, schema: Schema, checked: Checked, dates: Dates) -> Compiled:
@@ -594,16 +603,16 @@ def run(
     with opened(session, lake_dir) as views:
         checked = _checked(session, views.schema, found)
         compiled = views.compiled(views.schema, checked, dates_for(version, as_of))
-        sql = f"SELECT * FROM ({compiled.sql}) AS q"
-        count_sql = f"SELECT COUNT(*) AS n FROM ({compiled.sql}) AS q"
+        key_column = views.schema.entity(policy.target).key
+        population = f"SELECT COUNT(*) AS n FROM {views.tables[policy.target]}"  # one row per entity: no need
+        wanted = f"SELECT * FROM ({compiled.sql}) AS q WHERE eligible"  # to evaluate the policy to count them
         params: dict[str, Any] = {}
         if keys is not None:
-            wanted = sorted({k.strip().upper() for k in keys})
-            sql += " WHERE entity_key IN (SELECT UNNEST($keys))"
-            count_sql += " WHERE entity_key IN (SELECT UNNEST($keys))"
-            params["keys"] = wanted
-        record.evaluated = int(next(views.rows(count_sql, params))["n"])
-        for row in views.rows(f"{sql} {'AND' if keys is not None else 'WHERE'} eligible ORDER BY entity_key", params):
+            params["keys"] = sorted({k.strip().upper() for k in keys})
+            population += f' WHERE "{key_column}" IN (SELECT UNNEST($keys))'
+            wanted += " AND entity_key IN (SELECT UNNEST($keys))"
+        record.evaluated = int(next(views.rows(population, params))["n"])
+        for row in views.rows(f"{wanted} ORDER BY entity_key", params):
             record.qualified += 1
             key = str(row["entity_key"])
             amount = int(row["amount_fen"] or 0)

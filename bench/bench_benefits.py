@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from shgov.benefits import language
+from shgov.benefits import evaluation, language
 from shgov.benefits import service as benefits
 from shgov.contexts import import_models
 from shgov.core.db import Base, Database
@@ -77,16 +77,18 @@ def _evaluate(url: str, lake_dir: str, out: str) -> dict[str, float]:
     direct.close()
     with db.session() as session:
         started = time.perf_counter()
-        benefits.loaded_registers(session, Path(lake_dir))  # the files into memory, as OpenFisca builds its simulation
+        # the files into memory, as OpenFisca builds its simulation
+        loaded = evaluation.loaded_registers(session, Path(lake_dir), benefits.TARGETS, benefits.register_schema)
         loading = time.perf_counter() - started
         started = time.perf_counter()
         columns: dict[str, dict[str, pl.Series]] = {"person": {}, "enterprise": {}}
         results: dict[str, tuple[list[benefits.PolicySpec], Any]] = {}
-        with benefits.opened(session, Path(lake_dir)) as views:
-            for target in columns:
-                mine = [s for s in specs if s.target == target]
-                sql = language.compile_many(_checked(specs, target, views.schema), views.schema, "duckdb", views.tables)
-                results[target] = (mine, views.con.sql(sql).to_arrow_table())  # DuckDB's own output: Arrow
+        views = evaluation.DuckDBRegisters(loaded)
+        for target in columns:
+            mine = [s for s in specs if s.target == target]
+            sql = language.compile_many(_checked(specs, target, views.schema), views.schema, "duckdb", views.tables)
+            results[target] = (mine, views.con.sql(sql).to_arrow_table())  # DuckDB's own output: Arrow
+        views.close()
         seconds = time.perf_counter() - started
         for target, (mine, table) in results.items():
             frame = pl.DataFrame(pl.from_arrow(table))

@@ -297,7 +297,16 @@ def test_circular_references_are_refused() -> None:
         check(SCHEMA, Source("self", "person", ('policy("self")',)), lambda code: None)
 
 
-def test_text_literals_cannot_break_out_of_the_query() -> None:
-    source = Source("quote", "person", ('name == "x\' OR 1=1 --"',))
-    compiled = compile_policy(check(SCHEMA, source, _resolve), SCHEMA, "duckdb", {"person": "person"}, DATES)
+def test_text_literals_cannot_break_out_of_the_query(postgres: Connection) -> None:
+    """Quotes end nothing; a colon or a percent sign is text on PostgreSQL too (not a parameter)."""
+    breaking = Source("quote", "person", ('name == "x\' OR 1=1 --"',))
+    compiled = compile_policy(check(SCHEMA, breaking, _resolve), SCHEMA, "duckdb", {"person": "person"}, DATES)
     assert not any(r["eligible"] for r in _run_duckdb(compiled).values())
+    marks = Source("marks", "person", ('name in [":key", "a::b", "50%", "\\:x", "闰日"] or name == "%(key)s"',))
+    checked = check(SCHEMA, marks, _resolve)
+    for dialect in ("duckdb", "postgresql"):
+        query = compile_policy(checked, SCHEMA, dialect, {"person": "person"}, DATES)  # type: ignore[arg-type]
+        rows = _run_duckdb(query) if dialect == "duckdb" else _run_postgres(postgres, query)
+        assert {k for k, r in rows.items() if r["eligible"]} == {"P2"}, dialect
+        one = postgres.execute(text(query.one_entity_sql), {"key": "P2"}) if dialect == "postgresql" else None
+        assert one is None or one.mappings().one()["eligible"] is True

@@ -229,8 +229,8 @@ def test_a_register_change_re_evaluates_only_the_entity_it_touched(
     persons = _persons(db, lake_dir).drop_nulls("birth_date")
     old = persons.filter(pl.col("birth_date") < dt.date(1930, 1, 1))["id_number"][0]
     young = persons.filter(pl.col("birth_date") > dt.date(2000, 1, 1))["id_number"][0]
-    (_name, pattern, handler), *_ = benefits.subscribers(db, settings)
-    assert pattern == "registers.*.changed"
+    (_name, pattern, handler), (_other, rebuilt_pattern, on_rebuilt) = benefits.subscribers(db, settings)
+    assert (pattern, rebuilt_pattern) == ("registers.*.changed", "registers.*.rebuilt")
     for key in (old, young, old):  # the same change delivered twice grants once
         handler(Event(uuid.uuid4(), "registers.person.changed", {"key": key, "elements": ["birth_date"]}, utcnow()))
     with db.session() as session:
@@ -240,3 +240,13 @@ def test_a_register_change_re_evaluates_only_the_entity_it_touched(
         ).all()
     assert [g.entity_key for g in grants] == [old]
     assert [(r.kind, r.evaluated, r.granted) for r in runs] == [("event", 1, 1), ("event", 1, 0), ("event", 1, 0)]
+    # a build that changed too many records to announce one by one re-evaluates everybody, granting the rest
+    on_rebuilt(Event(uuid.uuid4(), "registers.person.rebuilt", {"version": 2, "changed": 10_000}, utcnow()))
+    with db.session() as session:
+        last = session.scalars(
+            select(PolicyRun).where(PolicyRun.policy_code == "elderly_allowance").order_by(PolicyRun.started_at.desc())
+        ).first()
+        dry = benefits.dry_run(session, lake_dir, "elderly_allowance", benefits.today(settings))
+    assert last is not None
+    assert (last.evaluated, last.qualified, last.already) == (_persons(db, lake_dir).height, dry.qualified, 1)
+    assert last.granted == dry.qualified - 1

@@ -587,7 +587,9 @@ class _Sql:
         return f"CAST(({column}) * {SCALE} AS {self.wide})"
 
     def literal_text(self, value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
+        quoted = "'" + value.replace("'", "''") + "'"
+        # the PostgreSQL form is run through SQLAlchemy's text(), where ":word" would be a parameter
+        return quoted.replace(":", "\\:") if self.dialect == "postgresql" else quoted
 
     def literal_date(self, value: dt.date) -> str:
         return f"DATE '{value.isoformat()}'"

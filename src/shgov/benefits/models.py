@@ -102,3 +102,17 @@ class GrantEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class RegisterCopy(Base):
+    """The PostgreSQL table holding a copy of a live register version, which policies are evaluated over
+    when the transactions live in PostgreSQL (the embedded deployment reads the Parquet files instead)."""
+
+    __tablename__ = "benefit_register_copies"
+
+    target: Mapped[str] = mapped_column(String(20), primary_key=True)  # person | enterprise
+    version: Mapped[int]
+    source: Mapped[str] = mapped_column(Text)  # the Parquet folder copied
+    table_name: Mapped[str] = mapped_column(String(63))
+    rows: Mapped[int]
+    copied_at: Mapped[datetime] = mapped_column(default=utcnow)

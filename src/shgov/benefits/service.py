@@ -8,9 +8,7 @@ import calendar
 import hashlib
 import json
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +17,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from shgov.benefits import language
+from shgov.benefits import evaluation, language
+from shgov.benefits.evaluation import Registers
 from shgov.benefits.language import Checked, Compiled, Dates, Entity, PolicyError, Relation, Schema, Source
 from shgov.benefits.models import BenefitGrant, GrantEvent, Policy, PolicyRun, PolicyVersion
 from shgov.core.db import Database, utcnow
@@ -31,8 +29,8 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role, get_user, user_by_id_number
-from shgov.core.notify import tell
+from shgov.core.identity.service import accounts_by_key, add_actions_to_role, get_user
+from shgov.core.notify import Notice, notify
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 
@@ -274,80 +272,10 @@ def in_force(version: PolicyVersion, as_of: date) -> bool:
     return version.effective_from <= as_of and (version.effective_to is None or as_of <= version.effective_to)
 
 
-@dataclass
-class _Loaded:
-    """One lake's live registers loaded into an in-memory DuckDB database, with the schema they had."""
-
-    versions: dict[str, int]
-    con: duckdb.DuckDBPyConnection
-    tables: dict[str, str]
-    schema: Schema
-
-
-_LOADED: OrderedDict[Path, _Loaded] = OrderedDict()
-_LOADED_LOCK = threading.Lock()
-LOADED_LAKES = 4  # lakes kept loaded at once (a deployment has one; tests have many)
-
-
-def loaded_registers(session: Session, lake_dir: Path) -> _Loaded:
-    """The live registers in memory: loaded from their Parquet files once per version (a register build
-    makes a new version, which is loaded on the next use), so evaluations never reread the files."""
-    folders: dict[str, tuple[Path, int]] = {}
-    for target, register in TARGETS.items():
-        try:
-            folders[target] = registers.live_folder(session, lake_dir, register)
-        except NotFoundError:
-            continue  # not built yet: policies about it cannot be evaluated
-    versions = {target: version for target, (_folder, version) in folders.items()}
-    with _LOADED_LOCK:
-        cached = _LOADED.get(lake_dir)
-        if cached is not None and cached.versions == versions:
-            _LOADED.move_to_end(lake_dir)
-            return cached
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        for target, (folder, _version) in folders.items():
-            pattern = str(folder / "*.parquet").replace("'", "''")
-            con.execute(f"CREATE TABLE {target} AS SELECT * FROM read_parquet('{pattern}')")
-        loaded = _Loaded(versions, con, {t: t for t in folders}, register_schema(session))
-        _LOADED[lake_dir] = loaded
-        _LOADED.move_to_end(lake_dir)
-        while len(_LOADED) > LOADED_LAKES:
-            _LOADED.popitem(last=False)[1].con.close()
-        return loaded
-
-
-class Registers:
-    """The live registers for one unit of work: a cursor of their loaded database."""
-
-    def __init__(self, loaded: _Loaded) -> None:
-        self.con = loaded.con.cursor()  # a connection of its own to the shared database (thread-safe)
-        self.tables = loaded.tables
-        self.schema = loaded.schema
-
-    def compiled(self, schema: Schema, checked: Checked, dates: Dates) -> Compiled:
-        """The policy as a query over these tables."""
-        if checked.source.target not in self.tables:
-            raise NotFoundError(f"the {checked.source.target} register has not been built", field="target")
-        return language.compile_policy(checked, schema, "duckdb", self.tables, dates)
-
-    def rows(self, sql: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """The rows of a query as dicts."""
-        cursor = self.con.execute(sql, params or {})
-        names = [d[0] for d in cursor.description or []]
-        while batch := cursor.fetchmany(10_000):
-            for row in batch:
-                yield dict(zip(names, row, strict=True))
-
-    def close(self) -> None:
-        """Release the cursor."""
-        self.con.close()
-
-
 @contextmanager
 def opened(session: Session, lake_dir: Path) -> Iterator[Registers]:
-    """The live registers for the length of a ``with`` block."""
-    views = Registers(loaded_registers(session, lake_dir))
+    """The live registers for the length of a ``with`` block, in the engine of the session's database."""
+    views = evaluation.registers_for(session, lake_dir, TARGETS, register_schema)
     try:
         yield views
     finally:
@@ -386,7 +314,7 @@ def dry_run(session: Session, lake_dir: Path, code: str, as_of: date, number: in
     found = get_version(session, code, number)
     with opened(session, lake_dir) as views:
         checked = _checked(session, views.schema, found)
-        compiled = views.compiled(views.schema, checked, dates_for(found.version, as_of))
+        compiled = views.compiled(checked, dates_for(found.version, as_of))
         count = len(checked.conditions)
         unknown = " OR ".join(f"c{i} IS NULL" for i in range(count)) or "FALSE"
         failed = " OR ".join(f"c{i} = FALSE" for i in range(count)) or "FALSE"
@@ -503,8 +431,8 @@ def _trace(found: Found, compiled: Compiled, key: str, as_of: date, row: dict[st
     return trace
 
 
-def _explain_in(session: Session, views: Registers, schema: Schema, found: Found, key: str, as_of: date) -> Trace:
-    compiled = views.compiled(schema, _checked(session, schema, found), dates_for(found.version, as_of))
+def _explain_in(session: Session, views: Registers, found: Found, key: str, as_of: date) -> Trace:
+    compiled = views.compiled(_checked(session, views.schema, found), dates_for(found.version, as_of))
     row = next(views.rows(compiled.one_entity_sql, {"key": key}), None)
     return _trace(found, compiled, key, as_of, row)
 
@@ -513,7 +441,7 @@ def explain(session: Session, lake_dir: Path, code: str, key: str, as_of: date, 
     """Evaluate a policy for one entity with the same query, condition by condition."""
     found = get_version(session, code, number)
     with opened(session, lake_dir) as views:
-        return _explain_in(session, views, views.schema, found, key.strip().upper(), as_of)
+        return _explain_in(session, views, found, key.strip().upper(), as_of)
 
 
 def explain_all(session: Session, lake_dir: Path, target: str, key: str, as_of: date) -> list[Trace]:
@@ -522,7 +450,7 @@ def explain_all(session: Session, lake_dir: Path, target: str, key: str, as_of: 
     if not policies:
         return []
     with opened(session, lake_dir) as views:
-        return [_explain_in(session, views, views.schema, found, key.strip().upper(), as_of) for found in policies]
+        return [_explain_in(session, views, found, key.strip().upper(), as_of) for found in policies]
 
 
 # -- runs and grants ------------------------------------------------------------------------------------
@@ -536,24 +464,60 @@ def _history(
     )
 
 
-Notifier = Callable[[Session, BenefitGrant, PolicyVersion], None]
+ACCOUNT_KINDS = {"person": "citizen", "enterprise": "enterprise"}  # policy target → the accounts of its holders
+ONE_BY_ONE = 64  # a register change touching this few entities evaluates each with the one-entity query
+GRANT_BATCH = 5_000  # grants written (and their holders told) per statement
+
+# Tells the holders of a batch of new grants (rows of benefit_grants) about them.
+Notifier = Callable[[Session, PolicyVersion, list[dict[str, Any]]], None]
+
+
+def _tell_holders(session: Session, target: str, told: list[tuple[str, str, str, str]]) -> None:
+    """Send (entity key, subject, body, link) to every account of each holder: a person's own, or each of an
+    enterprise's; holders without an account see it on their page when they sign up."""
+    accounts = accounts_by_key(session, ACCOUNT_KINDS[target], [key for key, *_rest in told])
+    for key, subject, body, link in told:
+        for user in accounts.get(key, []):
+            notify(session, Notice(user.id, subject, body, link, "benefits.grant", phone=user.phone))
 
 
 def _tell_holder(session: Session, grant: BenefitGrant, subject: str, body: str) -> None:
-    if grant.target != "person":
-        return  # enterprise accounts are told on their page (专属网页); no account register lookup yet
-    user = user_by_id_number(session, grant.entity_key)
-    if user is not None:
-        tell(session, user.id, subject, body, f"/my/benefits/{grant.id}", "benefits.grant")
+    _tell_holders(session, grant.target, [(grant.entity_key, subject, body, f"/my/benefits/{grant.id}")])
 
 
-def _notify_holder(session: Session, grant: BenefitGrant, version: PolicyVersion) -> None:
-    amount = f"{grant.amount_fen / 100:.2f} 元"
-    if grant.status == "granted":
-        subject, body = f"【免申即享】{version.name}", f"您符合条件，已为您办理，金额 {amount}，无需申请。"
-    else:
-        subject, body = f"【政策找人】{version.name}", f"您可能符合条件（预计 {amount}），欢迎申请。"
-    _tell_holder(session, grant, subject, body)
+def _notify_holders(session: Session, version: PolicyVersion, grants: list[dict[str, Any]]) -> None:
+    """免申即享: "granted, nothing to apply for"; 政策找人: "you may qualify, please apply"."""
+    by_target: dict[str, list[tuple[str, str, str, str]]] = {}
+    for grant in grants:
+        amount = f"{grant['amount_fen'] / 100:.2f} 元"
+        if grant["status"] == "granted":
+            subject, body = f"【免申即享】{version.name}", f"您符合条件，已为您办理，金额 {amount}，无需申请。"
+        else:
+            subject, body = f"【政策找人】{version.name}", f"您可能符合条件（预计 {amount}），欢迎申请。"
+        told = (grant["entity_key"], subject, body, f"/my/benefits/{grant['id']}")
+        by_target.setdefault(grant["target"], []).append(told)
+    for target, told_list in by_target.items():
+        _tell_holders(session, target, told_list)
+
+
+def _qualifying(
+    views: Registers, compiled: Compiled, target: str, keys: list[str] | None
+) -> tuple[int, Iterator[dict[str, Any]]]:
+    """(entities evaluated, the qualifying rows in key order): the whole population in one query; a few
+    entities one by one (the query for one key reads only what that entity needs); more, filtered."""
+    table, key_column = views.tables[target], views.schema.entity(target).key
+    if keys is not None and len(keys) <= ONE_BY_ONE:
+        rows = [row for key in keys for row in views.rows(compiled.one_entity_sql, {"key": key})]
+        return len(rows), iter([row for row in rows if row["eligible"]])
+    population = f"SELECT COUNT(*) AS n FROM {table}"  # one row per entity: no need to evaluate to count them
+    wanted = f"SELECT * FROM ({compiled.sql}) AS q WHERE eligible"
+    params: dict[str, Any] = {}
+    if keys is not None:
+        params["keys"] = keys
+        population += f" WHERE {views.in_keys(key_column)}"
+        wanted += f" AND {views.in_keys('entity_key')}"
+    evaluated = int(next(views.rows(population, params))["n"])
+    return evaluated, views.rows(f"{wanted} ORDER BY entity_key", params)
 
 
 def run(
@@ -563,13 +527,14 @@ def run(
     as_of: date,
     kind: str = "manual",
     keys: list[str] | None = None,
-    notify: Notifier = _notify_holder,
+    notify_holders: Notifier = _notify_holders,
 ) -> PolicyRun:
     """Evaluate the active version and grant (免申即享) or invite (政策找人) every qualifying entity that has
     nothing for the period yet, in key order, while the period's budget lasts. Repeating a run — or
     running again after one failed midway — grants nobody twice: a grant is unique per policy, period and
-    entity. ``keys`` limits the run to those entities (a register change)."""
-    policy = session.get(Policy, code)
+    entity, and runs of one policy take turns. ``keys`` limits the run to those entities (a register
+    change). Grants are written in batches, each batch's holders told together."""
+    policy = session.get(Policy, code, with_for_update=True)  # a row lock on PostgreSQL: runs take turns
     if policy is None:
         raise NotFoundError(f"no policy {code!r}", field="code")
     if policy.active_version is None:
@@ -600,19 +565,26 @@ def run(
     )
     spent = int(spent or 0)
     status = "granted" if version.mode == "auto" else "invited"
+    pending: list[dict[str, Any]] = []
+
+    def write() -> None:
+        if not pending:
+            return
+        session.execute(insert(BenefitGrant), pending)
+        history = {"actor": "系统", "action": "grant" if status == "granted" else "invite", "from_status": None}
+        session.execute(
+            insert(GrantEvent),
+            [{**history, "grant_id": g["id"], "to_status": status, "note": f"{kind} run"} for g in pending],
+        )
+        notify_holders(session, version, pending)
+        pending.clear()
+
+    wanted_keys = sorted({k.strip().upper() for k in keys}) if keys is not None else None
     with opened(session, lake_dir) as views:
         checked = _checked(session, views.schema, found)
-        compiled = views.compiled(views.schema, checked, dates_for(version, as_of))
-        key_column = views.schema.entity(policy.target).key
-        population = f"SELECT COUNT(*) AS n FROM {views.tables[policy.target]}"  # one row per entity: no need
-        wanted = f"SELECT * FROM ({compiled.sql}) AS q WHERE eligible"  # to evaluate the policy to count them
-        params: dict[str, Any] = {}
-        if keys is not None:
-            params["keys"] = sorted({k.strip().upper() for k in keys})
-            population += f' WHERE "{key_column}" IN (SELECT UNNEST($keys))'
-            wanted += " AND entity_key IN (SELECT UNNEST($keys))"
-        record.evaluated = int(next(views.rows(population, params))["n"])
-        for row in views.rows(f"{wanted} ORDER BY entity_key", params):
+        compiled = views.compiled(checked, dates_for(version, as_of))
+        record.evaluated, rows = _qualifying(views, compiled, policy.target, wanted_keys)
+        for row in rows:
             record.qualified += 1
             key = str(row["entity_key"])
             amount = int(row["amount_fen"] or 0)
@@ -623,26 +595,28 @@ def run(
                 record.over_budget += 1
                 continue
             trace = _trace(found, compiled, key, as_of, row)
-            grant = BenefitGrant(
-                id=uuid.uuid4(),
-                policy_code=code,
-                version=version.version,
-                period_key=period,
-                target=policy.target,
-                entity_key=key,
-                amount_fen=amount,
-                status=status,
-                trace=trace.as_json(),
-                trace_digest=trace.digest(),
-                run_id=record.id,
+            pending.append(
+                {
+                    "id": uuid.uuid4(),
+                    "policy_code": code,
+                    "version": version.version,
+                    "period_key": period,
+                    "target": policy.target,
+                    "entity_key": key,
+                    "amount_fen": amount,
+                    "status": status,
+                    "trace": trace.as_json(),
+                    "trace_digest": trace.digest(),
+                    "run_id": record.id,
+                }
             )
-            session.add(grant)
-            _history(session, grant, "系统", "grant" if status == "granted" else "invite", None, f"{kind} run")
-            notify(session, grant, version)
             given.add(key)
             spent += amount
             record.granted += 1
             record.total_fen += amount
+            if len(pending) >= GRANT_BATCH:
+                write()
+        write()
     record.status, record.finished_at = "done", utcnow()
     session.flush()
     emit(
@@ -785,19 +759,27 @@ def active_policies(session: Session, target: str | None = None) -> list[Found]:
 
 def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:
     """A register change (a birth, a new enterprise, a status change) re-evaluates the entity it touched
-    under every active policy about that register that grants or invites."""
+    under every active policy about that register that grants or invites; a rebuild that changed too many
+    records to announce one by one re-evaluates the whole population (a run grants nobody twice)."""
 
-    def on_register_change(event: Event) -> None:
+    def rerun(event: Event, keys: list[str] | None) -> None:
         register = event.type.split(".")[1]
-        key = event.payload.get("key")
-        if not key:
-            return
         with db.session() as session:
             for found in active_policies(session, register):
                 if found.version.mode != "apply":
-                    run(session, settings.lake_dir, found.policy.code, today(settings), "event", keys=[str(key)])
+                    run(session, settings.lake_dir, found.policy.code, today(settings), "event", keys=keys)
 
-    return [("benefits.rerun-on-register-change", "registers.*.changed", on_register_change)]
+    def on_register_change(event: Event) -> None:
+        if key := event.payload.get("key"):
+            rerun(event, [str(key)])
+
+    def on_register_rebuilt(event: Event) -> None:
+        rerun(event, None)
+
+    return [
+        ("benefits.rerun-on-register-change", "registers.*.changed", on_register_change),
+        ("benefits.rerun-on-register-rebuild", "registers.*.rebuilt", on_register_rebuilt),
+    ]
 
 
 def grants_of_policy(session: Session, code: str, limit: int = 1000) -> list[BenefitGrant]:

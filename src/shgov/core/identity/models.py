@@ -27,7 +27,7 @@ class User(UUIDKeyMixin, TimestampMixin, Base):
     tenant_code: Mapped[str | None] = mapped_column(ForeignKey("tenants.code"), index=True)
     department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"), index=True)
     id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
-    credit_code: Mapped[str | None] = mapped_column(String(18))
+    credit_code: Mapped[str | None] = mapped_column(String(18), index=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     oidc_subject: Mapped[str | None] = mapped_column(String(200), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

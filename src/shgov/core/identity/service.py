@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -505,3 +505,16 @@ def visible_users(session: Session, principal: Principal, action: str, limit: in
 def user_by_id_number(session: Session, id_number: str) -> User | None:
     """The citizen account registered with this ID number, if any."""
     return session.scalar(select(User).where(User.id_number == id_number.strip().upper()))
+
+
+def accounts_by_key(session: Session, kind: str, keys: Collection[str]) -> dict[str, list[User]]:
+    """The active accounts of citizens (by ID number) or enterprises (by credit code; an enterprise may have
+    several), for many keys at once."""
+    column = {"citizen": User.id_number, "enterprise": User.credit_code}[kind]
+    wanted = sorted({k.strip().upper() for k in keys})
+    found: dict[str, list[User]] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(User).where(User.kind == kind, User.is_active, column.in_(wanted[start : start + 500]))
+        for user in session.scalars(query):
+            found.setdefault(str(user.id_number if kind == "citizen" else user.credit_code), []).append(user)
+    return found

@@ -21,6 +21,7 @@ from shgov.benefits.language import (
     Schema,
     Source,
     check,
+    compile_many,
     compile_policy,
 )
 
@@ -310,3 +311,20 @@ def test_text_literals_cannot_break_out_of_the_query(postgres: Connection) -> No
         assert {k for k, r in rows.items() if r["eligible"]} == {"P2"}, dialect
         one = postgres.execute(text(query.one_entity_sql), {"key": "P2"}) if dialect == "postgresql" else None
         assert one is None or one.mappings().one()["eligible"] is True
+
+
+def test_aggregates_of_one_relation_share_one_grouping(postgres: Connection) -> None:
+    """Every aggregate the policies take of the household is computed by one GROUP BY and one join, and
+    the policies evaluated together give what each gives alone."""
+    codes = ["newborn_household", "any_graduate_household", "elderly"]
+    together = [(_checked(code), DATES) for code in codes]
+    tables = {"person": "person", "enterprise": "enterprise"}
+    for dialect in ("duckdb", "postgresql"):
+        sql = compile_many(together, SCHEMA, dialect, tables)  # type: ignore[arg-type]
+        assert sql.count("GROUP BY") == 1, dialect
+        rows = _duckdb().execute(sql).fetchall() if dialect == "duckdb" else postgres.execute(text(sql)).all()
+        for i, code in enumerate(codes):
+            alone = _run_duckdb(_compiled(code, "duckdb"))
+            assert {r[0]: (r[1 + 2 * i], r[2 + 2 * i]) for r in rows} == {
+                k: (v["eligible"], v["amount_fen"]) for k, v in alone.items()
+            }, (dialect, code)

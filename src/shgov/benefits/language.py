@@ -549,14 +549,48 @@ class Dates:
 OUTER = "t"  # the alias of the target's table in a compiled query
 
 
+class _Joins:
+    """What the population form joins to the outer entity: per relation one GROUP BY over the related table
+    computing every aggregate the policies take of it (one hash aggregate and one join, however many
+    aggregates), and the one-row relations joined directly."""
+
+    def __init__(self) -> None:
+        self.grouped: dict[tuple[str, str, str], tuple[str, list[str]]] = {}  # (table, theirs, ours) → name, values
+        self.rows: dict[tuple[str, str, str], str] = {}
+
+    def _name(self) -> str:
+        return f"j{len(self.grouped) + len(self.rows) + 1}"
+
+    def value(self, table: str, theirs: str, ours: str, value: str) -> str:
+        """The column holding ``value`` (an aggregate over alias ``g``) grouped by ``theirs``."""
+        name, values = self.grouped.setdefault((table, theirs, ours), (self._name(), []))
+        if value not in values:
+            values.append(value)
+        return f"{name}.v{values.index(value)}"
+
+    def row(self, table: str, theirs: str, ours: str) -> str:
+        """The alias of the related table's row joined on ``theirs`` = the outer entity's ``ours``."""
+        return self.rows.setdefault((table, theirs, ours), self._name())
+
+    def clause(self) -> str:
+        """The LEFT JOINs, in the order the aggregates were first used."""
+        parts = []
+        for (table, theirs, ours), (name, values) in self.grouped.items():
+            columns = ", ".join(f"{v} AS v{i}" for i, v in enumerate(values))
+            derived = f'(SELECT g."{theirs}" AS k, {columns} FROM {table} AS g GROUP BY g."{theirs}")'
+            parts.append(f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{ours}"')
+        for (table, theirs, ours), name in self.rows.items():
+            derived = f'(SELECT "{theirs}" AS k, * FROM {table})'
+            parts.append(f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{ours}"')
+        return "".join(parts)
+
+
 class _Sql:
     """Renders checked expressions as SQL. With ``joins``, the aggregates of the outer entity become grouped
     derived tables joined once each (the fast form over a whole population, shared by all the policies of
     one query); without, correlated subqueries (the form for one entity)."""
 
-    def __init__(
-        self, dialect: Dialect, tables: dict[str, str], dates: Dates, joins: dict[tuple[str, str], str] | None = None
-    ) -> None:
+    def __init__(self, dialect: Dialect, tables: dict[str, str], dates: Dates, joins: _Joins | None = None) -> None:
         self.dialect, self.tables, self.dates, self.joins = dialect, tables, dates, joins
         self.aliases = 0
 
@@ -573,7 +607,10 @@ class _Sql:
 
     def rounded(self, numerator: str, denominator: str) -> str:
         """numerator / denominator rounded half away from zero; missing when the denominator is 0."""
-        n, d = f"CAST(({numerator}) AS {self.wide})", f"CAST(({denominator}) AS {self.wide})"
+        n = f"CAST(({numerator}) AS {self.wide})"
+        if denominator.isdigit() and int(denominator) > 0:  # a literal: no zero or sign to test at run time
+            return f"(SIGN({n}) * {self.idiv(f'2 * ABS({n}) + {denominator}', str(2 * int(denominator)))})"
+        d = f"CAST(({denominator}) AS {self.wide})"
         quotient = self.idiv(f"2 * ABS({n}) + ABS({d})", f"2 * ABS({d})")
         return f"(CASE WHEN {d} = 0 THEN NULL ELSE SIGN({n}) * SIGN({d}) * {quotient} END)"
 
@@ -655,6 +692,8 @@ class _Sql:
                 whole, dec = (left, right) if left.type == "int" else (right, left)
                 return f"(CAST({self.expr(whole, alias)} AS {self.wide}) * {self.expr(dec, alias)})"
             return self.rounded(f"{a} * {b}", str(SCALE))
+        if right.kind in ("int", "decimal"):  # dividing by a written number: its scaled value, as digits
+            b = str(int(cast(int, right.value)) * (SCALE if right.kind == "int" else 1))
         return self.rounded(f"{a} * {SCALE}", b)
 
     def case(self, node: Node, alias: str) -> str:
@@ -761,20 +800,15 @@ class _Sql:
             "any": (f"BOOL_OR({condition})", "FALSE"),
             "all": (f"BOOL_AND({condition})", "TRUE"),
         }[function]
-        derived = (
-            f'(SELECT {inner}."{relation.their_field}" AS k, {value} AS v FROM {self.tables[relation.target]} '
-            f'AS {inner} GROUP BY {inner}."{relation.their_field}")'
-        )
-        name = self.joins.setdefault((derived, relation.our_field), f"j{len(self.joins) + 1}")
+        column = self.joins.value(self.tables[relation.target], relation.their_field, relation.our_field, value)
         if function == "sum":
-            return f"CAST(COALESCE({name}.v, {empty}) AS {sql_type})"
-        return f"COALESCE({name}.v, {empty})" if empty else f"{name}.v"
+            return f"CAST(COALESCE({column}, {empty}) AS {sql_type})"
+        return f"COALESCE({column}, {empty})" if empty else column
 
     def joined(self, node: Node, function: str, value_name: str | None, relation: Relation) -> str:
         """An aggregate over at most one related row: that row joined directly, no grouping."""
         assert self.joins is not None  # noqa: S101 - the caller checked
-        derived = f'(SELECT "{relation.their_field}" AS k, * FROM {self.tables[relation.target]})'
-        name = self.joins.setdefault((derived, relation.our_field), f"j{len(self.joins) + 1}")
+        name = self.joins.row(self.tables[relation.target], relation.their_field, relation.our_field)
         condition = f"({self.expr(node.children[0], name)}) IS TRUE" if node.children else "TRUE"
         hit = f"({name}.k IS NOT NULL AND {condition})"
         if function == "any":
@@ -822,36 +856,45 @@ class Compiled:
     one_entity_sql: str  # the same SELECT for one key (bound as $key in DuckDB, :key through SQLAlchemy)
 
 
-def _from_clause(table: str, joins: dict[tuple[str, str], str]) -> str:
-    """The target's table with the grouped aggregates joined."""
-    joined = "".join(
-        f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{our_field}"'
-        for (derived, our_field), name in joins.items()
-    )
-    return f"{table} AS {OUTER}{joined}"
+def _from_clause(table: str, joins: _Joins) -> str:
+    """The target's table with the grouped aggregates and one-row relations joined."""
+    return f"{table} AS {OUTER}{joins.clause()}"
+
+
+def _value(node: Node, sql: _Sql) -> str:
+    return sql.expr(node, OUTER)
+
+
+def _fen(node: Node, sql: _Sql) -> str:
+    """A number in fen (rounded half away from zero)."""
+    return sql.rounded(sql.scaled(node, OUTER), "100")
+
+
+def _outcome(checked: Checked, sql: _Sql) -> tuple[str, str]:
+    """Whether an entity qualifies (every condition true) and the amount in fen (NULL when it does not)."""
+    conditions = [_value(c, sql) for c in checked.conditions]
+    eligible = "(" + " AND ".join(f"(({c}) IS TRUE)" for c in conditions) + ")" if conditions else "TRUE"
+    amount = _fen(checked.amount, sql)
+    return eligible, f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END)"
 
 
 def _select(checked: Checked, sql: _Sql) -> tuple[list[str], list[Column]]:
     select: list[str] = []
     columns: list[Column] = []
     for i, condition in enumerate(checked.conditions):
-        select.append(f"{sql.expr(condition, OUTER)} AS c{i}")
+        select.append(f"{_value(condition, sql)} AS c{i}")
         columns.append(Column(f"c{i}", condition.text, "condition", "bool"))
     seen: list[str] = []
     for node in [n for c in checked.conditions for n in c.walk()] + list(checked.amount.walk()):
         if node.kind in ("field", "aggregate") and node.text not in seen:
             seen.append(node.text)
             name = f"v{len(seen) - 1}"
-            value_sql = sql.expr(node, OUTER)
-            if node.type == "decimal":
-                value_sql = sql.rounded(value_sql, "100")  # shown in fen
+            value_sql = _fen(node, sql) if node.type == "decimal" else sql.expr(node, OUTER)
             select.append(f"{value_sql} AS {name}")
             columns.append(Column(name, node.text, "value", node.type))
-    eligible = sql.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
+    eligible, fen = _outcome(checked, sql)
     select.append(f"{eligible} AS eligible")
     columns.append(Column("eligible", "", "eligible", "bool"))
-    amount = sql.scaled(checked.amount, OUTER)
-    fen = f"(CASE WHEN {eligible} THEN CAST({sql.rounded(amount, '100')} AS BIGINT) ELSE NULL END)"
     select.append(f"{fen} AS amount_fen")
     columns.append(Column("amount_fen", checked.amount.text, "amount", "int"))
     return select, columns
@@ -865,7 +908,7 @@ def compile_policy(
     entity's related rows)."""
     entity = schema.entity(checked.source.target)
     key = f'{OUTER}."{entity.key}"'
-    joins: dict[tuple[str, str], str] = {}
+    joins = _Joins()
     select, columns = _select(checked, _Sql(dialect, tables, dates, joins))
     body = f"SELECT {key} AS entity_key, {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"
     single = _Sql(dialect, tables, dates)
@@ -887,12 +930,10 @@ def compile_many(
     if len(targets) != 1:
         raise PolicyError("compile_many takes policies about one target")
     entity = schema.entity(targets.pop())
-    joins: dict[tuple[str, str], str] = {}
+    joins = _Joins()
     select = [f'{OUTER}."{entity.key}" AS entity_key']
     for i, (checked, dates) in enumerate(policies):
-        sql = _Sql(dialect, tables, dates, joins)
-        eligible = sql.all_of(checked.conditions, OUTER) if checked.conditions else "TRUE"
-        amount = sql.rounded(sql.scaled(checked.amount, OUTER), "100")
+        eligible, fen = _outcome(checked, _Sql(dialect, tables, dates, joins))
         select.append(f"{eligible} AS e{i}")
-        select.append(f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END) AS a{i}")
+        select.append(f"{fen} AS a{i}")
     return f"SELECT {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"

@@ -45,8 +45,9 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-# Objects the migrations create by hand and no model declares: full-text indexes (and FTS5's own tables).
-UNMANAGED_PREFIXES = ("catalog_fts",)
+# Objects no model declares: full-text indexes (and FTS5's own tables), made by the migrations by hand; the
+# benefits service's copies of register versions (benefit_copy_*, with their indexes), made at run time.
+UNMANAGED_PREFIXES = ("catalog_fts", "benefit_copy_")
 UNMANAGED_INDEXES = frozenset({"ix_catalog_search_fts"})
 UNMANAGED_COLUMNS = frozenset({"search_vector"})
 
@@ -54,6 +55,8 @@ UNMANAGED_COLUMNS = frozenset({"search_vector"})
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Whether autogenerate and ``differences`` compare an object (not the hand-made search indexes)."""
     if type_ == "table" and name and name.startswith(UNMANAGED_PREFIXES):
+        return False
+    if type_ == "index" and str(getattr(getattr(obj, "table", None), "name", "")).startswith(UNMANAGED_PREFIXES):
         return False
     if type_ == "column" and name in UNMANAGED_COLUMNS:
         return False

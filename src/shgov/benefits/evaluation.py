@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shgov.benefits import language
@@ -214,26 +214,27 @@ def copied_registers(session: Session, lake_dir: Path, targets: dict[str, str], 
     def current() -> dict[str, RegisterCopy]:
         return {c.target: c for c in session.scalars(select(RegisterCopy).execution_options(populate_existing=True))}
 
+    def stale(copies: dict[str, RegisterCopy]) -> list[str]:
+        return [t for t, (folder, _v) in folders.items() if t not in copies or copies[t].source != str(folder)]
+
     copies = current()
-    if any(t not in copies or copies[t].source != str(f) for t, (f, _v) in folders.items()):
+    if stale(copies):
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": COPY_LOCK})
         copies = current()  # another process may have copied it while this one waited
-        for target, (folder, version) in folders.items():
-            if target in copies and copies[target].source == str(folder):
-                continue
+        for target in stale(copies):
+            folder, version = folders[target]
             digest = hashlib.sha1(str(folder).encode(), usedforsecurity=False).hexdigest()[:10]
             table = f"benefit_copy_{target}_{version}_{digest}"
             session.execute(text(f"DROP TABLE IF EXISTS {table}"))
             rows = _copy_table(session, folder, table, _looked_up(schema, target))
-            old = copies.get(target)
-            if old is not None:
-                session.execute(text(f"DROP TABLE IF EXISTS {old.table_name}"))
-                session.execute(delete(RegisterCopy).where(RegisterCopy.target == target))
-                session.flush()
-            copies[target] = RegisterCopy(
-                target=target, version=version, source=str(folder), table_name=table, rows=rows, copied_at=utcnow()
-            )
-            session.add(copies[target])
+            copy = copies.get(target)
+            if copy is None:
+                copy = copies[target] = RegisterCopy(target=target)
+                session.add(copy)
+            else:
+                session.execute(text(f"DROP TABLE IF EXISTS {copy.table_name}"))
+            copy.version, copy.source, copy.table_name = version, str(folder), table
+            copy.rows, copy.copied_at = rows, utcnow()
         session.flush()
     return {target: copies[target].table_name for target in folders}
 

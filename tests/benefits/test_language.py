@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import duckdb
@@ -328,3 +329,81 @@ def test_aggregates_of_one_relation_share_one_grouping(postgres: Connection) -> 
             assert {r[0]: (r[1 + 2 * i], r[2 + 2 * i]) for r in rows} == {
                 k: (v["eligible"], v["amount_fen"]) for k, v in alone.items()
             }, (dialect, code)
+
+
+def _half_away(value: Decimal, places: str) -> Decimal:
+    return value.quantize(Decimal(places), rounding=ROUND_HALF_UP)  # ROUND_HALF_UP rounds .5 away from zero
+
+
+# incomes either side of where a scaled value stops fitting 64 bits (DuckDB then divides 128-bit integers)
+INCOMES = ["0.01", "-0.05", "2.50", "-2.50", "1000.00", "46116860184.27", "46116860184.28", "-46116860184.28"]
+INCOMES += ["922337203685477.58", "-922337203685477.58", "9999999999999999.99", "-9999999999999999.99"]
+
+
+def _incomes_duckdb() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE person (id_number VARCHAR, monthly_income DECIMAL(18,2), household_no VARCHAR)")
+    con.executemany("INSERT INTO person VALUES (?, ?, 'H')", [(f"P{i}", v) for i, v in enumerate(INCOMES)])
+    return con
+
+
+def test_numbers_of_every_size_round_exactly_on_both_engines(postgres: Connection) -> None:
+    """Every step rounds to 1/10⁴ half away from zero, the amount to the fen, whatever the magnitude: values
+    that fit 64 bits and values that do not give what exact decimal arithmetic gives."""
+    source = Source("big", "person", ("true",), "monthly_income / 3 + monthly_income * 1.0005 - monthly_income / -7")
+    checked = check(SCHEMA, source, _resolve)
+    expected = {}
+    for i, raw in enumerate(INCOMES):
+        x = Decimal(raw)
+        steps = _half_away(x / 3, "0.0001") + _half_away(x * Decimal("1.0005"), "0.0001")
+        expected[f"P{i}"] = int(_half_away(steps - _half_away(x / -7, "0.0001"), "0.01") * 100)
+    postgres.execute(text("CREATE TEMPORARY TABLE incomes (LIKE person)"))
+    postgres.execute(
+        text("INSERT INTO incomes (id_number, monthly_income) VALUES (:k, CAST(:v AS NUMERIC))"),
+        [{"k": f"P{i}", "v": v} for i, v in enumerate(INCOMES)],
+    )
+    for dialect in ("duckdb", "postgresql"):
+        table = "person" if dialect == "duckdb" else "incomes"
+        compiled = compile_policy(checked, SCHEMA, dialect, {"person": table}, DATES)  # type: ignore[arg-type]
+        if dialect == "duckdb":
+            con = _incomes_duckdb()
+            rows = {r[0]: r[-1] for r in con.execute(compiled.sql).fetchall()}
+            one = {k: con.execute(compiled.one_entity_sql, {"key": k}).fetchall()[0][-1] for k in expected}
+        else:
+            rows = {r[0]: r[-1] for r in postgres.execute(text(compiled.sql)).all()}
+            one = {k: postgres.execute(text(compiled.one_entity_sql), {"key": k}).one()[-1] for k in expected}
+        assert rows == expected, dialect
+        assert one == expected, dialect
+
+
+def test_nested_roundings_compile_to_a_query_that_grows_linearly() -> None:
+    """Each rounding reads its operand twice; the operand is computed once (in a layer below), so nesting
+    does not double the query per level, and the result is still exact."""
+    amount = "monthly_income"
+    for _ in range(12):
+        amount = f"least({amount} / 3, 1000000.00)"
+    checked = check(SCHEMA, Source("deep", "person", ("true",), amount), _resolve)
+    compiled = compile_policy(checked, SCHEMA, "duckdb", {"person": "person"}, DATES)
+    assert len(compiled.sql) < 30_000
+    x = Decimal("3333.33")
+    for _ in range(12):
+        x = min(_half_away(x / 3, "0.0001"), Decimal(1000000))
+    rows = {r[0]: r[-1] for r in _duckdb().execute(compiled.sql).fetchall()}
+    assert rows["P2"] == int(_half_away(x, "0.01") * 100)
+
+
+def test_one_entity_gives_the_row_the_whole_population_gives(postgres: Connection) -> None:
+    """The correlated one-entity form and the grouped, joined, layered population form agree everywhere."""
+    for code in POLICIES:
+        for dialect in ("duckdb", "postgresql"):
+            compiled = _compiled(code, dialect)
+            if dialect == "duckdb":
+                con = _duckdb()
+                whole = {r[0]: r for r in con.execute(compiled.sql).fetchall()}
+                for key, row in whole.items():
+                    assert con.execute(compiled.one_entity_sql, {"key": key}).fetchall() == [row], (code, key)
+            else:
+                whole = {r[0]: tuple(r) for r in postgres.execute(text(compiled.sql)).all()}
+                for key, row in whole.items():
+                    one = postgres.execute(text(compiled.one_entity_sql), {"key": key}).one()
+                    assert tuple(one) == row, (code, key, dialect)

@@ -16,6 +16,7 @@ value, a division by the literal 0 is refused when the policy is saved.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -549,24 +550,42 @@ class Dates:
 OUTER = "t"  # the alias of the target's table in a compiled query
 
 
+@dataclass
+class _Group:
+    """One relation's GROUP BY: its alias, the aggregates it computes, and the rows they read (``None``: all)."""
+
+    name: str
+    values: list[str] = field(default_factory=list)
+    rows: list[str] | None = field(default_factory=list)
+
+
 class _Joins:
     """What the population form joins to the outer entity: per relation one GROUP BY over the related table
     computing every aggregate the policies take of it (one hash aggregate and one join, however many
-    aggregates), and the one-row relations joined directly."""
+    aggregates), and the one-row relations joined directly. When every aggregate reads only the rows of a
+    condition, only those rows are grouped: entities without any keep the aggregates' empty values, and the
+    join builds on the few groups left (a household's babies, not every household)."""
 
     def __init__(self) -> None:
-        self.grouped: dict[tuple[str, str, str], tuple[str, list[str]]] = {}  # (table, theirs, ours) → name, values
+        self.grouped: dict[tuple[str, str, str], _Group] = {}  # (table, theirs, ours) → its GROUP BY
         self.rows: dict[tuple[str, str, str], str] = {}
 
     def _name(self) -> str:
         return f"j{len(self.grouped) + len(self.rows) + 1}"
 
-    def value(self, table: str, theirs: str, ours: str, value: str) -> str:
-        """The column holding ``value`` (an aggregate over alias ``g``) grouped by ``theirs``."""
-        name, values = self.grouped.setdefault((table, theirs, ours), (self._name(), []))
-        if value not in values:
-            values.append(value)
-        return f"{name}.v{values.index(value)}"
+    def value(self, table: str, theirs: str, ours: str, value: str, rows: str | None) -> str:
+        """The column holding ``value`` (an aggregate over alias ``g`` of the rows where ``rows`` holds, or of
+        all rows) grouped by ``theirs``."""
+        group = self.grouped.get((table, theirs, ours))
+        if group is None:
+            group = self.grouped[(table, theirs, ours)] = _Group(self._name())
+        if value not in group.values:
+            group.values.append(value)
+        if rows is None:
+            group.rows = None
+        elif group.rows is not None and rows not in group.rows:
+            group.rows.append(rows)
+        return f"{group.name}.v{group.values.index(value)}"
 
     def row(self, table: str, theirs: str, ours: str) -> str:
         """The alias of the related table's row joined on ``theirs`` = the outer entity's ``ours``."""
@@ -575,14 +594,59 @@ class _Joins:
     def clause(self) -> str:
         """The LEFT JOINs, in the order the aggregates were first used."""
         parts = []
-        for (table, theirs, ours), (name, values) in self.grouped.items():
-            columns = ", ".join(f"{v} AS v{i}" for i, v in enumerate(values))
-            derived = f'(SELECT g."{theirs}" AS k, {columns} FROM {table} AS g GROUP BY g."{theirs}")'
-            parts.append(f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{ours}"')
+        for (table, theirs, ours), group in self.grouped.items():
+            columns = ", ".join(f"{v} AS v{i}" for i, v in enumerate(group.values))
+            where = f" WHERE {' OR '.join(group.rows)}" if group.rows else ""
+            derived = f'(SELECT g."{theirs}" AS k, {columns} FROM {table} AS g{where} GROUP BY g."{theirs}")'
+            parts.append(f' LEFT JOIN {derived} AS {group.name} ON {group.name}.k = {OUTER}."{ours}"')
         for (table, theirs, ours), name in self.rows.items():
             derived = f'(SELECT "{theirs}" AS k, * FROM {table})'
             parts.append(f' LEFT JOIN {derived} AS {name} ON {name}.k = {OUTER}."{ours}"')
         return "".join(parts)
+
+
+LET = "__let"  # the prefix of the columns holding subexpressions computed once
+_LET_REFERENCE = re.compile(rf'{OUTER}\."{LET}(\d+)"')
+# what reads the same in every layer and costs nothing to repeat: the outer entity's columns and literals
+_SIMPLE = re.compile(rf"""{OUTER}\."[^"]+"|CAST\(-?\d+ AS \w+\)|-?\d+|TRUE|FALSE|DATE '[\d-]+'""")
+INT64_MAX = 2**63 - 1
+
+
+class _Lets:
+    """Subexpressions computed once each, in layers of nested SELECTs: a layer adds the columns whose
+    expressions read only the table, the joins and the columns of the layers below it. DuckDB shares no
+    subexpression inside CASE (and rounding reads its operand twice), so without them nested roundings and
+    ``least``/``greatest`` repeat their operands, exponentially in the depth. One set of layers serves every
+    policy of a query, so an expression two policies share is computed once."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}  # expression → column name
+        self.levels: dict[str, int] = {}  # column name → layer (1 is computed over the table and joins)
+
+    def bind(self, sql: str) -> str:
+        """The column holding ``sql`` (added to the lowest layer where what it reads exists)."""
+        name = self.names.get(sql)
+        if name is None:
+            # a text literal could look like a reference: that at most places the column a layer higher
+            level = 1 + max((self.levels.get(f"{LET}{m}", 0) for m in _LET_REFERENCE.findall(sql)), default=0)
+            name = f"{LET}{len(self.names)}"
+            self.names[sql] = name
+            self.levels[name] = level
+        return f'{OUTER}."{name}"'
+
+    def layered(self, select: str, source: str) -> str:
+        """``SELECT select`` over ``source`` (the table as alias OUTER, its joins and conditions) with the
+        bound columns computed underneath."""
+        if not self.names:
+            return f"SELECT {select} FROM {source}"
+        layers: dict[int, list[str]] = {}
+        for sql, name in self.names.items():
+            layers.setdefault(self.levels[name], []).append(f'{sql} AS "{name}"')
+        query = ""
+        for level in range(1, max(layers) + 1):
+            below = source if level == 1 else f"({query}) AS {OUTER}"
+            query = f"SELECT {OUTER}.*, {', '.join(layers[level])} FROM {below}"
+        return f"SELECT {select} FROM ({query}) AS {OUTER}"
 
 
 class _Sql:
@@ -590,28 +654,49 @@ class _Sql:
     derived tables joined once each (the fast form over a whole population, shared by all the policies of
     one query); without, correlated subqueries (the form for one entity)."""
 
-    def __init__(self, dialect: Dialect, tables: dict[str, str], dates: Dates, joins: _Joins | None = None) -> None:
-        self.dialect, self.tables, self.dates, self.joins = dialect, tables, dates, joins
+    def __init__(
+        self, dialect: Dialect, tables: dict[str, str], dates: Dates, lets: _Lets, joins: _Joins | None = None
+    ) -> None:
+        self.dialect, self.tables, self.dates, self.lets, self.joins = dialect, tables, dates, lets, joins
         self.aliases = 0
+
+    def bind(self, sql: str, alias: str) -> str:
+        """``sql`` computed once, when it is about the outer entity (not inside an aggregate's rows) and more
+        than a column or a literal."""
+        if alias != OUTER or _SIMPLE.fullmatch(sql):
+            return sql
+        return self.lets.bind(sql)
 
     # numbers: ints are BIGINT, decimals are integers of 1/10⁴ (HUGEINT in DuckDB, NUMERIC in PostgreSQL)
     @property
     def wide(self) -> str:
         return "HUGEINT" if self.dialect == "duckdb" else "NUMERIC"
 
-    def idiv(self, numerator: str, denominator: str) -> str:
-        """Integer division of two non-negative whole numbers (the same in both engines)."""
-        if self.dialect == "duckdb":
-            return f"(({numerator}) // ({denominator}))"
-        return f"DIV(({numerator}), ({denominator}))"
+    def half_up(self, n: str, d: str) -> str:
+        """(2|n| + |d|) // 2|d|: |n| / |d| rounded half up (``n`` and ``d`` columns or literal digits).
+        DuckDB divides 128-bit integers ~10× slower than 64-bit ones, so values that fit 64 bits (nearly all)
+        are divided as such."""
+        literal = d.isdigit()
+        size, twice = (d, str(2 * int(d))) if literal else (f"ABS({d})", f"(2 * ABS({d}))")
+        if self.dialect == "postgresql":
+            return f"DIV(2 * ABS({n}) + {size}, {twice})"
+        wide = f"((2 * ABS({n}) + {size}) // {twice})"
+        if literal:
+            fits = f"ABS({n}) <= {(INT64_MAX - int(d)) // 2}"
+            narrow = f"(2 * CAST(ABS({n}) AS BIGINT) + {size}) // {twice}"
+        else:  # 2·2⁶¹ + 2⁶¹ < 2⁶³
+            fits = f"ABS({n}) <= {2**61} AND ABS({d}) <= {2**61}"
+            small = f"CAST(ABS({d}) AS BIGINT)"
+            narrow = f"(2 * CAST(ABS({n}) AS BIGINT) + {small}) // (2 * {small})"
+        return f"(CASE WHEN {fits} THEN CAST({narrow} AS HUGEINT) ELSE {wide} END)"
 
-    def rounded(self, numerator: str, denominator: str) -> str:
+    def rounded(self, numerator: str, denominator: str, alias: str) -> str:
         """numerator / denominator rounded half away from zero; missing when the denominator is 0."""
-        n = f"CAST(({numerator}) AS {self.wide})"
+        n = self.bind(f"CAST(({numerator}) AS {self.wide})", alias)
         if denominator.isdigit() and int(denominator) > 0:  # a literal: no zero or sign to test at run time
-            return f"(SIGN({n}) * {self.idiv(f'2 * ABS({n}) + {denominator}', str(2 * int(denominator)))})"
-        d = f"CAST(({denominator}) AS {self.wide})"
-        quotient = self.idiv(f"2 * ABS({n}) + ABS({d})", f"2 * ABS({d})")
+            return f"(SIGN({n}) * {self.half_up(n, denominator)})"
+        d = self.bind(f"CAST(({denominator}) AS {self.wide})", alias)
+        quotient = self.half_up(n, d)
         return f"(CASE WHEN {d} = 0 THEN NULL ELSE SIGN({n}) * SIGN({d}) * {quotient} END)"
 
     def scaled(self, node: Node, alias: str) -> str:
@@ -620,7 +705,10 @@ class _Sql:
         return f"(CAST(({sql}) AS {self.wide}) * {SCALE})" if node.type == "int" else sql
 
     def scaled_column(self, column: str) -> str:
-        """A stored decimal as an integer of 1/10⁴ (scaled before the cast, which would drop the fraction)."""
+        """A stored decimal as an integer of 1/10⁴ (scaled before the cast, which would drop the fraction; in
+        DuckDB widened first, as a DECIMAL(18, 2) times 10⁴ may not fit 18 digits)."""
+        if self.dialect == "duckdb":
+            column = f"CAST(({column}) AS DECIMAL(38, 4))"
         return f"CAST(({column}) * {SCALE} AS {self.wide})"
 
     def literal_text(self, value: str) -> str:
@@ -691,10 +779,10 @@ class _Sql:
             if "int" in (left.type, right.type):  # a whole number times a decimal stays exact
                 whole, dec = (left, right) if left.type == "int" else (right, left)
                 return f"(CAST({self.expr(whole, alias)} AS {self.wide}) * {self.expr(dec, alias)})"
-            return self.rounded(f"{a} * {b}", str(SCALE))
+            return self.rounded(f"{a} * {b}", str(SCALE), alias)
         if right.kind in ("int", "decimal"):  # dividing by a written number: its scaled value, as digits
             b = str(int(cast(int, right.value)) * (SCALE if right.kind == "int" else 1))
-        return self.rounded(f"{a} * {SCALE}", b)
+        return self.rounded(f"{a} * {SCALE}", b, alias)
 
     def case(self, node: Node, alias: str) -> str:
         *pairs, otherwise = node.children
@@ -727,13 +815,14 @@ class _Sql:
     def call(self, node: Node, alias: str) -> str:
         name = str(node.value)
         args = node.children
+        # an age is read by many conditions of many policies: computed once
         if name == "age":
             at = self.expr(args[1], alias) if len(args) > 1 else self.literal_date(self.dates.as_of)
-            return self.years(self.expr(args[0], alias), at)
+            return self.bind(self.years(self.expr(args[0], alias), at), alias)
         if name == "years_between":
-            return self.years(self.expr(args[0], alias), self.expr(args[1], alias))
+            return self.bind(self.years(self.expr(args[0], alias), self.expr(args[1], alias)), alias)
         if name == "months_between":
-            return self.months(self.expr(args[0], alias), self.expr(args[1], alias))
+            return self.bind(self.months(self.expr(args[0], alias), self.expr(args[1], alias)), alias)
         if name == "days_between":
             return self.days(self.expr(args[0], alias), self.expr(args[1], alias))
         if name in ("year", "month"):
@@ -741,15 +830,15 @@ class _Sql:
         if name == "missing":
             return f"({self.expr(args[0], alias)} IS NULL)"
         render = self.scaled if node.type == "decimal" else self.expr
-        a, b = render(args[0], alias), render(args[1], alias)
+        a, b = self.bind(render(args[0], alias), alias), self.bind(render(args[1], alias), alias)
         if name == "coalesce":
             return f"COALESCE({a}, {b})"
         op = "<=" if name == "least" else ">="
         return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} {op} {b} THEN {a} ELSE {b} END)"
 
     def aggregate(self, node: Node, alias: str) -> str:
-        if self.joins is not None and alias == OUTER:
-            return self.grouped(node)
+        if self.joins is not None and alias == OUTER:  # bound, as only the first layer sees the joins
+            return self.lets.bind(self.grouped(node))
         function, value_name = cast("tuple[str, str | None]", node.value)
         relation = node.relation
         assert relation is not None  # noqa: S101 - set by the checker
@@ -789,7 +878,9 @@ class _Sql:
         if relation.one:
             return self.joined(node, function, value_name, relation)
         inner = "g"
-        condition = f"({self.expr(node.children[0], inner)}) IS TRUE" if node.children else None
+        condition = f"(({self.expr(node.children[0], inner)}) IS TRUE)" if node.children else None
+        if function == "all":  # true unless a row fails: the rows read are the failing ones
+            condition = f"(NOT {condition})"
         only = f" FILTER (WHERE {condition})" if condition else ""
         column, sql_type = self.value_column(node, inner, value_name)
         value, empty = {
@@ -798,11 +889,14 @@ class _Sql:
             "min": (f"MIN({column}){only}", ""),
             "max": (f"MAX({column}){only}", ""),
             "any": (f"BOOL_OR({condition})", "FALSE"),
-            "all": (f"BOOL_AND({condition})", "TRUE"),
+            "all": (f"BOOL_OR({condition})", "FALSE"),
         }[function]
-        column = self.joins.value(self.tables[relation.target], relation.their_field, relation.our_field, value)
+        table = self.tables[relation.target]
+        column = self.joins.value(table, relation.their_field, relation.our_field, value, condition)
         if function == "sum":
             return f"CAST(COALESCE({column}, {empty}) AS {sql_type})"
+        if function == "all":
+            return f"(NOT COALESCE({column}, FALSE))"
         return f"COALESCE({column}, {empty})" if empty else column
 
     def joined(self, node: Node, function: str, value_name: str | None, relation: Relation) -> str:
@@ -856,9 +950,9 @@ class Compiled:
     one_entity_sql: str  # the same SELECT for one key (bound as $key in DuckDB, :key through SQLAlchemy)
 
 
-def _from_clause(table: str, joins: _Joins) -> str:
-    """The target's table with the grouped aggregates and one-row relations joined."""
-    return f"{table} AS {OUTER}{joins.clause()}"
+def _population(select: list[str], table: str, joins: _Joins, lets: _Lets) -> str:
+    """``select`` over every row of the target's table, the grouped aggregates and one-row relations joined."""
+    return lets.layered(", ".join(select), f"{table} AS {OUTER}{joins.clause()}")
 
 
 def _value(node: Node, sql: _Sql) -> str:
@@ -866,14 +960,26 @@ def _value(node: Node, sql: _Sql) -> str:
 
 
 def _fen(node: Node, sql: _Sql) -> str:
-    """A number in fen (rounded half away from zero)."""
-    return sql.rounded(sql.scaled(node, OUTER), "100")
+    """A number in fen (rounded half away from zero). A written number is converted here and a choice rounds
+    the branch it takes (the same value), so a fixed amount costs nothing per entity."""
+    if node.kind in ("int", "decimal"):
+        scaled = int(cast(int, node.value)) * (SCALE if node.kind == "int" else 1)
+        fen = (2 * abs(scaled) + 100) // 200 * (1 if scaled >= 0 else -1)
+        return f"CAST({fen} AS {sql.wide})"
+    if node.kind == "if":
+        *pairs, otherwise = node.children
+        whens = " ".join(
+            f"WHEN {sql.expr(pairs[i], OUTER)} THEN {_fen(pairs[i + 1], sql)}" for i in range(0, len(pairs), 2)
+        )
+        return f"(CASE {whens} ELSE {_fen(otherwise, sql)} END)"
+    return sql.rounded(sql.scaled(node, OUTER), "100", OUTER)
 
 
 def _outcome(checked: Checked, sql: _Sql) -> tuple[str, str]:
     """Whether an entity qualifies (every condition true) and the amount in fen (NULL when it does not)."""
     conditions = [_value(c, sql) for c in checked.conditions]
     eligible = "(" + " AND ".join(f"(({c}) IS TRUE)" for c in conditions) + ")" if conditions else "TRUE"
+    eligible = sql.bind(eligible, OUTER)
     amount = _fen(checked.amount, sql)
     return eligible, f"(CASE WHEN {eligible} THEN CAST({amount} AS BIGINT) ELSE NULL END)"
 
@@ -908,14 +1014,14 @@ def compile_policy(
     entity's related rows)."""
     entity = schema.entity(checked.source.target)
     key = f'{OUTER}."{entity.key}"'
-    joins = _Joins()
-    select, columns = _select(checked, _Sql(dialect, tables, dates, joins))
-    body = f"SELECT {key} AS entity_key, {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"
-    single = _Sql(dialect, tables, dates)
-    one_select, _columns = _select(checked, single)
-    one = (
-        f"SELECT {key} AS entity_key, {', '.join(one_select)} FROM {tables[entity.name]} AS {OUTER} "
-        f"WHERE {key} = {'$key' if dialect == 'duckdb' else ':key'}"
+    joins, lets = _Joins(), _Lets()
+    select, columns = _select(checked, _Sql(dialect, tables, dates, lets, joins))
+    body = _population([f"{key} AS entity_key", *select], tables[entity.name], joins, lets)
+    lets = _Lets()
+    one_select, _columns = _select(checked, _Sql(dialect, tables, dates, lets))
+    one = lets.layered(
+        ", ".join([f"{key} AS entity_key", *one_select]),
+        f"{tables[entity.name]} AS {OUTER} WHERE {key} = {'$key' if dialect == 'duckdb' else ':key'}",
     )
     return Compiled(body, entity.key, tuple(columns), one)
 
@@ -930,10 +1036,10 @@ def compile_many(
     if len(targets) != 1:
         raise PolicyError("compile_many takes policies about one target")
     entity = schema.entity(targets.pop())
-    joins = _Joins()
+    joins, lets = _Joins(), _Lets()
     select = [f'{OUTER}."{entity.key}" AS entity_key']
     for i, (checked, dates) in enumerate(policies):
-        eligible, fen = _outcome(checked, _Sql(dialect, tables, dates, joins))
+        eligible, fen = _outcome(checked, _Sql(dialect, tables, dates, lets, joins))
         select.append(f"{eligible} AS e{i}")
         select.append(f"{fen} AS a{i}")
-    return f"SELECT {', '.join(select)} FROM {_from_clause(tables[entity.name], joins)}"
+    return _population(select, tables[entity.name], joins, lets)

@@ -126,16 +126,28 @@ class WorkOrdersSettings(BaseModel):
     demo_orders: int = Field(default=360, ge=0, le=100_000)
 
 
+_SOURCES = SettingsConfigDict(
+    env_prefix="SHGOV_",
+    env_nested_delimiter="__",
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+)
+
+
+class CityZone(BaseSettings):
+    """The city's time zone alone (``SHGOV_TIMEZONE``), for code that dates things without the full settings
+    (which insist on production secrets)."""
+
+    model_config = _SOURCES
+
+    timezone: str = "Asia/Shanghai"
+
+
 class Settings(BaseSettings):
     """Every setting of SH-GOV. ``.env.example`` documents each one."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SHGOV_",
-        env_nested_delimiter="__",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = _SOURCES
 
     env: Environment = "prod"
     city_code: str = "310000"

@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
+
+from shgov.core.calendar.service import city_today
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = dict(enumerate("10X98765432"))
@@ -33,7 +34,7 @@ class RuleError(ValueError):
 
 def today_local() -> date:
     """Today in the city's time zone (dates in deliveries are local dates)."""
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return city_today()
 
 
 @dataclass

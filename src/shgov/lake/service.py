@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from shgov.core.audit.service import sm3
+from shgov.core.calendar.service import city_zone
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.i18n import N_
@@ -58,7 +59,6 @@ FORMATS = ("csv", "xlsx", "jsonl", "parquet")
 # Large resources are Hive-partitioned inside each version by the column queries filter on.
 PARTITIONS = {"population": "district_code", "enterprises": "district_code"}
 TYPES = ("string", "integer", "number", "decimal", "date", "datetime", "boolean")
-LOCAL_TZ = "Asia/Shanghai"
 QUARANTINE = "_quarantine"
 
 
@@ -429,7 +429,7 @@ def _cast(expr: pl.Expr, source: pl.DataType, kind: str) -> pl.Expr:
     # datetime: stored in UTC; an export without an offset is read as Shanghai local time.
     if isinstance(source, pl.Datetime):
         if source.time_zone is None:
-            return expr.dt.replace_time_zone(LOCAL_TZ).dt.convert_time_zone("UTC")
+            return expr.dt.replace_time_zone(city_zone().key).dt.convert_time_zone("UTC")
         return expr.dt.convert_time_zone("UTC")
     with_offset = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_zone="UTC")
     naive = pl.coalesce(
@@ -437,7 +437,7 @@ def _cast(expr: pl.Expr, source: pl.DataType, kind: str) -> pl.Expr:
         text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
         text.str.to_datetime("%Y-%m-%d", strict=False),
     )
-    return pl.coalesce(with_offset, naive.dt.replace_time_zone(LOCAL_TZ).dt.convert_time_zone("UTC"))
+    return pl.coalesce(with_offset, naive.dt.replace_time_zone(city_zone().key).dt.convert_time_zone("UTC"))
 
 
 def _typed(frame: pl.DataFrame, spec: ResourceSpec) -> tuple[pl.DataFrame, dict[str, pl.Series]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ from shgov.core.calendar.service import (
     ScheduleError,
     WorkingCalendar,
     add_working_days,
+    city_today,
+    city_zone,
     load_year,
     parse_schedule,
     working_days_between,
@@ -145,3 +148,16 @@ def test_only_platform_administrators_load_schedules(client: httpx.Client, token
 def test_weekend_dates_near_a_boundary() -> None:
     friday = date(2026, 11, 27)
     assert add_working_days(friday, 1) == friday + timedelta(days=3)
+
+
+def test_the_city_zone_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another city's dates are its own: the zone comes from SHGOV_TIMEZONE, Shanghai by default."""
+    city_zone.cache_clear()
+    monkeypatch.setenv("SHGOV_TIMEZONE", "Pacific/Kiritimati")  # UTC+14: a date ahead of UTC most of the day
+    try:
+        assert city_zone().key == "Pacific/Kiritimati"
+        assert city_today() == datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    finally:
+        city_zone.cache_clear()
+    monkeypatch.delenv("SHGOV_TIMEZONE")
+    assert city_zone().key == "Asia/Shanghai"

@@ -18,12 +18,15 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import Boolean, Date, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, utcnow
+from shgov.core.settings import CityZone
 
 log = logging.getLogger("shgov.calendar")
 
@@ -144,6 +147,17 @@ def _package_covers(year: int) -> bool:
 
 
 _default = WorkingCalendar()
+
+
+@cache
+def city_zone() -> ZoneInfo:
+    """The city's time zone (``SHGOV_TIMEZONE``), read once per process."""
+    return ZoneInfo(CityZone().timezone)
+
+
+def city_today() -> date:
+    """Today's date in the city (deliveries, deadlines and release dates are local dates)."""
+    return datetime.now(city_zone()).date()
 
 
 def default_calendar() -> WorkingCalendar:

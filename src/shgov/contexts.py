@@ -20,6 +20,7 @@ CONTEXTS: tuple[str, ...] = (
     "cases",
     "workorders",
     "benefits",
+    "ratings",
 )
 
 CORE_MODEL_MODULES: tuple[str, ...] = (

@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -609,6 +609,13 @@ def is_applicant(session: Session, principal: Principal, case: Case) -> bool:
     user = get_user(session, principal.user_id)
     keys = {k.upper() for k in ((user.id_number, user.credit_code) if user else ()) if k}
     return case.applicant_key.upper() in keys
+
+
+def concluded_since(session: Session, since: date) -> list[Case]:
+    """Cases concluded on or after ``since`` (UTC midnight), oldest first."""
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    query = select(Case).where(Case.status == "concluded", Case.concluded_at >= start).order_by(Case.concluded_at)
+    return list(session.scalars(query))
 
 
 def may_see(session: Session, principal: Principal, case: Case) -> bool:

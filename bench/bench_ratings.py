@@ -31,7 +31,8 @@ def _generate(folder: Path) -> None:
             SELECT id, replaces_id, channel, level, item_code, item_name, department_code, tenant_code, created_at,
                    level AS s_overall,
                    CAST(GREATEST(1, level - (h % 2)) AS TINYINT) AS s_efficiency,
-                   CASE WHEN {online} THEN CAST(GREATEST(1, level - (h % 3 = 0)::INT) AS TINYINT) END AS s_guide_accuracy,
+                   CASE WHEN {online} THEN CAST(GREATEST(1, level - (h % 3 = 0)::INT) AS TINYINT) END
+                       AS s_guide_accuracy,
                    CASE WHEN {online} THEN level END AS s_convenience,
                    CASE WHEN {online} THEN level END AS s_usability,
                    CASE WHEN NOT {online} THEN level END AS s_service_level,
@@ -39,7 +40,8 @@ def _generate(folder: Path) -> None:
             FROM (
                 SELECT printf('%032x', i) AS id,
                        CASE WHEN i % 1000 = 999 THEN printf('%032x', i - 1) END AS replaces_id,
-                       ['web', 'app', 'kiosk', 'window', 'hotline', 'followup'][CAST(1 + hash(i, 1) % 6 AS BIGINT)] AS channel,
+                       ['web', 'app', 'kiosk', 'window', 'hotline', 'followup'][CAST(1 + hash(i, 1) % 6 AS BIGINT)]
+                           AS channel,
                        CAST(CASE WHEN hash(i, 2) % 100 < 70 THEN 5 WHEN hash(i, 2) % 100 < 88 THEN 4
                                  WHEN hash(i, 2) % 100 < 96 THEN 3 WHEN hash(i, 2) % 100 < 98 THEN 2 ELSE 1 END
                             AS TINYINT) AS level,

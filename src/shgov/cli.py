@@ -13,6 +13,7 @@ from shgov.benefits import cli as benefits_cli
 from shgov.catalog import cli as catalog_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
+from shgov.ratings import cli as ratings_cli
 from shgov.registers import cli as registers_cli
 from shgov.services import cli as services_cli
 from shgov.sharing import cli as sharing_cli
@@ -40,6 +41,7 @@ app.add_typer(sharing_cli.app, name="sharing")
 app.add_typer(services_cli.app, name="services")
 app.add_typer(workorders_cli.app, name="workorders")
 app.add_typer(benefits_cli.app, name="benefits")
+app.add_typer(ratings_cli.app, name="ratings")
 
 
 def _display_url(url: str) -> str:

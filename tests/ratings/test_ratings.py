@@ -5,7 +5,8 @@ and the statistics recomputed from the immutable ratings."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from openpyxl import load_workbook
@@ -15,8 +16,10 @@ from shgov.core.calendar.service import add_working_days, city_today
 from shgov.core.db import Database
 from shgov.core.identity.models import User
 from shgov.core.notify import Notification
+from shgov.core.regions.service import RegionIndex
+from shgov.core.settings import Settings
 from shgov.ratings import service as ratings
-from shgov.ratings.models import Desk, RatingInvitation
+from shgov.ratings.models import Desk, Rating, RatingInvitation
 from tests.cases.test_api import auth
 from tests.ratings.conftest import TokenFor, make_case
 
@@ -220,3 +223,35 @@ def test_invitations_desks_throttling_and_bursts(
     limited = client.post(f"/api/v1/ratings/cases/{case['id']}", json=BAD, headers=auth(token))
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_published_figures_exist_before_any_rating(client: httpx.Client, rating_roles: None) -> None:
+    public = client.get("/api/v1/ratings/public")
+    assert public.status_code == 200, public.text
+    assert public.json()["total"]["ratings"] == 0
+    assert public.json()["rows"] == []
+
+
+def test_a_work_order_follow_up_becomes_a_rating_once(
+    db: Database, settings: Settings, region_index: RegionIndex, rating_roles: None
+) -> None:
+    """The reporter's satisfaction in a follow-up (the workorders event) is recorded as a rating of the
+    follow-up channel; a bad one opens a rectification for the lead unit; a repeated event adds nothing."""
+    from shgov.core.events import Event
+    from shgov.workorders import service as workorders
+
+    with db.session() as session:
+        report = workorders.Report(
+            channel="hotline", description="小区门口路灯不亮已经一周了", address="浦东新区世纪大道100号"
+        )
+        order = workorders.intake(session, settings, region_index, report)
+        order_id = order.id
+    handlers = {name: handler for name, _pattern, handler in ratings.subscribers(db, settings)}
+    payload = {"order_id": str(order_id), "satisfaction": 2}
+    event = Event(uuid.uuid4(), "workorders.order.rate", payload, datetime.now(UTC))
+    handlers["ratings.workorder-followup"](event)
+    handlers["ratings.workorder-followup"](event)
+    with db.session() as session:
+        given = session.scalars(select(Rating).where(Rating.subject_ref == str(order_id))).all()
+        assert [(r.channel, r.level, r.stage) for r in given] == [("followup", 2, "followup")]
+        assert ratings.rectification_of(session, given[0].id) is not None

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from shgov.cases import service as cases
 from shgov.core.calendar.service import add_working_days, city_today
-from shgov.core.db import utcnow
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, DomainError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
@@ -877,11 +877,8 @@ def search_ratings(session: Session, principal: Principal, item: str | None = No
 # -- events and the demo --------------------------------------------------------------------------------
 
 
-def subscribers(db: object, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:
+def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:
     """A work order's follow-up satisfaction becomes a rating of the follow-up channel."""
-    from shgov.core.db import Database
-
-    assert isinstance(db, Database)  # noqa: S101 - the app passes its database
 
     def on_rated(event: Event) -> None:
         level = event.payload.get("satisfaction")

@@ -134,7 +134,7 @@ def compute(
                 int(count),
                 int(satisfied),
                 int(bad),
-                float(average),
+                float(average or 0),
                 {
                     n: (round(float(v), 3) if v is not None else None)
                     for n, v in zip(INDICATOR_COLUMNS, indicators, strict=True)

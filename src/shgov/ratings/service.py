@@ -334,28 +334,9 @@ def _record(
     )
     if session.scalar(taken) is not None:
         raise ConflictError("this has been rated already (one rating each time)", field="level")
-    rating = Rating(
-        id=uuid.uuid4(),
-        subject_kind=subject.kind,
-        subject_ref=subject.ref,
-        stage=subject.stage,
-        round=round_,
-        channel=given.channel,
-        level=given.level,
-        scores=scores,
-        comment=given.comment.strip(),
-        item_code=subject.item_code,
-        item_name=subject.item_name,
-        department_code=subject.department_code,
-        tenant_code=subject.tenant_code,
-        desk_code=subject.desk_code,
-        served_by=list(subject.served_by),
-        rater_id=rater.user_id if rater else None,
-        device_hash=where.device_hash,
-        ip_hash=where.ip_hash,
-        replaces_id=replaces,
-        created_at=utcnow(),
-    )
+    rating = _new_rating(subject, given.channel, given.level, scores, given.comment, rater.user_id if rater else None)
+    rating.round, rating.replaces_id = round_, replaces
+    rating.device_hash, rating.ip_hash = where.device_hash, where.ip_hash
     try:
         with session.begin_nested():
             session.add(rating)
@@ -373,6 +354,30 @@ def _record(
         {"rating": str(rating.id), "level": rating.level, "item": rating.item_code, "channel": rating.channel},
     )
     return rating
+
+
+def _new_rating(
+    subject: Subject, channel: str, level: int, scores: dict[str, int], comment: str, rater_id: uuid.UUID | None
+) -> Rating:
+    return Rating(
+        id=uuid.uuid4(),
+        subject_kind=subject.kind,
+        subject_ref=subject.ref,
+        stage=subject.stage,
+        round=1,
+        channel=channel,
+        level=level,
+        scores=scores,
+        comment=comment.strip(),
+        item_code=subject.item_code,
+        item_name=subject.item_name,
+        department_code=subject.department_code,
+        tenant_code=subject.tenant_code,
+        desk_code=subject.desk_code,
+        served_by=list(subject.served_by),
+        rater_id=rater_id,
+        created_at=utcnow(),
+    )
 
 
 def case_subject(session: Session, principal: Principal, case_id: uuid.UUID, stage: str) -> Subject:
@@ -452,24 +457,7 @@ def record_followup(session: Session, order_id: uuid.UUID, level: int) -> Rating
         tenant_code=order.tenant_code,
     )
     rule = rules_for(session, order.tenant_code)
-    rating = Rating(
-        id=uuid.uuid4(),
-        subject_kind=subject.kind,
-        subject_ref=subject.ref,
-        stage=subject.stage,
-        round=1,
-        channel="followup",
-        level=level,
-        scores={"overall": level},
-        comment="",
-        item_code=subject.item_code,
-        item_name=subject.item_name,
-        department_code=subject.department_code,
-        tenant_code=subject.tenant_code,
-        served_by=[],
-        rater_id=order.reporter_user_id,
-        created_at=utcnow(),
-    )
+    rating = _new_rating(subject, "followup", level, {"overall": level}, "", order.reporter_user_id)
     session.add(rating)
     session.flush()
     if level <= BAD:

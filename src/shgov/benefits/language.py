@@ -784,9 +784,10 @@ class _Sql:
             b = str(int(cast(int, right.value)) * (SCALE if right.kind == "int" else 1))
         return self.rounded(f"{a} * {SCALE}", b, alias)
 
-    def case(self, node: Node, alias: str) -> str:
+    def case(self, node: Node, alias: str, render: Callable[[Node, str], str] | None = None) -> str:
+        """An ``if`` as CASE, each branch rendered by ``render`` (by default as a value of the node's type)."""
         *pairs, otherwise = node.children
-        render = self.scaled if node.type == "decimal" else self.expr
+        render = render or (self.scaled if node.type == "decimal" else self.expr)
         whens = " ".join(
             f"WHEN {self.expr(pairs[i], alias)} THEN {render(pairs[i + 1], alias)}" for i in range(0, len(pairs), 2)
         )
@@ -967,11 +968,7 @@ def _fen(node: Node, sql: _Sql) -> str:
         fen = (2 * abs(scaled) + 100) // 200 * (1 if scaled >= 0 else -1)
         return f"CAST({fen} AS {sql.wide})"
     if node.kind == "if":
-        *pairs, otherwise = node.children
-        whens = " ".join(
-            f"WHEN {sql.expr(pairs[i], OUTER)} THEN {_fen(pairs[i + 1], sql)}" for i in range(0, len(pairs), 2)
-        )
-        return f"(CASE {whens} ELSE {_fen(otherwise, sql)} END)"
+        return sql.case(node, OUTER, lambda branch, _alias: _fen(branch, sql))
     return sql.rounded(sql.scaled(node, OUTER), "100", OUTER)
 
 

@@ -129,6 +129,9 @@ def test_a_bad_rating_is_verified_rectified_answered_and_re_rated(
     assert sheet is not None
     assert any(row[1] == "birth" for row in sheet.iter_rows(values_only=True))
     assert client.get("/api/v1/ratings/stats", headers=auth(token)).status_code == 403
+    unknown = client.get("/api/v1/ratings/stats", params={"dimension": "weekday"}, headers=auth(admin_token))
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "dimension"
     public = client.get("/api/v1/ratings/public")
     assert public.status_code == 200
     assert public.json()["total"]["ratings"] == 1

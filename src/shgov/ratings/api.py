@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
-from shgov.core.errors import Problem
+from shgov.core.errors import FieldError, Problem
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit, client_ip
 from shgov.core.identity.permissions import Principal
@@ -182,7 +182,8 @@ def _require_stats(principal: Principal) -> None:
 def _rows(session: SessionDep, principal: Principal, dimension: str | None) -> list[stats.Row]:
     _require_stats(principal)
     if dimension is not None and dimension not in stats.DIMENSIONS:
-        raise Problem("validation-failed", detail=f"dimension is one of {', '.join(stats.DIMENSIONS)}", errors=[])
+        message = f"dimension is one of {', '.join(stats.DIMENSIONS)}"
+        raise Problem("validation-failed", detail=message, errors=[FieldError("dimension", message)])
     rows = stats.from_session(session)
     return [r for r in rows if dimension is None or r.dimension in (dimension, "all")]
 

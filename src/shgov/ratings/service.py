@@ -18,9 +18,9 @@ import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -701,17 +701,25 @@ def sweep(session: Session, today: date | None = None) -> Sweep:
 
 def _invite(session: Session, day: date) -> int:
     invited = 0
-    rated = {
-        r
-        for (r,) in session.execute(
-            select(Rating.subject_ref).where(Rating.subject_kind == "case", Rating.stage == "conclude")
-        )
-    }
-    asked = {
-        c for (c,) in session.execute(select(RatingInvitation.case_id).where(RatingInvitation.stage == "conclude"))
-    }
     longest = max([r.invite_after_days for r in session.scalars(select(RatingRule))] + [3])
-    for case in cases.concluded_since(session, day - timedelta(days=longest + 30)):
+    since = day - timedelta(days=longest + 30)
+    # a conclusion rating or an invitation of a case concluded since then was given after it: only those are read
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    rated = set(
+        session.scalars(
+            select(Rating.subject_ref).where(
+                Rating.subject_kind == "case", Rating.stage == "conclude", Rating.created_at >= start
+            )
+        )
+    )
+    asked = set(
+        session.scalars(
+            select(RatingInvitation.case_id).where(
+                RatingInvitation.stage == "conclude", RatingInvitation.sent_at >= start
+            )
+        )
+    )
+    for case in cases.concluded_since(session, since):
         if str(case.id) in rated or str(case.id) in asked or case.concluded_at is None:
             continue
         wait = rules_for(session, case.tenant_code).invite_after_days
@@ -792,17 +800,6 @@ def rectification_of(session: Session, rating_id: uuid.UUID) -> Rectification | 
     return session.scalar(select(Rectification).where(Rectification.rating_id == rating_id))
 
 
-def ratings_of_case(session: Session, case_id: uuid.UUID) -> list[Rating]:
-    """The ratings of one case (every stage and round)."""
-    return list(
-        session.scalars(
-            select(Rating)
-            .where(Rating.subject_kind == "case", Rating.subject_ref == str(case_id))
-            .order_by(Rating.created_at)
-        )
-    )
-
-
 def visible_rectifications(
     session: Session, principal: Principal, status: str | None = None, overdue_only: bool = False
 ) -> list[tuple[Rectification, Rating]]:
@@ -837,32 +834,9 @@ def guide_reviews(session: Session, status: str | None = "open") -> list[GuideRe
     return list(session.scalars(query))
 
 
-def review_guide(session: Session, principal: Principal, item_code: str, note: str) -> GuideReview:
-    """Mark an item's guide reviewed (corrected, or found accurate) with a note."""
-    if not principal.has_action(MANAGE):
-        raise ForbiddenError("only administrators close guide reviews")
-    review = session.get(GuideReview, item_code)
-    if review is None:
-        raise NotFoundError("no review of that item", field="item")
-    review.status, review.note = "reviewed", _need(note, "note", "what was done")
-    session.flush()
-    return review
-
-
 def excluded_ids(session: Session) -> list[uuid.UUID]:
     """Ratings excluded by an approved appeal."""
     return list(session.scalars(select(RatingAppeal.rating_id).where(RatingAppeal.status == "approved")))
-
-
-def search_ratings(session: Session, principal: Principal, item: str | None = None, limit: int = 200) -> list[Rating]:
-    """Ratings of the departments or districts whose statistics the caller reads, newest first."""
-    query = select(Rating).order_by(Rating.created_at.desc()).limit(limit)
-    if item:
-        query = query.where(or_(Rating.item_code == item, Rating.desk_code == item))
-    return [r for r in session.scalars(query) if principal.allows(STATS, r.tenant_code, r.department_code)]
-
-
-# -- events and the demo --------------------------------------------------------------------------------
 
 
 def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callable[[Event], None]]]:

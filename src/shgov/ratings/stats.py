@@ -16,8 +16,8 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shgov.ratings.models import Rating, RatingAppeal, Rectification
-from shgov.ratings.service import INDICATOR_NAMES
+from shgov.ratings.models import Rating, Rectification
+from shgov.ratings.service import INDICATOR_NAMES, excluded_ids
 
 # dimension → (the column grouped on, the column naming a group)
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -88,7 +88,7 @@ def ratings_table(session: Session, since: date | None = None, until: date | Non
 
 def excluded_table(session: Session) -> pa.Table:
     """The ids of the ratings an approved appeal excluded."""
-    ids = [str(i) for i in session.scalars(select(RatingAppeal.rating_id).where(RatingAppeal.status == "approved"))]
+    ids = [str(i) for i in excluded_ids(session)]
     return pa.table({"rating_id": pa.array(ids, pa.string())})
 
 

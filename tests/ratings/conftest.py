@@ -21,7 +21,7 @@ from tests.cases.test_api import auth, pdf_bytes, png_bytes, step
 @pytest.fixture
 def rating_roles(db: Database, settings: Settings, lake_dir: Path) -> None:  # noqa: F811 - the imported fixture
     with db.session() as session:
-        ratings.seed_demo(session, settings)
+        ratings.seed_basics(session)
 
 
 def make_case(client: httpx.Client, token: str, admin: str, tag: str) -> dict:

@@ -24,6 +24,7 @@ from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit, safe_next
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal, validate_id_number
+from shgov.core.qr import qr_svg
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.services import service as services
@@ -357,7 +358,7 @@ def _case_page(
             licence = registers.issued_licence(session, row["licence_no"])
             if licence is not None:
                 code = registers.licence_code(licence)
-                codes[row["licence_no"]] = (code, registers.licence_qr_svg(code))
+                codes[row["licence_no"]] = (code, qr_svg(code))
     handling = {
         t["id"]
         for t in view.tasks

@@ -23,6 +23,7 @@ from shgov.ratings.schemas import (
     AppealDecisionIn,
     CaseRatingIn,
     DeskIn,
+    GuideReviewIn,
     GuideReviewOut,
     HistoryOut,
     OnTimeOut,
@@ -34,6 +35,7 @@ from shgov.ratings.schemas import (
     RulesOut,
     StatRow,
     StepIn,
+    UnratedOut,
 )
 
 router = APIRouter(prefix="/api/v1/ratings", tags=["ratings"], route_class=JsonRoute)
@@ -109,6 +111,12 @@ def _visible(session: SessionDep, principal: Principal, rectification_id: uuid.U
     if rating is None or not ratings.may_see(principal, rect, rating):
         raise Problem("not-found", detail="No such rectification.")
     return rect, rating
+
+
+@router.get("/awaiting", response_model=list[UnratedOut])
+def awaiting(session: SessionDep, principal: CurrentPrincipal) -> list[UnratedOut]:
+    """The caller's concluded cases still waiting for their rating (what an app or a kiosk asks to rate)."""
+    return [UnratedOut.model_validate(u) for u in ratings.awaiting(session, principal)]
 
 
 @router.get("/rectifications", response_model=list[RectificationOut])
@@ -269,6 +277,16 @@ def guides(session: SessionDep, principal: CurrentPrincipal, status: str | None 
     """Items whose guides raters found inaccurate (办事指南精确度 rated bad), most complaints first."""
     _require_stats(principal)
     return [GuideReviewOut.model_validate(g) for g in ratings.guide_reviews(session, status)]
+
+
+@router.post("/guides/{item_code}/review", response_model=GuideReviewOut)
+def review_guide(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, item_code: str, body: GuideReviewIn
+) -> GuideReviewOut:
+    """Mark an item's guide reviewed (corrected, or found accurate), saying what was done."""
+    review = ratings.close_guide_review(session, principal, item_code, body.note)
+    audit(request, principal, "ratings.guide.review", object_type="item", object_id=item_code)
+    return GuideReviewOut.model_validate(review)
 
 
 @router.get("/rules/{scope}", response_model=RulesOut)

@@ -201,3 +201,23 @@ class GuideReviewOut(BaseModel):
     bad_ratings: int
     last_comment: str
     note: str
+
+
+class GuideReviewIn(BaseModel):
+    """What the review of an item's guide found or corrected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(max_length=2000)
+
+
+class UnratedOut(BaseModel):
+    """A concluded case that waits for its applicant's rating."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    case_id: uuid.UUID
+    number: str
+    offering_name: str
+    status: str
+    concluded_at: datetime | None

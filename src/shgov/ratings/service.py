@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, DomainError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
+from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.notify import tell
@@ -447,12 +448,17 @@ def record_followup(session: Session, order_id: uuid.UUID, level: int) -> Rating
     exists = select(Rating.id).where(Rating.subject_kind == "workorder", Rating.subject_ref == str(order.id))
     if session.scalar(exists) is not None:
         return None
+    code = order.category_code or "unclassified"
+    try:
+        name = workorders.get_category(session, code).name if order.category_code else "未分类工单"
+    except InvalidError:  # a category retired since
+        name = code
     subject = Subject(
         kind="workorder",
         ref=str(order.id),
         stage="followup",
-        item_code=order.category_code or "unclassified",
-        item_name=order.category_code or "unclassified",
+        item_code=code,
+        item_name=name,
         department_code=order.lead_unit or order.tenant_code,
         tenant_code=order.tenant_code,
     )
@@ -474,7 +480,7 @@ def rerate(session: Session, principal: Principal, rectification_id: uuid.UUID, 
     if original.rater_id != principal.user_id:
         raise NotFoundError("no such rating among yours", field="rectification")
     if rect.status != "answered":
-        raise ConflictError("a rating can be given again once the department has answered", field="level")
+        raise ConflictError("a rating can be given again once the department has answered", field="rectification")
     subject = Subject(
         kind=original.subject_kind,
         ref=original.subject_ref,
@@ -509,8 +515,10 @@ def _flag_guide(session: Session, rating: Rating) -> None:
 # -- the closed loop ------------------------------------------------------------------------------------
 
 
-def _open_rectification(session: Session, rating: Rating, rule: RatingRule) -> Rectification:
-    opened = city_today()
+def _open_rectification(
+    session: Session, rating: Rating, rule: RatingRule, opened: date | None = None
+) -> Rectification:
+    opened = opened or city_today()
     rect = Rectification(
         rating_id=rating.id,
         department_code=rating.department_code,
@@ -632,7 +640,7 @@ def act(session: Session, principal: Principal, rect: Rectification, step: StepI
                 rating.rater_id,
                 f"【好差评】{rating.item_name}：部门已回复您的评价",
                 rect.feedback,
-                "/me/ratings",
+                "/my/ratings",
                 "ratings.rectification",
             )
     elif step.action == "conclude":
@@ -732,7 +740,7 @@ def _invite(session: Session, day: date) -> int:
             case.applicant_user_id,
             f"【好差评】请为“{case.offering_name}”的办理打分",
             f"办件 {case.number} 已办结，欢迎评价。",
-            f"/me/cases/{case.id}/rate",
+            f"/my/cases/{case.id}/rate",
             "ratings.invitation",
         )
         invited += 1
@@ -795,25 +803,44 @@ def my_ratings(session: Session, principal: Principal) -> list[tuple[Rating, Rec
     return [(rating, rect) for rating, rect in rows]
 
 
+def rating_of(session: Session, kind: str, ref: str, stage: str) -> Rating | None:
+    """The first-round rating of a subject's stage, if it was given."""
+    return session.scalar(
+        select(Rating).where(
+            Rating.subject_kind == kind, Rating.subject_ref == ref, Rating.stage == stage, Rating.round == 1
+        )
+    )
+
+
 def rectification_of(session: Session, rating_id: uuid.UUID) -> Rectification | None:
     """The rectification a bad rating opened."""
     return session.scalar(select(Rectification).where(Rectification.rating_id == rating_id))
 
 
 def visible_rectifications(
-    session: Session, principal: Principal, status: str | None = None, overdue_only: bool = False
+    session: Session, principal: Principal, status: str | None = None, overdue_only: bool = False, limit: int = 500
 ) -> list[tuple[Rectification, Rating]]:
-    """The rectifications the caller handles or supervises."""
-    query = select(Rectification, Rating).join(Rating, Rating.id == Rectification.rating_id)
-    if status:
+    """The rectifications the caller handles or supervises, the most urgent first."""
+    conditions = []
+    for action, by_department in ((HANDLE, True), (SUPERVISE, False)):
+        tenants = principal.tenants_for(action)
+        if tenants is None:  # city-wide
+            conditions = [Rectification.id.is_not(None)]
+            break
+        if tenants:
+            conditions.append(Rectification.tenant_code.in_([t for t in tenants if t]))
+        departments = principal.departments_for(action) if by_department else set()
+        if departments:
+            conditions.append(Rectification.department_code.in_(departments))
+    if not conditions:
+        return []
+    query = select(Rectification, Rating).join(Rating, Rating.id == Rectification.rating_id).where(or_(*conditions))
+    if status == "open":
+        query = query.where(Rectification.status.in_(OPEN))
+    elif status:
         query = query.where(Rectification.status == status)
-    rows = session.execute(query.order_by(Rectification.conclude_due, Rectification.created_at))
-    out = [
-        (rect, rating)
-        for rect, rating in rows
-        if principal.allows(HANDLE, rect.tenant_code, rect.department_code)
-        or principal.allows(SUPERVISE, rect.tenant_code, None)
-    ]
+    rows = session.execute(query.order_by(Rectification.conclude_due, Rectification.created_at).limit(limit))
+    out = [(rect, rating) for rect, rating in rows if may_see(principal, rect, rating)]
     return [(r, g) for r, g in out if overdue_steps(r)] if overdue_only else out
 
 
@@ -832,6 +859,55 @@ def guide_reviews(session: Session, status: str | None = "open") -> list[GuideRe
     if status:
         query = query.where(GuideReview.status == status)
     return list(session.scalars(query))
+
+
+def close_guide_review(session: Session, principal: Principal, item_code: str, note: str) -> GuideReview:
+    """Mark an item's guide as reviewed (corrected or found accurate); a later bad rating of its accuracy
+    opens the review again."""
+    if not principal.has_action(MANAGE):
+        raise ForbiddenError("reviewing guides needs ratings.rules.manage")
+    review = session.get(GuideReview, item_code)
+    if review is None or review.status != "open":
+        raise NotFoundError("no open guide review of that item", field="item")
+    review.status, review.note = "reviewed", _need(note, "note", "what was found or corrected")
+    session.flush()
+    emit(session, "ratings.guide.reviewed", {"item": item_code})
+    return review
+
+
+@dataclass(frozen=True)
+class Unrated:
+    """A concluded case of the caller's that waits for their rating."""
+
+    case_id: uuid.UUID
+    number: str
+    offering_name: str
+    status: str
+    concluded_at: datetime | None
+
+
+def awaiting(session: Session, principal: Principal) -> list[Unrated]:
+    """The caller's concluded cases whose conclusion they have not rated yet, newest first."""
+    done = [c for c in cases.cases_of(session, principal) if c.status in ("concluded", "rejected")]
+    if not done:
+        return []
+    rated = set(
+        session.scalars(
+            select(Rating.subject_ref).where(
+                Rating.subject_kind == "case",
+                Rating.stage == "conclude",
+                Rating.subject_ref.in_([str(c.id) for c in done]),
+            )
+        )
+    )
+    return [Unrated(c.id, c.number, c.offering_name, c.status, c.concluded_at) for c in done if str(c.id) not in rated]
+
+
+def channel_for(case_channel: str, at_kiosk: bool) -> str:
+    """Where a case is rated from: at a kiosk, else the channel it was applied through (window or web)."""
+    if at_kiosk:
+        return "kiosk"
+    return "window" if case_channel == "window" else "web"
 
 
 def excluded_ids(session: Session) -> list[uuid.UUID]:
@@ -855,7 +931,13 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
 
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
-    """The roles' rating actions, the city-wide rules and a few desks with QR codes."""
+    """The roles' rating actions, the city-wide rules, a few desks with QR codes and a fortnight of their
+    ratings (some bad, with rectifications)."""
+    return {"desks": seed_basics(session), "desk_ratings": _seed_desk_ratings(session)}
+
+
+def seed_basics(session: Session) -> int:
+    """The roles' rating actions, the city-wide rules and the demo desks; the desks added are counted."""
     for role in ("window_clerk", "case_worker", "department_admin"):
         add_actions_to_role(session, role, (HANDLE,))
     add_actions_to_role(session, "district_admin", (SUPERVISE, STATS, MANAGE))
@@ -879,7 +961,38 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
             )
             desks += 1
     session.flush()
-    return {"desks": desks}
+    return desks
+
+
+# a week of desk visits: mostly satisfied, some bad ones that open rectifications
+DEMO_LEVELS = (5, 5, 4, 5, 3, 5, 4, 2, 5, 4, 5, 1, 4, 5)
+
+
+def _seed_desk_ratings(session: Session) -> int:
+    if session.scalar(select(Rating.id).where(Rating.subject_kind == "desk").limit(1)) is not None:
+        return 0
+    raters = list(session.scalars(select(User).where(User.kind == "citizen").order_by(User.username)))
+    if not raters:
+        return 0
+    today = city_today()
+    made = 0
+    for d, (code, name, department, tenant, _item, _item_name) in enumerate(DEMO_DESKS):
+        for day in range(len(DEMO_LEVELS)):
+            rater = raters[(day + d) % len(raters)]
+            level = DEMO_LEVELS[(day + 3 * d) % len(DEMO_LEVELS)]
+            on = today - timedelta(days=day * 2)
+            subject = Subject("desk", code, f"{on.isoformat()}:{rater.id}", code, name, department, tenant, (), code)
+            scores = {"efficiency": level, "service_level": max(1, level - day % 2), "attitude": level}
+            comment = {1: "等候时间太长，窗口只开了一个", 2: "材料要求和网上说的不一样"}.get(level, "")
+            rating = _new_rating(subject, "window", level, scores | {"overall": level}, comment, rater.id)
+            rating.created_at = datetime(on.year, on.month, on.day, 2 + day % 7, tzinfo=UTC)
+            session.add(rating)
+            session.flush()
+            if level <= BAD:
+                _open_rectification(session, rating, _default_rule(), on)
+            made += 1
+    session.flush()
+    return made
 
 
 DEMO_DESKS = (

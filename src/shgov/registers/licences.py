@@ -201,15 +201,6 @@ def code_of(licence: IssuedLicence) -> str:
     return f"{CODE_PREFIX}.{_b64(licence.payload.encode())}.{_b64(bytes.fromhex(licence.signature))}"
 
 
-def qr_svg(text: str, scale: int = 4) -> str:
-    """An SVG QR code of ``text`` (medium error correction) that scales to its box (a viewBox, no fixed size)."""
-    buffer = io.BytesIO()
-    segno.make(text, error="m", micro=False).save(
-        buffer, kind="svg", scale=scale, xmldecl=False, svgns=True, omitsize=True
-    )
-    return buffer.getvalue().decode()
-
-
 @dataclass(frozen=True)
 class Verification:
     """What a verifier learns from a licence code."""

@@ -55,7 +55,6 @@ verify_licence_offline = issued.verify_offline
 revoke_licence = issued.revoke
 revoked_licences = issued.revoked_numbers
 licence_code = issued.code_of
-licence_qr_svg = issued.qr_svg
 licence_pdf = issued.render_pdf
 
 

@@ -1,0 +1,678 @@
+"""Pages of 好差评: rating a case (from 我的办件, the invitation or a kiosk) and a desk (its QR code), my
+ratings with the department's answer and the re-rating, the department's rectification worklist, the
+supervisor's appeals and overdue loops, the item-level report and the public figures."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from shgov.cases import service as cases
+from shgov.core.calendar.service import city_today
+from shgov.core.deps import SessionDep, SettingsDep
+from shgov.core.errors import DomainError, InvalidError, Problem
+from shgov.core.i18n import N_
+from shgov.core.identity.deps import audit, client_ip
+from shgov.core.identity.permissions import Principal
+from shgov.core.identity.service import get_user
+from shgov.core.ids import mask_personal
+from shgov.core.qr import qr_svg
+from shgov.core.regions.api import IndexDep
+from shgov.core.settings import Settings
+from shgov.ratings import service as ratings
+from shgov.ratings import stats
+from shgov.ratings.api import public_figures
+from shgov.ratings.models import Rating, Rectification
+from shgov.services import service as services
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.templating import NavItem, Templates, request_mode
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    ("citizens", NavItem("my-ratings", N_("My ratings"), "/my/ratings", N_("Rate your concluded cases; see answers."))),
+    (
+        "citizens",
+        NavItem("ratings-public", N_("Service ratings"), "/ratings", N_("How satisfied people are, published.")),
+    ),
+    (
+        "staff",
+        NavItem(
+            "rectifications",
+            N_("Bad-rating rectifications"),
+            "/staff/ratings",
+            N_("Contact, verify, rectify and answer bad ratings within the deadlines; decide appeals."),
+        ),
+    ),
+    (
+        "staff",
+        NavItem(
+            "ratings-report",
+            N_("Rating report"),
+            "/staff/ratings/report",
+            N_("Satisfaction by item; items whose guides raters found inaccurate; exports."),
+        ),
+    ),
+]
+
+DEVICE_COOKIE = "shgov_device"
+STAFF_ONLY = "This page is for department staff."
+# what a refused rating's field means, in words the rater reads (the service's message is for developers)
+FIELD_MESSAGES = {
+    "level": N_("Choose how satisfied you are, from very unsatisfied to very satisfied."),
+    "comment": N_("The comment is at most 500 characters."),
+    "channel": N_("This channel cannot be rated here."),
+}
+SCORE_MESSAGE = N_("Each indicator is rated from very unsatisfied to very satisfied.")
+TOO_MANY_MESSAGE = N_("Too many ratings from here in the last hour; please try again later.")
+REFUSALS = {
+    ("conflict", "level"): N_("This has been rated already: one rating each time."),
+    ("conflict", "stage"): N_("This stage of the case has not been reached yet."),
+    ("forbidden", "level"): N_("Staff may not rate their own work."),
+}
+VERDICT_NAMES = {"valid": N_("valid"), "mistaken": N_("mistaken"), "malicious": N_("malicious")}
+OVERDUE_NAMES = {"contact": N_("contact overdue"), "rectify": N_("rectification overdue"), "conclude": N_("overdue")}
+ACTION_NAMES = {
+    "open": N_("opened by the rating"),
+    "contact": N_("rater contacted"),
+    "verify": N_("verified"),
+    "appeal": N_("appealed"),
+    "rectify": N_("rectified"),
+    "answer": N_("answered"),
+    "conclude": N_("concluded"),
+    "rerate": N_("re-rated"),
+    "approve": N_("appeal approved"),
+    "reject": N_("appeal rejected"),
+    "supervise": N_("under supervision"),
+}
+LABELS = {
+    "level_names": ratings.LEVELS,
+    "indicator_names": ratings.INDICATOR_NAMES,
+    "channel_names": ratings.CHANNEL_NAMES,
+    "status_names": ratings.STATUS_NAMES,
+    "verdict_names": VERDICT_NAMES,
+    "overdue_names": OVERDUE_NAMES,
+    "action_names": ACTION_NAMES,
+}
+
+
+# -- giving a rating --------------------------------------------------------------------------------
+
+
+def _device(request: Request) -> str:
+    return request.cookies.get(DEVICE_COOKIE) or ""
+
+
+def _with_device(request: Request, response: Response, settings: Settings) -> Response:
+    """Give the browser a long-lived device id (throttling and repeat detection key on it)."""
+    if not _device(request):
+        response.set_cookie(
+            DEVICE_COOKIE,
+            secrets.token_urlsafe(18),
+            max_age=2 * 365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=settings.secure_cookies,
+        )
+    return response
+
+
+def _level(form: FormData, name: str, field: str) -> int | None:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(str(raw))
+    except ValueError as exc:
+        raise InvalidError("a level is a whole number from 1 to 5", field=field) from exc
+
+
+def given_from(form: FormData, channel: str) -> ratings.Given:
+    """A rating from a submitted form: ``level``, ``score:<indicator>`` and ``comment``."""
+    level = _level(form, "level", "level")
+    if level is None:
+        raise InvalidError("choose a level", field="level")
+    scores: dict[str, int] = {}
+    for key in form:
+        if key.startswith("score:"):
+            value = _level(form, key, "scores." + key.removeprefix("score:"))
+            if value is not None:
+                scores[key.removeprefix("score:")] = value
+    return ratings.Given(level, channel, scores, str(form.get("comment") or ""))
+
+
+def _field_message(exc: DomainError) -> str | None:
+    """The rater's words for a refused rating (a message id), where there are some."""
+    if isinstance(exc, ratings.TooManyRatings):
+        return TOO_MANY_MESSAGE
+    if (exc.slug, exc.field) in REFUSALS:
+        return REFUSALS[exc.slug, exc.field or ""]
+    if not isinstance(exc, InvalidError) or not exc.field:
+        return None
+    return SCORE_MESSAGE if exc.field.startswith("scores.") else FIELD_MESSAGES.get(exc.field)
+
+
+def _rating_page(
+    request: Request,
+    templates: Templates,
+    settings: Settings,
+    context: dict[str, Any],
+    *,
+    error: DomainError | None = None,
+    posted: FormData | None = None,
+) -> Response:
+    channel = context["channel"]
+    status = 200
+    if error is not None:
+        status = 429 if isinstance(error, ratings.TooManyRatings) else 409 if error.slug == "conflict" else 422
+    page = templates.render(
+        request,
+        "ratings/rate.html",
+        {
+            **context,
+            "indicators": ratings.INDICATORS[ratings.CHANNELS[channel]],
+            "max_comment": ratings.MAX_COMMENT,
+            "error": error,
+            "error_field": (error.field or "") if error else "",
+            "field_message": _field_message(error) if error else None,
+            "posted": posted or {},
+            **LABELS,
+        },
+        status_code=status,
+    )
+    return _with_device(request, page, settings)
+
+
+def _case_context(request: Request, session: Session, who: Principal, case_id: uuid.UUID, stage: str) -> dict[str, Any]:
+    subject = ratings.case_subject(session, who, case_id, stage)
+    case = cases.get_case(session, case_id)
+    return {
+        "subject": subject,
+        "title": case.offering_name,
+        "reference": case.number,
+        "action": f"/my/cases/{case_id}/rate",
+        "stage": stage,
+        "channel": ratings.channel_for(case.channel, request_mode(request) == "kiosk"),
+        "back": f"/cases/{case_id}",
+    }
+
+
+@router.get("/my/cases/{case_id}/rate", response_class=HTMLResponse)
+def rate_case_form(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    case_id: uuid.UUID,
+    stage: Annotated[str, Query(pattern="^(accept|conclude)$")] = "conclude",
+) -> Response:
+    """Rate a stage of one's own case (the invitation links here)."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    context = _case_context(request, session, who, case_id, stage)
+    given = ratings.rating_of(session, "case", str(case_id), stage)
+    if given is not None:
+        return RedirectResponse(f"/my/ratings#rating-{given.id}", status_code=303)
+    return _rating_page(request, templates, settings, context)
+
+
+@router.post("/my/cases/{case_id}/rate", response_class=HTMLResponse)
+async def rate_case(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    case_id: uuid.UUID,
+) -> Response:
+    """Submit the rating of a case stage; a refused one is shown again with what to change."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    form = await request.form()
+    stage = str(form.get("stage") or "conclude")
+    context = _case_context(request, session, who, case_id, stage)
+    where = ratings.origin(settings, _device(request) or None, client_ip(request))
+    try:
+        rating = ratings.rate_case(session, who, case_id, stage, given_from(form, context["channel"]), where)
+    except DomainError as exc:
+        session.rollback()
+        return _rating_page(request, templates, settings, context, error=exc, posted=form)
+    audit(request, who, "ratings.rating.give", object_type="rating", object_id=str(rating.id))
+    return RedirectResponse(f"/my/ratings?rated={rating.id}#rating-{rating.id}", status_code=303)
+
+
+def _desk_context(session: Session, code: str) -> dict[str, Any]:
+    desk = ratings.get_desk(session, code)
+    return {
+        "desk": desk,
+        "title": desk.name,
+        "reference": desk.code,
+        "action": f"/rate/desk/{desk.code}",
+        "stage": "",
+        "channel": "window",
+        "back": "/",
+    }
+
+
+@router.get("/rate/desk/{code}", response_class=HTMLResponse)
+def rate_desk_form(
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser, code: str
+) -> Response:
+    """What a desk's QR code opens: rate this visit (signed in, once per desk and day)."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    return _rating_page(request, templates, settings, _desk_context(session, code))
+
+
+@router.post("/rate/desk/{code}", response_class=HTMLResponse)
+async def rate_desk(
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser, code: str
+) -> Response:
+    """Submit the rating of a desk visit."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    form = await request.form()
+    context = _desk_context(session, code)
+    where = ratings.origin(settings, _device(request) or None, client_ip(request))
+    try:
+        rating = ratings.rate_desk(session, who, code, given_from(form, "window"), where)
+    except DomainError as exc:
+        session.rollback()
+        return _rating_page(request, templates, settings, context, error=exc, posted=form)
+    audit(request, who, "ratings.rating.give", object_type="rating", object_id=str(rating.id))
+    return RedirectResponse(f"/my/ratings?rated={rating.id}#rating-{rating.id}", status_code=303)
+
+
+# -- my ratings: the department's answer and the re-rating ------------------------------------------------
+
+
+def _mine(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    settings: Settings,
+    who: Principal,
+    *,
+    error: DomainError | None = None,
+    failed: uuid.UUID | None = None,
+) -> Response:
+    rows = ratings.my_ratings(session, who)
+    page = templates.render(
+        request,
+        "ratings/mine.html",
+        {
+            "awaiting": ratings.awaiting(session, who),
+            "rows": [(rating, rect) for rating, rect in rows if rating.replaces_id is None],
+            "rerated": {rating.replaces_id: rating for rating, _r in rows if rating.replaces_id},
+            "error": error,
+            "field_message": _field_message(error) if error else None,
+            "failed": failed,
+            "max_comment": ratings.MAX_COMMENT,
+            **LABELS,
+        },
+        status_code=422 if error else 200,
+    )
+    return _with_device(request, page, settings)
+
+
+@router.get("/my/ratings", response_class=HTMLResponse)
+def my_ratings(
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser
+) -> Response:
+    """Cases waiting for a rating; my ratings, the rectifications they opened and the departments' answers."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    return _mine(request, templates, session, settings, who)
+
+
+@router.post("/my/ratings/{rectification_id}/rerate", response_class=HTMLResponse)
+async def rerate(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    rectification_id: uuid.UUID,
+) -> Response:
+    """Rate again once the department has answered."""
+    who = sign_in_first(request, principal)
+    if isinstance(who, Response):
+        return who
+    form = await request.form()
+    rect = ratings.get_rectification(session, rectification_id)
+    original = session.get(Rating, rect.rating_id)
+    channel = original.channel if original is not None else "web"
+    where = ratings.origin(settings, _device(request) or None, client_ip(request))
+    try:
+        rating = ratings.rerate(session, who, rectification_id, given_from(form, channel), where)
+    except DomainError as exc:
+        session.rollback()
+        return _mine(request, templates, session, settings, who, error=exc, failed=rectification_id)
+    audit(request, who, "ratings.rating.rerate", object_type="rating", object_id=str(rating.id))
+    return RedirectResponse(f"/my/ratings#rating-{rect.rating_id}", status_code=303)
+
+
+# -- the department's rectifications and the supervisor's decisions ---------------------------------------
+
+VIEWS = ("open", "overdue", "appealed", "concluded", "excluded", "all")
+
+
+def _staff(request: Request, principal: Principal | None) -> Principal | Response:
+    who = sign_in_first(request, principal)
+    if isinstance(who, Principal) and not (who.has_action(ratings.HANDLE) or who.has_action(ratings.SUPERVISE)):
+        raise Problem("forbidden", detail=STAFF_ONLY)
+    return who
+
+
+@router.get("/staff/ratings", response_class=HTMLResponse)
+def worklist(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    principal: WebUser,
+    view: Annotated[str, Query(pattern="^(open|overdue|appealed|concluded|excluded|all)$")] = "open",
+) -> Response:
+    """The bad ratings the department handles (or the district supervises), the most urgent first."""
+    who = _staff(request, principal)
+    if isinstance(who, Response):
+        return who
+    status = {"overdue": "open", "all": None}.get(view, view)
+    rows = ratings.visible_rectifications(session, who, status, overdue_only=view == "overdue")
+    return templates.render(
+        request,
+        "ratings/worklist.html",
+        {
+            "rows": [(rect, rating, ratings.overdue_steps(rect)) for rect, rating in rows],
+            "view": view,
+            "views": VIEWS,
+            "supervisor": who.has_action(ratings.SUPERVISE),
+            **LABELS,
+        },
+    )
+
+
+def _rater(session: Session, who: Principal, rect: Rectification, rating: Rating) -> dict[str, str]:
+    """Who rated, for the department that must contact them: the phone only for who handles it."""
+    user = get_user(session, rating.rater_id) if rating.rater_id else None
+    if user is None:
+        return {"name": "", "phone": ""}
+    handles = who.allows(ratings.HANDLE, rect.tenant_code, rect.department_code)
+    return {
+        "name": mask_personal(user.display_name, "name"),
+        "phone": (user.phone or "") if handles else mask_personal(user.phone or "", "phone"),
+    }
+
+
+def _rectification_page(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    who: Principal,
+    rectification_id: uuid.UUID,
+    *,
+    error: DomainError | None = None,
+    posted: dict[str, str] | None = None,
+) -> Response:
+    rect = ratings.get_rectification(session, rectification_id)
+    rating = session.get(Rating, rect.rating_id)
+    if rating is None or not ratings.may_see(who, rect, rating):
+        raise Problem("not-found", detail="No such rectification.")
+    handles = who.allows(ratings.HANDLE, rect.tenant_code, rect.department_code)
+    rater = _rater(session, who, rect, rating)
+    if handles and rater["phone"]:
+        audit(
+            request,
+            who,
+            "ratings.rater.read",
+            object_type="rectification",
+            object_id=str(rect.id),
+            tenant_code=rect.tenant_code,
+        )
+    return templates.render(
+        request,
+        "ratings/rectification.html",
+        {
+            "rect": rect,
+            "rating": rating,
+            "rater": rater,
+            "flags": ratings.flags_of(session, [rating.id]).get(rating.id, []),
+            "history": ratings.history(session, rect.id),
+            "overdue": ratings.overdue_steps(rect),
+            "steps": ratings.TRANSITIONS.get(rect.status, {}) if handles else {},
+            "decides": rect.status == "appealed" and who.allows(ratings.SUPERVISE, rect.tenant_code, None),
+            "error": error,
+            "posted": posted or {},
+            **LABELS,
+        },
+        status_code=(409 if error.slug == "conflict" else 403 if error.slug == "forbidden" else 422) if error else 200,
+    )
+
+
+@router.get("/staff/ratings/{rectification_id:uuid}", response_class=HTMLResponse)
+def rectification(
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, rectification_id: uuid.UUID
+) -> Response:
+    """A bad rating, its deadlines and history, and the steps the caller may take on it."""
+    who = _staff(request, principal)
+    if isinstance(who, Response):
+        return who
+    return _rectification_page(request, templates, session, who, rectification_id)
+
+
+@router.post("/staff/ratings/{rectification_id:uuid}/steps", response_class=HTMLResponse)
+def step(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    principal: WebUser,
+    rectification_id: uuid.UUID,
+    action: Annotated[str, Form(pattern="^(contact|verify|appeal|rectify|answer|conclude)$")],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    verdict: Annotated[str, Form(max_length=10)] = "",
+    cause: Annotated[str, Form(max_length=2000)] = "",
+    measures: Annotated[str, Form(max_length=2000)] = "",
+    responsible_unit: Annotated[str, Form(max_length=200)] = "",
+    evidence: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """The department's step: contact, verify, appeal, rectify, answer, conclude."""
+    who = _staff(request, principal)
+    if isinstance(who, Response):
+        return who
+    rect = ratings.get_rectification(session, rectification_id)
+    taken = ratings.StepInput(action, note, verdict or None, cause, measures, responsible_unit, evidence)
+    try:
+        ratings.act(session, who, rect, taken)
+    except DomainError as exc:
+        session.rollback()
+        posted = {"action": action, "note": note, "cause": cause, "measures": measures, "evidence": evidence}
+        posted["responsible_unit"] = responsible_unit
+        return _rectification_page(request, templates, session, who, rectification_id, error=exc, posted=posted)
+    audit(
+        request,
+        who,
+        f"ratings.rectification.{action}",
+        object_type="rectification",
+        object_id=str(rect.id),
+        tenant_code=rect.tenant_code,
+    )
+    return RedirectResponse(f"/staff/ratings/{rectification_id}", status_code=303)
+
+
+@router.post("/staff/ratings/{rectification_id:uuid}/appeal", response_class=HTMLResponse)
+def decide_appeal(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    principal: WebUser,
+    rectification_id: uuid.UUID,
+    decision: Annotated[str, Form(pattern="^(approve|reject)$")],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A supervisor approves (the rating is excluded) or rejects (the department rectifies) an appeal."""
+    who = _staff(request, principal)
+    if isinstance(who, Response):
+        return who
+    rect = ratings.get_rectification(session, rectification_id)
+    try:
+        ratings.decide_appeal(session, who, rect, decision, note)
+    except DomainError as exc:
+        session.rollback()
+        posted = {"action": decision, "note": note}
+        return _rectification_page(request, templates, session, who, rectification_id, error=exc, posted=posted)
+    audit(
+        request,
+        who,
+        f"ratings.appeal.{decision}",
+        object_type="rectification",
+        object_id=str(rect.id),
+        tenant_code=rect.tenant_code,
+    )
+    return RedirectResponse(f"/staff/ratings/{rectification_id}", status_code=303)
+
+
+# -- the item-level report and the guides raters found inaccurate -------------------------------------------
+
+
+def _report(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    index: IndexDep,
+    who: Principal,
+    *,
+    error: PageMessage = None,
+) -> Response:
+    rows = stats.from_session(session)
+    reviews = {g.item_code: g for g in ratings.guide_reviews(session, None)}
+    items = [r for r in rows if r.dimension == "item"]
+    # the items raters flagged come first (线上线下不一致 surfaces here), then the worst rated
+    items.sort(key=lambda r: (reviews.get(r.key) is None or reviews[r.key].status != "open", -r.bad_rate, r.key))
+    total = next((r for r in rows if r.dimension == "all"), None)
+    return templates.render(
+        request,
+        "ratings/report.html",
+        {
+            "items": items,
+            "total": total,
+            "reviews": reviews,
+            "unrated_reviews": [
+                g for g in reviews.values() if g.status == "open" and g.item_code not in {r.key for r in items}
+            ],
+            "by": {d: [r for r in rows if r.dimension == d] for d in ("department", "district", "channel", "month")},
+            "on_time": stats.on_time(session, city_today()),
+            "manages": who.has_action(ratings.MANAGE),
+            "error": error,
+            "department_name": _department_name,
+            "area_name": lambda code: _area_name(index, code),
+            **LABELS,
+        },
+        status_code=422 if error else 200,
+    )
+
+
+def _department_name(code: str) -> str:
+    return services.department_name(code.rsplit(".", 1)[-1])
+
+
+@router.get("/staff/ratings/report", response_class=HTMLResponse)
+def report(
+    request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep, principal: WebUser
+) -> Response:
+    """Satisfaction by item (guides raters found inaccurate first), department, district, channel, month."""
+    who = sign_in_first(request, principal, ratings.STATS, "Reading rating statistics needs ratings.stats.read.")
+    if isinstance(who, Response):
+        return who
+    return _report(request, templates, session, index, who)
+
+
+@router.post("/staff/ratings/guides/{item_code}", response_class=HTMLResponse)
+def review_guide(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    index: IndexDep,
+    principal: WebUser,
+    item_code: str,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Mark an item's guide reviewed, saying what was corrected."""
+    who = sign_in_first(request, principal, ratings.STATS, "Reading rating statistics needs ratings.stats.read.")
+    if isinstance(who, Response):
+        return who
+    try:
+        ratings.close_guide_review(session, who, item_code, note)
+    except DomainError as exc:
+        session.rollback()
+        if exc.slug == "forbidden":
+            raise
+        return _report(request, templates, session, index, who, error=exc.message)
+    audit(request, who, "ratings.guide.review", object_type="item", object_id=item_code)
+    return RedirectResponse("/staff/ratings/report#guides", status_code=303)
+
+
+@router.get("/staff/ratings/desks/{code}", response_class=HTMLResponse)
+def desk_code(
+    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, code: str
+) -> Response:
+    """A desk's printable QR code (the desk's staff and administrators)."""
+    who = _staff(request, principal)
+    if isinstance(who, Response):
+        return who
+    desk = ratings.get_desk(session, code)
+    if not (
+        who.allows(ratings.HANDLE, desk.tenant_code, desk.department_code)
+        or who.allows(ratings.MANAGE, desk.tenant_code, desk.department_code)
+    ):
+        raise Problem("not-found", detail="No such desk.")
+    url = str(request.url_for("rate_desk_form", code=desk.code))
+    return templates.render(request, "ratings/desk.html", {"desk": desk, "url": url, "qr": qr_svg(url)})
+
+
+# -- public -------------------------------------------------------------------------------------------------
+
+
+@router.get("/ratings", response_class=HTMLResponse)
+def public(request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep) -> Response:
+    """The published figures (public): satisfaction by district, channel and month, rectified on time."""
+    figures = public_figures(session)
+    names = {r.key: _area_name(index, r.key) for r in figures.rows if r.dimension == "district"}
+    chart = {
+        "district": [
+            {"key": r.key, "name": names[r.key], "rate": r.satisfaction_rate, "ratings": r.ratings}
+            for r in figures.rows
+            if r.dimension == "district"
+        ],
+        "month": [
+            {"key": r.key, "rate": r.satisfaction_rate, "bad_rate": r.bad_rate, "ratings": r.ratings}
+            for r in sorted(figures.rows, key=lambda r: r.key)
+            if r.dimension == "month"
+        ],
+        "channel": [
+            {"key": r.key, "rate": r.satisfaction_rate, "ratings": r.ratings}
+            for r in figures.rows
+            if r.dimension == "channel"
+        ],
+    }
+    return templates.render(
+        request,
+        "ratings/public.html",
+        {"figures": figures, "chart": chart, "district_name": lambda code: names.get(code, code), **LABELS},
+    )
+
+
+def _area_name(index: IndexDep, code: str) -> str:
+    region = index.get(code)
+    return region.name if region is not None else code

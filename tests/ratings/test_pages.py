@@ -148,6 +148,15 @@ def test_a_bad_rating_is_rectified_answered_and_re_rated_in_the_browser(
         assert rect.contacted_at.date() <= rect.contact_due
         assert city_today() <= rect.rectify_due
 
+    # another department sees neither the loop nor the rater
+    police = tabs()
+    sign_in(police, server_url, staff["ga"], STAFF_PASSWORD)
+    police.goto(f"{server_url}/staff/ratings")
+    expect(police.locator("[data-testid=rectifications] tr[data-item=birth]")).to_have_count(0)
+    hidden = police.goto(worker.url)
+    assert hidden is not None
+    assert hidden.status == 404
+
     # the citizen reads the answer (also in the inbox) and rates again
     citizen.goto(f"{server_url}/my/inbox")
     expect(citizen.get_by_test_id("notices")).to_contain_text("部门已回复")

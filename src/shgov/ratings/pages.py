@@ -314,7 +314,8 @@ def _mine(
         "ratings/mine.html",
         {
             "awaiting": ratings.awaiting(session, who),
-            "rows": [(rating, rect) for rating, rect in rows if rating.replaces_id is None],
+            # a re-rating is shown on its own too: a bad one opens a loop of its own
+            "rows": rows,
             "rerated": {rating.replaces_id: rating for rating, _r in rows if rating.replaces_id},
             "error": error,
             "field_message": _field_message(error) if error else None,

@@ -932,8 +932,10 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     """The roles' rating actions, the city-wide rules, a few desks with QR codes and a fortnight of their
-    ratings (some bad, with rectifications)."""
-    return {"desks": seed_basics(session), "desk_ratings": _seed_desk_ratings(session)}
+    ratings (some bad, with rectifications; the overdue ones put under supervision)."""
+    counts = {"desks": seed_basics(session), "desk_ratings": _seed_desk_ratings(session)}
+    counts["supervised"] = _supervise(session, city_today())
+    return counts
 
 
 def seed_basics(session: Session) -> int:

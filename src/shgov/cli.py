@@ -15,6 +15,7 @@ from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
 from shgov.ratings import cli as ratings_cli
 from shgov.registers import cli as registers_cli
+from shgov.sensing import cli as sensing_cli
 from shgov.services import cli as services_cli
 from shgov.sharing import cli as sharing_cli
 from shgov.workorders import cli as workorders_cli
@@ -42,6 +43,7 @@ app.add_typer(services_cli.app, name="services")
 app.add_typer(workorders_cli.app, name="workorders")
 app.add_typer(benefits_cli.app, name="benefits")
 app.add_typer(ratings_cli.app, name="ratings")
+app.add_typer(sensing_cli.app, name="sensing")
 
 
 def _display_url(url: str) -> str:

@@ -21,6 +21,7 @@ CONTEXTS: tuple[str, ...] = (
     "workorders",
     "benefits",
     "ratings",
+    "sensing",
 )
 
 CORE_MODEL_MODULES: tuple[str, ...] = (

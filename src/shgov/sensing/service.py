@@ -1,0 +1,330 @@
+"""The sensing network's registry: device types (defined as data in ``device_types.json``: measures, units,
+valid ranges) and devices, imported in bulk from CSV or Parquet and placed in the city's divisions
+(district → township → community → grid) by their coordinates.
+
+An import checks every row first; by default one bad row refuses the whole file (nothing is written) and
+every refused row is reported with its reason. ``partial`` writes the good rows and still reports the bad.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import polars as pl
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from shgov.core.db import utcnow
+from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.service import add_actions_to_role
+from shgov.core.regions.service import RegionIndex
+from shgov.core.settings import Settings
+from shgov.sensing.models import Device, DeviceType
+
+READ = register_action("sensing.devices.read", N_("See the sensing network's devices"))
+MANAGE = register_action("sensing.devices.manage", N_("Import and change the sensing network's devices"))
+
+STATUSES = ("active", "maintenance", "retired")
+REQUIRED = ("device_id", "type", "department", "lng", "lat")
+OPTIONAL = ("status", "name")
+MAX_REPORTED = 1000  # refused rows listed in full; beyond, only counted
+CHUNK = 20_000
+
+
+# -- device types ---------------------------------------------------------------------------------------
+
+
+def packaged_types() -> list[dict[str, Any]]:
+    """The device types shipped with SH-GOV."""
+    text = resources.files("shgov.sensing").joinpath("device_types.json").read_text("utf-8")
+    types: list[dict[str, Any]] = json.loads(text)["types"]
+    return types
+
+
+def load_types(session: Session, types: list[dict[str, Any]]) -> int:
+    """Add or update device types; each measure needs a code, a unit and a range with min < max."""
+    for spec in types:
+        code = str(spec.get("code", ""))
+        if not code or len(code) > 30:
+            raise InvalidError("a device type needs a code of at most 30 characters", field="code")
+        measures = spec.get("measures") or []
+        if not measures:
+            raise InvalidError(f"device type {code!r} measures nothing", field="measures")
+        for measure in measures:
+            if not measure.get("code") or "unit" not in measure or not measure["min"] < measure["max"]:
+                raise InvalidError(f"a measure of {code!r} needs a code, a unit and min < max", field="measures")
+        found = session.get(DeviceType, code)
+        if found is None:
+            found = DeviceType(code=code)
+            session.add(found)
+        found.name, found.name_en = spec["name"], spec.get("name_en", "")
+        found.measures, found.interval_seconds = measures, int(spec.get("interval_seconds", 60))
+    session.flush()
+    return len(types)
+
+
+def list_types(session: Session) -> list[DeviceType]:
+    """Every device type, by code."""
+    return list(session.scalars(select(DeviceType).order_by(DeviceType.code)))
+
+
+def get_type(session: Session, code: str) -> DeviceType:
+    """A device type by code."""
+    found = session.get(DeviceType, code)
+    if found is None:
+        raise NotFoundError(f"no device type {code!r}", field="type")
+    return found
+
+
+# -- devices --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A row of an import that was not taken, and why (rows count from 1, after the header)."""
+
+    row: int
+    device_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeviceImport:
+    """What an import did."""
+
+    rows: int
+    created: int
+    updated: int
+    refused: int
+    refusals: list[Refused]
+    written: bool
+    seconds: float
+
+
+def read_devices(name: str, data: bytes) -> pl.DataFrame:
+    """The rows of a CSV (UTF-8, header) or Parquet file of devices, every column as text."""
+    try:
+        if name.lower().endswith(".parquet"):
+            frame = pl.read_parquet(io.BytesIO(data))
+            return frame.with_columns(pl.all().cast(pl.Utf8))
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=0, encoding="utf8")
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise InvalidError(f"not a readable CSV or Parquet file: {exc}", field="file") from exc
+
+
+def _checked_rows(frame: pl.DataFrame, known_types: set[str], index: RegionIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows to write with their places, refused rows with reasons)."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise InvalidError(f"the file has no {missing[0]!r} column (needs {', '.join(REQUIRED)})", field=missing[0])
+    for column in OPTIONAL:
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(column))
+    rows = frame.select(
+        pl.int_range(1, pl.len() + 1).alias("row"),
+        pl.col("device_id").str.strip_chars().fill_null("").alias("id"),
+        pl.col("type").str.strip_chars().fill_null("").alias("type_code"),
+        pl.col("department").str.strip_chars().fill_null("").alias("department_code"),
+        pl.col("lng").str.strip_chars().cast(pl.Float64, strict=False).alias("lng"),
+        pl.col("lat").str.strip_chars().cast(pl.Float64, strict=False).alias("lat"),
+        pl.col("status").str.strip_chars().fill_null("active").replace("", "active").alias("status"),
+        pl.col("name").str.strip_chars().fill_null("").alias("name"),
+    )
+    reason = (
+        pl.when(pl.col("id") == "")
+        .then(pl.lit("no device_id"))
+        .when(pl.col("id").str.len_chars() > 40)
+        .then(pl.lit("device_id longer than 40 characters"))
+        .when(pl.col("id").is_first_distinct().not_())
+        .then(pl.lit("device_id repeated in the file"))
+        .when(pl.col("type_code").is_in(sorted(known_types)).not_())
+        .then(pl.lit("unknown device type ") + pl.col("type_code"))
+        .when((pl.col("department_code") == "") | (pl.col("department_code").str.len_chars() > 40))
+        .then(pl.lit("no department (at most 40 characters)"))
+        .when(pl.col("lng").is_null() | pl.col("lat").is_null() | pl.col("lng").is_nan() | pl.col("lat").is_nan())
+        .then(pl.lit("lng and lat must be numbers (WGS-84)"))
+        .when(pl.col("status").is_in(list(STATUSES)).not_())
+        .then(pl.lit("status is one of " + ", ".join(STATUSES)))
+        .when(pl.col("name").str.len_chars() > 120)
+        .then(pl.lit("name longer than 120 characters"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+        .alias("reason")
+    )
+    rows = rows.with_columns(reason)
+    candidates = rows.filter(pl.col("reason").is_null())
+    placed = index.locate_many(candidates["lng"].to_numpy(), candidates["lat"].to_numpy())
+    communities = [index.grids_by_cell[c].community_code if c in index.grids_by_cell else None for c in placed["cell"]]
+    townships = [_parent(index, c) for c in communities]
+    candidates = candidates.with_columns(
+        pl.Series("tenant_code", [d or None for d in placed["district_code"].tolist()], dtype=pl.Utf8),
+        pl.Series("community_code", communities, dtype=pl.Utf8),
+        pl.Series("township_code", townships, dtype=pl.Utf8),
+        pl.Series("grid_code", placed["grid_code"].tolist(), dtype=pl.Utf8),
+    )
+    outside = candidates.filter(pl.col("tenant_code").is_null()).with_columns(
+        pl.lit("outside the city").alias("reason")
+    )
+    good = candidates.filter(pl.col("tenant_code").is_not_null())
+    bad = pl.concat([rows.filter(pl.col("reason").is_not_null()), outside.select(rows.columns)]).sort("row")
+    return good, bad
+
+
+def _parent(index: RegionIndex, code: str | None) -> str | None:
+    info = index.get(code) if code else None
+    return info.parent_code if info else None
+
+
+def import_devices(
+    session: Session,
+    index: RegionIndex,
+    frame: pl.DataFrame,
+    principal: Principal | None = None,
+    *,
+    partial: bool = False,
+) -> DeviceImport:
+    """Check every row, place it in the divisions by its coordinates and add or update the devices; with
+    any row refused nothing is written unless ``partial``. With a ``principal`` (the API), rows of districts
+    or departments they do not manage are refused; the CLI (an operator of the installation) has none."""
+    started = time.perf_counter()
+    known = {t.code for t in list_types(session)}
+    good, bad = _checked_rows(frame, known, index)
+    if principal is not None and not good.is_empty():
+        pairs = good.select("tenant_code", "department_code").unique()
+        denied = pairs.filter(
+            pl.Series([not principal.allows(MANAGE, t, d) for t, d in pairs.iter_rows()], dtype=pl.Boolean)
+        )
+        if not denied.is_empty():
+            refused = good.join(denied, on=["tenant_code", "department_code"], how="semi")
+            good = good.join(denied, on=["tenant_code", "department_code"], how="anti")
+            refused = refused.with_columns(pl.lit("not a district or department you manage").alias("reason"))
+            bad = pl.concat([bad, refused.select(bad.columns)]).sort("row")
+    refusals = [Refused(r["row"], r["id"], r["reason"]) for r in bad.head(MAX_REPORTED).iter_rows(named=True)]
+    write = bad.is_empty() or partial
+    created = updated = 0
+    if write and not good.is_empty():
+        created, updated = _upsert(session, good)
+    return DeviceImport(
+        rows=frame.height,
+        created=created,
+        updated=updated,
+        refused=bad.height,
+        refusals=refusals,
+        written=write,
+        seconds=time.perf_counter() - started,
+    )
+
+
+COLUMNS = (
+    "id",
+    "type_code",
+    "department_code",
+    "tenant_code",
+    "township_code",
+    "community_code",
+    "grid_code",
+    "lng",
+    "lat",
+    "status",
+    "name",
+)
+
+
+def _upsert(session: Session, good: pl.DataFrame) -> tuple[int, int]:
+    """Add or update the rows with the driver's bulk path (executemany on SQLite, COPY on PostgreSQL):
+    millions of devices in seconds, where one ORM object per row would take minutes."""
+    before = session.scalar(select(func.count()).select_from(Device)) or 0
+    connection = session.connection()
+    dialect = connection.dialect
+    stamp_type = Device.__table__.c.updated_at.type
+    processor = stamp_type.bind_processor(dialect)
+    stamp = processor(utcnow()) if processor else utcnow()
+    names = ", ".join(COLUMNS)
+    changes = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:]) + ", updated_at = excluded.updated_at"
+    rows = good.select(COLUMNS).rows()
+    if dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS sensor_devices_in ON COMMIT DELETE ROWS "
+                f"AS SELECT {names} FROM sensor_devices WITH NO DATA"
+            )
+            cursor.execute("TRUNCATE sensor_devices_in")
+            with cursor.copy(f"COPY sensor_devices_in ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO sensor_devices ({names}, updated_at) SELECT {names}, %s FROM sensor_devices_in "
+                f"ON CONFLICT (id) DO UPDATE SET {changes}",
+                (stamp,),
+            )
+    else:
+        marks = ", ".join("?" for _ in range(len(COLUMNS) + 1))
+        statement = (
+            f"INSERT INTO sensor_devices ({names}, updated_at) VALUES ({marks}) "
+            f"ON CONFLICT (id) DO UPDATE SET {changes}"
+        )
+        for start in range(0, len(rows), CHUNK):
+            connection.exec_driver_sql(statement, [(*row, stamp) for row in rows[start : start + CHUNK]])
+    session.expire_all()
+    after = session.scalar(select(func.count()).select_from(Device)) or 0
+    return after - before, good.height - (after - before)
+
+
+def get_device(session: Session, principal: Principal, device_id: str) -> Device:
+    """A device the caller may see."""
+    device = session.get(Device, device_id)
+    if device is None or not principal.allows(READ, device.tenant_code, device.department_code):
+        raise NotFoundError(f"no device {device_id!r}", field="device")
+    return device
+
+
+def list_devices(
+    session: Session,
+    principal: Principal,
+    *,
+    district: str | None = None,
+    type_code: str | None = None,
+    status: str | None = None,
+    grid: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[Device]]:
+    """The devices the caller may see (their districts, or their department's), filtered; (total, page)."""
+    query = select(Device)
+    tenants = principal.tenants_for(READ)
+    if tenants is not None:
+        departments = principal.departments_for(READ)
+        conditions = []
+        if tenants:
+            conditions.append(Device.tenant_code.in_([t for t in tenants if t]))
+        if departments:
+            conditions.append(Device.department_code.in_(departments))
+        if not conditions:
+            return 0, []
+        query = query.where(or_(*conditions))
+    for column, value in (
+        (Device.tenant_code, district),
+        (Device.type_code, type_code),
+        (Device.status, status),
+        (Device.grid_code, grid),
+    ):
+        if value:
+            query = query.where(column == value)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(query.order_by(Device.id).limit(limit).offset(offset))
+    return total, list(page)
+
+
+def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
+    """The device types and who may see and manage devices."""
+    add_actions_to_role(session, "ops_operator", (READ,))
+    add_actions_to_role(session, "district_admin", (READ, MANAGE))
+    add_actions_to_role(session, "department_admin", (READ, MANAGE))
+    return {"device_types": load_types(session, packaged_types())}

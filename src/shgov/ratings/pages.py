@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
@@ -241,9 +242,32 @@ async def rate_case(
     form = await request.form()
     stage = str(form.get("stage") or "conclude")
     context = _case_context(request, session, who, case_id, stage)
+    return _submit(
+        request,
+        templates,
+        session,
+        settings,
+        who,
+        context,
+        form,
+        lambda given, where: ratings.rate_case(session, who, case_id, stage, given, where),
+    )
+
+
+def _submit(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    settings: Settings,
+    who: Principal,
+    context: dict[str, Any],
+    form: FormData,
+    give: Callable[[ratings.Given, ratings.Origin], Rating],
+) -> Response:
+    """Record a rating from the form, or show the form again with what was typed and why it was refused."""
     where = ratings.origin(settings, _device(request) or None, client_ip(request))
     try:
-        rating = ratings.rate_case(session, who, case_id, stage, given_from(form, context["channel"]), where)
+        rating = give(given_from(form, context["channel"]), where)
     except DomainError as exc:
         session.rollback()
         return _rating_page(request, templates, settings, context, error=exc, posted=form)
@@ -285,14 +309,16 @@ async def rate_desk(
         return who
     form = await request.form()
     context = _desk_context(session, code)
-    where = ratings.origin(settings, _device(request) or None, client_ip(request))
-    try:
-        rating = ratings.rate_desk(session, who, code, given_from(form, "window"), where)
-    except DomainError as exc:
-        session.rollback()
-        return _rating_page(request, templates, settings, context, error=exc, posted=form)
-    audit(request, who, "ratings.rating.give", object_type="rating", object_id=str(rating.id))
-    return RedirectResponse(f"/my/ratings?rated={rating.id}#rating-{rating.id}", status_code=303)
+    return _submit(
+        request,
+        templates,
+        session,
+        settings,
+        who,
+        context,
+        form,
+        lambda given, where: ratings.rate_desk(session, who, code, given, where),
+    )
 
 
 # -- my ratings: the department's answer and the re-rating ------------------------------------------------
@@ -494,22 +520,38 @@ def step(
         return who
     rect = ratings.get_rectification(session, rectification_id)
     taken = ratings.StepInput(action, note, verdict or None, cause, measures, responsible_unit, evidence)
+    posted = {"action": action, "note": note, "cause": cause, "measures": measures, "evidence": evidence}
+    posted["responsible_unit"] = responsible_unit
+    return _rectify(
+        request,
+        templates,
+        session,
+        who,
+        rect,
+        f"ratings.rectification.{action}",
+        lambda: ratings.act(session, who, rect, taken),
+        posted,
+    )
+
+
+def _rectify(
+    request: Request,
+    templates: Templates,
+    session: Session,
+    who: Principal,
+    rect: Rectification,
+    action: str,
+    run: Callable[[], object],
+    posted: dict[str, str],
+) -> Response:
+    """Take a step on a rectification and show it again, or show why the step was refused."""
     try:
-        ratings.act(session, who, rect, taken)
+        run()
     except DomainError as exc:
         session.rollback()
-        posted = {"action": action, "note": note, "cause": cause, "measures": measures, "evidence": evidence}
-        posted["responsible_unit"] = responsible_unit
-        return _rectification_page(request, templates, session, who, rectification_id, error=exc, posted=posted)
-    audit(
-        request,
-        who,
-        f"ratings.rectification.{action}",
-        object_type="rectification",
-        object_id=str(rect.id),
-        tenant_code=rect.tenant_code,
-    )
-    return RedirectResponse(f"/staff/ratings/{rectification_id}", status_code=303)
+        return _rectification_page(request, templates, session, who, rect.id, error=exc, posted=posted)
+    audit(request, who, action, object_type="rectification", object_id=str(rect.id), tenant_code=rect.tenant_code)
+    return RedirectResponse(f"/staff/ratings/{rect.id}", status_code=303)
 
 
 @router.post("/staff/ratings/{rectification_id:uuid}/appeal", response_class=HTMLResponse)
@@ -527,21 +569,16 @@ def decide_appeal(
     if isinstance(who, Response):
         return who
     rect = ratings.get_rectification(session, rectification_id)
-    try:
-        ratings.decide_appeal(session, who, rect, decision, note)
-    except DomainError as exc:
-        session.rollback()
-        posted = {"action": decision, "note": note}
-        return _rectification_page(request, templates, session, who, rectification_id, error=exc, posted=posted)
-    audit(
+    return _rectify(
         request,
+        templates,
+        session,
         who,
+        rect,
         f"ratings.appeal.{decision}",
-        object_type="rectification",
-        object_id=str(rect.id),
-        tenant_code=rect.tenant_code,
+        lambda: ratings.decide_appeal(session, who, rect, decision, note),
+        {"action": decision, "note": note},
     )
-    return RedirectResponse(f"/staff/ratings/{rectification_id}", status_code=303)
 
 
 # -- the item-level report and the guides raters found inaccurate -------------------------------------------

@@ -30,7 +30,14 @@ from shgov.core.i18n import N_
 from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, Scope, register_action
-from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, get_user, user_by_id_number
+from shgov.core.identity.service import (
+    add_actions_to_role,
+    assign_role,
+    create_user,
+    get_user,
+    scope_conditions,
+    user_by_id_number,
+)
 from shgov.core.ids import validate_id_number
 from shgov.core.notify import tell
 from shgov.core.orgs.service import department_code, get_department
@@ -681,17 +688,12 @@ def worklist(
     warn_days: int = 2,
 ) -> list[tuple[CaseTask, Case, str]]:
     """The tasks of the departments the staff member serves: (task, case, deadline flag), most urgent first."""
-    departments = principal.departments_for(HANDLE)
-    tenants = principal.tenants_for(HANDLE)
     query = select(CaseTask, Case).join(Case, Case.id == CaseTask.case_id)
-    if tenants is not None:
-        conditions = [CaseTask.department_code.in_(departments)] if departments else []
-        if tenants:
-            conditions.append(CaseTask.tenant_code.in_([t for t in tenants if t]))
-        if not conditions:
+    scoped = scope_conditions(principal, HANDLE, CaseTask.tenant_code, CaseTask.department_code)
+    if scoped is not None:
+        if not scoped:
             return []
-
-        query = query.where(or_(*conditions))
+        query = query.where(or_(*scoped))
     if status == "open":
         query = query.where(CaseTask.status.in_(OPEN_TASK))
     elif status:

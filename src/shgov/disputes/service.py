@@ -31,7 +31,7 @@ from shgov.core.events import emit
 from shgov.core.files import FileStore
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
+from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.settings import Settings
 from shgov.disputes.models import Dispute, DisputeAttachment, DisputeDeadline, DisputeEvent
 from shgov.lake import service as lake
@@ -356,17 +356,11 @@ def history(session: Session, dispute_id: uuid.UUID) -> list[DisputeEvent]:
 
 def visible_disputes(session: Session, principal: Principal, overdue_only: bool = False) -> list[Dispute]:
     """What the caller filed, plus what is routed to departments they may read."""
-    conditions = [Dispute.filer_id == principal.user_id]
-    tenants = principal.tenants_for(READ)
-    if tenants is None:
-        conditions.append(Dispute.id.is_not(None))
-    else:
-        if tenants:
-            conditions.append(Dispute.tenant_code.in_([t for t in tenants if t]))
-        departments = principal.departments_for(READ)
-        if departments:
-            conditions.append(Dispute.department_code.in_(departments))
-    rows = list(session.scalars(select(Dispute).where(or_(*conditions)).order_by(Dispute.created_at.desc())))
+    query = select(Dispute).order_by(Dispute.created_at.desc())
+    scoped = scope_conditions(principal, READ, Dispute.tenant_code, Dispute.department_code)
+    if scoped is not None:
+        query = query.where(or_(Dispute.filer_id == principal.user_id, *scoped))
+    rows = list(session.scalars(query))
     return [d for d in rows if is_overdue(d)] if overdue_only else rows
 
 

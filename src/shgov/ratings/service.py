@@ -32,7 +32,7 @@ from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
+from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.notify import tell
 from shgov.core.settings import Settings
 from shgov.ratings.models import (
@@ -821,20 +821,13 @@ def visible_rectifications(
     session: Session, principal: Principal, status: str | None = None, overdue_only: bool = False, limit: int = 500
 ) -> list[tuple[Rectification, Rating]]:
     """The rectifications the caller handles or supervises, the most urgent first."""
-    conditions = []
-    for action, by_department in ((HANDLE, True), (SUPERVISE, False)):
-        tenants = principal.tenants_for(action)
-        if tenants is None:  # city-wide
-            conditions = [Rectification.id.is_not(None)]
-            break
-        if tenants:
-            conditions.append(Rectification.tenant_code.in_([t for t in tenants if t]))
-        departments = principal.departments_for(action) if by_department else set()
-        if departments:
-            conditions.append(Rectification.department_code.in_(departments))
-    if not conditions:
-        return []
-    query = select(Rectification, Rating).join(Rating, Rating.id == Rectification.rating_id).where(or_(*conditions))
+    query = select(Rectification, Rating).join(Rating, Rating.id == Rectification.rating_id)
+    handled = scope_conditions(principal, HANDLE, Rectification.tenant_code, Rectification.department_code)
+    supervised = scope_conditions(principal, SUPERVISE, Rectification.tenant_code)
+    if handled is not None and supervised is not None:  # neither city-wide
+        if not handled + supervised:
+            return []
+        query = query.where(or_(*handled, *supervised))
     if status == "open":
         query = query.where(Rectification.status.in_(OPEN))
     elif status:

@@ -23,7 +23,7 @@ from shgov.core.db import utcnow
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
+from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
@@ -298,17 +298,11 @@ def list_devices(
 ) -> tuple[int, list[Device]]:
     """The devices the caller may see (their districts, or their department's), filtered; (total, page)."""
     query = select(Device)
-    tenants = principal.tenants_for(READ)
-    if tenants is not None:
-        departments = principal.departments_for(READ)
-        conditions = []
-        if tenants:
-            conditions.append(Device.tenant_code.in_([t for t in tenants if t]))
-        if departments:
-            conditions.append(Device.department_code.in_(departments))
-        if not conditions:
+    scoped = scope_conditions(principal, READ, Device.tenant_code, Device.department_code)
+    if scoped is not None:
+        if not scoped:
             return 0, []
-        query = query.where(or_(*conditions))
+        query = query.where(or_(*scoped))
     for column, value in (
         (Device.tenant_code, district),
         (Device.type_code, type_code),

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
@@ -487,18 +488,34 @@ def revoke_grant(session: Session, grant_id: uuid.UUID) -> AccessGrant:
     return grant
 
 
+def scope_conditions(
+    principal: Principal,
+    action: str,
+    tenant_column: InstrumentedAttribute[Any],
+    department_column: InstrumentedAttribute[Any] | None = None,
+) -> list[ColumnElement[bool]] | None:
+    """The rows ``principal`` may act on with ``action``, as SQL conditions any one of which admits a row:
+    their tenants (with sub-tenants where the scope says so) and, given the column, their departments
+    (department scopes and grants). None means everywhere; an empty list, nowhere."""
+    tenants = principal.tenants_for(action)
+    if tenants is None:
+        return None
+    conditions: list[ColumnElement[bool]] = []
+    if tenants:
+        conditions.append(tenant_column.in_([t for t in tenants if t is not None]))
+    if department_column is not None:
+        departments = principal.departments_for(action)
+        if departments:
+            conditions.append(department_column.in_(departments))
+    return conditions
+
+
 def visible_users(session: Session, principal: Principal, action: str, limit: int, offset: int) -> list[User]:
     """Users whose records the principal may see for ``action`` (plus the principal), by username."""
-    tenants = principal.tenants_for(action)
-    departments = principal.departments_for(action)
     query = select(User).order_by(User.username).limit(limit).offset(offset)
-    if tenants is not None:
-        conditions = [User.id == principal.user_id]
-        if tenants:
-            conditions.append(User.tenant_code.in_([t for t in tenants if t is not None]))
-        if departments:
-            conditions.append(User.department_code.in_(departments))
-        query = query.where(or_(*conditions))
+    scoped = scope_conditions(principal, action, User.tenant_code, User.department_code)
+    if scoped is not None:
+        query = query.where(or_(User.id == principal.user_id, *scoped))
     return list(session.scalars(query))
 
 

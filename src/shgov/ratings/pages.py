@@ -599,6 +599,7 @@ def _report(
     # the items raters flagged come first (线上线下不一致 surfaces here), then the worst rated
     items.sort(key=lambda r: (reviews.get(r.key) is None or reviews[r.key].status != "open", -r.bad_rate, r.key))
     total = next((r for r in rows if r.dimension == "all"), None)
+    rated = {r.key for r in items}
     return templates.render(
         request,
         "ratings/report.html",
@@ -606,9 +607,7 @@ def _report(
             "items": items,
             "total": total,
             "reviews": reviews,
-            "unrated_reviews": [
-                g for g in reviews.values() if g.status == "open" and g.item_code not in {r.key for r in items}
-            ],
+            "unrated_reviews": [g for g in reviews.values() if g.status == "open" and g.item_code not in rated],
             "by": {d: [r for r in rows if r.dimension == d] for d in ("department", "district", "channel", "month")},
             "on_time": stats.on_time(session, city_today()),
             "manages": who.has_action(ratings.MANAGE),

@@ -126,6 +126,30 @@ class WorkOrdersSettings(BaseModel):
     demo_orders: int = Field(default=360, ge=0, le=100_000)
 
 
+class SensingSettings(BaseModel):
+    """城市运行数字体征: where readings come from, how long a reading may be late, how durable an ack is."""
+
+    # The MQTT broker the web process subscribes to (mqtt://host:port); empty: readings come over HTTP only,
+    # or through a separate `shgov sensing ingest` process.
+    mqtt_url: str = ""
+    # Several ingest processes share the topics through this MQTT shared-subscription group.
+    mqtt_group: str = "shgov-ingest"
+    # The ingest process's name: it owns ``<data_dir>/sensing/wal/<node>/`` and names its Parquet files.
+    node: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    # Accepted readings go from the write-ahead log to Parquet this often.
+    flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # An acknowledgement waits for the log to reach the disk (fsync); off only for throw-away benchmarks.
+    fsync: bool = True
+    # A reading stamped further ahead than this is "in the future" (clocks of gateways drift).
+    max_future_seconds: int = Field(default=120, ge=0, le=86_400)
+    # Readings older than this are refused as too old (the replay command takes any age).
+    max_age_hours: float = Field(default=72, gt=0, le=24 * 366)
+    # Accepted timestamps kept per device and measure to recognise a repeated reading.
+    dedupe_window: int = Field(default=4, ge=1, le=64)
+    # The device registry is re-read this often (a bulk import also asks for it at once).
+    registry_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
 _SOURCES = SettingsConfigDict(
     env_prefix="SHGOV_",
     env_nested_delimiter="__",
@@ -169,6 +193,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     services: ServicesSettings = ServicesSettings()
     workorders: WorkOrdersSettings = WorkOrdersSettings()
+    sensing: SensingSettings = SensingSettings()
 
     # Short aliases for the settings operators set most often.
     database_url: str = ""

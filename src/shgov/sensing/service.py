@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -19,7 +21,7 @@ import polars as pl
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from shgov.core.db import utcnow
+from shgov.core.db import Database, utcnow
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
@@ -27,6 +29,8 @@ from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
+from shgov.sensing.pipeline import Pipeline, Registry
+from shgov.sensing.readings import from_columns
 
 READ = register_action("sensing.devices.read", N_("See the sensing network's devices"))
 MANAGE = register_action("sensing.devices.manage", N_("Import and change the sensing network's devices"))
@@ -314,6 +318,135 @@ def list_devices(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = session.scalars(query.order_by(Device.id).limit(limit).offset(offset))
     return total, list(page)
+
+
+# -- the pipeline's view of the registry ----------------------------------------------------------------
+
+
+def load_registry(session: Session) -> Registry:
+    """The device types and every device as the ingestion pipeline's arrays (one query, no ORM objects)."""
+    types = [(t.code, list(t.measures)) for t in list_types(session)]
+    columns = ("id", "type_code", "tenant_code", "township_code", "grid_code", "department_code", "status")
+    rows = session.connection().exec_driver_sql(f"SELECT {', '.join(columns)} FROM sensor_devices").fetchall()
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.Utf8), orient="row")
+    return Registry.build(types, frame)
+
+
+def registry_loader(db: Database) -> Callable[[], Registry]:
+    """A loader for ``Pipeline``: reads the registry in a session of its own."""
+
+    def load() -> Registry:
+        with db.session() as session:
+            return load_registry(session)
+
+    return load
+
+
+def open_pipeline(settings: Settings, db: Database, node: str | None = None) -> Pipeline:
+    """This process's ingestion pipeline (it recovers what a stopped process of the same node left)."""
+    return Pipeline(settings, registry_loader(db), node=node)
+
+
+# -- replaying recorded readings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay did."""
+
+    rows: int
+    accepted: int
+    refused: int
+    reasons: dict[str, int]
+    seconds: float
+
+
+def read_readings(name: str, data: bytes) -> pl.DataFrame:
+    """Recorded readings from CSV (UTF-8, header) or Parquet: device_id, ts (epoch milliseconds, or an
+    ISO-8601 time — with its offset, else taken as UTC), measure, value."""
+    try:
+        if name.lower().endswith(".parquet"):
+            frame = pl.read_parquet(io.BytesIO(data))
+        else:
+            frame = pl.read_csv(io.BytesIO(data), schema_overrides={"device_id": pl.Utf8, "measure": pl.Utf8})
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise InvalidError(f"not a readable CSV or Parquet file: {exc}", field="file") from exc
+    missing = [c for c in ("device_id", "ts", "measure", "value") if c not in frame.columns]
+    if missing:
+        raise InvalidError(
+            f"the file has no {missing[0]!r} column (needs device_id, ts, measure, value)", field=missing[0]
+        )
+    ts = frame["ts"]
+    if ts.dtype == pl.Utf8:
+        as_number = ts.cast(pl.Int64, strict=False)
+        as_time = ts.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False).dt.epoch("ms")
+        ts = as_number.fill_null(as_time)
+    elif isinstance(ts.dtype, pl.Datetime):
+        ts = (ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts).dt.epoch("ms")
+    return frame.select(
+        pl.col("device_id").cast(pl.Utf8),
+        ts.cast(pl.Int64, strict=False).alias("ts"),
+        pl.col("measure").cast(pl.Utf8),
+        pl.col("value").cast(pl.Float64, strict=False),
+    )
+
+
+def replay(
+    pipeline: Pipeline,
+    frame: pl.DataFrame,
+    *,
+    source: str = "replay",
+    shift_to_now: bool = False,
+    speed: float | None = None,
+    batch_size: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> Replayed:
+    """Feed recorded readings through the pipeline in time order, in batches, as a gateway would.
+
+    ``shift_to_now`` moves the series so that its last reading is now (the spacing kept): a recorded series
+    plays as live data. ``speed`` paces the replay (60: an hour of readings per minute); None: as fast as it
+    goes. Readings of any age are taken (a recording is old by nature)."""
+    started = time.perf_counter()
+    frame = frame.sort("ts", nulls_last=True)
+    if shift_to_now and frame.height:
+        last = frame["ts"].max()
+        if isinstance(last, int):
+            frame = frame.with_columns(pl.col("ts") + (int(time.time() * 1000) - last))
+    accepted = refused = 0
+    reasons: Counter[str] = Counter()
+    first_ts = frame["ts"].min() if frame.height else None
+    for start in range(0, frame.height, batch_size):
+        chunk = frame.slice(start, batch_size).to_arrow()
+        if speed and isinstance(first_ts, int):
+            due = (chunk.column("ts")[0].as_py() or first_ts) - first_ts
+            wait = due / speed / 1000 - (time.perf_counter() - started)
+            if wait > 0:
+                time.sleep(wait)
+        batch = from_columns(*(chunk.column(c).combine_chunks() for c in ("device_id", "ts", "measure", "value")))
+        result = pipeline.ingest(batch, source, max_age_ms=None)
+        accepted, refused = accepted + result.accepted, refused + result.refused
+        reasons.update(result.reasons)
+        if progress:
+            progress(chunk.num_rows)
+    return Replayed(frame.height, accepted, refused, dict(reasons), time.perf_counter() - started)
+
+
+PM25_DEVICE = "AQ-SH-USC"  # the monitor of the hourly PM2.5 series (Huaihai Zhong Road, Xuhui)
+PM25_PLACE = (121.4437, 31.2108)  # WGS-84, approximately
+
+
+def pm25_series(device_id: str = PM25_DEVICE) -> pl.DataFrame:
+    """The real hourly PM2.5 series of Shanghai, 2010–2015 (see ``data/SOURCE.md``), as readings of one
+    air-quality device; hours the monitor did not report are left out."""
+    raw = resources.files("shgov.sensing").joinpath("data/shanghai_pm25_hourly.csv").read_bytes()
+    frame = pl.read_csv(io.BytesIO(raw), null_values="NA")
+    local = pl.datetime(pl.col("year"), pl.col("month"), pl.col("day"), pl.col("hour"), time_zone="Asia/Shanghai")
+    return frame.filter(pl.col("PM_US Post").is_not_null()).select(
+        pl.lit(device_id).alias("device_id"),
+        local.dt.epoch("ms").alias("ts"),
+        pl.lit("pm25").alias("measure"),
+        pl.col("PM_US Post").cast(pl.Float64).alias("value"),
+    )
 
 
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:

@@ -179,11 +179,13 @@ def live_server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database, region_index: RegionIndex) -> FastAPI:
+def app(settings: Settings, db: Database, region_index: RegionIndex) -> Iterator[FastAPI]:
     """The app on the test's database (no background tasks; the audit writer is flushed by hand)."""
     application = create_app(settings, database=db, background=False)
     application.state.region_index = region_index
-    return application
+    yield application
+    for runtime in application.state.runtimes.values():  # the shared server never runs this app's lifespan
+        runtime.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,13 @@ def create_app(
         service = context_module(context, "service")
         for name, pattern, handler in getattr(service, "subscribers", lambda _db, _settings: [])(db, settings):
             relay.bus.subscribe(name, pattern, handler)
+    # A context with long-lived parts (the sensing pipeline, its MQTT subscriber) offers ``service.runtime``:
+    # an object started and stopped with the app.
+    runtimes = {
+        context: runtime(settings, db)
+        for context in CONTEXTS
+        if (runtime := getattr(context_module(context, "service"), "runtime", None)) is not None
+    }
     audit_writer = AuditWriter(
         db, interval=settings.security.audit_flush_seconds, max_batch=settings.security.audit_batch_size
     )
@@ -70,9 +77,13 @@ def create_app(
                 default_calendar().set_overrides(WorkingCalendar.from_session(session).overrides())
             await relay.start()
             await audit_writer.start()
+            for part in runtimes.values():
+                part.start()
         try:
             yield
         finally:
+            for part in runtimes.values():
+                part.stop()
             if background:
                 await audit_writer.stop()
                 await relay.stop()
@@ -130,6 +141,7 @@ def create_app(
     app.state.db = db
     app.state.analytics = Analytics(settings.lake_dir, settings.analytics)
     app.state.relay = relay
+    app.state.runtimes = runtimes
     app.state.audit = audit_writer
     app.state.demo_accounts = lambda: demo_accounts(settings)
     app.state.region_index = None

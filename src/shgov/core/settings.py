@@ -134,6 +134,8 @@ class SensingSettings(BaseModel):
     mqtt_url: str = ""
     # Several ingest processes share the topics through this MQTT shared-subscription group.
     mqtt_group: str = "shgov-ingest"
+    # The first level of the topics: <root>/{tenant}/readings/{device_type}.
+    mqtt_root: str = Field(default="shgov", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     # The ingest process's name: it owns ``<data_dir>/sensing/wal/<node>/`` and names its Parquet files.
     node: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     # Accepted readings go from the write-ahead log to Parquet this often.

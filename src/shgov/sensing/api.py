@@ -1,20 +1,38 @@
-"""The sensing API: device types, devices (listed, read, imported in bulk)."""
+"""The sensing API: device types, devices (listed, read, imported in bulk), readings from gateways, the
+ingest counters, the reject store and the history of a measure over an area."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from shgov.core.deps import SessionDep, SettingsDep
-from shgov.core.errors import FieldError, Problem
+from shgov.core.errors import FieldError, InvalidError, Problem
 from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.regions.api import IndexDep
 from shgov.sensing import service as sensing
-from shgov.sensing.schemas import DeviceImportOut, DeviceOut, DevicePage, DeviceTypeOut, RefusedOut
+from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.readings import JSON, decode
+from shgov.sensing.runtime import SensingRuntime
+from shgov.sensing.schemas import (
+    DeviceImportOut,
+    DeviceOut,
+    DevicePage,
+    DeviceTypeOut,
+    IngestOut,
+    RefusedOut,
+    RejectOut,
+    SeriesOut,
+    SeriesPoint,
+    StatsOut,
+)
 
 router = APIRouter(prefix="/api/v1/sensing", tags=["sensing"], route_class=JsonRoute)
 
@@ -83,6 +101,7 @@ async def import_devices(
             errors=[FieldError("file", f"row {r.row}: {r.reason}") for r in result.refusals[:50]],
             extra={"refusals": [r.model_dump() for r in out.refusals]},
         )
+    request.app.state.runtimes["sensing"].registry_changed()
     audit(
         request,
         principal,
@@ -91,3 +110,143 @@ async def import_devices(
         details={"created": result.created, "updated": result.updated, "refused": result.refused},
     )
     return out
+
+
+# -- readings -------------------------------------------------------------------------------------------
+
+
+def _pipeline(request: Request) -> Pipeline:
+    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    return runtime.pipeline()
+
+
+@router.post("/readings", response_model=IngestOut, status_code=202)
+async def readings(request: Request, settings: SettingsDep, principal: CurrentPrincipal) -> JSONResponse:
+    """Take a gateway batch (JSON array, or ``application/x-shgov-readings``, see docs/sensing.md). Answers
+    202 once the batch is on disk, with what was accepted and why the rest was refused (kept in the reject
+    store); 422 when nothing in it could be accepted."""
+    if not principal.has_action(sensing.WRITE):
+        raise Problem("forbidden", detail="Sending readings needs sensing.readings.write (a gateway's role).")
+    body = await request.body()
+    if len(body) > 8 * settings.max_upload_bytes:
+        raise InvalidError(f"a batch is at most {8 * settings.max_upload_bytes:,} bytes", field="body")
+    pipeline = _pipeline(request)
+    source = f"http:{principal.username}"
+    try:
+        batch = decode(body, request.headers.get("content-type", JSON))
+    except InvalidError:
+        await run_in_threadpool(pipeline.log_unreadable, source, body, "unreadable batch")
+        raise
+
+    def allowed(district: str, department: str) -> bool:
+        return principal.allows(sensing.WRITE, district, department)
+
+    result = await run_in_threadpool(lambda: pipeline.ingest(batch, source, allowed=allowed))
+    out = IngestOut(accepted=result.accepted, refused=result.refused, reasons=result.reasons, examples=result.examples)
+    if result.accepted == 0 and result.refused:
+        raise Problem(
+            "validation-failed",
+            detail=f"none of the {result.refused} readings was accepted; they are kept in the reject store",
+            errors=[FieldError("body", f"{reason}: {count}") for reason, count in result.reasons.items()],
+            extra=out.model_dump(mode="json"),
+        )
+    return JSONResponse(out.model_dump(mode="json"), status_code=202)
+
+
+@router.get("/stats", response_model=StatsOut)
+def stats(request: Request, principal: CurrentPrincipal) -> StatsOut:
+    """This process's ingest counters: readings accepted and refused by reason, storage, lag."""
+    if not principal.city_wide(sensing.READ):
+        raise Problem("forbidden", detail="The ingest counters are for the city's operators.")
+    pipeline = _pipeline(request)
+    lags = sorted(pipeline.stats.lag_ms)
+    return StatsOut(
+        node=pipeline.node,
+        batches=pipeline.stats.batches,
+        accepted=pipeline.stats.accepted,
+        refused=dict(pipeline.stats.refused),
+        late=pipeline.stats.late,
+        flushed_segments=pipeline.stats.flushed_segments,
+        flushed_rows=pipeline.stats.flushed_rows,
+        devices=len(pipeline.registry.ids),
+        lag_ms_p50=lags[len(lags) // 2] if lags else None,
+        lag_ms_p95=lags[int(len(lags) * 0.95)] if lags else None,
+    )
+
+
+@router.get("/rejects", response_model=list[RejectOut])
+def rejects(
+    request: Request,
+    principal: CurrentPrincipal,
+    day: Annotated[date | None, Query(description="UTC day received (default: today)")] = None,
+    reason: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[RejectOut]:
+    """The reject store: refused readings and unreadable messages of a day, newest first."""
+    if not principal.city_wide(sensing.READ):
+        raise Problem("forbidden", detail="The reject store is for the city's operators.")
+    _pipeline(request).flush()
+    found = sensing.rejects(request.app.state.analytics, day or datetime.now(UTC).date(), reason, limit)
+    return [RejectOut.model_validate(row) for row in found]
+
+
+@router.get("/history", response_model=SeriesOut)
+def history(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    type: Annotated[str, Query(max_length=30)],
+    measure: Annotated[str, Query(max_length=40)],
+    level: Annotated[str | None, Query(pattern="^(district|township|grid)$")] = None,
+    area: Annotated[str | None, Query(max_length=15)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    every: Annotated[str, Query(pattern="^(minute|hour|day)$")] = "hour",
+) -> SeriesOut:
+    """A measure of a device type over an area and a period (default: the last 7 days, hourly), e.g. the
+    water level in 浦东新区: ``?type=water_level&measure=depth_cm&level=district&area=310115``."""
+    kind = sensing.get_type(session, type)
+    unit = next((str(m["unit"]) for m in kind.measures if m["code"] == measure), None)
+    if unit is None:
+        raise InvalidError(f"{type} does not measure {measure!r}", field="measure")
+    if (level is None) != (area is None):
+        raise InvalidError("give both the level and the area, or neither (the whole city)", field="area")
+    district = _district_of(request, level, area)
+    if not (principal.city_wide(sensing.INDICATORS) or (district and principal.allows(sensing.INDICATORS, district))):
+        raise Problem("forbidden", detail="You may see the history of your own districts only.")
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=7)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidError("times need their UTC offset", field="since")
+    _pipeline(request).flush()
+    windows = sensing.history(
+        request.app.state.analytics,
+        settings.timezone,
+        type,
+        measure,
+        level=level,
+        area=area,
+        since=since,
+        until=until,
+        every=every,
+    )
+    return SeriesOut(
+        type=type,
+        measure=measure,
+        unit=unit,
+        area=area or settings.city_code,
+        every=every,
+        points=[SeriesPoint(**vars(w)) for w in windows],
+    )
+
+
+def _district_of(request: Request, level: str | None, area: str | None) -> str | None:
+    """The district an area lies in (division codes start with their district's six digits)."""
+    if level is None or area is None:
+        return None
+    district = area[:6]
+    index = request.app.state.region_index
+    if index is not None and index.get(district) is None:
+        raise InvalidError(f"no district {district!r}", field="area")
+    return district

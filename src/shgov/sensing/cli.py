@@ -136,7 +136,13 @@ def ingest(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        subscriber = Subscriber(pipeline, url, group=group or settings.sensing.mqtt_group, city_code=settings.city_code)
+        subscriber = Subscriber(
+            pipeline,
+            url,
+            group=group or settings.sensing.mqtt_group,
+            city_code=settings.city_code,
+            root=settings.sensing.mqtt_root,
+        )
         pipeline.start()
         subscriber.start()
     except (DomainError, OSError) as exc:

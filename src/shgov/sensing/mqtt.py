@@ -1,4 +1,5 @@
-"""MQTT ingestion: SH-GOV subscribes to ``shgov/{tenant}/readings/{device_type}`` on any MQTT 3.1.1 / 5 broker.
+"""MQTT ingestion: SH-GOV subscribes to ``shgov/{tenant}/readings/{device_type}`` on any MQTT 5 broker (the
+first level is ``SHGOV_SENSING__MQTT_ROOT``).
 
 Each message is a gateway batch (JSON or the binary form, see ``readings``). The subscriber acknowledges a
 QoS 1 message (PUBACK) only after the pipeline has logged it to disk, so a broker redelivers whatever a
@@ -28,7 +29,6 @@ from shgov.sensing.readings import decode
 
 log = logging.getLogger("shgov.sensing.mqtt")
 
-TOPIC = "shgov/+/readings/+"
 SESSION_SECONDS = 24 * 3600  # the broker keeps a stopped subscriber's messages this long
 
 
@@ -60,10 +60,10 @@ class Broker:
         )
 
 
-def split_topic(topic: str) -> tuple[str, str] | None:
-    """(tenant, device type) of a readings topic, or None for any other topic."""
+def split_topic(topic: str, root: str = "shgov") -> tuple[str, str] | None:
+    """(tenant, device type) of a readings topic ``<root>/{tenant}/readings/{type}``, or None."""
     parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "shgov" or parts[2] != "readings" or not parts[1] or not parts[3]:
+    if len(parts) != 4 or parts[0] != root or parts[2] != "readings" or not parts[1] or not parts[3]:
         return None
     return parts[1], parts[3]
 
@@ -78,12 +78,15 @@ class Subscriber:
         *,
         group: str | None = None,
         city_code: str = "310000",
+        root: str = "shgov",
         client_id: str | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.broker = Broker.parse(url)
         self.city_code = city_code
-        self.topic = f"$share/{group}/{TOPIC}" if group else TOPIC
+        self.root = root
+        topic = f"{root}/+/readings/+"
+        self.topic = f"$share/{group}/{topic}" if group else topic
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"shgov-ingest-{pipeline.node}",
@@ -112,10 +115,10 @@ class Subscriber:
     def _message(self, client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
         source = f"mqtt:{message.topic}"
         payload = bytes(message.payload)
-        where = split_topic(message.topic)
+        where = split_topic(message.topic, self.root)
         try:
             if where is None:
-                self.pipeline.log_unreadable(source, payload, "not a topic shgov/{tenant}/readings/{type}")
+                self.pipeline.log_unreadable(source, payload, f"not a topic {self.root}/{{tenant}}/readings/{{type}}")
             else:
                 tenant, type_code = where
                 batch = decode(payload)

@@ -14,11 +14,11 @@ One ``Pipeline`` per ingest process ("node"). For each batch, with array operati
    newer value), from which the live indicators are computed.
 
 Every ``flush_seconds`` the log segment is closed and turned into Parquet in the lake: ``sensor_readings``
-(by UTC day and hour of the reading, so a late reading lands in its own hour), ``sensor_minutes`` (partial
+(by UTC day of the reading, so a late reading lands in its own day), ``sensor_minutes`` (partial
 aggregates per minute × type × measure × district × township × grid: count, sum, min, max, sum of squares —
 mergeable, so a late reading simply adds a partial to its minute) and ``sensor_rejects`` (by day received).
 A segment's Parquet files are named after it: converting it again after a crash rewrites the same files, so
-recovery never doubles a reading.
+recovery never doubles a reading. ``compact`` merges a node's small files (and drops exact repeats).
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class Registry:
     high: np.ndarray
     slot_start: np.ndarray  # int64: the device's first state slot (one slot per measure of its type)
     slots: int
+    type_measures: dict[str, list[dict[str, Any]]]  # each type's measures, in order
 
     def __post_init__(self) -> None:
         # the text tables as object arrays once: batches pick their codes out of them by index
@@ -183,6 +184,7 @@ class Registry:
             high=high,
             slot_start=slot_start,
             slots=int(width.sum()),
+            type_measures={code: list(measures) for code, measures in types},
         )
 
     def slot_ids(self) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +242,7 @@ class Stats:
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     late: int = 0  # accepted but older than the device's latest value (stored, not the live value)
+    repeats_removed: int = 0  # exact repeats found when merging files
     flushed_segments: int = 0
     flushed_rows: int = 0
     started_at: float = field(default_factory=time.time)
@@ -267,6 +270,7 @@ class Pipeline:
             raise RuntimeError(f"another ingest process owns node {self.node!r} ({self.wal_dir})") from exc
         self.stats = Stats()
         self._lock = threading.RLock()
+        self._flushing = threading.Lock()  # one conversion of the closed segments at a time
         self._segment: IO[bytes] | None = None
         self._segment_path: Path | None = None
         self._segment_bytes = 0
@@ -313,6 +317,10 @@ class Pipeline:
             self.last_ts, self.last_value = last_ts, last_value
             self._registry_at = time.monotonic()
             self.version += 1
+
+    def registry_stale(self) -> None:
+        """Re-read the registry before the next batch (devices were imported)."""
+        self._registry_at = 0.0
 
     def _fresh_registry(self) -> None:
         if time.monotonic() - self._registry_at > self.settings.sensing.registry_seconds:
@@ -547,13 +555,14 @@ class Pipeline:
     def flush(self) -> int:
         """Close the current segment and turn every closed segment into Parquet; returns readings stored."""
         self.rotate()
-        with self._lock:
-            current = self._segment_path
-        stored = 0
-        for path in sorted(self.wal_dir.glob("*.wal")):
-            if path != current:
-                stored += self._convert(path)
-        return stored
+        with self._flushing:
+            with self._lock:
+                current = self._segment_path
+            stored = 0
+            for path in sorted(self.wal_dir.glob("*.wal")):
+                if path != current:
+                    stored += self._convert(path)
+            return stored
 
     def _convert(self, path: Path) -> int:
         accepted: list[pa.Table] = []
@@ -565,12 +574,10 @@ class Pipeline:
         if accepted:
             table = pa.concat_tables(accepted).unify_dictionaries().combine_chunks()
             rows = table.num_rows
-            _write_partitions(self.lake / READINGS, table, name, hourly=True)
-            _write_partitions(self.lake / MINUTES, minute_partials(table), name, hourly=False)
+            _write_by_day(self.lake / READINGS, table, "ts", name)
+            _write_by_day(self.lake / MINUTES, minute_partials(table), "minute", name)
         if refused:
-            table = pa.concat_tables(refused)
-            day = pc_day(table.column("received"))
-            _write_by(self.lake / REJECTS, table, day, name)
+            _write_by_day(self.lake / REJECTS, pa.concat_tables(refused), "received", name)
         path.unlink()
         self.stats.flushed_segments += 1
         self.stats.flushed_rows += rows
@@ -607,6 +614,47 @@ class Pipeline:
         with self._lock:
             self._remember(slot, ts, values)
 
+    # -- compaction ---------------------------------------------------------------------------------------
+
+    def compact(self, group: int = 64) -> int:
+        """Merge this node's small files, ``group`` at a time, in each day of the lake (a flush every few
+        seconds writes many): readings are merged with exact repeats (same device, measure and timestamp)
+        removed, and the minute aggregates recomputed from them. A merged file is named after the range of
+        segments it covers; a crash before the small files are deleted is mended on the next run. Returns
+        the repeats removed."""
+        removed = 0
+        with self._flushing:
+            for day in sorted((self.lake / READINGS).glob("day=*")):
+                _drop_covered(day, self.node)
+                _drop_covered(self.lake / MINUTES / day.name, self.node)
+                small = sorted(p for p in day.glob(f"{self.node}-*.parquet") if "_" not in p.stem)
+                while len(small) >= group:
+                    chunk, small = small[:group], small[group:]
+                    removed += self._merge(day.name, chunk)
+        self.stats.repeats_removed += removed
+        return removed
+
+    def _merge(self, day: str, files: list[Path]) -> int:
+        first, last = files[0].stem.split("-", 1)[1], files[-1].stem.split("-", 1)[1]
+        name = f"{self.node}-{first}_{last}"
+        table = pa.concat_tables([pq.read_table(f) for f in files]).unify_dictionaries().combine_chunks()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table converts to a frame
+        unique = frame.unique(subset=["device_id", "measure", "ts"], keep="first", maintain_order=True)
+        merged = unique.to_arrow().cast(ACCEPTED_SCHEMA)
+        for folder, content in (
+            (self.lake / READINGS / day, merged),
+            (self.lake / MINUTES / day, minute_partials(merged)),
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{name}.parquet.tmp"
+            pq.write_table(content, tmp, compression="zstd")
+            tmp.replace(folder / f"{name}.parquet")
+        for f in files:
+            f.unlink()
+            (self.lake / MINUTES / day / f.name).unlink(missing_ok=True)
+        return frame.height - unique.height
+
     # -- background flushing ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -620,6 +668,7 @@ class Pipeline:
         while not self._stop.wait(self.settings.sensing.flush_seconds):
             try:
                 self.flush()
+                self.compact()
             except Exception:  # the next round retries: the segment stays until it is converted
                 log.exception("sensing flush failed")
 
@@ -669,31 +718,29 @@ def _dictionary(table: np.ndarray, idx: np.ndarray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(indices, pa.array(words.tolist(), pa.string()))
 
 
-def pc_day(column: pa.ChunkedArray) -> np.ndarray:
-    """The UTC day number (days since 1970-01-01) of each timestamp."""
-    days: np.ndarray = column.cast(pa.int64()).to_numpy() // 86_400_000
-    return days
+def _drop_covered(folder: Path, node: str) -> None:
+    """Delete a node's files whose segments a merged file already holds (left by a crash mid-merge)."""
+    ranges = []
+    for merged in folder.glob(f"{node}-*_*.parquet"):
+        first, last = merged.stem.split("-", 1)[1].split("_")
+        ranges.append((first, last))
+    for path in folder.glob(f"{node}-*.parquet"):
+        segment = path.stem.split("-", 1)[1]
+        if "_" not in segment and any(first <= segment <= last for first, last in ranges):
+            path.unlink()
 
 
-def _write_by(folder: Path, table: pa.Table, day: np.ndarray, name: str, hour: np.ndarray | None = None) -> None:
-    keys = day if hour is None else day * 24 + hour
-    for key in np.unique(keys):
-        part = table.filter(pa.array(keys == key))
-        d = int(key if hour is None else key // 24)
-        target = folder / f"day={datetime.fromtimestamp(d * 86_400, UTC).date().isoformat()}"
-        if hour is not None:
-            target = target / f"hour={int(key % 24):02d}"
+def _write_by_day(folder: Path, table: pa.Table, column: str, name: str) -> None:
+    """Write the rows into ``<folder>/day=YYYY-MM-DD/<name>.parquet`` by the UTC day of ``column``
+    (atomically: a temporary file, then a rename; writing the same segment again replaces its files)."""
+    day = table.column(column).cast(pa.int64()).to_numpy() // 86_400_000
+    for key in np.unique(day):
+        part = table.filter(pa.array(day == key))
+        target = folder / f"day={datetime.fromtimestamp(int(key) * 86_400, UTC).date().isoformat()}"
         target.mkdir(parents=True, exist_ok=True)
         tmp = target / f"{name}.parquet.tmp"
         pq.write_table(part, tmp, compression="zstd")
         tmp.replace(target / f"{name}.parquet")
-
-
-def _write_partitions(folder: Path, table: pa.Table, name: str, *, hourly: bool) -> None:
-    column = table.column("ts" if hourly else "minute")
-    ms = column.cast(pa.int64()).to_numpy()
-    day = ms // 86_400_000
-    _write_by(folder, table, day, name, hour=(ms // 3_600_000) % 24 if hourly else None)
 
 
 def minute_partials(table: pa.Table) -> pa.Table:

@@ -73,3 +73,61 @@ class DeviceImportOut(BaseModel):
     refusals: list[RefusedOut]
     written: bool
     seconds: float
+
+
+class IngestOut(BaseModel):
+    """What became of a batch of readings."""
+
+    accepted: int
+    refused: int
+    reasons: dict[str, int]
+    examples: list[dict[str, object]]
+
+
+class StatsOut(BaseModel):
+    """The ingest node's counters since it started."""
+
+    node: str
+    batches: int
+    accepted: int
+    refused: dict[str, int]
+    late: int
+    flushed_segments: int
+    flushed_rows: int
+    devices: int
+    lag_ms_p50: float | None
+    lag_ms_p95: float | None
+
+
+class RejectOut(BaseModel):
+    """A refused reading (or unreadable message) kept in the reject store."""
+
+    received: datetime
+    source: str
+    device_id: str | None
+    ts: datetime | None
+    measure: str | None
+    value: float | None
+    raw: str | None
+    reason: str
+
+
+class SeriesPoint(BaseModel):
+    """One window of a measure over an area."""
+
+    start: datetime
+    readings: int
+    mean: float | None
+    low: float | None
+    high: float | None
+
+
+class SeriesOut(BaseModel):
+    """A measure of a device type over an area and a period, window by window."""
+
+    type: str
+    measure: str
+    unit: str
+    area: str
+    every: str
+    points: list[SeriesPoint]

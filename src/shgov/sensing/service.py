@@ -14,26 +14,36 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from shgov.core.analytics import Analytics
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role, scope_conditions
+from shgov.core.identity.service import add_actions_to_role, define_role, scope_conditions
+from shgov.core.orgs.service import department_code
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
-from shgov.sensing.pipeline import Pipeline, Registry
+from shgov.sensing.pipeline import MINUTES, REJECTS, Pipeline, Registry
 from shgov.sensing.readings import from_columns
+from shgov.sensing.simulator import Fleet, Simulator
+
+if TYPE_CHECKING:
+    from shgov.sensing.runtime import SensingRuntime
 
 READ = register_action("sensing.devices.read", N_("See the sensing network's devices"))
 MANAGE = register_action("sensing.devices.manage", N_("Import and change the sensing network's devices"))
+WRITE = register_action("sensing.readings.write", N_("Send sensor readings (a gateway)"))
+INDICATORS = register_action("sensing.indicators.read", N_("See the city's vital signs, their history and warnings"))
 
 STATUSES = ("active", "maintenance", "retired")
 REQUIRED = ("device_id", "type", "department", "lng", "lat")
@@ -342,6 +352,13 @@ def registry_loader(db: Database) -> Callable[[], Registry]:
     return load
 
 
+def runtime(settings: Settings, db: Database) -> SensingRuntime:
+    """The web process's sensing parts (see ``shgov.sensing.runtime``)."""
+    from shgov.sensing.runtime import SensingRuntime
+
+    return SensingRuntime(settings, db)
+
+
 def open_pipeline(settings: Settings, db: Database, node: str | None = None) -> Pipeline:
     """This process's ingestion pipeline (it recovers what a stopped process of the same node left)."""
     return Pipeline(settings, registry_loader(db), node=node)
@@ -431,6 +448,82 @@ def replay(
     return Replayed(frame.height, accepted, refused, dict(reasons), time.perf_counter() - started)
 
 
+# -- history and rejects (DuckDB over the lake) -----------------------------------------------------------
+
+EVERY = {"minute": "1 minute", "hour": "1 hour", "day": "1 day"}
+LEVELS = ("district", "township", "grid")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A measure over an area in one window: readings, mean, lowest, highest."""
+
+    start: datetime
+    readings: int
+    mean: float | None
+    low: float | None
+    high: float | None
+
+
+def history(
+    analytics: Analytics,
+    timezone: str,
+    type_code: str,
+    measure: str,
+    *,
+    level: str | None,
+    area: str | None,
+    since: datetime,
+    until: datetime,
+    every: str = "hour",
+) -> list[Window]:
+    """A measure of a device type over an area (a district, township or grid; None: the city) from the
+    per-minute partial aggregates, in windows of a minute, an hour or a (local) day."""
+    if every not in EVERY:
+        raise InvalidError(f"every is one of {', '.join(EVERY)}", field="every")
+    if level is not None and level not in LEVELS:
+        raise InvalidError(f"the area level is one of {', '.join(LEVELS)}", field="level")
+    if not since < until:
+        raise InvalidError("since must be before until", field="since")
+    if MINUTES not in analytics.datasets():
+        return []
+    where = ["type = ?", "measure = ?", "minute >= ?", "minute < ?", "day BETWEEN ? AND ?"]
+    params: list[Any] = [type_code, measure, since, until, since.astimezone(UTC).date().isoformat()]
+    params.append(until.astimezone(UTC).date().isoformat())
+    if level is not None:
+        where.append(f"{level} = ?")  # the level is one of LEVELS
+        params.append(area)
+    sql = (
+        f"SELECT time_bucket(INTERVAL '{EVERY[every]}', minute, ?) AS start, sum(n), "
+        f"sum(total) / nullif(sum(n), 0), min(low), max(high) FROM {MINUTES} "
+        f"WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 1"
+    )
+    with analytics.connect() as conn:
+        rows = conn.execute(sql, [timezone, *params]).fetchall()
+    return [Window(start, int(n), mean, low, high) for start, n, mean, low, high in rows]
+
+
+def rejects(analytics: Analytics, day: date, reason: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Refused readings received on a (UTC) day, newest first, optionally of one reason."""
+    if REJECTS not in analytics.datasets():
+        return []
+    where, params = ["day = ?"], [day.isoformat()]
+    if reason:
+        where.append("reason LIKE ?")
+        params.append(f"{reason}%")
+    sql = (
+        f"SELECT received, source, device_id, ts, measure, value, raw, reason FROM {REJECTS} "
+        f"WHERE {' AND '.join(where)} ORDER BY received DESC LIMIT ?"
+    )
+    with analytics.connect() as conn:
+        rows = conn.execute(sql, [*params, limit]).fetchall()
+    names = ("received", "source", "device_id", "ts", "measure", "value", "raw", "reason")
+    found = [dict(zip(names, row, strict=True)) for row in rows]
+    for row in found:
+        row["ts"] = datetime.fromtimestamp(row["ts"] / 1000, UTC) if row["ts"] is not None else None
+    return found
+
+
 PM25_DEVICE = "AQ-SH-USC"  # the monitor of the hourly PM2.5 series (Huaihai Zhong Road, Xuhui)
 PM25_PLACE = (121.4437, 31.2108)  # WGS-84, approximately
 
@@ -439,7 +532,12 @@ def pm25_series(device_id: str = PM25_DEVICE) -> pl.DataFrame:
     """The real hourly PM2.5 series of Shanghai, 2010–2015 (see ``data/SOURCE.md``), as readings of one
     air-quality device; hours the monitor did not report are left out."""
     raw = resources.files("shgov.sensing").joinpath("data/shanghai_pm25_hourly.csv").read_bytes()
-    frame = pl.read_csv(io.BytesIO(raw), null_values="NA")
+    frame = pl.read_csv(
+        io.BytesIO(raw),
+        null_values="NA",
+        columns=["year", "month", "day", "hour", "PM_US Post"],
+        schema_overrides={"PM_US Post": pl.Float64},
+    )
     local = pl.datetime(pl.col("year"), pl.col("month"), pl.col("day"), pl.col("hour"), time_zone="Asia/Shanghai")
     return frame.filter(pl.col("PM_US Post").is_not_null()).select(
         pl.lit(device_id).alias("device_id"),
@@ -449,9 +547,97 @@ def pm25_series(device_id: str = PM25_DEVICE) -> pl.DataFrame:
     )
 
 
+# -- the demo city ----------------------------------------------------------------------------------------
+
+# devices per district in the demo city, and the district department that owns each type (None: the city's)
+DEMO_DEVICES: dict[str, tuple[int, str | None]] = {
+    "air_quality": (6, "sthj"),
+    "water_level": (20, "zj"),
+    "river_level": (4, None),
+    "traffic_flow": (20, "ga"),
+    "manhole": (30, "zj"),
+    "smoke": (30, "yj"),
+    "elevator": (30, "sc"),
+    "noise": (8, "sthj"),
+    "gas": (12, "zj"),
+}
+MUNICIPAL_OWNER = "shui"  # 市水务局 keeps the river gauges
+
+
+def demo_devices(index: RegionIndex, city_code: str, seed: int = 2026) -> pl.DataFrame:
+    """The demo city's devices: a few hundred per district, spread inside its outline, plus the PM2.5
+    monitor whose real series ``replay-pm25`` plays."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    for district in sorted(index.boundaries):
+        for type_code, (count, key) in DEMO_DEVICES.items():
+            lng, lat = index.random_points(district, count, rng)
+            owner = department_code(district, key) if key else department_code(city_code, MUNICIPAL_OWNER)
+            prefix = type_code.replace("_", "")[:4].upper()
+            rows += [
+                {
+                    "device_id": f"{prefix}-{district}-{i:04d}",
+                    "type": type_code,
+                    "department": owner,
+                    "lng": x,
+                    "lat": y,
+                }
+                for i, (x, y) in enumerate(zip(lng, lat, strict=True), start=1)
+            ]
+    if index.boundaries:
+        rows.append(
+            {
+                "device_id": PM25_DEVICE,
+                "type": "air_quality",
+                "department": department_code(city_code, "sthj"),
+                "lng": PM25_PLACE[0],
+                "lat": PM25_PLACE[1],
+                "name": "上海美领馆 PM2.5 监测点（历史数据回放）",
+            }
+        )
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    if "name" not in frame.columns:
+        frame = frame.with_columns(pl.lit("", dtype=pl.Utf8).alias("name"))
+    return frame.with_columns(pl.all().cast(pl.Utf8))
+
+
 def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
-    """The device types and who may see and manage devices."""
-    add_actions_to_role(session, "ops_operator", (READ,))
-    add_actions_to_role(session, "district_admin", (READ, MANAGE))
+    """The device types, who may see and manage devices, the demo city's devices, the last hours of their
+    simulated readings and the real PM2.5 series of Shanghai."""
+    add_actions_to_role(session, "ops_operator", (READ, INDICATORS))
+    add_actions_to_role(session, "district_admin", (READ, MANAGE, INDICATORS))
     add_actions_to_role(session, "department_admin", (READ, MANAGE))
-    return {"device_types": load_types(session, packaged_types())}
+    define_role(session, "sensor_gateway", "物联感知网关", (WRITE,), name_en="Sensor gateway")
+    counts = {"device_types": load_types(session, packaged_types())}
+    index = RegionIndex.from_session(session)
+    imported = import_devices(session, index, demo_devices(index, settings.city_code))
+    counts["devices"] = imported.created + imported.updated
+    if imported.rows:
+        pipeline = Pipeline(settings, lambda: load_registry(session), node="seed")
+        try:
+            counts["readings"] = simulate_history(pipeline, hours=3, every_minutes=5)
+            # the series' last 90 days, moved to end now (`shgov sensing replay-pm25` plays all six years)
+            series = pm25_series()
+            recent = series.filter(pl.col("ts") > series["ts"].max() - 90 * 86_400_000)  # type: ignore[operator]
+            counts["pm25_readings"] = replay(pipeline, recent, source="replay:pm25", shift_to_now=True).accepted
+        finally:
+            pipeline.close()
+    return counts
+
+
+def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, seed: int = 11) -> int:
+    """Simulated readings of every registered device over the last ``hours`` (the demo's recent past)."""
+    registry = pipeline.registry
+    fleet = Fleet(
+        registry.tables["ids"],
+        registry.tables["types"][registry.type_idx],
+        registry.tables["districts"][registry.district_idx],
+    )
+    simulator = Simulator(fleet, registry.type_measures, seed=seed, fault_rate=0.0005)
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    step = every_minutes * 60_000
+    accepted = 0
+    for tick in range(now - int(hours * 3_600_000), now + 1, step):
+        for district, type_code, batch in simulator.tick(tick):
+            accepted += pipeline.ingest(batch, "simulator", district=district, type_code=type_code).accepted
+    return accepted

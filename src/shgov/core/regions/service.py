@@ -238,6 +238,17 @@ class RegionIndex:
             inside[rows] = shapely.contains_xy(self._shapes[position], lng[rows], lat[rows])
         return inside
 
+    def random_points(self, district: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` points drawn uniformly inside a district's outline (synthetic devices, demo reports)."""
+        outline = self._shapes[self._position[district]]
+        west, south, east, north = outline.bounds
+        lng, lat = np.empty(0), np.empty(0)
+        while len(lng) < n:
+            x, y = rng.uniform(west, east, 2 * n + 16), rng.uniform(south, north, 2 * n + 16)
+            keep = shapely.contains_xy(outline, x, y)
+            lng, lat = np.concatenate([lng, x[keep]]), np.concatenate([lat, y[keep]])
+        return lng[:n], lat[:n]
+
     def locate_many(self, lng: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
         """``locate`` for arrays of WGS-84 points: district ('' outside), approximate, cell, grid."""
         district, approximate = self.districts_at(lng, lat)

@@ -118,7 +118,7 @@ def _epoch_ms(value: object) -> int:
 
 
 def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not isinstance(value, int | float):  # a bool is an int: true/false read as 1/0
         raise ValueError("value is not a number")
     return float(value)
 

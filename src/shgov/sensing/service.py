@@ -549,17 +549,18 @@ def pm25_series(device_id: str = PM25_DEVICE) -> pl.DataFrame:
 
 # -- the demo city ----------------------------------------------------------------------------------------
 
-# devices per district in the demo city, and the district department that owns each type (None: the city's)
-DEMO_DEVICES: dict[str, tuple[int, str | None]] = {
-    "air_quality": (6, "sthj"),
-    "water_level": (20, "zj"),
-    "river_level": (4, None),
-    "traffic_flow": (20, "ga"),
-    "manhole": (30, "zj"),
-    "smoke": (30, "yj"),
-    "elevator": (30, "sc"),
-    "noise": (8, "sthj"),
-    "gas": (12, "zj"),
+# devices per district in the demo city, their id prefix, and the district department that owns each type
+# (None: the city's)
+DEMO_DEVICES: dict[str, tuple[int, str, str | None]] = {
+    "air_quality": (6, "AQ", "sthj"),
+    "water_level": (20, "WL", "zj"),
+    "river_level": (4, "RL", None),
+    "traffic_flow": (20, "TF", "ga"),
+    "manhole": (30, "MH", "zj"),
+    "smoke": (30, "SM", "yj"),
+    "elevator": (30, "EL", "sc"),
+    "noise": (8, "NS", "sthj"),
+    "gas": (12, "GS", "zj"),
 }
 MUNICIPAL_OWNER = "shui"  # 市水务局 keeps the river gauges
 
@@ -570,10 +571,9 @@ def demo_devices(index: RegionIndex, city_code: str, seed: int = 2026) -> pl.Dat
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for district in sorted(index.boundaries):
-        for type_code, (count, key) in DEMO_DEVICES.items():
+        for type_code, (count, prefix, key) in DEMO_DEVICES.items():
             lng, lat = index.random_points(district, count, rng)
             owner = department_code(district, key) if key else department_code(city_code, MUNICIPAL_OWNER)
-            prefix = type_code.replace("_", "")[:4].upper()
             rows += [
                 {
                     "device_id": f"{prefix}-{district}-{i:04d}",

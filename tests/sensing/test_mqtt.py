@@ -1,0 +1,135 @@
+"""MQTT ingestion over the real Mosquitto broker, by real `shgov sensing ingest` processes: a kill -9 loses
+no acknowledged reading and stores none twice; two processes share the topics through a shared subscription."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import orjson
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from sqlalchemy import Engine
+
+BROKER = ("127.0.0.1", 1883)
+DEVICES = [f"WL-310115-{i:04d}" for i in range(1, 21)]  # the demo city's water gauges in 浦东新区
+NOW = int(time.time() * 1000) // 60_000 * 60_000
+
+
+@pytest.fixture(scope="module")
+def broker() -> None:
+    try:
+        socket.create_connection(BROKER, timeout=2).close()
+    except OSError:
+        pytest.skip(f"no MQTT broker at {BROKER[0]}:{BROKER[1]} — the MQTT ingestion tests are skipped")
+
+
+def ingest(tmp: Path, engine: Engine, root: str, node: str, flush: float) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SHGOV_ENV": "dev",
+        "SHGOV_DATA_DIR": str(tmp),
+        "SHGOV_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "SHGOV_SENSING__MQTT_ROOT": root,
+        "SHGOV_SENSING__FLUSH_SECONDS": str(flush),
+        "SHGOV_LOG_JSON": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shgov.cli", "sensing", "ingest", "--node", node, "--mqtt", "mqtt://127.0.0.1:1883"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    line = process.stdout.readline() if process.stdout else b""  # "node …: ingesting …" once subscribed
+    assert b"ingesting" in line, line + (process.stdout.read() if process.stdout else b"")
+    time.sleep(0.3)  # the SUBSCRIBE reaches the broker
+    return process
+
+
+def publisher() -> paho.Client:
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"gw-{uuid.uuid4().hex[:8]}", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.connect(*BROKER)
+    client.loop_start()
+    return client
+
+
+def publish(client: paho.Client, root: str, batches: range) -> None:
+    for k in batches:
+        body = orjson.dumps([[d, NOW - k * 60_000, "depth_cm", float(k % 7)] for d in DEVICES])
+        client.publish(f"{root}/310115/readings/water_level", body, qos=1).wait_for_publish(5)
+
+
+def stored(tmp: Path) -> tuple[int, int]:
+    files = list((tmp / "lake" / "sensor_readings").rglob("*.parquet"))
+    if not files:
+        return 0, 0
+    pattern = tmp / "lake" / "sensor_readings" / "**" / "*.parquet"
+    count = duckdb.sql(f"SELECT count(*), count(DISTINCT (device_id, ts)) FROM read_parquet('{pattern}')").fetchall()[0]
+    return int(count[0]), int(count[1])
+
+
+def wait_for(tmp: Path, expected: int, seconds: float = 30) -> tuple[int, int]:
+    deadline = time.monotonic() + seconds
+    found = stored(tmp)
+    while found[0] < expected and time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = stored(tmp)
+    return found
+
+
+@pytest.fixture
+def root() -> Iterator[str]:
+    yield f"shgovtest{uuid.uuid4().hex[:10]}"
+
+
+def test_a_kill_9_loses_no_acknowledged_reading(broker: None, engine: Engine, tmp_path: Path, root: str) -> None:
+    first = ingest(tmp_path, engine, root, "k9", flush=600)  # nothing reaches Parquet before the kill
+    client = publisher()
+    try:
+        publish(client, root, range(40))
+        time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        wal = list((tmp_path / "sensing" / "wal" / "k9").glob("*.wal"))
+        assert wal, "the acknowledged readings wait in the write-ahead log"
+        assert stored(tmp_path) == (0, 0)
+        publish(client, root, range(40, 60))  # while the ingester is down: the broker keeps them
+        second = ingest(tmp_path, engine, root, "k9", flush=0.3)
+        try:
+            found = wait_for(tmp_path, 60 * len(DEVICES))
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert found == (60 * len(DEVICES), 60 * len(DEVICES))  # every reading, each once
+    assert not list((tmp_path / "sensing" / "wal" / "k9").glob("*.wal"))
+
+
+def test_two_ingest_processes_share_the_topics(broker: None, engine: Engine, tmp_path: Path, root: str) -> None:
+    processes = [ingest(tmp_path, engine, root, node, flush=0.3) for node in ("east", "west")]
+    client = publisher()
+    try:
+        publish(client, root, range(40))
+        found = wait_for(tmp_path, 40 * len(DEVICES))
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(20)
+    assert found == (40 * len(DEVICES), 40 * len(DEVICES))
+    nodes = {p.name.split("-", 1)[0] for p in (tmp_path / "lake" / "sensor_readings").rglob("*.parquet")}
+    assert nodes == {"east", "west"}, "each process took a share of the batches"

@@ -3,7 +3,9 @@ they are, who owns them)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -46,3 +48,29 @@ class Device(Base):
     status: Mapped[str] = mapped_column(String(12), default="active")  # active | maintenance | retired
     name: Mapped[str] = mapped_column(String(120), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SensorWarning(Base):
+    """A warning of a vital sign in an area: opened at a grade, escalated or eased (with hysteresis), cleared
+    when the value is back to normal; one open warning per indicator and area."""
+
+    __tablename__ = "sensor_warnings"
+    __table_args__ = (Index("ix_sensor_warnings_open", "status", "indicator_code", "area_code"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    indicator_code: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(12), default="threshold")  # threshold | anomaly
+    tenant_code: Mapped[str] = mapped_column(String(12))  # the district
+    area_code: Mapped[str] = mapped_column(String(15))
+    grade: Mapped[str] = mapped_column(String(8))  # blue | yellow | orange | red
+    peak_grade: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float] = mapped_column(Float)
+    peak_value: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open | cleared
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    workorder_id: Mapped[uuid.UUID | None]
+    workorder_number: Mapped[str | None] = mapped_column(String(30))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None]

@@ -64,6 +64,10 @@ REASONS = (
 )
 UNREADABLE, UNKNOWN, INACTIVE, TOPIC, SCOPE, MEASURE, NAN, RANGE, FUTURE, OLD, DUPLICATE = range(1, 12)
 
+EW_ALPHA = 0.05  # weight of a new value in a device's habit (about the last 40 readings)
+ANOMALY_Z = 6.0  # deviations from the habit that make a value an anomaly
+ANOMALY_WARMUP = 30  # readings before a device's habit is trusted
+
 READINGS = "sensor_readings"
 MINUTES = "sensor_minutes"
 REJECTS = "sensor_rejects"
@@ -187,6 +191,13 @@ class Registry:
             type_measures={code: list(measures) for code, measures in types},
         )
 
+    def slot_of(self, slot: int) -> tuple[int, str]:
+        """(device position, measure code) of a state slot."""
+        device = int(np.searchsorted(self.slot_start, slot, side="right") - 1)
+        position = slot - int(self.slot_start[device])
+        measures = self.type_measures[self.types[int(self.type_idx[device])]]
+        return device, str(measures[position]["code"])
+
     def slot_ids(self) -> tuple[np.ndarray, np.ndarray]:
         """(device position, measure position) of every state slot."""
         width = np.diff(np.append(self.slot_start, self.slots))
@@ -282,6 +293,12 @@ class Pipeline:
         self.seen_next = np.zeros(self.registry.slots, dtype=np.int64)
         self.last_ts = np.full(self.registry.slots, np.iinfo(np.int64).min, dtype=np.int64)
         self.last_value = np.full(self.registry.slots, np.nan)
+        # each device measure's exponentially weighted mean and variance: a value far from its own habit is an
+        # anomaly even inside the valid range (a stuck or drifting sensor, a sudden real change)
+        self.ew_mean = np.zeros(self.registry.slots)
+        self.ew_var = np.zeros(self.registry.slots)
+        self.ew_n = np.zeros(self.registry.slots, dtype=np.int32)
+        self.anomalies: deque[tuple[int, int, float, float]] = deque(maxlen=10_000)  # device, slot-measure, ts, z
         self.version = 0  # bumped whenever the live state changes
         self.changed = threading.Condition(self._lock)
         self.recover()
@@ -300,6 +317,8 @@ class Pipeline:
             seen_next = np.zeros(fresh.slots, dtype=np.int64)
             last_ts = np.full(fresh.slots, np.iinfo(np.int64).min, dtype=np.int64)
             last_value = np.full(fresh.slots, np.nan)
+            ew_mean, ew_var = np.zeros(fresh.slots), np.zeros(fresh.slots)
+            ew_n = np.zeros(fresh.slots, dtype=np.int32)
             if old.slots and fresh.slots:
                 device, pos = old.slot_ids()
                 moved = np.fromiter((fresh.index.get(d, -1) for d in old.ids), dtype=np.int64, count=len(old.ids))
@@ -313,8 +332,15 @@ class Pipeline:
                 target = fresh.slot_start[moved[device[carry]]] + pos[carry]
                 seen[target], seen_next[target] = self.seen[source], self.seen_next[source]
                 last_ts[target], last_value[target] = self.last_ts[source], self.last_value[source]
+                ew_mean[target], ew_var[target], ew_n[target] = (
+                    self.ew_mean[source],
+                    self.ew_var[source],
+                    self.ew_n[source],
+                )
             self.registry, self.seen, self.seen_next = fresh, seen, seen_next
             self.last_ts, self.last_value = last_ts, last_value
+            self.ew_mean, self.ew_var, self.ew_n = ew_mean, ew_var, ew_n
+            self.anomalies.clear()  # their slots belong to the old registry
             self._registry_at = time.monotonic()
             self.version += 1
 
@@ -449,7 +475,24 @@ class Pipeline:
         newer = newest_ts >= self.last_ts[newest_slot]
         self.last_ts[newest_slot[newer]] = newest_ts[newer]
         self.last_value[newest_slot[newer]] = newest_value[newer]
+        self._habit(newest_slot[newer], newest_ts[newer], newest_value[newer])
         return late
+
+    def _habit(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
+        """Update each slot's EWMA mean and variance; note values more than ``ANOMALY_Z`` deviations away."""
+        if not len(slot):
+            return
+        mean, var, n = self.ew_mean[slot], self.ew_var[slot], self.ew_n[slot]
+        deviation = value - mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(var > 1e-9, deviation / np.sqrt(var), 0.0)
+        odd = (n >= ANOMALY_WARMUP) & (np.abs(z) >= ANOMALY_Z)
+        for s_, t_, v_, z_ in zip(slot[odd], ts[odd], value[odd], z[odd], strict=True):
+            self.anomalies.append((int(s_), int(t_), float(v_), float(z_)))
+        first = n == 0
+        self.ew_mean[slot] = np.where(first, value, mean + EW_ALPHA * deviation)
+        self.ew_var[slot] = np.where(first, 0.0, (1 - EW_ALPHA) * (var + EW_ALPHA * deviation**2))
+        self.ew_n[slot] = n + 1
 
     # -- tables ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""城市运行数字体征 defined as data (``indicators.json``): a formula over the latest values of one measure of
+one device type, computed for every district from the pipeline's live state, graded 蓝 / 黄 / 橙 / 红.
+
+A formula is parsed once into a small tree (never ``eval``-ed): numbers, + − × ÷, the aggregates ``mean``,
+``min``, ``max``, ``count``, ``sum``, and the functions ``above(x)``, ``share_above(x)``, ``clip(v, lo,
+hi)`` and ``iaqi_pm25(c)``. Each aggregate is an array over the districts, so one evaluation serves them all.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import operator
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from shgov.core.errors import InvalidError
+from shgov.sensing.pipeline import Pipeline
+
+GRADES = ("blue", "yellow", "orange", "red")
+GRADE_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+FRESH_MS = 15 * 60_000  # a value older than this (three of the slowest devices' intervals) is stale: not counted
+
+# HJ 633-2012: PM2.5 24-hour concentration breakpoints (µg/m³) and the index at each
+_PM25_C = np.array([0, 35, 75, 115, 150, 250, 350, 500], dtype=float)
+_PM25_I = np.array([0, 50, 100, 150, 200, 300, 400, 500], dtype=float)
+
+
+def iaqi_pm25(concentration: np.ndarray) -> np.ndarray:
+    """The individual air quality index of PM2.5 concentrations (linear between the standard's breakpoints)."""
+    index: np.ndarray = np.interp(concentration, _PM25_C, _PM25_I)
+    return index
+
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+AGGREGATES = ("mean", "min", "max", "count", "sum")
+FUNCTIONS = ("above", "share_above", "clip", "iaqi_pm25")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A vital sign: what it is computed from, how, and where its warning grades start."""
+
+    code: str
+    name: str
+    name_en: str
+    type_code: str
+    measure: str
+    formula: str
+    unit: str
+    thresholds: tuple[float, float, float, float]
+    category: str | None
+    trigger: float | None  # a device above this value is evidence of the warning
+
+    def grade(self, value: float) -> str | None:
+        """The grade a value reaches (None: normal)."""
+        reached = [g for g, t in zip(GRADES, self.thresholds, strict=True) if value >= t]
+        return reached[-1] if reached else None
+
+
+def check_formula(text: str) -> ast.Expression:
+    """Parse a formula, refusing anything but numbers, arithmetic, the aggregates and the functions."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise InvalidError(f"formula {text!r} is not an expression: {exc.msg}", field="formula") from exc
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in AGGREGATES + FUNCTIONS:
+            raise InvalidError(f"formula {text!r}: unknown name {node.id!r}", field="formula")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+            raise InvalidError(f"formula {text!r}: only {', '.join(FUNCTIONS)} may be called", field="formula")
+        allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.USub, ast.Constant, ast.Name, ast.Load, ast.Call)
+        if not isinstance(node, allowed + tuple(_BINARY)):
+            raise InvalidError(f"formula {text!r}: {type(node).__name__} is not allowed", field="formula")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
+            raise InvalidError(f"formula {text!r}: only numbers are constants", field="formula")
+    return tree
+
+
+def load(specs: list[dict[str, Any]] | None = None) -> list[Indicator]:
+    """The indicators (the packaged ``indicators.json`` unless given), each formula checked."""
+    if specs is None:
+        text = resources.files("shgov.sensing").joinpath("indicators.json").read_text("utf-8")
+        specs = json.loads(text)["indicators"]
+    found = []
+    for spec in specs:
+        check_formula(spec["formula"])
+        thresholds = tuple(float(t) for t in spec["thresholds"])
+        if len(thresholds) != 4 or list(thresholds) != sorted(thresholds):
+            raise InvalidError(
+                f"{spec['code']}: four rising thresholds (blue, yellow, orange, red)", field="thresholds"
+            )
+        found.append(
+            Indicator(
+                code=spec["code"],
+                name=spec["name"],
+                name_en=spec.get("name_en", ""),
+                type_code=spec["type"],
+                measure=spec["measure"],
+                formula=spec["formula"],
+                unit=spec.get("unit", ""),
+                thresholds=thresholds,
+                category=spec.get("category"),
+                trigger=spec.get("trigger"),
+            )
+        )
+    return found
+
+
+@dataclass
+class Reading:
+    """An indicator's value in every district, with the devices that make it up."""
+
+    indicator: Indicator
+    districts: list[str]
+    values: np.ndarray  # NaN where no device reports
+    reporting: np.ndarray  # devices with a fresh value, per district
+    evidence: dict[str, list[dict[str, Any]]]  # district → devices above the trigger (id, value, ts)
+    at: float
+
+
+def _evaluate(tree: ast.AST, groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """The formula's value per group (district) of the devices' values."""
+    count = np.bincount(groups, minlength=n).astype(float)
+
+    def aggregate(name: str) -> np.ndarray:
+        if name == "count":
+            return count
+        if name in ("sum", "mean"):
+            total = np.bincount(groups, weights=values, minlength=n)
+            return total if name == "sum" else np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
+        result = np.full(n, np.inf if name == "min" else -np.inf)
+        (np.minimum if name == "min" else np.maximum).at(result, groups, values)
+        result[count == 0] = np.nan
+        return result
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant):
+            return float(node.value)  # type: ignore[arg-type]  # checked: a number
+        if isinstance(node, ast.Name):
+            return aggregate(node.id)
+        if isinstance(node, ast.UnaryOp):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](walk(node.left), walk(node.right))
+        assert isinstance(node, ast.Call)  # noqa: S101 - a checked formula has nothing else
+        assert isinstance(node.func, ast.Name)  # noqa: S101
+        args = [walk(a) for a in node.args]
+        if node.func.id in ("above", "share_above"):
+            hits = np.bincount(groups, weights=(values > args[0]).astype(float), minlength=n)
+            if node.func.id == "above":
+                return hits
+            return np.divide(hits, count, out=np.full(n, np.nan), where=count > 0)
+        if node.func.id == "clip":
+            return np.clip(args[0], args[1], args[2])
+        return iaqi_pm25(args[0])
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = np.asarray(walk(tree), dtype=float) * np.ones(n)
+    result[count == 0] = np.nan
+    return result
+
+
+def compute(pipeline: Pipeline, indicator: Indicator) -> Reading:
+    """An indicator in every district, from the latest fresh values of its devices."""
+    registry = pipeline.registry
+    devices, values = pipeline.latest(indicator.type_code, indicator.measure, max_age_ms=FRESH_MS)
+    fresh = np.isfinite(values)
+    devices, values = devices[fresh], values[fresh]
+    districts = registry.districts
+    groups = registry.district_idx[devices]
+    result = _evaluate(check_formula(indicator.formula), groups, values, len(districts))
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    if indicator.trigger is not None:
+        over = values > indicator.trigger
+        for device, value, group in zip(devices[over], values[over], groups[over], strict=True):
+            evidence.setdefault(districts[int(group)], []).append(
+                {"device_id": registry.ids[int(device)], "value": float(value)}
+            )
+    reporting = np.bincount(groups, minlength=len(districts))
+    return Reading(indicator, list(districts), result, reporting, evidence, time.time())

@@ -1,0 +1,246 @@
+"""Warnings of the vital signs: graded 蓝 / 黄 / 橙 / 红 by the indicators' thresholds, de-duplicated (one open
+warning per indicator and district), eased or cleared only when the value falls a margin below the grade's
+threshold (hysteresis, so a value hovering at a threshold does not flap), and — at orange or red — handed to
+the work-order module through its service (a work order, or the category's playbook) with the evidence.
+
+Device anomalies (a value far from the device's own habit, see ``Pipeline._habit``) become ``anomaly``
+warnings per device type, measure and district, blue or yellow: they ask someone to look, not to dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from shgov.core.db import utcnow
+from shgov.core.identity.permissions import Principal
+from shgov.core.identity.service import scope_conditions
+from shgov.core.regions.service import RegionIndex
+from shgov.core.settings import Settings
+from shgov.sensing.indicators import GRADE_NAMES, GRADES, Indicator, Reading
+from shgov.sensing.models import Device, SensorWarning
+from shgov.sensing.pipeline import Pipeline
+from shgov.workorders import service as workorders
+
+log = logging.getLogger("shgov.sensing.watch")
+
+HYSTERESIS = 0.10  # a grade holds until the value is this share below its threshold
+ANOMALY_QUIET = timedelta(minutes=15)  # an anomaly warning clears after this long without a new anomaly
+DISPATCH = ("orange", "red")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the evaluation did to a warning."""
+
+    warning: SensorWarning
+    what: str  # opened | raised | eased | cleared | dispatched
+
+
+def held_grade(indicator: Indicator, value: float, current: str) -> str | None:
+    """The grade a value keeps under hysteresis, never above ``current`` (None: back to normal)."""
+    kept = None
+    for grade, threshold in zip(GRADES, indicator.thresholds, strict=True):
+        if GRADES.index(grade) > GRADES.index(current):
+            break
+        if value >= threshold * (1 - HYSTERESIS) and value > 0:
+            kept = grade
+    return kept
+
+
+def _note(warning: SensorWarning, what: str, now: datetime, **details: Any) -> None:
+    warning.history = [*warning.history, {"at": now.isoformat(), "what": what, **details}]
+
+
+def evaluate(
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    readings: list[Reading],
+    now: datetime | None = None,
+) -> list[Change]:
+    """Open, raise, ease or clear the threshold warnings for the indicators' current values; open a work order
+    for a warning that reaches orange or red (once)."""
+    now = now or utcnow()
+    changes: list[Change] = []
+    found = session.scalars(
+        select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "threshold")
+    )
+    open_ = {(w.indicator_code, w.area_code): w for w in found}
+    for reading in readings:
+        indicator = reading.indicator
+        for position, district in enumerate(reading.districts):
+            value = float(reading.values[position])
+            if value != value:  # no fresh value: the warning stays as it is
+                continue
+            warning = open_.get((indicator.code, district))
+            evidence = {
+                "value": round(value, 3),
+                "unit": indicator.unit,
+                "devices_reporting": int(reading.reporting[position]),
+                "devices": reading.evidence.get(district, [])[:50],
+                "thresholds": dict(zip(GRADES, indicator.thresholds, strict=True)),
+            }
+            grade = indicator.grade(value)
+            if warning is None:
+                if grade is None:
+                    continue
+                warning = SensorWarning(
+                    id=uuid.uuid4(),
+                    indicator_code=indicator.code,
+                    kind="threshold",
+                    tenant_code=district,
+                    area_code=district,
+                    grade=grade,
+                    peak_grade=grade,
+                    value=value,
+                    peak_value=value,
+                    status="open",
+                    evidence=evidence,
+                    history=[],
+                    opened_at=now,
+                    updated_at=now,
+                )
+                _note(warning, "opened", now, grade=grade, value=value)
+                session.add(warning)
+                changes.append(Change(warning, "opened"))
+            else:
+                warning.value, warning.evidence, warning.updated_at = value, evidence, now
+                if grade is not None and GRADES.index(grade) > GRADES.index(warning.grade):
+                    warning.grade = grade
+                    _note(warning, "raised", now, grade=grade, value=value)
+                    changes.append(Change(warning, "raised"))
+                else:
+                    kept = held_grade(indicator, value, warning.grade)
+                    if kept is None:
+                        warning.status, warning.cleared_at = "cleared", now
+                        _note(warning, "cleared", now, value=value)
+                        changes.append(Change(warning, "cleared"))
+                        continue
+                    if kept != warning.grade:
+                        warning.grade = kept
+                        _note(warning, "eased", now, grade=kept, value=value)
+                        changes.append(Change(warning, "eased"))
+            if value > warning.peak_value:
+                warning.peak_value = value
+            if GRADES.index(warning.grade) > GRADES.index(warning.peak_grade):
+                warning.peak_grade = warning.grade
+            if warning.grade in DISPATCH and warning.workorder_id is None and indicator.category:
+                if _dispatch(session, settings, index, indicator, warning, now):
+                    changes.append(Change(warning, "dispatched"))
+    session.flush()
+    return changes
+
+
+def _dispatch(
+    session: Session, settings: Settings, index: RegionIndex, indicator: Indicator, warning: SensorWarning, now: datetime
+) -> bool:
+    """Open the work order (or playbook) of an orange or red warning, located at its first device."""
+    devices = warning.evidence.get("devices") or []
+    where = session.get(Device, devices[0]["device_id"]) if devices else None
+    if where is None:
+        _note(warning, "not dispatched", now, reason="no device above the trigger to locate the work order")
+        return False
+    area = index.get(warning.area_code)
+    listed = "、".join(f"{d['device_id']}（{d['value']:g}{indicator.unit}）" for d in devices[:10])
+    report = workorders.Report(
+        channel="sensor",
+        description=(
+            f"{GRADE_NAMES[warning.grade]}预警：{area.name if area else warning.area_code}{indicator.name}"
+            f"为 {warning.value:g}{indicator.unit}（{GRADE_NAMES[warning.grade]}阈值 "
+            f"{indicator.thresholds[GRADES.index(warning.grade)]:g}）。超限设备：{listed}"
+        ),
+        lat=where.lat,
+        lng=where.lng,
+        address=where.name,
+        category_code=indicator.category,
+        urgent=warning.grade == "red",
+        attributes={"warning_id": str(warning.id), "indicator": indicator.code, "evidence": warning.evidence},
+        source_ref=f"sensing-warning:{warning.id}",
+    )
+    order = workorders.intake(session, settings, index, report)
+    warning.workorder_id, warning.workorder_number = order.id, order.number
+    _note(warning, "dispatched", now, workorder=order.number)
+    return True
+
+
+def note_anomalies(session: Session, pipeline: Pipeline, now: datetime | None = None) -> list[Change]:
+    """Turn the pipeline's recent device anomalies into anomaly warnings (one per type, measure and district,
+    listing its devices) and clear those quiet for ``ANOMALY_QUIET``."""
+    now = now or utcnow()
+    registry = pipeline.registry
+    recent: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    while pipeline.anomalies:
+        slot, ts, value, z = pipeline.anomalies.popleft()
+        if slot >= registry.slots:
+            continue
+        device, measure = registry.slot_of(slot)
+        code = f"anomaly:{registry.types[int(registry.type_idx[device])]}.{measure}"
+        district = registry.districts[int(registry.district_idx[device])]
+        recent.setdefault((code, district), []).append(
+            {"device_id": registry.ids[device], "value": value, "z": round(z, 1), "ts": ts}
+        )
+    changes = []
+    found = session.scalars(select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "anomaly"))
+    open_ = {(w.indicator_code, w.area_code): w for w in found}
+    for (code, district), devices in recent.items():
+        strongest = max(abs(d["z"]) for d in devices)
+        grade = "yellow" if strongest >= 10 else "blue"
+        warning = open_.get((code, district))
+        if warning is None:
+            warning = SensorWarning(
+                id=uuid.uuid4(),
+                indicator_code=code,
+                kind="anomaly",
+                tenant_code=district,
+                area_code=district,
+                grade=grade,
+                peak_grade=grade,
+                value=strongest,
+                peak_value=strongest,
+                status="open",
+                evidence={"devices": devices[-50:]},
+                history=[],
+                opened_at=now,
+                updated_at=now,
+            )
+            _note(warning, "opened", now, grade=grade, value=strongest)
+            session.add(warning)
+            changes.append(Change(warning, "opened"))
+        else:
+            warning.value, warning.updated_at = strongest, now
+            warning.evidence = {"devices": [*warning.evidence.get("devices", []), *devices][-50:]}
+            if GRADES.index(grade) > GRADES.index(warning.grade):
+                warning.grade = warning.peak_grade = grade
+                _note(warning, "raised", now, grade=grade, value=strongest)
+                changes.append(Change(warning, "raised"))
+    for key, warning in open_.items():
+        if key not in recent and warning.updated_at < now - ANOMALY_QUIET:
+            warning.status, warning.cleared_at = "cleared", now
+            _note(warning, "cleared", now)
+            changes.append(Change(warning, "cleared"))
+    session.flush()
+    return changes
+
+
+def visible_warnings(
+    session: Session, principal: Principal, action: str, *, status: str | None = "open", limit: int = 200
+) -> list[SensorWarning]:
+    """The warnings of the districts the caller may see, most severe and newest first."""
+    query = select(SensorWarning)
+    scoped = scope_conditions(principal, action, SensorWarning.tenant_code)
+    if scoped is not None:
+        if not scoped:
+            return []
+        query = query.where(or_(*scoped))
+    if status:
+        query = query.where(SensorWarning.status == status)
+    found = list(session.scalars(query.order_by(SensorWarning.updated_at.desc()).limit(limit)))
+    return sorted(found, key=lambda w: (-GRADES.index(w.grade), -w.updated_at.timestamp()))
+

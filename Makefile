@@ -14,7 +14,7 @@ LOCALE_DIR := src/shgov/locale
 CATALOGS := $(wildcard $(LOCALE_DIR)/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 VENDOR := src/shgov/web/static/vendor
-DEMO_ENV := SHGOV_ENV=dev SHGOV_LOG_JSON=false
+DEMO_ENV := SHGOV_ENV=dev SHGOV_LOG_JSON=false SHGOV_SENSING__SIMULATE=true
 
 .PHONY: help demo test setup setup-dev assets catalogs chromium lint typecheck importlint pytest bench i18n clean
 

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from tests.conftest import make_settings
 
 from shgov.sensing import service
 from shgov.sensing.mqtt import Subscriber
 from shgov.sensing.pipeline import Pipeline, Registry
 from shgov.sensing.simulator import TYPE_MIX, Fleet, Simulator, to_binary, to_json
-from tests.conftest import make_settings
 
 DEVICES = int(os.environ.get("SHGOV_BENCH_DEVICES", "1000000"))
 MINUTES = int(os.environ.get("SHGOV_BENCH_MINUTES", "6"))
@@ -86,8 +86,7 @@ def _publish(root: str, form: str, minutes: int, rate: float, done: Any, publish
     client.connect(*BROKER)
     client.loop_start()
     began = time.perf_counter()
-    sent = 0
-    for item in payloads:
+    for sent, item in enumerate(payloads):
         topic, batch = item[0], item[1]
         if stamp_now:  # the latency run: each reading stamped with the moment it is published
             batch.ts_ms[:] = int(time.time() * 1000)
@@ -97,7 +96,6 @@ def _publish(root: str, form: str, minutes: int, rate: float, done: Any, publish
         while sent - done.value >= WINDOW:
             time.sleep(0.001)
         client.publish(topic, payload, qos=1)
-        sent += 1
         published.value += len(batch)
         if rate:
             due = published.value / rate - (time.perf_counter() - began)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 import orjson
+from fastapi import FastAPI
 
 from shgov.core.db import Database
 from shgov.core.identity.permissions import Scope
@@ -37,7 +38,7 @@ def gateway(db: Database, district: str) -> str:
 
 
 def test_a_gateway_sends_batches_and_sees_what_was_refused(
-    client: httpx.Client, db: Database, admin_token: str, token_for: TokenFor
+    client: httpx.Client, db: Database, admin_token: str, token_for: TokenFor, app: FastAPI
 ) -> None:
     token = gateway(db, "310115")
     assert client.post("/api/v1/sensing/readings", content=b"[]").status_code == 401
@@ -112,16 +113,30 @@ def test_a_gateway_sends_batches_and_sees_what_was_refused(
     pudong = client.get("/api/v1/sensing/history", params=query, headers=auth(token_for("pudong.admin")))
     assert pudong.status_code == 200, pudong.text
     last = pudong.json()["points"][-1]
-    assert last["readings"] == 2 and last["high"] == 25.0 and last["mean"] == 14.5
+    assert last["readings"] == 2
+    assert last["high"] == 25.0
+    assert last["mean"] == 14.5
     assert pudong.json()["unit"] == "cm"
     other = client.get(
         "/api/v1/sensing/history", params={**query, "area": "310101"}, headers=auth(token_for("pudong.admin"))
     )
     assert other.status_code == 403
     wrong = client.get("/api/v1/sensing/history", params={**query, "measure": "pm25"}, headers=auth(admin_token))
-    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "measure"
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["field"] == "measure"
     week = client.get(
         "/api/v1/sensing/history", params={"type": "air_quality", "measure": "pm25"}, headers=auth(admin_token)
     )
     assert week.status_code == 200
     assert (week.json()["area"], week.json()["unit"], week.json()["every"]) == ("310000", "µg/m³", "hour")
+
+    # the vital signs now: 浦东 has one waterlogged point (25 cm); its administrator sees 浦东 only
+    signs = client.get("/api/v1/sensing/indicators", headers=auth(token_for("pudong.admin"))).json()
+    water = next(i for i in signs if i["code"] == "waterlogging_points")
+    assert [(v["district"], v["value"], v["grade"]) for v in water["values"]] == [("310115", 1.0, "blue")]
+    assert client.get("/api/v1/sensing/indicators", headers=auth(token_for("citizen"))).status_code == 403
+    assert app.state.runtimes["sensing"].watch_once() >= 1
+    seen = client.get("/api/v1/sensing/warnings", headers=auth(token_for("pudong.admin"))).json()
+    mine = [w for w in seen if w["indicator_code"] == "waterlogging_points"]
+    assert [(w["area_code"], w["grade"], w["status"]) for w in mine] == [("310115", "blue", "open")]
+    assert mine[0]["evidence"]["devices"] == [{"device_id": "WL-310115-0001", "value": 25.0}]

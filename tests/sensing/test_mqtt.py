@@ -90,7 +90,7 @@ def wait_for(tmp: Path, expected: int, seconds: float = 30) -> tuple[int, int]:
 
 @pytest.fixture
 def root() -> Iterator[str]:
-    yield f"shgovtest{uuid.uuid4().hex[:10]}"
+    return f"shgovtest{uuid.uuid4().hex[:10]}"
 
 
 def test_a_kill_9_loses_no_acknowledged_reading(broker: None, engine: Engine, tmp_path: Path, root: str) -> None:

@@ -96,9 +96,8 @@ def test_every_reading_is_accepted_or_kept_with_its_reason(sensing_settings: Set
         assert pipeline.flush() == 5
     finally:
         pipeline.close()
-    stored = duckdb.sql(
-        f"SELECT device_id, measure, value, district, township, grid FROM {lake(sensing_settings, READINGS)} ORDER BY ts, device_id, measure"
-    ).fetchall()
+    columns = "device_id, measure, value, district, township, grid"
+    stored = duckdb.sql(f"SELECT {columns} FROM {lake(sensing_settings, READINGS)} ORDER BY ts, device_id").fetchall()
     assert ("WL-1", "depth_cm", 301.0, "310115", "310115001", "G1") not in stored
     assert ("AQ-1", "pm10", 60.0, "310115", "310115001", None) in stored
     assert ("MH-1", "open", 1.0, "310115", "310115002", None) in stored
@@ -112,9 +111,12 @@ def test_every_reading_is_accepted_or_kept_with_its_reason(sensing_settings: Set
     unreadable = duckdb.sql(
         f"SELECT raw, reason FROM {lake(sensing_settings, 'sensor_rejects')} WHERE reason LIKE 'unreadable reading%'"
     ).fetchall()[0]
-    assert unreadable is not None and '"lots"' in unreadable[0] and "not a number" in unreadable[1]
+    assert unreadable is not None
+    assert '"lots"' in unreadable[0]
+    assert "not a number" in unreadable[1]
     minutes = duckdb.sql(
-        f"SELECT sum(n), sum(total), min(low), max(high) FROM {lake(sensing_settings, 'sensor_minutes')} WHERE measure = 'pm25' AND district = '310115'"
+        f"SELECT sum(n), sum(total), min(low), max(high) FROM {lake(sensing_settings, 'sensor_minutes')} "
+        "WHERE measure = 'pm25' AND district = '310115'"
     ).fetchall()[0]
     assert minutes == (3, 60.0, 5.0, 35.0)
 

@@ -72,7 +72,8 @@ def test_warnings_open_escalate_dispatch_ease_and_clear(
             assert (order.channel, order.category_code, order.district_code) == ("sensor", "02.02.001", "310115")
             assert order.attributes["warning_id"] == str(warning.id)
             assert {d["device_id"] for d in order.attributes["evidence"]["devices"]} == set(GAUGES[:3])
-            assert "橙色预警" in order.description and "积水点数" in order.description
+            assert "橙色预警" in order.description
+            assert "积水点数" in order.description
             assert workorders.incident_tasks(session, order.id), "the waterlogging playbook is opened"
             # two points left: 2 ≥ 3 × 0.9 fails, 2 ≥ 2 × 0.9 holds: eased to yellow, not cleared
             assert [c.what for c in round_of(4, [18.0, 22.0])] == ["eased"]

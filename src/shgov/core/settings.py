@@ -148,6 +148,10 @@ class SensingSettings(BaseModel):
     max_age_hours: float = Field(default=72, gt=0, le=24 * 366)
     # Accepted timestamps kept per device and measure to recognise a repeated reading.
     dedupe_window: int = Field(default=4, ge=1, le=64)
+    # The web process drives its registered devices with the simulator (the demo city; never in production).
+    simulate: bool = False
+    # The web process evaluates the vital signs and their warnings this often.
+    watch_seconds: float = Field(default=15.0, gt=0, le=3600)
     # The device registry is re-read this often (a bulk import also asks for it at once).
     registry_seconds: float = Field(default=30.0, gt=0, le=3600)
 

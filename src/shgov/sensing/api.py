@@ -17,7 +17,9 @@ from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.regions.api import IndexDep
+from shgov.sensing import indicators as vital
 from shgov.sensing import service as sensing
+from shgov.sensing import watch
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.readings import JSON, decode
 from shgov.sensing.runtime import SensingRuntime
@@ -26,12 +28,15 @@ from shgov.sensing.schemas import (
     DeviceOut,
     DevicePage,
     DeviceTypeOut,
+    IndicatorOut,
+    IndicatorValue,
     IngestOut,
     RefusedOut,
     RejectOut,
     SeriesOut,
     SeriesPoint,
     StatsOut,
+    WarningOut,
 )
 
 router = APIRouter(prefix="/api/v1/sensing", tags=["sensing"], route_class=JsonRoute)
@@ -239,6 +244,55 @@ def history(
         every=every,
         points=[SeriesPoint(**vars(w)) for w in windows],
     )
+
+
+@router.get("/indicators", response_model=list[IndicatorOut])
+def indicators(request: Request, principal: CurrentPrincipal) -> list[IndicatorOut]:
+    """The city's vital signs now, in every district the caller may see, with their warning grade."""
+    if not principal.has_action(sensing.INDICATORS):
+        raise Problem("forbidden", detail="The vital signs need sensing.indicators.read.")
+    pipeline = _pipeline(request)
+    out = []
+    for indicator in vital.load():
+        reading = vital.compute(pipeline, indicator)
+        values = [
+            IndicatorValue(
+                district=district,
+                value=None if value != value else round(float(value), 3),
+                grade=None if value != value else indicator.grade(float(value)),
+                devices_reporting=int(reading.reporting[i]),
+            )
+            for i, (district, value) in enumerate(zip(reading.districts, reading.values, strict=True))
+            if principal.allows(sensing.INDICATORS, district)
+        ]
+        out.append(
+            IndicatorOut(
+                code=indicator.code,
+                name=indicator.name,
+                name_en=indicator.name_en,
+                unit=indicator.unit,
+                type=indicator.type_code,
+                measure=indicator.measure,
+                formula=indicator.formula,
+                thresholds=list(indicator.thresholds),
+                values=values,
+            )
+        )
+    return out
+
+
+@router.get("/warnings", response_model=list[WarningOut])
+def warnings(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: Annotated[str | None, Query(pattern="^(open|cleared)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[WarningOut]:
+    """The warnings of the caller's districts, most severe first."""
+    if not principal.has_action(sensing.INDICATORS):
+        raise Problem("forbidden", detail="Warnings need sensing.indicators.read.")
+    found = watch.visible_warnings(session, principal, sensing.INDICATORS, status=status, limit=limit)
+    return [WarningOut.model_validate(w) for w in found]
 
 
 def _district_of(request: Request, level: str | None, area: str | None) -> str | None:

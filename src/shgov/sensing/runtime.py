@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from shgov.core.db import Database
 from shgov.core.settings import Settings
@@ -24,6 +25,9 @@ class SensingRuntime:
         self._pipeline: Pipeline | None = None
         self._subscriber: Subscriber | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._simulator: threading.Thread | None = None
 
     def pipeline(self) -> Pipeline:
         """This process's pipeline, opened (and recovered) on first use."""
@@ -41,8 +45,52 @@ class SensingRuntime:
             if self._pipeline is not None:
                 self._pipeline.registry_stale()
 
+    def watch_once(self) -> int:
+        """Evaluate the vital signs and the device anomalies once; returns how many warnings changed."""
+        from shgov.core.regions.service import RegionIndex
+        from shgov.sensing import indicators, watch
+
+        pipeline = self.pipeline()
+        with self.db.session() as session:
+            index = RegionIndex.from_session(session)
+            readings = [indicators.compute(pipeline, i) for i in indicators.load()]
+            changes = watch.evaluate(session, self.settings, index, readings)
+            changes += watch.note_anomalies(session, pipeline)
+        return len(changes)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.sensing.watch_seconds):
+            try:
+                self.watch_once()
+            except Exception:  # the next round tries again
+                log.exception("evaluating the vital signs failed")
+
+    def _simulate(self) -> None:
+        """The demo city's devices report once a minute (with incidents and faults) through the pipeline."""
+        from shgov.sensing.simulator import Fleet, Simulator
+
+        pipeline = self.pipeline()
+        registry = pipeline.registry
+        fleet = Fleet(
+            registry.tables["ids"],
+            registry.tables["types"][registry.type_idx],
+            registry.tables["districts"][registry.district_idx],
+        )
+        simulator = Simulator(fleet, registry.type_measures, incident_rate=0.002)
+        while not self._stop.is_set():
+            now = int(time.time() * 1000) // 1000 * 1000
+            for district, type_code, batch in simulator.tick(now):
+                pipeline.ingest(batch, "simulator", district=district, type_code=type_code)
+            self._stop.wait(60)
+
     def start(self) -> None:
-        """Subscribe to the MQTT broker when one is configured (a broker that is down is retried by paho)."""
+        """Evaluate the warnings every ``watch_seconds``; subscribe to the MQTT broker when one is configured
+        (a broker that is down is retried by paho)."""
+        self._watcher = threading.Thread(target=self._watch, name="sensing-watch", daemon=True)
+        self._watcher.start()
+        if self.settings.sensing.simulate:
+            self._simulator = threading.Thread(target=self._simulate, name="sensing-simulator", daemon=True)
+            self._simulator.start()
         url = self.settings.sensing.mqtt_url
         if not url:
             return
@@ -61,7 +109,14 @@ class SensingRuntime:
         self._subscriber = subscriber
 
     def stop(self) -> None:
-        """Unsubscribe, store what is logged and give up the node."""
+        """Stop watching, unsubscribe, store what is logged and give up the node."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
+        if self._simulator is not None:
+            self._simulator.join()
+            self._simulator = None
         if self._subscriber is not None:
             self._subscriber.stop()
             self._subscriber = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
@@ -131,3 +132,48 @@ class SeriesOut(BaseModel):
     area: str
     every: str
     points: list[SeriesPoint]
+
+
+class IndicatorValue(BaseModel):
+    """A vital sign in one district now."""
+
+    district: str
+    value: float | None
+    grade: str | None
+    devices_reporting: int
+
+
+class IndicatorOut(BaseModel):
+    """A vital sign of the city, district by district."""
+
+    code: str
+    name: str
+    name_en: str
+    unit: str
+    type: str
+    measure: str
+    formula: str
+    thresholds: list[float]
+    values: list[IndicatorValue]
+
+
+class WarningOut(BaseModel):
+    """A warning of a vital sign (or a device anomaly) in a district."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    indicator_code: str
+    kind: str
+    area_code: str
+    grade: str
+    peak_grade: str
+    value: float
+    peak_value: float
+    status: str
+    evidence: dict[str, object]
+    history: list[dict[str, object]]
+    workorder_number: str | None
+    opened_at: datetime
+    updated_at: datetime
+    cleared_at: datetime | None

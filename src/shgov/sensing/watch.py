@@ -131,15 +131,20 @@ def evaluate(
                 warning.peak_value = value
             if GRADES.index(warning.grade) > GRADES.index(warning.peak_grade):
                 warning.peak_grade = warning.grade
-            if warning.grade in DISPATCH and warning.workorder_id is None and indicator.category:
-                if _dispatch(session, settings, index, indicator, warning, now):
-                    changes.append(Change(warning, "dispatched"))
+            ready = warning.grade in DISPATCH and warning.workorder_id is None and indicator.category
+            if ready and _dispatch(session, settings, index, indicator, warning, now):
+                changes.append(Change(warning, "dispatched"))
     session.flush()
     return changes
 
 
 def _dispatch(
-    session: Session, settings: Settings, index: RegionIndex, indicator: Indicator, warning: SensorWarning, now: datetime
+    session: Session,
+    settings: Settings,
+    index: RegionIndex,
+    indicator: Indicator,
+    warning: SensorWarning,
+    now: datetime,
 ) -> bool:
     """Open the work order (or playbook) of an orange or red warning, located at its first device."""
     devices = warning.evidence.get("devices") or []
@@ -187,7 +192,9 @@ def note_anomalies(session: Session, pipeline: Pipeline, now: datetime | None = 
             {"device_id": registry.ids[device], "value": value, "z": round(z, 1), "ts": ts}
         )
     changes = []
-    found = session.scalars(select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "anomaly"))
+    found = session.scalars(
+        select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "anomaly")
+    )
     open_ = {(w.indicator_code, w.area_code): w for w in found}
     for (code, district), devices in recent.items():
         strongest = max(abs(d["z"]) for d in devices)
@@ -243,4 +250,3 @@ def visible_warnings(
         query = query.where(SensorWarning.status == status)
     found = list(session.scalars(query.order_by(SensorWarning.updated_at.desc()).limit(limit)))
     return sorted(found, key=lambda w: (-GRADES.index(w.grade), -w.updated_at.timestamp()))
-

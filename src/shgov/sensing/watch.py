@@ -58,6 +58,38 @@ def _note(warning: SensorWarning, what: str, now: datetime, **details: Any) -> N
     warning.history = [*warning.history, {"at": now.isoformat(), "what": what, **details}]
 
 
+def _open(
+    session: Session,
+    code: str,
+    kind: str,
+    district: str,
+    grade: str,
+    value: float,
+    evidence: dict[str, Any],
+    now: datetime,
+) -> SensorWarning:
+    """A new open warning of a district (added to the session)."""
+    warning = SensorWarning(
+        id=uuid.uuid4(),
+        indicator_code=code,
+        kind=kind,
+        tenant_code=district,
+        area_code=district,
+        grade=grade,
+        peak_grade=grade,
+        value=value,
+        peak_value=value,
+        status="open",
+        evidence=evidence,
+        history=[],
+        opened_at=now,
+        updated_at=now,
+    )
+    _note(warning, "opened", now, grade=grade, value=value)
+    session.add(warning)
+    return warning
+
+
 def evaluate(
     session: Session,
     settings: Settings,
@@ -91,24 +123,7 @@ def evaluate(
             if warning is None:
                 if grade is None:
                     continue
-                warning = SensorWarning(
-                    id=uuid.uuid4(),
-                    indicator_code=indicator.code,
-                    kind="threshold",
-                    tenant_code=district,
-                    area_code=district,
-                    grade=grade,
-                    peak_grade=grade,
-                    value=value,
-                    peak_value=value,
-                    status="open",
-                    evidence=evidence,
-                    history=[],
-                    opened_at=now,
-                    updated_at=now,
-                )
-                _note(warning, "opened", now, grade=grade, value=value)
-                session.add(warning)
+                warning = _open(session, indicator.code, "threshold", district, grade, value, evidence, now)
                 changes.append(Change(warning, "opened"))
             else:
                 warning.value, warning.evidence, warning.updated_at = value, evidence, now
@@ -201,24 +216,8 @@ def note_anomalies(session: Session, pipeline: Pipeline, now: datetime | None = 
         grade = "yellow" if strongest >= 10 else "blue"
         warning = open_.get((code, district))
         if warning is None:
-            warning = SensorWarning(
-                id=uuid.uuid4(),
-                indicator_code=code,
-                kind="anomaly",
-                tenant_code=district,
-                area_code=district,
-                grade=grade,
-                peak_grade=grade,
-                value=strongest,
-                peak_value=strongest,
-                status="open",
-                evidence={"devices": devices[-50:]},
-                history=[],
-                opened_at=now,
-                updated_at=now,
-            )
-            _note(warning, "opened", now, grade=grade, value=strongest)
-            session.add(warning)
+            evidence = {"devices": devices[-50:]}
+            warning = _open(session, code, "anomaly", district, grade, strongest, evidence, now)
             changes.append(Change(warning, "opened"))
         else:
             warning.value, warning.updated_at = strongest, now

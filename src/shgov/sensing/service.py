@@ -33,7 +33,7 @@ from shgov.core.orgs.service import department_code
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
-from shgov.sensing.pipeline import MINUTES, REJECTS, Pipeline, Registry
+from shgov.sensing.pipeline import MINUTES, READINGS, REJECTS, Pipeline, Registry
 from shgov.sensing.readings import from_columns
 from shgov.sensing.simulator import Fleet, Simulator
 
@@ -641,3 +641,82 @@ def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, se
         for district, type_code, batch in simulator.tick(tick):
             accepted += pipeline.ingest(batch, "simulator", district=district, type_code=type_code).accepted
     return accepted
+
+
+# -- what the pages show ----------------------------------------------------------------------------------
+
+
+def vitals(pipeline: Pipeline, index: RegionIndex, visible: Callable[[str], bool]) -> dict[str, Any]:
+    """The vital signs now, district by district (those ``visible`` to the caller), as the dashboard's JSON."""
+    from shgov.sensing import indicators as vital
+
+    out = []
+    for indicator in vital.load():
+        reading = vital.compute(pipeline, indicator)
+        rows = []
+        for i, district in enumerate(reading.districts):
+            if not visible(district):
+                continue
+            value = float(reading.values[i])
+            known = value == value
+            info = index.get(district)
+            rows.append(
+                {
+                    "code": district,
+                    "name": info.name if info else district,
+                    "value": round(value, 2) if known else None,
+                    "grade": indicator.grade(value) if known else None,
+                    "reporting": int(reading.reporting[i]),
+                }
+            )
+        out.append(
+            {
+                "code": indicator.code,
+                "name": indicator.name,
+                "name_en": indicator.name_en,
+                "unit": indicator.unit,
+                "type": indicator.type_code,
+                "measure": indicator.measure,
+                "thresholds": list(indicator.thresholds),
+                "districts": rows,
+            }
+        )
+    return {"generated_at": datetime.now(UTC).isoformat(), "version": pipeline.version, "indicators": out}
+
+
+def latest_of(pipeline: Pipeline, device_id: str) -> list[dict[str, Any]]:
+    """A device's latest value of each measure (None before its first reading)."""
+    registry = pipeline.registry
+    position = registry.index.get(device_id)
+    if position is None:
+        return []
+    measures = registry.type_measures[registry.types[int(registry.type_idx[position])]]
+    start = int(registry.slot_start[position])
+    out = []
+    for offset, measure in enumerate(measures):
+        ts = int(pipeline.last_ts[start + offset])
+        value = float(pipeline.last_value[start + offset])
+        seen = ts > 0 and value == value
+        out.append(
+            {
+                "code": measure["code"],
+                "name": measure["name"],
+                "unit": measure["unit"],
+                "value": value if seen else None,
+                "at": datetime.fromtimestamp(ts / 1000, UTC) if seen else None,
+            }
+        )
+    return out
+
+
+def device_readings(analytics: Analytics, device_id: str, since: datetime) -> list[dict[str, Any]]:
+    """A device's stored readings since a time, oldest first (DuckDB over the readings' days)."""
+    if READINGS not in analytics.datasets():
+        return []
+    sql = (
+        f"SELECT ts, measure, value FROM {READINGS} WHERE device_id = ? AND ts >= ? AND day >= ? "
+        "ORDER BY ts, measure LIMIT 20000"
+    )
+    with analytics.connect() as conn:
+        rows = conn.execute(sql, [device_id, since, since.astimezone(UTC).date().isoformat()]).fetchall()
+    return [{"ts": ts.isoformat(), "measure": measure, "value": value} for ts, measure, value in rows]

@@ -1,0 +1,243 @@
+"""Pages of 城市运行数字体征: the live vital-signs dashboard (the city map coloured by an indicator's grade,
+every district's value, the open warnings, the trend; kept live by server-sent events), the device list with
+its map, and a device's page (where it is, its latest values, its last day of readings)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
+from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.i18n import N_
+from shgov.core.identity.permissions import Principal
+from shgov.core.regions.api import IndexDep
+from shgov.core.regions.service import RegionIndex
+from shgov.sensing import indicators as vital
+from shgov.sensing import service as sensing
+from shgov.sensing import watch
+from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.runtime import SensingRuntime
+from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.templating import NavItem
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
+
+NAV = [
+    (
+        "operations",
+        NavItem(
+            "vitals",
+            N_("City vital signs"),
+            "/ops/vitals",
+            N_("Sensor indicators by district on the map, warnings and trends, live."),
+        ),
+    ),
+    (
+        "operations",
+        NavItem("devices", N_("Sensing devices"), "/ops/devices", N_("Every sensor: where it is, what it reports.")),
+    ),
+]
+GRADE_LABELS = {"blue": N_("blue"), "yellow": N_("yellow"), "orange": N_("orange"), "red": N_("red")}
+VITALS_ONLY = "The vital signs are for the operations centre and the districts' administrators."
+DEVICES_ONLY = "The device registry is for the operations centre and the devices' owners."
+LIVE_POLL_SECONDS = 2.0
+
+
+def _pipeline(request: Request) -> Pipeline:
+    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    return runtime.pipeline()
+
+
+def _warnings_json(warnings: list[Any], index: RegionIndex) -> list[dict[str, Any]]:
+    names = {i.code: i.name for i in vital.load()}
+    rows = []
+    for w in warnings:
+        area = index.get(w.area_code)
+        label = names.get(w.indicator_code) or w.indicator_code.removeprefix("anomaly:")
+        rows.append(
+            {
+                "id": str(w.id),
+                "indicator": label,
+                "kind": w.kind,
+                "area": area.name if area else w.area_code,
+                "grade": w.grade,
+                "value": round(w.value, 2),
+                "workorder_id": str(w.workorder_id) if w.workorder_id else None,
+                "workorder_number": w.workorder_number,
+                "updated_at": w.updated_at.isoformat(),
+                "devices": [d["device_id"] for d in (w.evidence.get("devices") or [])[:5]],
+            }
+        )
+    return rows
+
+
+def _snapshot(request: Request, session: Any, who: Principal, index: RegionIndex) -> dict[str, Any]:
+    data = sensing.vitals(_pipeline(request), index, lambda d: who.allows(sensing.INDICATORS, d))
+    found = watch.visible_warnings(session, who, sensing.INDICATORS, status="open", limit=100)
+    data["warnings"] = _warnings_json(found, index)
+    data["warnings_stamp"] = max((w.updated_at.isoformat() for w in found), default="")
+    return data
+
+
+@router.get("/ops/vitals", response_class=HTMLResponse)
+def vitals(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    index: IndexDep,
+    principal: WebUser,
+    indicator: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The city's vital signs on the map, district by district, with the open warnings and a trend."""
+    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
+    if isinstance(who, Response):
+        return who
+    data = _snapshot(request, session, who, index)
+    codes = [i["code"] for i in data["indicators"]]
+    chosen = indicator if indicator in codes else codes[0]
+    if indicator and indicator not in codes:
+        raise NotFoundError(f"no indicator {indicator!r}", field="indicator")
+    context = {"data": data, "chosen": chosen, "grade_labels": GRADE_LABELS}
+    return templates.render(request, "sensing/vitals.html", context)
+
+
+@router.get("/ops/vitals/stream")
+async def vitals_stream(request: Request, db: DatabaseDep, index: IndexDep, principal: WebUser) -> Response:
+    """Server-sent events: the vital signs and warnings again whenever readings or warnings change."""
+    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
+    if isinstance(who, Response):
+        return who
+
+    async def events() -> AsyncIterator[str]:
+        seen: tuple[int, str] | None = None
+        yield "retry: 5000\n\n"
+        while not await request.is_disconnected():
+            message = ": still here\n\n"
+            with db.session() as session:
+                data = _snapshot(request, session, who, index)
+            stamp = (data["version"], data["warnings_stamp"])
+            if stamp != seen:
+                seen = stamp
+                message = f"event: vitals\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            yield message
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+@router.get("/ops/vitals/trend")
+def vitals_trend(
+    request: Request,
+    settings: SettingsDep,
+    principal: WebUser,
+    indicator: Annotated[str, Query(max_length=40)],
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
+) -> Response:
+    """The measure behind an indicator over the last hours (the city or one district), for the trend chart."""
+    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
+    if isinstance(who, Response):
+        return who
+    chosen = next((i for i in vital.load() if i.code == indicator), None)
+    if chosen is None:
+        raise InvalidError(f"no indicator {indicator!r}", field="indicator")
+    if not (who.city_wide(sensing.INDICATORS) or (district and who.allows(sensing.INDICATORS, district))):
+        raise InvalidError("choose one of your districts", field="district")
+    _pipeline(request).flush()
+    until = datetime.now(UTC)
+    windows = sensing.history(
+        request.app.state.analytics,
+        settings.timezone,
+        chosen.type_code,
+        chosen.measure,
+        level="district" if district else None,
+        area=district,
+        since=until - timedelta(hours=hours),
+        until=until,
+        every="minute" if hours <= 6 else "hour",
+    )
+    points = [[w.start.isoformat(), w.mean, w.high] for w in windows]
+    return JSONResponse({"indicator": chosen.code, "measure": chosen.measure, "district": district, "points": points})
+
+
+# -- devices ----------------------------------------------------------------------------------------------
+
+
+@router.get("/ops/devices", response_class=HTMLResponse)
+def devices(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    index: IndexDep,
+    principal: WebUser,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    type: Annotated[str | None, Query(max_length=30)] = None,
+    status: Annotated[str | None, Query(pattern="^(active|maintenance|retired)?$")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The devices the visitor may see, filtered, on a map and in a table, 200 at a time."""
+    who = sign_in_first(request, principal, sensing.READ, DEVICES_ONLY)
+    if isinstance(who, Response):
+        return who
+    size = 200
+    total, found = sensing.list_devices(
+        session,
+        who,
+        district=district or None,
+        type_code=type or None,
+        status=status or None,
+        limit=size,
+        offset=(page - 1) * size,
+    )
+    kinds = {t.code: t.name for t in sensing.list_types(session)}
+    points = [{"id": d.id, "lng": d.lng, "lat": d.lat, "type": d.type_code} for d in found]
+    districts = [d for d in index.children_of(index.city.code if index.city else None)]
+    context = {
+        "devices": found,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // size)),
+        "kinds": kinds,
+        "points": points,
+        "districts": districts,
+        "filters": {"district": district or "", "type": type or "", "status": status or ""},
+        "names": {d.code: d.name for d in districts},
+    }
+    return templates.render(request, "sensing/devices.html", context)
+
+
+@router.get("/ops/devices/{device_id}", response_class=HTMLResponse)
+def device(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    index: IndexDep,
+    principal: WebUser,
+    device_id: str,
+) -> Response:
+    """A device: where it is (on the map), who owns it, its latest values and its last day of readings."""
+    who = sign_in_first(request, principal, sensing.READ, DEVICES_ONLY)
+    if isinstance(who, Response):
+        return who
+    found = sensing.get_device(session, who, device_id)
+    kind = sensing.get_type(session, found.type_code)
+    since = datetime.now(UTC) - timedelta(hours=24)
+    _pipeline(request).flush()
+    places = [index.get(c) for c in (found.tenant_code, found.township_code, found.community_code) if c]
+    context = {
+        "device": found,
+        "kind": kind,
+        "latest": sensing.latest_of(_pipeline(request), found.id),
+        "readings": sensing.device_readings(request.app.state.analytics, found.id, since),
+        "places": [p for p in places if p is not None],
+    }
+    return templates.render(request, "sensing/device.html", context)

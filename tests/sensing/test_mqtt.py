@@ -20,6 +20,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
+# the registry is read the same way from either database (test_devices covers both): SQLite keeps it quick
+pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+
 BROKER = ("127.0.0.1", 1883)
 DEVICES = [f"WL-310115-{i:04d}" for i in range(1, 21)]  # the demo city's water gauges in 浦东新区
 NOW = int(time.time() * 1000) // 60_000 * 60_000

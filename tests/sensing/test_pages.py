@@ -39,12 +39,12 @@ def test_the_vital_signs_follow_the_readings_live(
     expect(page.locator("[data-testid=vital-table] tbody tr")).to_have_count(16)
     expect(page.get_by_test_id("live-state")).to_have_attribute("data-live", "on")
     pudong = page.locator("[data-testid=vital-table] tr[data-code='310115']")
-    expect(pudong).to_have_attribute("data-value", "0.0")
+    expect(pudong).to_have_attribute("data-value", re.compile(r"^0(\.0)?$"))
 
     # water rises on three roads: the figure and the grade change without a reload
     deep = [[g, now + 1000, "depth_cm", d] for g, d in zip(gauges[:3], (25.0, 31.0, 18.0), strict=True)]
     pipeline.ingest(decode(orjson.dumps(deep)), "test")
-    expect(pudong).to_have_attribute("data-value", "3.0", timeout=10_000)
+    expect(pudong).to_have_attribute("data-value", re.compile(r"^3(\.0)?$"), timeout=10_000)
     expect(pudong).to_have_attribute("data-grade", "orange")
     assert runtime.watch_once() >= 2  # opened and dispatched
     warning = page.locator("[data-testid=warnings] tbody tr[data-grade='orange']")

@@ -52,7 +52,15 @@
       row.dataset.grade = w.grade;
       cell(row, gradeLabel(w.grade), null, "grade grade-" + w.grade);
       cell(row, w.indicator); cell(row, w.area); cell(row, w.value);
-      cell(row, w.devices.join(" "));
+      var devices = document.createElement("td");
+      w.devices.forEach(function (id) {
+        var a = document.createElement("a");
+        a.href = "/ops/devices/" + encodeURIComponent(id);
+        a.textContent = id;
+        devices.appendChild(a);
+        devices.appendChild(document.createTextNode(" "));
+      });
+      row.appendChild(devices);
       cell(row, w.workorder_number || "—", w.workorder_id ? "/ops/orders/" + w.workorder_id : null);
       warnings.appendChild(row);
     });

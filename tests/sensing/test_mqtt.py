@@ -20,6 +20,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
+from shgov.core.db import Database
+from shgov.sensing.indicators import compute_all
+from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.service import registry_loader
+from tests.conftest import make_settings
+
 # the registry is read the same way from either database (test_devices covers both): SQLite keeps it quick
 pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 
@@ -136,3 +142,14 @@ def test_two_ingest_processes_share_the_topics(broker: None, engine: Engine, tmp
     assert found == (40 * len(DEVICES), 40 * len(DEVICES))
     nodes = {p.name.split("-", 1)[0] for p in (tmp_path / "lake" / "sensor_readings").rglob("*.parquet")}
     assert nodes == {"east", "west"}, "each process took a share of the batches"
+    # the web process sees the whole city: both nodes' latest values, each gauge counted once
+    assert {f.stem for f in (tmp_path / "sensing" / "live").glob("*.arrow")} == {"east", "west"}
+    web = Pipeline(make_settings(tmp_path), registry_loader(Database(engine)), node="web")
+    try:
+        readings = {r.indicator.code: r for r in compute_all(web, tmp_path / "sensing" / "live")}
+    finally:
+        web.close()
+    water = readings["waterlogging_points"]
+    pudong = water.districts.index("310115")
+    assert int(water.reporting[pudong]) == len(DEVICES)
+    assert float(water.values[pudong]) == 0.0

@@ -87,4 +87,6 @@ def test_a_citizen_sees_no_vital_signs_and_a_district_sees_its_own(
     sign_in(district, server_url, "pudong.admin", DEMO_PASSWORD)
     district.goto(f"{server_url}/ops/vitals")
     expect(district.locator("[data-testid=vital-table] tbody tr")).to_have_count(1)
+    expect(district.get_by_test_id("trend-area")).to_have_text("浦东新区")
+    expect(district.get_by_test_id("vitals-trend")).to_have_attribute("data-points", re.compile(r"^\d+$"))
     assert district.goto(f"{server_url}/ops/devices/WL-310101-0001").status == 404  # type: ignore[union-attr]

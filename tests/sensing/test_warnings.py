@@ -42,11 +42,33 @@ def test_formulas_are_checked_and_computed_per_district() -> None:
         with pytest.raises(Exception, match="formula"):
             vital.check_formula(bad)
     assert vital.iaqi_pm25(np.array([35.0, 55.0, 500.0])).tolist() == [50.0, 75.0, 500.0]
-    values = np.array([10.0, 20.0, 30.0, 80.0])
-    groups = np.array([0, 0, 1, 1])
+    # two nodes each saw some of the devices: merged, the formula sees them all
+    east = vital.Aggregates(
+        ["310101", "310115"],
+        np.array([1.0, 1.0]),
+        np.array([10.0, 30.0]),
+        np.array([10.0, 30.0]),
+        np.array([10.0, 30.0]),
+        {15.0: np.array([0.0, 1.0])},
+        {"310115": [{"device_id": "a", "value": 30.0}]},
+    )
+    west = vital.Aggregates(
+        ["310115", "310120"],
+        np.array([1.0, 0.0]),
+        np.array([80.0, 0.0]),
+        np.array([80.0, np.inf]),
+        np.array([80.0, -np.inf]),
+        {15.0: np.array([1.0, 0.0])},
+        {"310115": [{"device_id": "b", "value": 80.0}]},
+    )
+    merged = vital.merge([east, vital.Aggregates.from_json(orjson.loads(orjson.dumps(west.as_json())))])
     tree = vital.check_formula("above(15) + mean / 100")
-    assert vital._evaluate(tree, groups, values, 3)[:2].tolist() == [1.15, 2.55]
-    assert np.isnan(vital._evaluate(tree, groups, values, 3)[2])  # no device: no value
+    values = vital._evaluate(tree, merged)
+    assert merged.districts == ["310101", "310115", "310120"]
+    assert values[:2].tolist() == [0.1, 2.55]
+    assert np.isnan(values[2])  # no device: no value
+    assert vital._evaluate(vital.check_formula("max - min"), merged)[1] == 50.0
+    assert len(merged.evidence["310115"]) == 2
 
 
 def test_warnings_open_escalate_dispatch_ease_and_clear(

@@ -17,7 +17,6 @@ from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.regions.api import IndexDep
-from shgov.sensing import indicators as vital
 from shgov.sensing import service as sensing
 from shgov.sensing import watch
 from shgov.sensing.pipeline import Pipeline
@@ -251,10 +250,10 @@ def indicators(request: Request, principal: CurrentPrincipal) -> list[IndicatorO
     """The city's vital signs now, in every district the caller may see, with their warning grade."""
     if not principal.has_action(sensing.INDICATORS):
         raise Problem("forbidden", detail="The vital signs need sensing.indicators.read.")
-    pipeline = _pipeline(request)
+    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
     out = []
-    for indicator in vital.load():
-        reading = vital.compute(pipeline, indicator)
+    for reading in runtime.readings():
+        indicator = reading.indicator
         values = [
             IndicatorValue(
                 district=district,

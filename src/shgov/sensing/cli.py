@@ -124,6 +124,7 @@ def ingest(
     import threading
 
     from shgov.sensing import service as sensing
+    from shgov.sensing.indicators import FRESH_MS
     from shgov.sensing.mqtt import Subscriber
 
     settings = load_settings()
@@ -149,8 +150,11 @@ def ingest(
         pipeline.close()
         fail(f"cannot reach the MQTT broker {url}: {exc}")
     console.print(f"node {pipeline.node}: ingesting {subscriber.topic} from {url}")
-    stop.wait()
+    # the web process merges every node's latest values into the city's vital signs
+    while not stop.wait(1.0):
+        pipeline.write_live(sensing.live_dir(settings), FRESH_MS)
     subscriber.stop()
+    pipeline.write_live(sensing.live_dir(settings), FRESH_MS)
     pipeline.close()
     stats = pipeline.stats
     console.print(f"stopped: {stats.accepted:,} readings accepted, {sum(stats.refused.values()):,} refused")

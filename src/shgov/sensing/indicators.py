@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shgov.core.errors import InvalidError
-from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.pipeline import Overlay, Pipeline
 
 GRADES = ("blue", "yellow", "orange", "red")
 GRADE_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
@@ -129,20 +130,130 @@ class Reading:
     at: float
 
 
-def _evaluate(tree: ast.AST, groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """The formula's value per group (district) of the devices' values."""
-    count = np.bincount(groups, minlength=n).astype(float)
+@dataclass
+class Aggregates:
+    """Mergeable aggregates of a measure per district: what a formula needs, and what several ingest nodes
+    can add up (each node sees only the devices whose batches reached it)."""
 
-    def aggregate(name: str) -> np.ndarray:
-        if name == "count":
-            return count
-        if name in ("sum", "mean"):
-            total = np.bincount(groups, weights=values, minlength=n)
-            return total if name == "sum" else np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
-        result = np.full(n, np.inf if name == "min" else -np.inf)
-        (np.minimum if name == "min" else np.maximum).at(result, groups, values)
-        result[count == 0] = np.nan
-        return result
+    districts: list[str]
+    count: np.ndarray
+    total: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    above: dict[float, np.ndarray]  # devices over each constant the formula compares with
+    evidence: dict[str, list[dict[str, Any]]]
+
+    def as_json(self) -> dict[str, Any]:
+        """The aggregates as JSON (a node's live file)."""
+        return {
+            "districts": self.districts,
+            "count": self.count.tolist(),
+            "total": self.total.tolist(),
+            "low": [None if not np.isfinite(v) else v for v in self.low.tolist()],
+            "high": [None if not np.isfinite(v) else v for v in self.high.tolist()],
+            "above": {repr(k): v.tolist() for k, v in self.above.items()},
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Aggregates:
+        """Aggregates written by ``as_json``."""
+        return cls(
+            list(data["districts"]),
+            np.asarray(data["count"], dtype=float),
+            np.asarray(data["total"], dtype=float),
+            np.asarray([np.inf if v is None else v for v in data["low"]], dtype=float),
+            np.asarray([-np.inf if v is None else v for v in data["high"]], dtype=float),
+            {float(k): np.asarray(v, dtype=float) for k, v in data["above"].items()},
+            {k: list(v) for k, v in data["evidence"].items()},
+        )
+
+
+def merge(parts: list[Aggregates]) -> Aggregates:
+    """Several nodes' aggregates as one (districts united, counts and sums added, extremes kept)."""
+    districts = sorted({d for part in parts for d in part.districts})
+    position = {d: i for i, d in enumerate(districts)}
+    n = len(districts)
+    count, total = np.zeros(n), np.zeros(n)
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    above: dict[float, np.ndarray] = {}
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    for part in parts:
+        at = np.asarray([position[d] for d in part.districts], dtype=np.int64)
+        np.add.at(count, at, part.count)
+        np.add.at(total, at, part.total)
+        np.minimum.at(low, at, part.low)
+        np.maximum.at(high, at, part.high)
+        for constant, hits in part.above.items():
+            np.add.at(above.setdefault(constant, np.zeros(n)), at, hits)
+        for district, devices in part.evidence.items():
+            evidence.setdefault(district, []).extend(devices)
+    return Aggregates(districts, count, total, low, high, above, evidence)
+
+
+def _constants(tree: ast.AST) -> set[float]:
+    """The constants a formula compares device values with (``above(x)``, ``share_above(x)``)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("above", "share_above"):
+            argument = node.args[0] if node.args else None
+            if not isinstance(argument, ast.Constant) or not isinstance(argument.value, int | float):
+                raise InvalidError("above() and share_above() take a number", field="formula")
+            found.add(float(argument.value))
+    return found
+
+
+def aggregate(pipeline: Pipeline, indicator: Indicator, overlay: Overlay | None = None) -> Aggregates:
+    """The aggregates of an indicator's measure, from the devices' latest fresh values (this node's, and
+    other nodes' through ``overlay``)."""
+    registry = pipeline.registry
+    devices, values = pipeline.latest(indicator.type_code, indicator.measure, max_age_ms=FRESH_MS, overlay=overlay)
+    fresh = np.isfinite(values)
+    devices, values = devices[fresh], values[fresh]
+    districts = list(registry.districts)
+    n = len(districts)
+    groups = registry.district_idx[devices]
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(low, groups, values)
+    np.maximum.at(high, groups, values)
+    above = {
+        c: np.bincount(groups, weights=(values > c).astype(float), minlength=n)
+        for c in _constants(check_formula(indicator.formula))
+    }
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    if indicator.trigger is not None:
+        over = values > indicator.trigger
+        for device, value, group in zip(devices[over], values[over], groups[over], strict=True):
+            listed = evidence.setdefault(districts[int(group)], [])
+            if len(listed) < 50:
+                listed.append({"device_id": registry.ids[int(device)], "value": float(value)})
+    return Aggregates(
+        districts,
+        np.bincount(groups, minlength=n).astype(float),
+        np.bincount(groups, weights=values, minlength=n),
+        low,
+        high,
+        above,
+        evidence,
+    )
+
+
+def _evaluate(tree: ast.AST, parts: Aggregates) -> np.ndarray:
+    """The formula's value per district of the aggregates (NaN where no device reports)."""
+    n, count = len(parts.districts), parts.count
+
+    def per_device(values: np.ndarray) -> np.ndarray:
+        share: np.ndarray = np.divide(values, count, out=np.full(n, np.nan), where=count > 0)
+        return share
+
+    def named(name: str) -> np.ndarray:
+        return {
+            "count": count,
+            "sum": parts.total,
+            "mean": per_device(parts.total),
+            "min": np.where(count > 0, parts.low, np.nan),
+            "max": np.where(count > 0, parts.high, np.nan),
+        }[name]
 
     def walk(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -150,7 +261,7 @@ def _evaluate(tree: ast.AST, groups: np.ndarray, values: np.ndarray, n: int) -> 
         if isinstance(node, ast.Constant):
             return float(node.value)  # type: ignore[arg-type]  # checked: a number
         if isinstance(node, ast.Name):
-            return aggregate(node.id)
+            return named(node.id)
         if isinstance(node, ast.UnaryOp):
             return -walk(node.operand)
         if isinstance(node, ast.BinOp):
@@ -159,10 +270,8 @@ def _evaluate(tree: ast.AST, groups: np.ndarray, values: np.ndarray, n: int) -> 
         assert isinstance(node.func, ast.Name)  # noqa: S101
         args = [walk(a) for a in node.args]
         if node.func.id in ("above", "share_above"):
-            hits = np.bincount(groups, weights=(values > args[0]).astype(float), minlength=n)
-            if node.func.id == "above":
-                return hits
-            return np.divide(hits, count, out=np.full(n, np.nan), where=count > 0)
+            hits = parts.above.get(float(args[0]), np.zeros(n))
+            return hits if node.func.id == "above" else per_device(hits)
         if node.func.id == "clip":
             return np.clip(args[0], args[1], args[2])
         return iaqi_pm25(args[0])
@@ -173,21 +282,18 @@ def _evaluate(tree: ast.AST, groups: np.ndarray, values: np.ndarray, n: int) -> 
     return result
 
 
-def compute(pipeline: Pipeline, indicator: Indicator) -> Reading:
-    """An indicator in every district, from the latest fresh values of its devices."""
-    registry = pipeline.registry
-    devices, values = pipeline.latest(indicator.type_code, indicator.measure, max_age_ms=FRESH_MS)
-    fresh = np.isfinite(values)
-    devices, values = devices[fresh], values[fresh]
-    districts = registry.districts
-    groups = registry.district_idx[devices]
-    result = _evaluate(check_formula(indicator.formula), groups, values, len(districts))
-    evidence: dict[str, list[dict[str, Any]]] = {}
-    if indicator.trigger is not None:
-        over = values > indicator.trigger
-        for device, value, group in zip(devices[over], values[over], groups[over], strict=True):
-            evidence.setdefault(districts[int(group)], []).append(
-                {"device_id": registry.ids[int(device)], "value": float(value)}
-            )
-    reporting = np.bincount(groups, minlength=len(districts))
-    return Reading(indicator, list(districts), result, reporting, evidence, time.time())
+def evaluate(indicator: Indicator, parts: Aggregates) -> Reading:
+    """An indicator in every district from (merged) aggregates."""
+    values = _evaluate(check_formula(indicator.formula), parts)
+    return Reading(indicator, parts.districts, values, parts.count.astype(int), parts.evidence, time.time())
+
+
+def compute(pipeline: Pipeline, indicator: Indicator, overlay: Overlay | None = None) -> Reading:
+    """An indicator in every district from the devices' latest values (this node's and the overlay's)."""
+    return evaluate(indicator, aggregate(pipeline, indicator, overlay))
+
+
+def compute_all(pipeline: Pipeline, live_dir: Path | None = None) -> list[Reading]:
+    """Every indicator now, with the other ingest nodes' live values when their files are in ``live_dir``."""
+    overlay = pipeline.overlay(live_dir) if live_dir is not None else None
+    return [compute(pipeline, indicator, overlay) for indicator in load()]

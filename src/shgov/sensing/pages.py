@@ -80,7 +80,9 @@ def _warnings_json(warnings: list[Any], index: RegionIndex) -> list[dict[str, An
 
 
 def _snapshot(request: Request, session: Any, who: Principal, index: RegionIndex) -> dict[str, Any]:
-    data = sensing.vitals(_pipeline(request), index, lambda d: who.allows(sensing.INDICATORS, d))
+    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    readings = runtime.readings()
+    data = sensing.vitals(readings, runtime.pipeline().version, index, lambda d: who.allows(sensing.INDICATORS, d))
     found = watch.visible_warnings(session, who, sensing.INDICATORS, status="open", limit=100)
     data["warnings"] = _warnings_json(found, index)
     data["warnings_stamp"] = max((w.updated_at.isoformat() for w in found), default="")
@@ -105,7 +107,10 @@ def vitals(
     chosen = indicator if indicator in codes else codes[0]
     if indicator and indicator not in codes:
         raise NotFoundError(f"no indicator {indicator!r}", field="indicator")
-    context = {"data": data, "chosen": chosen, "grade_labels": GRADE_LABELS}
+    # the trend starts with the whole city for the centre, with their (first) district for a district
+    first = data["indicators"][0]["districts"][0] if data["indicators"][0]["districts"] else None
+    home = None if who.city_wide(sensing.INDICATORS) or first is None else first
+    context = {"data": data, "chosen": chosen, "grade_labels": GRADE_LABELS, "home": home}
     return templates.render(request, "sensing/vitals.html", context)
 
 

@@ -727,9 +727,12 @@ class Pipeline:
 
     # -- live state ---------------------------------------------------------------------------------------
 
-    def latest(self, type_code: str, measure: str, max_age_ms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def latest(
+        self, type_code: str, measure: str, max_age_ms: int | None = None, overlay: Overlay | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(device positions, latest values) of the active devices of a type for a measure, the values no
-        older than ``max_age_ms`` (NaN where none)."""
+        older than ``max_age_ms`` (NaN where none); with an ``overlay`` (other nodes' latest values), the
+        newer of the two for each device."""
         with self._lock:
             reg = self.registry
             if type_code not in reg.types or measure not in reg.measure_codes:
@@ -740,10 +743,83 @@ class Pipeline:
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
             devices = np.flatnonzero((reg.type_idx == t) & reg.active)
             slots = reg.slot_start[devices] + pos
-            values = self.last_value[slots].copy()
+            values, stamps = self.last_value[slots].copy(), self.last_ts[slots].copy()
+            if overlay is not None and overlay.registry is reg:
+                theirs = overlay.ts[slots] > stamps
+                values[theirs], stamps[theirs] = overlay.value[slots][theirs], overlay.ts[slots][theirs]
             if max_age_ms is not None:
-                values[self.last_ts[slots] < int(time.time() * 1000) - max_age_ms] = np.nan
+                values[stamps < int(time.time() * 1000) - max_age_ms] = np.nan
             return devices, values
+
+    # -- the live state shared between nodes ------------------------------------------------------------
+
+    def live_table(self, max_age_ms: int) -> pa.Table:
+        """This node's latest value of every device measure reported within ``max_age_ms``: what other
+        processes merge to see the whole city (each node sees only the batches that reached it)."""
+        with self._lock:
+            reg = self.registry
+            fresh = np.flatnonzero(self.last_ts >= int(time.time() * 1000) - max_age_ms)
+            device, position = reg.slot_ids()
+            return pa.table(
+                {
+                    "device_id": _dictionary(reg.tables["ids"], device[fresh]),
+                    "position": pa.array(position[fresh].astype(np.int8)),
+                    "ts": pa.array(self.last_ts[fresh]),
+                    "value": pa.array(self.last_value[fresh]),
+                }
+            )
+
+    def write_live(self, folder: Path, max_age_ms: int) -> Path:
+        """Write ``live_table`` to ``<folder>/<node>.arrow`` (atomically)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{self.node}.arrow"
+        tmp = folder / f"{self.node}.arrow.tmp"
+        table = self.live_table(max_age_ms)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        tmp.replace(target)
+        return target
+
+    def overlay(self, folder: Path, max_file_age_s: float = 30.0) -> Overlay | None:
+        """The newest value of each device measure among the other nodes' live files (fresh ones only)."""
+        files = (
+            [
+                f
+                for f in folder.glob("*.arrow")
+                if f.stem != self.node and time.time() - f.stat().st_mtime < max_file_age_s
+            ]
+            if folder.exists()
+            else []
+        )
+        if not files:
+            return None
+        reg = self.registry
+        ts = np.full(reg.slots, np.iinfo(np.int64).min, dtype=np.int64)
+        value = np.full(reg.slots, np.nan)
+        for f in files:
+            try:
+                with pa.memory_map(str(f)) as source:
+                    table = pa.ipc.open_file(source).read_all()
+            except (OSError, pa.ArrowInvalid):  # a node was writing: the next round reads it
+                continue
+            ids = table.column("device_id").to_pylist()
+            dev = np.fromiter((reg.index.get(d, -1) for d in ids), dtype=np.int64, count=len(ids))
+            known = dev >= 0
+            slot = reg.slot_start[dev[known]] + table.column("position").to_numpy()[known]
+            theirs_ts = table.column("ts").to_numpy()[known]
+            theirs_value = table.column("value").to_numpy()[known]
+            newer = theirs_ts > ts[slot]
+            ts[slot[newer]], value[slot[newer]] = theirs_ts[newer], theirs_value[newer]
+        return Overlay(reg, ts, value)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Other nodes' latest values, laid on this node's registry slots."""
+
+    registry: Registry
+    ts: np.ndarray
+    value: np.ndarray
 
 
 def _mark(reason: np.ndarray, where: np.ndarray, code: int) -> None:

@@ -102,6 +102,27 @@ class _Columns:
         )
 
 
+def concat(batches: list[Batch]) -> Batch:
+    """Several batches as one (their tables joined, the references shifted)."""
+    devices: list[str] = []
+    measures: list[str] = []
+    device_refs, measure_refs = [], []
+    for batch in batches:
+        device_refs.append(batch.device_refs + len(devices))
+        measure_refs.append(batch.measure_refs + len(measures))
+        devices += batch.devices
+        measures += batch.measures
+    return Batch(
+        devices,
+        np.concatenate(device_refs).astype(np.int32) if batches else np.zeros(0, np.int32),
+        measures,
+        np.concatenate(measure_refs).astype(np.int32) if batches else np.zeros(0, np.int32),
+        np.concatenate([b.ts_ms for b in batches]) if batches else np.zeros(0, np.int64),
+        np.concatenate([b.values for b in batches]) if batches else np.zeros(0),
+        [item for b in batches for item in b.unreadable],
+    )
+
+
 def _epoch_ms(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("ts is a time, not true/false")

@@ -9,7 +9,10 @@ import threading
 import time
 
 from shgov.core.db import Database
+from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
+from shgov.sensing import indicators
+from shgov.sensing.indicators import Reading
 from shgov.sensing.mqtt import Subscriber
 from shgov.sensing.pipeline import Pipeline
 
@@ -28,6 +31,7 @@ class SensingRuntime:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._simulator: threading.Thread | None = None
+        self._index: RegionIndex | None = None
 
     def pipeline(self) -> Pipeline:
         """This process's pipeline, opened (and recovered) on first use."""
@@ -45,15 +49,22 @@ class SensingRuntime:
             if self._pipeline is not None:
                 self._pipeline.registry_stale()
 
+    def readings(self) -> list[Reading]:
+        """Every vital sign now: this process's devices and what other ingest nodes last wrote."""
+        from shgov.sensing.service import live_dir
+
+        return indicators.compute_all(self.pipeline(), live_dir(self.settings))
+
     def watch_once(self) -> int:
         """Evaluate the vital signs and the device anomalies once; returns how many warnings changed."""
-        from shgov.core.regions.service import RegionIndex
-        from shgov.sensing import indicators, watch
+        from shgov.sensing import watch
 
         pipeline = self.pipeline()
         with self.db.session() as session:
-            index = RegionIndex.from_session(session)
-            readings = [indicators.compute(pipeline, i) for i in indicators.load()]
+            if self._index is None:  # the divisions change with a data load, not while the app runs
+                self._index = RegionIndex.from_session(session)
+            index = self._index
+            readings = self.readings()
             changes = watch.evaluate(session, self.settings, index, readings)
             changes += watch.note_anomalies(session, pipeline)
         return len(changes)

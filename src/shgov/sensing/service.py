@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,10 +35,11 @@ from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
 from shgov.sensing.pipeline import MINUTES, READINGS, REJECTS, Pipeline, Registry
-from shgov.sensing.readings import from_columns
+from shgov.sensing.readings import concat, from_columns
 from shgov.sensing.simulator import Fleet, Simulator
 
 if TYPE_CHECKING:
+    from shgov.sensing.indicators import Reading
     from shgov.sensing.runtime import SensingRuntime
 
 READ = register_action("sensing.devices.read", N_("See the sensing network's devices"))
@@ -359,6 +361,11 @@ def runtime(settings: Settings, db: Database) -> SensingRuntime:
     return SensingRuntime(settings, db)
 
 
+def live_dir(settings: Settings) -> Path:
+    """Where ingest nodes leave their latest values for the web process (``Pipeline.write_live``)."""
+    return settings.data_dir / "sensing" / "live"
+
+
 def open_pipeline(settings: Settings, db: Database, node: str | None = None) -> Pipeline:
     """This process's ingestion pipeline (it recovers what a stopped process of the same node left)."""
     return Pipeline(settings, registry_loader(db), node=node)
@@ -638,21 +645,20 @@ def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, se
     step = every_minutes * 60_000
     accepted = 0
     for tick in range(now - int(hours * 3_600_000), now + 1, step):
-        for district, type_code, batch in simulator.tick(tick):
-            accepted += pipeline.ingest(batch, "simulator", district=district, type_code=type_code).accepted
+        # one batch a tick: every gateway's readings logged with one fsync
+        batch = concat([batch for _district, _type, batch in simulator.tick(tick)])
+        accepted += pipeline.ingest(batch, "simulator").accepted
     return accepted
 
 
 # -- what the pages show ----------------------------------------------------------------------------------
 
 
-def vitals(pipeline: Pipeline, index: RegionIndex, visible: Callable[[str], bool]) -> dict[str, Any]:
+def vitals(readings: list[Reading], version: int, index: RegionIndex, visible: Callable[[str], bool]) -> dict[str, Any]:
     """The vital signs now, district by district (those ``visible`` to the caller), as the dashboard's JSON."""
-    from shgov.sensing import indicators as vital
-
     out = []
-    for indicator in vital.load():
-        reading = vital.compute(pipeline, indicator)
+    for reading in readings:
+        indicator = reading.indicator
         rows = []
         for i, district in enumerate(reading.districts):
             if not visible(district):
@@ -681,7 +687,7 @@ def vitals(pipeline: Pipeline, index: RegionIndex, visible: Callable[[str], bool
                 "districts": rows,
             }
         )
-    return {"generated_at": datetime.now(UTC).isoformat(), "version": pipeline.version, "indicators": out}
+    return {"generated_at": datetime.now(UTC).isoformat(), "version": version, "indicators": out}
 
 
 def latest_of(pipeline: Pipeline, device_id: str) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@
       el.dataset.ready = "true";
     })
     .catch(function () { el.dataset.ready = "failed"; });
-  showTrend(null, null);
+  showTrend(el.dataset.home || null, el.dataset.homeName || null);
 
   if (window.EventSource) {
     var live = document.querySelector("[data-testid=live-state]");

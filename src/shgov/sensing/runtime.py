@@ -32,6 +32,7 @@ class SensingRuntime:
         self._watcher: threading.Thread | None = None
         self._simulator: threading.Thread | None = None
         self._index: RegionIndex | None = None
+        self.warnings_version = 0  # bumped when an evaluation changed a warning
 
     def pipeline(self) -> Pipeline:
         """This process's pipeline, opened (and recovered) on first use."""
@@ -67,7 +68,14 @@ class SensingRuntime:
             readings = self.readings()
             changes = watch.evaluate(session, self.settings, index, readings)
             changes += watch.note_anomalies(session, pipeline)
+        if changes:
+            self.warnings_version += 1
         return len(changes)
+
+    def stamp(self) -> str:
+        """Changes whenever the live values or the warnings change (what the dashboard's stream watches)."""
+        pipeline = self.pipeline()
+        return f"{pipeline.node}.{pipeline.version}.{self.warnings_version}"
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.sensing.watch_seconds):

@@ -7,9 +7,15 @@ import csv
 import io
 
 import httpx
+import numpy as np
+import polars as pl
 from shapely.geometry import shape
+from sqlalchemy import inspect
 
+from shgov.core.db import Database
+from shgov.core.identity.service import principal_by_username
 from shgov.core.regions.service import RegionIndex
+from shgov.sensing import service
 from tests.cases.test_api import auth
 from tests.ratings.conftest import TokenFor
 
@@ -112,3 +118,35 @@ def test_devices_are_imported_checked_placed_and_kept_within_their_district(
     no_lat = upload(client, admin_token, b"device_id,type,department,lng\nA,noise,d,121\n")
     assert no_lat.status_code == 422
     assert no_lat.json()["errors"][0]["field"] == "lat"
+
+
+def test_a_large_import_rebuilds_the_indexes_and_a_refused_one_leaves_them(
+    db: Database, region_index: RegionIndex
+) -> None:
+    rng = np.random.default_rng(5)
+    count = service.REBUILD_INDEXES_FROM + 1000
+    lng, lat = region_index.random_points("310104", count, rng)
+    frame = pl.DataFrame(
+        {
+            "device_id": [f"BIG-{i:07d}" for i in range(count)],
+            "type": "noise",
+            "department": "310104.sthj",
+            "lng": lng,
+            "lat": lat,
+        }
+    ).with_columns(pl.all().cast(pl.Utf8))
+    with db.session() as session:
+        bad = frame.with_columns(
+            pl.when(pl.col("device_id") == "BIG-0000007").then(pl.lit("nope")).otherwise(pl.col("type")).alias("type")
+        )
+        refused = service.import_devices(session, region_index, bad)
+        assert (refused.written, refused.refused) == (False, 1)
+        done = service.import_devices(session, region_index, frame)
+        assert (done.created, done.refused) == (count, 0)
+        names = {i["name"] for i in inspect(session.connection()).get_indexes("sensor_devices")}
+        assert {"ix_sensor_devices_area", "ix_sensor_devices_department"} <= names
+        total, page = service.list_devices(
+            session, principal_by_username(session, "admin"), district="310104", type_code="noise", limit=1
+        )  # type: ignore[arg-type]
+        assert total >= count
+        assert page[0].tenant_code == "310104"

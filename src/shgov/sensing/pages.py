@@ -112,7 +112,8 @@ def vitals(
     # the trend starts with the whole city for the centre, with their (first) district for a district
     first = data["indicators"][0]["districts"][0] if data["indicators"][0]["districts"] else None
     home = None if who.city_wide(sensing.INDICATORS) or first is None else first
-    context = {"data": data, "chosen": chosen, "grade_labels": GRADE_LABELS, "home": home}
+    generated = datetime.fromisoformat(data["generated_at"])
+    context = {"data": data, "chosen": chosen, "grade_labels": GRADE_LABELS, "home": home, "generated": generated}
     return templates.render(request, "sensing/vitals.html", context)
 
 

@@ -87,7 +87,7 @@
 
   function showTrend(district, name) {
     var url = el.dataset.trend + (district ? "&district=" + district : "");
-    fetch(url, { headers: { Accept: "application/json" } })
+    return fetch(url, { headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (t) {
         if (name) { document.querySelector("[data-testid=trend-area]").textContent = name; }
@@ -116,9 +116,8 @@
       el.dataset.ready = "true";
     })
     .catch(function () { el.dataset.ready = "failed"; });
-  showTrend(el.dataset.home || null, el.dataset.homeName || null);
-
-  if (window.EventSource) {
+  function follow() {
+    if (!window.EventSource) { return; }
     var live = document.querySelector("[data-testid=live-state]");
     var source = new EventSource(el.dataset.stream);
     source.addEventListener("open", function () { live.dataset.live = "on"; });
@@ -130,4 +129,7 @@
       live.dataset.updates = String(Number(live.dataset.updates || 0) + 1);
     });
   }
+
+  // the page's own data first, then the live stream (one request at a time while the page loads)
+  showTrend(el.dataset.home || null, el.dataset.homeName || null).then(follow, follow);
 })();

@@ -26,6 +26,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.conftest import make_settings
 from shgov.sensing import service
 from shgov.sensing.mqtt import Subscriber
 from shgov.sensing.pipeline import Pipeline, Registry
+from shgov.sensing.readings import Batch
 from shgov.sensing.simulator import TYPE_MIX, Fleet, Simulator, to_binary, to_json
 
 DEVICES = int(os.environ.get("SHGOV_BENCH_DEVICES", "1000000"))
@@ -66,33 +68,34 @@ def _registry(fleet: Fleet, measures: dict[str, list[dict[str, Any]]]) -> Regist
     return Registry.build(list(measures.items()), frame)
 
 
+def _gateway_batches(minutes: int) -> Iterator[tuple[str, str, Batch]]:
+    """The fleet's gateway batches, minute by minute, over the last ``minutes``."""
+    fleet, measures = _fleet()
+    simulator = Simulator(fleet, measures, fault_rate=0.0)
+    start = int(time.time() * 1000) // 60_000 * 60_000 - minutes * 60_000
+    for m in range(minutes):
+        yield from simulator.tick(start + m * 60_000)
+
+
 def _publish(root: str, form: str, minutes: int, rate: float, done: Any, published: Any, stamp_now: bool) -> None:
     """The gateways (a separate process): pre-encode the batches, then publish them with flow control."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    fleet, measures = _fleet()
-    simulator = Simulator(fleet, measures, fault_rate=0.0)
-    start = int(time.time() * 1000) // 60_000 * 60_000 - minutes * 60_000
-    batches = []
-    for m in range(minutes):
-        for district, type_code, batch in simulator.tick(start + m * 60_000):
-            batches.append((f"{root}/{district}/readings/{type_code}", batch))
+    batches = [(f"{root}/{district}/readings/{kind}", batch) for district, kind, batch in _gateway_batches(minutes)]
     encode = to_binary if form == "binary" else to_json
-    payloads = [(topic, batch, encode(batch)) for topic, batch in batches] if not stamp_now else batches
+    # the throughput runs encode beforehand; the latency run stamps each batch as it goes out
+    encoded = [b"" if stamp_now else encode(batch) for _topic, batch in batches]
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id=f"bench-gw-{uuid.uuid4().hex[:6]}", protocol=MQTTProtocolVersion.MQTTv5
     )
     client.connect(*BROKER)
     client.loop_start()
     began = time.perf_counter()
-    for sent, item in enumerate(payloads):
-        topic, batch = item[0], item[1]
-        if stamp_now:  # the latency run: each reading stamped with the moment it is published
+    for sent, ((topic, batch), payload) in enumerate(zip(batches, encoded, strict=True)):
+        if stamp_now:  # each reading stamped with the moment it is published
             batch.ts_ms[:] = int(time.time() * 1000)
             payload = to_binary(batch)
-        else:
-            payload = item[2]  # type: ignore[misc]
         while sent - done.value >= WINDOW:
             time.sleep(0.001)
         client.publish(topic, payload, qos=1)
@@ -167,23 +170,19 @@ def _postgres_copy(minutes: int) -> float | None:
     except psycopg.Error as exc:
         print(f"   PostgreSQL not reachable ({exc.__class__.__name__}): COPY comparison skipped")
         return None
-    fleet, measures = _fleet()
-    simulator = Simulator(fleet, measures, fault_rate=0.0)
-    start = int(time.time() * 1000) // 60_000 * 60_000 - minutes * 60_000
     buffers = []
-    for m in range(minutes):
-        for _d, _t, batch in simulator.tick(start + m * 60_000):
-            frame = pl.DataFrame(
-                {
-                    "device_id": batch.device_ids().astype(str),
-                    "ts": batch.ts_ms,
-                    "measure": batch.measure_codes().astype(str),
-                    "value": batch.values,
-                }
-            ).with_columns(pl.from_epoch("ts", time_unit="ms").dt.replace_time_zone("UTC"))
-            out = io.BytesIO()
-            frame.write_csv(out, include_header=False)
-            buffers.append(out.getvalue())
+    for _district, _type, batch in _gateway_batches(minutes):
+        frame = pl.DataFrame(
+            {
+                "device_id": batch.device_ids().astype(str),
+                "ts": batch.ts_ms,
+                "measure": batch.measure_codes().astype(str),
+                "value": batch.values,
+            }
+        ).with_columns(pl.from_epoch("ts", time_unit="ms").dt.replace_time_zone("UTC"))
+        out = io.BytesIO()
+        frame.write_csv(out, include_header=False)
+        buffers.append(out.getvalue())
     table = f"bench_readings_{uuid.uuid4().hex[:8]}"
     rows = 0
     try:

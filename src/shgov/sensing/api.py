@@ -21,7 +21,7 @@ from shgov.sensing import service as sensing
 from shgov.sensing import watch
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.readings import JSON, decode
-from shgov.sensing.runtime import SensingRuntime
+from shgov.sensing.runtime import runtime_of
 from shgov.sensing.schemas import (
     DeviceImportOut,
     DeviceOut,
@@ -105,7 +105,7 @@ async def import_devices(
             errors=[FieldError("file", f"row {r.row}: {r.reason}") for r in result.refusals[:50]],
             extra={"refusals": [r.model_dump() for r in out.refusals]},
         )
-    request.app.state.runtimes["sensing"].registry_changed()
+    runtime_of(request).registry_changed()
     audit(
         request,
         principal,
@@ -120,8 +120,7 @@ async def import_devices(
 
 
 def _pipeline(request: Request) -> Pipeline:
-    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
-    return runtime.pipeline()
+    return runtime_of(request).pipeline()
 
 
 @router.post("/readings", response_model=IngestOut, status_code=202)
@@ -246,38 +245,30 @@ def history(
 
 
 @router.get("/indicators", response_model=list[IndicatorOut])
-def indicators(request: Request, principal: CurrentPrincipal) -> list[IndicatorOut]:
+def indicators(request: Request, index: IndexDep, principal: CurrentPrincipal) -> list[IndicatorOut]:
     """The city's vital signs now, in every district the caller may see, with their warning grade."""
     if not principal.has_action(sensing.INDICATORS):
         raise Problem("forbidden", detail="The vital signs need sensing.indicators.read.")
-    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
-    out = []
-    for reading in runtime.readings():
-        indicator = reading.indicator
-        values = [
-            IndicatorValue(
-                district=district,
-                value=None if value != value else round(float(value), 3),
-                grade=None if value != value else indicator.grade(float(value)),
-                devices_reporting=int(reading.reporting[i]),
-            )
-            for i, (district, value) in enumerate(zip(reading.districts, reading.values, strict=True))
-            if principal.allows(sensing.INDICATORS, district)
-        ]
-        out.append(
-            IndicatorOut(
-                code=indicator.code,
-                name=indicator.name,
-                name_en=indicator.name_en,
-                unit=indicator.unit,
-                type=indicator.type_code,
-                measure=indicator.measure,
-                formula=indicator.formula,
-                thresholds=list(indicator.thresholds),
-                values=values,
-            )
+    runtime = runtime_of(request)
+    now = sensing.vitals(
+        runtime.readings(),
+        runtime.pipeline().version,
+        index,
+        lambda district: principal.allows(sensing.INDICATORS, district),
+        digits=3,
+    )
+    return [
+        IndicatorOut(
+            **{k: v for k, v in i.items() if k != "districts"},
+            values=[
+                IndicatorValue(
+                    district=row["code"], value=row["value"], grade=row["grade"], devices_reporting=row["reporting"]
+                )
+                for row in i["districts"]
+            ],
         )
-    return out
+        for i in now["indicators"]
+    ]
 
 
 @router.get("/warnings", response_model=list[WarningOut])

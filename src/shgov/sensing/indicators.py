@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import operator
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -126,8 +125,7 @@ class Reading:
     districts: list[str]
     values: np.ndarray  # NaN where no device reports
     reporting: np.ndarray  # devices with a fresh value, per district
-    evidence: dict[str, list[dict[str, Any]]]  # district → devices above the trigger (id, value, ts)
-    at: float
+    evidence: dict[str, list[dict[str, Any]]]  # district → devices above the trigger (id, value)
 
 
 @dataclass
@@ -285,7 +283,7 @@ def _evaluate(tree: ast.AST, parts: Aggregates) -> np.ndarray:
 def evaluate(indicator: Indicator, parts: Aggregates) -> Reading:
     """An indicator in every district from (merged) aggregates."""
     values = _evaluate(check_formula(indicator.formula), parts)
-    return Reading(indicator, parts.districts, values, parts.count.astype(int), parts.evidence, time.time())
+    return Reading(indicator, parts.districts, values, parts.count.astype(int), parts.evidence)
 
 
 def compute(pipeline: Pipeline, indicator: Indicator, overlay: Overlay | None = None) -> Reading:

@@ -24,7 +24,7 @@ from shgov.sensing import indicators as vital
 from shgov.sensing import service as sensing
 from shgov.sensing import watch
 from shgov.sensing.pipeline import Pipeline
-from shgov.sensing.runtime import SensingRuntime
+from shgov.sensing.runtime import runtime_of
 from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
@@ -52,8 +52,7 @@ LIVE_POLL_SECONDS = 2.0
 
 
 def _pipeline(request: Request) -> Pipeline:
-    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
-    return runtime.pipeline()
+    return runtime_of(request).pipeline()
 
 
 def _warnings_json(warnings: list[Any], index: RegionIndex) -> list[dict[str, Any]]:
@@ -80,7 +79,7 @@ def _warnings_json(warnings: list[Any], index: RegionIndex) -> list[dict[str, An
 
 
 def _snapshot(request: Request, session: Any, who: Principal, index: RegionIndex) -> dict[str, Any]:
-    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    runtime = runtime_of(request)
     stamp = runtime.stamp()  # taken first: a change while this is computed is sent again
     data = sensing.vitals(
         runtime.readings(), runtime.pipeline().version, index, lambda d: who.allows(sensing.INDICATORS, d)
@@ -130,7 +129,7 @@ async def vitals_stream(
     who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
     if isinstance(who, Response):
         return who
-    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    runtime = runtime_of(request)
 
     async def events() -> AsyncIterator[str]:
         seen = since

@@ -32,7 +32,7 @@ import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +42,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shgov.core.analytics import Analytics
 from shgov.core.settings import Settings
 from shgov.sensing.readings import Batch
 
@@ -133,6 +134,15 @@ class Registry:
             name: np.asarray(getattr(self, name), dtype=object)
             for name in ("ids", "types", "districts", "townships", "grids", "departments", "measure_codes")
         }
+        self.measure_index = {m: i for i, m in enumerate(self.measure_codes)}
+
+    def positions(self, ids: list[str]) -> np.ndarray:
+        """The position of each device id (-1: not registered)."""
+        return np.fromiter((self.index.get(d, -1) for d in ids), dtype=np.int64, count=len(ids))
+
+    def measure_positions(self, codes: list[str]) -> np.ndarray:
+        """The index of each measure code among all types' measures (-1: no type measures it)."""
+        return np.fromiter((self.measure_index.get(m, -1) for m in codes), dtype=np.int64, count=len(codes))
 
     @classmethod
     def build(cls, types: list[tuple[str, list[dict[str, Any]]]], devices: pl.DataFrame) -> Registry:
@@ -256,11 +266,45 @@ class Stats:
     repeats_removed: int = 0  # exact repeats found when merging files
     flushed_segments: int = 0
     flushed_rows: int = 0
-    started_at: float = field(default_factory=time.time)
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))  # ingest done − newest ts
 
 
 Allowed = Callable[[str, str], bool]
+
+
+@dataclass
+class SlotState:
+    """What a pipeline remembers of each device measure (a "slot" of the registry): the timestamps last
+    accepted (the duplicate window), the latest value, and its habit (EWMA mean and variance): a value far
+    from a device's own habit is an anomaly even inside the valid range (a stuck or drifting sensor, a sudden
+    real change)."""
+
+    seen: np.ndarray  # [slot, window] int64
+    seen_next: np.ndarray
+    last_ts: np.ndarray
+    last_value: np.ndarray
+    ew_mean: np.ndarray
+    ew_var: np.ndarray
+    ew_n: np.ndarray
+
+    @classmethod
+    def empty(cls, slots: int, window: int) -> SlotState:
+        """A state of ``slots`` slots that remembers nothing yet."""
+        never = np.iinfo(np.int64).min
+        return cls(
+            seen=np.full((slots, window), never, dtype=np.int64),
+            seen_next=np.zeros(slots, dtype=np.int64),
+            last_ts=np.full(slots, never, dtype=np.int64),
+            last_value=np.full(slots, np.nan),
+            ew_mean=np.zeros(slots),
+            ew_var=np.zeros(slots),
+            ew_n=np.zeros(slots, dtype=np.int32),
+        )
+
+    def carry(self, into: SlotState, source: np.ndarray, target: np.ndarray) -> None:
+        """Copy the ``source`` slots of this state to the ``target`` slots of another (a re-read registry)."""
+        for item in fields(self):
+            getattr(into, item.name)[target] = getattr(self, item.name)[source]
 
 
 class Pipeline:
@@ -271,6 +315,7 @@ class Pipeline:
         self.node = node or settings.sensing.node
         self.load_registry = load_registry
         self.lake = settings.lake_dir
+        self.analytics = Analytics(settings.lake_dir, settings.analytics)
         self.wal_dir = settings.data_dir / "sensing" / "wal" / self.node
         self.wal_dir.mkdir(parents=True, exist_ok=True)
         self._owner = (self.wal_dir / "LOCK").open("a")
@@ -284,23 +329,11 @@ class Pipeline:
         self._flushing = threading.Lock()  # one conversion of the closed segments at a time
         self._segment: IO[bytes] | None = None
         self._segment_path: Path | None = None
-        self._segment_bytes = 0
-        self._registry_at = 0.0
         self.registry = load_registry()
         self._registry_at = time.monotonic()
-        window = settings.sensing.dedupe_window
-        self.seen = np.full((self.registry.slots, window), np.iinfo(np.int64).min, dtype=np.int64)
-        self.seen_next = np.zeros(self.registry.slots, dtype=np.int64)
-        self.last_ts = np.full(self.registry.slots, np.iinfo(np.int64).min, dtype=np.int64)
-        self.last_value = np.full(self.registry.slots, np.nan)
-        # each device measure's exponentially weighted mean and variance: a value far from its own habit is an
-        # anomaly even inside the valid range (a stuck or drifting sensor, a sudden real change)
-        self.ew_mean = np.zeros(self.registry.slots)
-        self.ew_var = np.zeros(self.registry.slots)
-        self.ew_n = np.zeros(self.registry.slots, dtype=np.int32)
+        self.state = SlotState.empty(self.registry.slots, settings.sensing.dedupe_window)
         self.anomalies: deque[tuple[int, int, float, float]] = deque(maxlen=10_000)  # device, slot-measure, ts, z
         self.version = 0  # bumped whenever the live state changes
-        self.changed = threading.Condition(self._lock)
         self.recover()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -312,34 +345,18 @@ class Pipeline:
         fresh = self.load_registry()
         with self._lock:
             old = self.registry
-            window = self.seen.shape[1]
-            seen = np.full((fresh.slots, window), np.iinfo(np.int64).min, dtype=np.int64)
-            seen_next = np.zeros(fresh.slots, dtype=np.int64)
-            last_ts = np.full(fresh.slots, np.iinfo(np.int64).min, dtype=np.int64)
-            last_value = np.full(fresh.slots, np.nan)
-            ew_mean, ew_var = np.zeros(fresh.slots), np.zeros(fresh.slots)
-            ew_n = np.zeros(fresh.slots, dtype=np.int32)
+            state = SlotState.empty(fresh.slots, self.state.seen.shape[1])
             if old.slots and fresh.slots:
                 device, pos = old.slot_ids()
-                moved = np.fromiter((fresh.index.get(d, -1) for d in old.ids), dtype=np.int64, count=len(old.ids))
+                moved = fresh.positions(old.ids)
                 same_type = np.zeros(len(old.ids), dtype=bool)
                 kept = moved >= 0
                 same_type[kept] = (
                     np.asarray(fresh.types)[fresh.type_idx[moved[kept]]] == np.asarray(old.types)[old.type_idx[kept]]
                 )
                 carry = same_type[device]
-                source = np.flatnonzero(carry)
-                target = fresh.slot_start[moved[device[carry]]] + pos[carry]
-                seen[target], seen_next[target] = self.seen[source], self.seen_next[source]
-                last_ts[target], last_value[target] = self.last_ts[source], self.last_value[source]
-                ew_mean[target], ew_var[target], ew_n[target] = (
-                    self.ew_mean[source],
-                    self.ew_var[source],
-                    self.ew_n[source],
-                )
-            self.registry, self.seen, self.seen_next = fresh, seen, seen_next
-            self.last_ts, self.last_value = last_ts, last_value
-            self.ew_mean, self.ew_var, self.ew_n = ew_mean, ew_var, ew_n
+                self.state.carry(state, np.flatnonzero(carry), fresh.slot_start[moved[device[carry]]] + pos[carry])
+            self.registry, self.state = fresh, state
             self.anomalies.clear()  # their slots belong to the old registry
             self._registry_at = time.monotonic()
             self.version += 1
@@ -376,8 +393,7 @@ class Pipeline:
             reg = self.registry
             n = len(batch)
             reason = np.zeros(n, dtype=np.int8)
-            known = np.fromiter((reg.index.get(d, -1) for d in batch.devices), dtype=np.int64, count=len(batch.devices))
-            device = known[batch.device_refs] if n else np.zeros(0, dtype=np.int64)
+            device = reg.positions(batch.devices)[batch.device_refs] if n else np.zeros(0, dtype=np.int64)
             reason[device < 0] = UNKNOWN
             dev = np.where(device >= 0, device, 0)
             has = len(reg.ids) > 0
@@ -394,9 +410,7 @@ class Pipeline:
                     _mark(reason, outside, TOPIC)
                 if allowed is not None:
                     _mark(reason, ~self._in_scope(dev, reason, allowed), SCOPE)
-            codes = {m: i for i, m in enumerate(reg.measure_codes)}
-            m_known = np.fromiter((codes.get(m, -1) for m in batch.measures), dtype=np.int64, count=len(batch.measures))
-            measure = m_known[batch.measure_refs] if n else np.zeros(0, dtype=np.int64)
+            measure = reg.measure_positions(batch.measures)[batch.measure_refs] if n else np.zeros(0, dtype=np.int64)
             type_of = reg.type_idx[dev] if has else np.zeros(n, dtype=np.int32)
             m = np.where(measure >= 0, measure, 0)
             pos = reg.position[type_of, m] if n else np.zeros(0, dtype=np.int32)
@@ -413,7 +427,7 @@ class Pipeline:
             slot = np.where(reason == 0, reg.slot_start[dev] + pos, -1) if has else np.full(n, -1)
             self._mark_duplicates(reason, slot, ts)
             ok = reason == 0
-            accepted = self._accepted_table(batch, dev[ok], m[ok], ts[ok], values[ok])
+            accepted = self._accepted_table(dev[ok], m[ok], ts[ok], values[ok])
             refused = self._refused_table(batch, reason, source, now)
             self._log(accepted, refused)
             late = self._remember(slot[ok], ts[ok], values[ok])
@@ -428,20 +442,16 @@ class Pipeline:
             if ok.any():
                 self.stats.lag_ms.append(time.time() * 1000 - float(ts[ok].max()))
                 self.version += 1
-                self.changed.notify_all()
         examples = refused.slice(0, 20).select(["device_id", "ts", "measure", "value", "raw", "reason"]).to_pylist()
         return IngestResult(int(ok.sum()), int((~ok).sum()) + len(batch.unreadable), dict(counts), examples)
 
     def _in_scope(self, dev: np.ndarray, reason: np.ndarray, allowed: Allowed) -> np.ndarray:
         reg = self.registry
-        pair = reg.district_idx[dev].astype(np.int64) * (len(reg.departments) + 1) + reg.department_idx[dev]
-        unique = np.unique(pair[reason == 0])
+        width = len(reg.departments) + 1
+        pair = reg.district_idx[dev].astype(np.int64) * width + reg.department_idx[dev]
         verdict = {
-            int(p): allowed(
-                reg.districts[int(p) // (len(reg.departments) + 1)],
-                reg.departments[int(p) % (len(reg.departments) + 1)],
-            )
-            for p in unique
+            int(p): allowed(reg.districts[int(p) // width], reg.departments[int(p) % width])
+            for p in np.unique(pair[reason == 0])
         }
         return np.fromiter((verdict.get(int(p), True) for p in pair), dtype=bool, count=len(pair))
 
@@ -453,7 +463,7 @@ class Pipeline:
         repeat = (slot[order][1:] == slot[order][:-1]) & (ts[order][1:] == ts[order][:-1])
         reason[order[1:][repeat]] = DUPLICATE
         live = candidates[reason[candidates] == 0]
-        seen_before = (self.seen[slot[live]] == ts[live][:, None]).any(axis=1)
+        seen_before = (self.state.seen[slot[live]] == ts[live][:, None]).any(axis=1)
         reason[live[seen_before]] = DUPLICATE
 
     def _remember(self, slot: np.ndarray, ts: np.ndarray, values: np.ndarray) -> int:
@@ -466,15 +476,15 @@ class Pipeline:
         first = np.r_[True, slot[1:] != slot[:-1]]
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(slot)), 0))
         rank = np.arange(len(slot)) - group_start
-        window = self.seen.shape[1]
-        self.seen[slot, (self.seen_next[slot] + rank) % window] = ts
-        np.add.at(self.seen_next, slot, 1)
-        late = int((ts < self.last_ts[slot]).sum())
+        window = self.state.seen.shape[1]
+        self.state.seen[slot, (self.state.seen_next[slot] + rank) % window] = ts
+        np.add.at(self.state.seen_next, slot, 1)
+        late = int((ts < self.state.last_ts[slot]).sum())
         last = np.r_[slot[1:] != slot[:-1], True]
         newest_slot, newest_ts, newest_value = slot[last], ts[last], values[last]
-        newer = newest_ts >= self.last_ts[newest_slot]
-        self.last_ts[newest_slot[newer]] = newest_ts[newer]
-        self.last_value[newest_slot[newer]] = newest_value[newer]
+        newer = newest_ts >= self.state.last_ts[newest_slot]
+        self.state.last_ts[newest_slot[newer]] = newest_ts[newer]
+        self.state.last_value[newest_slot[newer]] = newest_value[newer]
         self._habit(newest_slot[newer], newest_ts[newer], newest_value[newer])
         return late
 
@@ -482,7 +492,7 @@ class Pipeline:
         """Update each slot's EWMA mean and variance; note values more than ``ANOMALY_Z`` deviations away."""
         if not len(slot):
             return
-        mean, var, n = self.ew_mean[slot], self.ew_var[slot], self.ew_n[slot]
+        mean, var, n = self.state.ew_mean[slot], self.state.ew_var[slot], self.state.ew_n[slot]
         deviation = value - mean
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(var > 1e-9, deviation / np.sqrt(var), 0.0)
@@ -490,15 +500,13 @@ class Pipeline:
         for s_, t_, v_, z_ in zip(slot[odd], ts[odd], value[odd], z[odd], strict=True):
             self.anomalies.append((int(s_), int(t_), float(v_), float(z_)))
         first = n == 0
-        self.ew_mean[slot] = np.where(first, value, mean + EW_ALPHA * deviation)
-        self.ew_var[slot] = np.where(first, 0.0, (1 - EW_ALPHA) * (var + EW_ALPHA * deviation**2))
-        self.ew_n[slot] = n + 1
+        self.state.ew_mean[slot] = np.where(first, value, mean + EW_ALPHA * deviation)
+        self.state.ew_var[slot] = np.where(first, 0.0, (1 - EW_ALPHA) * (var + EW_ALPHA * deviation**2))
+        self.state.ew_n[slot] = n + 1
 
     # -- tables ------------------------------------------------------------------------------------------
 
-    def _accepted_table(
-        self, batch: Batch, dev: np.ndarray, measure: np.ndarray, ts: np.ndarray, values: np.ndarray
-    ) -> pa.Table:
+    def _accepted_table(self, dev: np.ndarray, measure: np.ndarray, ts: np.ndarray, values: np.ndarray) -> pa.Table:
         if not len(dev):
             return ACCEPTED_SCHEMA.empty_table()
         reg = self.registry
@@ -519,27 +527,17 @@ class Pipeline:
     def _refused_table(self, batch: Batch, reason: np.ndarray, source: str, now: int) -> pa.Table:
         bad = np.flatnonzero(reason != 0)
         unreadable = batch.unreadable
-        if not len(bad) and not unreadable:
-            return REJECTED_SCHEMA.empty_table()
-        total = len(bad) + len(unreadable)
-        return pa.table(
-            {
-                "received": pa.array(np.full(total, now, dtype=np.int64), pa.int64()).cast(
-                    pa.timestamp("ms", tz="UTC")
-                ),
-                "source": pa.array([source] * total, pa.string()),
-                "device_id": pa.array(list(batch.device_ids()[bad]) + [None] * len(unreadable), pa.string()),
-                "ts": pa.array(list(batch.ts_ms[bad]) + [None] * len(unreadable), pa.int64()),
-                "measure": pa.array(list(batch.measure_codes()[bad]) + [None] * len(unreadable), pa.string()),
-                "value": pa.array(list(batch.values[bad]) + [None] * len(unreadable), pa.float64()),
-                "raw": pa.array([None] * len(bad) + [raw for _p, raw, _w in unreadable], pa.string()),
-                "reason": pa.array(
-                    [REASONS[int(r)] for r in reason[bad]]
-                    + [f"{REASONS[UNREADABLE]}: {why}" for _p, _r, why in unreadable],
-                    pa.string(),
-                ),
-            },
-            schema=REJECTED_SCHEMA,
+        blank = [None] * len(unreadable)
+        return _rejects(
+            now,
+            source,
+            device_id=list(batch.device_ids()[bad]) + blank,
+            ts=list(batch.ts_ms[bad]) + blank,
+            measure=list(batch.measure_codes()[bad]) + blank,
+            value=list(batch.values[bad]) + blank,
+            raw=[None] * len(bad) + [raw for _p, raw, _w in unreadable],
+            reason=[REASONS[int(r)] for r in reason[bad]]
+            + [f"{REASONS[UNREADABLE]}: {why}" for _p, _r, why in unreadable],
         )
 
     # -- the log -----------------------------------------------------------------------------------------
@@ -556,29 +554,23 @@ class Pipeline:
         if self._segment is None:
             self._segment_path = self.wal_dir / f"{time.time_ns():020d}.wal"
             self._segment = self._segment_path.open("ab")
-            self._segment_bytes = 0
         data = b"".join(frames)
         self._segment.write(data)
         self._segment.flush()
         if self.settings.sensing.fsync:
             os.fsync(self._segment.fileno())
-        self._segment_bytes += len(data)
 
     def log_unreadable(self, source: str, payload: bytes, why: str) -> None:
         """Keep a whole message that could not be read (not JSON, not the binary form) in the reject store."""
-        now = int(time.time() * 1000)
-        table = pa.table(
-            {
-                "received": pa.array([now], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-                "source": [source],
-                "device_id": pa.array([None], pa.string()),
-                "ts": pa.array([None], pa.int64()),
-                "measure": pa.array([None], pa.string()),
-                "value": pa.array([None], pa.float64()),
-                "raw": [payload[:2000].decode("utf-8", "replace")],
-                "reason": [f"unreadable batch: {why}"],
-            },
-            schema=REJECTED_SCHEMA,
+        table = _rejects(
+            int(time.time() * 1000),
+            source,
+            device_id=[None],
+            ts=[None],
+            measure=[None],
+            value=[None],
+            raw=[payload[:2000].decode("utf-8", "replace")],
+            reason=[f"unreadable batch: {why}"],
         )
         with self._lock:
             self._log(ACCEPTED_SCHEMA.empty_table(), table)
@@ -607,20 +599,21 @@ class Pipeline:
                     stored += self._convert(path)
             return stored
 
-    def _convert(self, path: Path) -> int:
+    def _convert(self, path: Path, records: list[tuple[bytes, pa.Table]] | None = None) -> int:
+        """Turn a closed segment (its records, when already read) into Parquet, then delete it."""
         accepted: list[pa.Table] = []
         refused: list[pa.Table] = []
-        for kind, table in read_segment(path):
+        for kind, table in read_segment(path) if records is None else records:
             (accepted if kind == b"A" else refused).append(table)
         name = f"{self.node}-{path.stem}"
         rows = 0
         if accepted:
             table = pa.concat_tables(accepted).unify_dictionaries().combine_chunks()
             rows = table.num_rows
-            _write_by_day(self.lake / READINGS, table, "ts", name)
-            _write_by_day(self.lake / MINUTES, minute_partials(table), "minute", name)
+            _write_by_day(self.analytics, READINGS, table, "ts", name)
+            _write_by_day(self.analytics, MINUTES, minute_partials(table), "minute", name)
         if refused:
-            _write_by_day(self.lake / REJECTS, pa.concat_tables(refused), "received", name)
+            _write_by_day(self.analytics, REJECTS, pa.concat_tables(refused), "received", name)
         path.unlink()
         self.stats.flushed_segments += 1
         self.stats.flushed_rows += rows
@@ -631,22 +624,19 @@ class Pipeline:
         the duplicate window and latest values (so a broker's redelivery is still recognised)."""
         stored = 0
         for path in sorted(self.wal_dir.glob("*.wal")):
-            for kind, table in read_segment(path):
+            records = list(read_segment(path))
+            for kind, table in records:
                 if kind == b"A":
                     self._relearn(table)
-            stored += self._convert(path)
+            stored += self._convert(path, records)
         if stored:
             log.info("sensing node %s recovered %d readings from its write-ahead log", self.node, stored)
         return stored
 
     def _relearn(self, table: pa.Table) -> None:
         reg = self.registry
-        ids = table.column("device_id").to_pylist()
-        dev = np.fromiter((reg.index.get(d, -1) for d in ids), dtype=np.int64, count=len(ids))
-        codes = {m: i for i, m in enumerate(reg.measure_codes)}
-        measure = np.fromiter(
-            (codes.get(m, -1) for m in table.column("measure").to_pylist()), dtype=np.int64, count=len(ids)
-        )
+        dev = reg.positions(table.column("device_id").to_pylist())
+        measure = reg.measure_positions(table.column("measure").to_pylist())
         known = (dev >= 0) & (measure >= 0)
         dev, measure = dev[known], measure[known]
         pos = reg.position[reg.type_idx[dev], measure]
@@ -685,14 +675,8 @@ class Pipeline:
         assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table converts to a frame
         unique = frame.unique(subset=["device_id", "measure", "ts"], keep="first", maintain_order=True)
         merged = unique.to_arrow().cast(ACCEPTED_SCHEMA)
-        for folder, content in (
-            (self.lake / READINGS / day, merged),
-            (self.lake / MINUTES / day, minute_partials(merged)),
-        ):
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"{name}.parquet.tmp"
-            pq.write_table(content, tmp, compression="zstd")
-            tmp.replace(folder / f"{name}.parquet")
+        self.analytics.write(READINGS, merged, part=f"{day}/{name}")
+        self.analytics.write(MINUTES, minute_partials(merged), part=f"{day}/{name}")
         for f in files:
             f.unlink()
             (self.lake / MINUTES / day / f.name).unlink(missing_ok=True)
@@ -735,15 +719,15 @@ class Pipeline:
         newer of the two for each device."""
         with self._lock:
             reg = self.registry
-            if type_code not in reg.types or measure not in reg.measure_codes:
+            if type_code not in reg.types or measure not in reg.measure_index:
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
-            t, m = reg.types.index(type_code), reg.measure_codes.index(measure)
+            t, m = reg.types.index(type_code), reg.measure_index[measure]
             pos = reg.position[t, m]
             if pos < 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
             devices = np.flatnonzero((reg.type_idx == t) & reg.active)
             slots = reg.slot_start[devices] + pos
-            values, stamps = self.last_value[slots].copy(), self.last_ts[slots].copy()
+            values, stamps = self.state.last_value[slots].copy(), self.state.last_ts[slots].copy()
             if overlay is not None and overlay.registry is reg:
                 theirs = overlay.ts[slots] > stamps
                 values[theirs], stamps[theirs] = overlay.value[slots][theirs], overlay.ts[slots][theirs]
@@ -758,14 +742,14 @@ class Pipeline:
         processes merge to see the whole city (each node sees only the batches that reached it)."""
         with self._lock:
             reg = self.registry
-            fresh = np.flatnonzero(self.last_ts >= int(time.time() * 1000) - max_age_ms)
+            fresh = np.flatnonzero(self.state.last_ts >= int(time.time() * 1000) - max_age_ms)
             device, position = reg.slot_ids()
             return pa.table(
                 {
                     "device_id": _dictionary(reg.tables["ids"], device[fresh]),
                     "position": pa.array(position[fresh].astype(np.int8)),
-                    "ts": pa.array(self.last_ts[fresh]),
-                    "value": pa.array(self.last_value[fresh]),
+                    "ts": pa.array(self.state.last_ts[fresh]),
+                    "value": pa.array(self.state.last_value[fresh]),
                 }
             )
 
@@ -802,8 +786,7 @@ class Pipeline:
                     table = pa.ipc.open_file(source).read_all()
             except (OSError, pa.ArrowInvalid):  # a node was writing: the next round reads it
                 continue
-            ids = table.column("device_id").to_pylist()
-            dev = np.fromiter((reg.index.get(d, -1) for d in ids), dtype=np.int64, count=len(ids))
+            dev = reg.positions(table.column("device_id").to_pylist())
             known = dev >= 0
             slot = reg.slot_start[dev[known]] + table.column("position").to_numpy()[known]
             theirs_ts = table.column("ts").to_numpy()[known]
@@ -820,6 +803,17 @@ class Overlay:
     registry: Registry
     ts: np.ndarray
     value: np.ndarray
+
+
+def _rejects(now: int, source: str, **columns: list[Any]) -> pa.Table:
+    """Rows of the reject store, received ``now`` from ``source`` (no rows: an empty table)."""
+    rows = len(columns["reason"])
+    if not rows:
+        return REJECTED_SCHEMA.empty_table()
+    received = pa.array(np.full(rows, now, dtype=np.int64)).cast(pa.timestamp("ms", tz="UTC"))
+    return pa.table(
+        {"received": received, "source": pa.array([source] * rows, pa.string()), **columns}, schema=REJECTED_SCHEMA
+    )
 
 
 def _mark(reason: np.ndarray, where: np.ndarray, code: int) -> None:
@@ -849,17 +843,13 @@ def _drop_covered(folder: Path, node: str) -> None:
             path.unlink()
 
 
-def _write_by_day(folder: Path, table: pa.Table, column: str, name: str) -> None:
-    """Write the rows into ``<folder>/day=YYYY-MM-DD/<name>.parquet`` by the UTC day of ``column``
-    (atomically: a temporary file, then a rename; writing the same segment again replaces its files)."""
+def _write_by_day(analytics: Analytics, dataset: str, table: pa.Table, column: str, name: str) -> None:
+    """Write the rows into ``<lake>/<dataset>/day=YYYY-MM-DD/<name>.parquet`` by the UTC day of ``column``
+    (atomically, by the lake's writer: writing the same segment again replaces its files)."""
     day = table.column(column).cast(pa.int64()).to_numpy() // 86_400_000
     for key in np.unique(day):
-        part = table.filter(pa.array(day == key))
-        target = folder / f"day={datetime.fromtimestamp(int(key) * 86_400, UTC).date().isoformat()}"
-        target.mkdir(parents=True, exist_ok=True)
-        tmp = target / f"{name}.parquet.tmp"
-        pq.write_table(part, tmp, compression="zstd")
-        tmp.replace(target / f"{name}.parquet")
+        folder = f"day={datetime.fromtimestamp(int(key) * 86_400, UTC).date().isoformat()}"
+        analytics.write(dataset, table.filter(pa.array(day == key)), part=f"{folder}/{name}")
 
 
 def minute_partials(table: pa.Table) -> pa.Table:

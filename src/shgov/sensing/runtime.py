@@ -8,6 +8,8 @@ import logging
 import threading
 import time
 
+from starlette.requests import Request
+
 from shgov.core.db import Database
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
@@ -17,6 +19,12 @@ from shgov.sensing.mqtt import Subscriber
 from shgov.sensing.pipeline import Pipeline
 
 log = logging.getLogger("shgov.sensing")
+
+
+def runtime_of(request: Request) -> SensingRuntime:
+    """The sensing parts of the app serving ``request``."""
+    runtime: SensingRuntime = request.app.state.runtimes["sensing"]
+    return runtime
 
 
 class SensingRuntime:
@@ -90,12 +98,7 @@ class SensingRuntime:
 
         pipeline = self.pipeline()
         registry = pipeline.registry
-        fleet = Fleet(
-            registry.tables["ids"],
-            registry.tables["types"][registry.type_idx],
-            registry.tables["districts"][registry.district_idx],
-        )
-        simulator = Simulator(fleet, registry.type_measures, incident_rate=0.002)
+        simulator = Simulator(Fleet.of(registry), registry.type_measures, incident_rate=0.002)
         while not self._stop.is_set():
             now = int(time.time() * 1000) // 1000 * 1000
             for district, type_code, batch in simulator.tick(now):

@@ -646,12 +646,7 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
 def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, seed: int = 11) -> int:
     """Simulated readings of every registered device over the last ``hours`` (the demo's recent past)."""
     registry = pipeline.registry
-    fleet = Fleet(
-        registry.tables["ids"],
-        registry.tables["types"][registry.type_idx],
-        registry.tables["districts"][registry.district_idx],
-    )
-    simulator = Simulator(fleet, registry.type_measures, seed=seed, fault_rate=0.0005)
+    simulator = Simulator(Fleet.of(registry), registry.type_measures, seed=seed, fault_rate=0.0005)
     now = int(time.time() * 1000) // 60_000 * 60_000
     step = every_minutes * 60_000
     accepted = 0
@@ -665,8 +660,11 @@ def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, se
 # -- what the pages show ----------------------------------------------------------------------------------
 
 
-def vitals(readings: list[Reading], version: int, index: RegionIndex, visible: Callable[[str], bool]) -> dict[str, Any]:
-    """The vital signs now, district by district (those ``visible`` to the caller), as the dashboard's JSON."""
+def vitals(
+    readings: list[Reading], version: int, index: RegionIndex, visible: Callable[[str], bool], digits: int = 2
+) -> dict[str, Any]:
+    """The vital signs now, district by district (those ``visible`` to the caller), values rounded to
+    ``digits``: the dashboard's JSON, and what the API answers."""
     out = []
     for reading in readings:
         indicator = reading.indicator
@@ -681,7 +679,7 @@ def vitals(readings: list[Reading], version: int, index: RegionIndex, visible: C
                 {
                     "code": district,
                     "name": info.name if info else district,
-                    "value": round(value, 2) if known else None,
+                    "value": round(value, digits) if known else None,
                     "grade": indicator.grade(value) if known else None,
                     "reporting": int(reading.reporting[i]),
                 }
@@ -694,6 +692,7 @@ def vitals(readings: list[Reading], version: int, index: RegionIndex, visible: C
                 "unit": indicator.unit,
                 "type": indicator.type_code,
                 "measure": indicator.measure,
+                "formula": indicator.formula,
                 "thresholds": list(indicator.thresholds),
                 "districts": rows,
             }
@@ -711,8 +710,8 @@ def latest_of(pipeline: Pipeline, device_id: str) -> list[dict[str, Any]]:
     start = int(registry.slot_start[position])
     out = []
     for offset, measure in enumerate(measures):
-        ts = int(pipeline.last_ts[start + offset])
-        value = float(pipeline.last_value[start + offset])
+        ts = int(pipeline.state.last_ts[start + offset])
+        value = float(pipeline.state.last_value[start + offset])
         seen = ts > 0 and value == value
         out.append(
             {

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from shgov.sensing.pipeline import Registry
 from shgov.sensing.readings import Batch, encode_binary
 
 HOUR_MS = 3_600_000
@@ -27,6 +28,12 @@ class Fleet:
     ids: np.ndarray  # object
     types: np.ndarray  # object
     districts: np.ndarray  # object
+
+    @classmethod
+    def of(cls, registry: Registry) -> Fleet:
+        """The registered devices."""
+        tables = registry.tables
+        return cls(tables["ids"], tables["types"][registry.type_idx], tables["districts"][registry.district_idx])
 
     @classmethod
     def synthetic(cls, count: int, districts: list[str], type_mix: dict[str, float], seed: int = 7) -> Fleet:

@@ -58,6 +58,12 @@ def _note(warning: SensorWarning, what: str, now: datetime, **details: Any) -> N
     warning.history = [*warning.history, {"at": now.isoformat(), "what": what, **details}]
 
 
+def _open_warnings(session: Session, kind: str) -> dict[tuple[str, str], SensorWarning]:
+    """The open warnings of a kind, by (indicator, area): at most one each."""
+    found = session.scalars(select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == kind))
+    return {(w.indicator_code, w.area_code): w for w in found}
+
+
 def _open(
     session: Session,
     code: str,
@@ -101,10 +107,7 @@ def evaluate(
     for a warning that reaches orange or red (once)."""
     now = now or utcnow()
     changes: list[Change] = []
-    found = session.scalars(
-        select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "threshold")
-    )
-    open_ = {(w.indicator_code, w.area_code): w for w in found}
+    open_ = _open_warnings(session, "threshold")
     for reading in readings:
         indicator = reading.indicator
         for position, district in enumerate(reading.districts):
@@ -207,10 +210,7 @@ def note_anomalies(session: Session, pipeline: Pipeline, now: datetime | None = 
             {"device_id": registry.ids[device], "value": value, "z": round(z, 1), "ts": ts}
         )
     changes = []
-    found = session.scalars(
-        select(SensorWarning).where(SensorWarning.status == "open", SensorWarning.kind == "anomaly")
-    )
-    open_ = {(w.indicator_code, w.area_code): w for w in found}
+    open_ = _open_warnings(session, "anomaly")
     for (code, district), devices in recent.items():
         strongest = max(abs(d["z"]) for d in devices)
         grade = "yellow" if strongest >= 10 else "blue"

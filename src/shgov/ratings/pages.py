@@ -65,6 +65,7 @@ NAV = [
 
 DEVICE_COOKIE = "shgov_device"
 STAFF_ONLY = "This page is for department staff."
+STATS_ONLY = "Reading rating statistics needs ratings.stats.read."
 # what a refused rating's field means, in words the rater reads (the service's message is for developers)
 FIELD_MESSAGES = {
     "level": N_("Choose how satisfied you are, from very unsatisfied to very satisfied."),
@@ -629,7 +630,7 @@ def report(
     request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep, principal: WebUser
 ) -> Response:
     """Satisfaction by item (guides raters found inaccurate first), department, district, channel, month."""
-    who = sign_in_first(request, principal, ratings.STATS, "Reading rating statistics needs ratings.stats.read.")
+    who = sign_in_first(request, principal, ratings.STATS, STATS_ONLY)
     if isinstance(who, Response):
         return who
     return _report(request, templates, session, index, who)
@@ -646,7 +647,7 @@ def review_guide(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Mark an item's guide reviewed, saying what was corrected."""
-    who = sign_in_first(request, principal, ratings.STATS, "Reading rating statistics needs ratings.stats.read.")
+    who = sign_in_first(request, principal, ratings.STATS, STATS_ONLY)
     if isinstance(who, Response):
         return who
     try:

@@ -113,6 +113,13 @@ def test_warnings_open_escalate_dispatch_ease_and_clear(
                 "cleared",
             ]
             assert (warning.peak_grade, warning.peak_value) == ("orange", 3.0)
+            # the unit handling the order reads each later change in the order's history
+            notes = [e.note for e in workorders.history(session, order.id) if e.action == "note"]
+            assert len(notes) == 3
+            assert notes[0].startswith("预警降为黄色：积水点数现为 2")
+            assert notes[1].startswith("预警升级为橙色：积水点数现为 3")
+            assert notes[2].startswith("预警已解除：积水点数现为 0")
+            assert order.status != "closed"  # a note changes nothing else
 
             # a gauge far from its habit is an anomaly warning of its district
             for second in range(40):

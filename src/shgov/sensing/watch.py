@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -134,17 +135,20 @@ def evaluate(
                     warning.grade = grade
                     _note(warning, "raised", now, grade=grade, value=value)
                     changes.append(Change(warning, "raised"))
+                    _tell_order(session, settings, indicator, warning, "raised")
                 else:
                     kept = held_grade(indicator, value, warning.grade)
                     if kept is None:
                         warning.status, warning.cleared_at = "cleared", now
                         _note(warning, "cleared", now, value=value)
                         changes.append(Change(warning, "cleared"))
+                        _tell_order(session, settings, indicator, warning, "cleared")
                         continue
                     if kept != warning.grade:
                         warning.grade = kept
                         _note(warning, "eased", now, grade=kept, value=value)
                         changes.append(Change(warning, "eased"))
+                        _tell_order(session, settings, indicator, warning, "eased")
             if value > warning.peak_value:
                 warning.peak_value = value
             if GRADES.index(warning.grade) > GRADES.index(warning.peak_grade):
@@ -154,6 +158,20 @@ def evaluate(
                 changes.append(Change(warning, "dispatched"))
     session.flush()
     return changes
+
+
+NOTES = {"raised": "预警升级为{grade}", "eased": "预警降为{grade}", "cleared": "预警已解除"}
+
+
+def _tell_order(session: Session, settings: Settings, indicator: Indicator, warning: SensorWarning, what: str) -> None:
+    """Write a dispatched warning's change into its work order's history, so the unit handling it sees the
+    readings worsen, ease or return to normal."""
+    if warning.workorder_id is None:
+        return
+    head = NOTES[what].format(grade=GRADE_NAMES[warning.grade])
+    at = warning.updated_at.astimezone(ZoneInfo(settings.timezone))
+    tail = f"：{indicator.name}现为 {warning.value:g}{indicator.unit}（{at:%Y-%m-%d %H:%M}）。"
+    workorders.add_note(session, warning.workorder_id, head + tail)
 
 
 def _dispatch(

@@ -79,6 +79,7 @@ ACTION_LABELS = {
     "reopen": N_("reopened"),
     "merge": N_("merged"),
     "escalate": N_("escalated"),
+    "note": N_("note from the system"),
 }
 SATISFACTION = {
     5: N_("very satisfied"),

@@ -1197,6 +1197,16 @@ def escalate_overdue(session: Session, settings: Settings, now: datetime | None 
     return raised
 
 
+def add_note(session: Session, order_id: uuid.UUID, note: str) -> WorkOrder:
+    """Record what another part of the system learnt about an order (its sensor warning eased or cleared …) in
+    the order's history; the order's status and deadlines are unchanged."""
+    if not note.strip():
+        raise InvalidError("a note needs text", field="note")
+    order = get_order(session, order_id)
+    _history(session, order, None, "note", order.status, note.strip())
+    return order
+
+
 def history(session: Session, order_id: uuid.UUID) -> list[WorkOrderEvent]:
     """An order's history, oldest first."""
     return list(

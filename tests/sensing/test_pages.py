@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from playwright.sync_api import Page, expect
 
 from shgov.core.identity.demo import DEMO_PASSWORD
+from shgov.sensing import watch
 from shgov.sensing.readings import decode
+from shgov.sensing.seasonal import Deviation
 from tests.cases.test_pages import sign_in, tabs  # noqa: F401 - fixtures
 from tests.web.test_browser import browser  # noqa: F401 - the module's Chromium fixture
 
@@ -53,6 +55,13 @@ def test_the_vital_signs_follow_the_readings_live(
     expect(warning.get_by_role("link", name="WL-310115-0001")).to_be_visible()
     expect(warning.locator("a[href^='/ops/orders/']")).to_have_count(1)
     expect(page.locator("[data-indicator='waterlogging_points'] [data-warned]")).to_have_text("1")
+    # a district unusual for the time of day is listed by its kind, device type and measure
+    with runtime.db.session() as session:
+        watch.note_seasonal(session, [Deviation("traffic_flow", "vehicles", "310115", 60.0, 200, 20.0, 3.0, 9)])
+    runtime.warnings_version += 1
+    seasonal = page.locator("[data-testid=warnings] tbody tr[data-grade='yellow']")
+    expect(seasonal).to_contain_text("同时段异常：交通流量检测器 · 车流量", timeout=10_000)
+    expect(seasonal).to_contain_text("13.33")
 
     # the trend of the measure behind the indicator: the city's on the page, a district's on a map click
     expect(page.get_by_test_id("vitals-trend")).to_have_attribute("data-points", re.compile(r"^[1-9]"))

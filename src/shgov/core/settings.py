@@ -154,6 +154,17 @@ class SensingSettings(BaseModel):
     watch_seconds: float = Field(default=15.0, gt=0, le=3600)
     # The device registry is re-read this often (a bulk import also asks for it at once).
     registry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Seasonal anomalies: a district's mean over the last ``seasonal_window_minutes`` against the same window on
+    # each of the last ``seasonal_days`` days; an area with fewer than ``seasonal_min_days`` of them is learning.
+    seasonal_window_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    seasonal_days: int = Field(default=28, ge=2, le=366)
+    seasonal_min_days: int = Field(default=7, ge=2, le=366)
+
+    @model_validator(mode="after")
+    def _learning_fits(self) -> SensingSettings:
+        if self.seasonal_min_days > self.seasonal_days:
+            raise ValueError("seasonal_min_days cannot exceed seasonal_days")
+        return self
 
 
 _SOURCES = SettingsConfigDict(

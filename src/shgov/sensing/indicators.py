@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -64,8 +64,13 @@ class Indicator:
 
     def grade(self, value: float) -> str | None:
         """The grade a value reaches (None: normal)."""
-        reached = [g for g, t in zip(GRADES, self.thresholds, strict=True) if value >= t]
-        return reached[-1] if reached else None
+        return grade_of(self.thresholds, value)
+
+
+def grade_of(thresholds: Sequence[float], level: float) -> str | None:
+    """The grade a level reaches given the thresholds of 蓝 / 黄 / 橙 / 红 (None: normal)."""
+    reached = [g for g, t in zip(GRADES, thresholds, strict=True) if level >= t]
+    return reached[-1] if reached else None
 
 
 def check_formula(text: str) -> ast.Expression:

@@ -59,7 +59,7 @@ class SensorWarning(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     indicator_code: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(12), default="threshold")  # threshold | anomaly
+    kind: Mapped[str] = mapped_column(String(12), default="threshold")  # threshold | anomaly | seasonal
     tenant_code: Mapped[str] = mapped_column(String(12))  # the district
     area_code: Mapped[str] = mapped_column(String(15))
     grade: Mapped[str] = mapped_column(String(8))  # blue | yellow | orange | red

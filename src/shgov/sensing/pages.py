@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,13 +16,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import InvalidError, NotFoundError
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, gettext, request_locale
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.service import RegionIndex
 from shgov.sensing import indicators as vital
 from shgov.sensing import service as sensing
 from shgov.sensing import watch
+from shgov.sensing.models import SensorWarning
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.runtime import runtime_of
 from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
@@ -55,16 +56,37 @@ def _pipeline(request: Request) -> Pipeline:
     return runtime_of(request).pipeline()
 
 
-def _warnings_json(warnings: list[Any], index: RegionIndex) -> list[dict[str, Any]]:
-    names = {i.code: i.name for i in vital.load()}
+KIND_LABELS = {"anomaly": N_("Device anomaly"), "seasonal": N_("Unusual for the time of day")}
+
+
+def _warning_labels(session: Any, locale: str) -> Callable[[SensorWarning], str]:
+    """Names warnings: a vital sign by its name; a device or seasonal anomaly by its kind, type and measure."""
+    names = {i.code: i.name if locale.startswith("zh") else i.name_en or i.name for i in vital.load()}
+    measures: dict[str, str] = {}
+    for kind in sensing.list_types(session):
+        type_name = kind.name if locale.startswith("zh") else kind.name_en or kind.name
+        for m in kind.measures:
+            measures[f"{kind.code}.{m['code']}"] = f"{type_name} · {m['name']}"
+
+    def label(w: SensorWarning) -> str:
+        if w.kind in KIND_LABELS:
+            what = w.indicator_code.partition(":")[2]
+            return f"{gettext(KIND_LABELS[w.kind], locale)}：{measures.get(what, what)}"
+        return names.get(w.indicator_code, w.indicator_code)
+
+    return label
+
+
+def _warnings_json(
+    warnings: list[SensorWarning], index: RegionIndex, label: Callable[[SensorWarning], str]
+) -> list[dict[str, Any]]:
     rows = []
     for w in warnings:
         area = index.get(w.area_code)
-        label = names.get(w.indicator_code) or w.indicator_code.removeprefix("anomaly:")
         rows.append(
             {
                 "id": str(w.id),
-                "indicator": label,
+                "indicator": label(w),
                 "kind": w.kind,
                 "area": area.name if area else w.area_code,
                 "grade": w.grade,
@@ -85,7 +107,7 @@ def _snapshot(request: Request, session: Any, who: Principal, index: RegionIndex
         runtime.readings(), runtime.pipeline().version, index, lambda d: who.allows(sensing.INDICATORS, d)
     )
     found = watch.visible_warnings(session, who, sensing.INDICATORS, status="open", limit=100)
-    data["warnings"] = _warnings_json(found, index)
+    data["warnings"] = _warnings_json(found, index, _warning_labels(session, request_locale(request)))
     data["stamp"] = stamp
     return data
 

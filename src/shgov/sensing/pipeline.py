@@ -208,6 +208,14 @@ class Registry:
         measures = self.type_measures[self.types[int(self.type_idx[device])]]
         return device, str(measures[position]["code"])
 
+    def spans(self) -> dict[tuple[str, str], float]:
+        """The width of each (type, measure)'s valid range."""
+        return {
+            (type_code, str(m["code"])): float(m["max"]) - float(m["min"])
+            for type_code, measures in self.type_measures.items()
+            for m in measures
+        }
+
     def slot_ids(self) -> tuple[np.ndarray, np.ndarray]:
         """(device position, measure position) of every state slot."""
         width = np.diff(np.append(self.slot_start, self.slots))

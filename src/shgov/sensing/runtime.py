@@ -7,16 +7,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from starlette.requests import Request
 
-from shgov.core.db import Database
+from shgov.core.db import Database, utcnow
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing import indicators
 from shgov.sensing.indicators import Reading
 from shgov.sensing.mqtt import Subscriber
 from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.seasonal import Deviation, SeasonalWatch
 
 log = logging.getLogger("shgov.sensing")
 
@@ -40,6 +42,7 @@ class SensingRuntime:
         self._watcher: threading.Thread | None = None
         self._simulator: threading.Thread | None = None
         self._index: RegionIndex | None = None
+        self._seasonal: SeasonalWatch | None = None
         self.warnings_version = 0  # bumped when an evaluation changed a warning
 
     def pipeline(self) -> Pipeline:
@@ -76,9 +79,22 @@ class SensingRuntime:
             readings = self.readings()
             changes = watch.evaluate(session, self.settings, index, readings)
             changes += watch.note_anomalies(session, pipeline)
+            changes += watch.note_seasonal(session, self._seasonal_deviations(pipeline))
         if changes:
             self.warnings_version += 1
         return len(changes)
+
+    def _seasonal_deviations(self, pipeline: Pipeline) -> list[Deviation]:
+        """The districts' current means against the same window on earlier days (from the lake)."""
+        if self._seasonal is None:
+            sensing = self.settings.sensing
+            self._seasonal = SeasonalWatch(
+                pipeline.analytics,
+                window=timedelta(minutes=sensing.seasonal_window_minutes),
+                days=sensing.seasonal_days,
+                min_days=sensing.seasonal_min_days,
+            )
+        return self._seasonal.deviations(utcnow(), pipeline.registry.spans())
 
     def stamp(self) -> str:
         """Changes whenever the live values or the warnings change (what the dashboard's stream watches)."""

@@ -158,7 +158,7 @@ class IndicatorOut(BaseModel):
 
 
 class WarningOut(BaseModel):
-    """A warning of a vital sign (or a device anomaly) in a district."""
+    """A warning of a vital sign, a device anomaly or a seasonal area anomaly in a district."""
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -4,13 +4,17 @@ threshold (hysteresis, so a value hovering at a threshold does not flap), and â€
 the work-order module through its service (a work order, or the category's playbook) with the evidence.
 
 Device anomalies (a value far from the device's own habit, see ``Pipeline._habit``) become ``anomaly``
-warnings per device type, measure and district, blue or yellow: they ask someone to look, not to dispatch.
+warnings per device type, measure and district, and districts far from their usual level at this time of day
+(see ``seasonal``) become ``seasonal`` warnings; both are blue or yellow: they ask someone to look, not to
+dispatch.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,9 +28,10 @@ from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import scope_conditions
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
-from shgov.sensing.indicators import GRADE_NAMES, GRADES, Indicator, Reading
+from shgov.sensing.indicators import GRADE_NAMES, GRADES, Indicator, Reading, grade_of
 from shgov.sensing.models import Device, SensorWarning
 from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.seasonal import Deviation
 from shgov.workorders import service as workorders
 
 log = logging.getLogger("shgov.sensing.watch")
@@ -34,6 +39,8 @@ log = logging.getLogger("shgov.sensing.watch")
 HYSTERESIS = 0.10  # a grade holds until the value is this share below its threshold
 ANOMALY_QUIET = timedelta(minutes=15)  # an anomaly warning clears after this long without a new anomaly
 DISPATCH = ("orange", "red")
+# |z| at which a district's seasonal anomaly is blue, yellow: it asks someone to look, it never dispatches
+SEASONAL = (3.0, 5.0, math.inf, math.inf)
 
 
 @dataclass(frozen=True)
@@ -44,13 +51,13 @@ class Change:
     what: str  # opened | raised | eased | cleared | dispatched
 
 
-def held_grade(indicator: Indicator, value: float, current: str) -> str | None:
-    """The grade a value keeps under hysteresis, never above ``current`` (None: back to normal)."""
+def held_grade(thresholds: Sequence[float], level: float, current: str) -> str | None:
+    """The grade a level keeps under hysteresis, never above ``current`` (None: back to normal)."""
     kept = None
-    for grade, threshold in zip(GRADES, indicator.thresholds, strict=True):
+    for grade, threshold in zip(GRADES, thresholds, strict=True):
         if GRADES.index(grade) > GRADES.index(current):
             break
-        if value >= threshold * (1 - HYSTERESIS) and value > 0:
+        if level >= threshold * (1 - HYSTERESIS) and level > 0:
             kept = grade
     return kept
 
@@ -97,6 +104,46 @@ def _open(
     return warning
 
 
+def _track(
+    session: Session,
+    open_: dict[tuple[str, str], SensorWarning],
+    key: tuple[str, str, str],
+    value: float,
+    level: float,
+    thresholds: Sequence[float],
+    evidence: dict[str, Any],
+    now: datetime,
+) -> tuple[SensorWarning | None, str | None]:
+    """Follow the warning of ``key`` (code, kind, district) to a new value graded by its ``level``: open it,
+    raise it at once, ease or clear it only past the hysteresis margin. Returns the warning (None: none is
+    open) and what happened to it (None: nothing)."""
+    code, kind, district = key
+    grade = grade_of(thresholds, level)
+    warning = open_.get((code, district))
+    if warning is None:
+        if grade is None:
+            return None, None
+        return _open(session, code, kind, district, grade, value, evidence, now), "opened"
+    what: str | None = None
+    warning.value, warning.evidence, warning.updated_at = value, evidence, now
+    if grade is not None and GRADES.index(grade) > GRADES.index(warning.grade):
+        warning.grade, what = grade, "raised"
+        _note(warning, what, now, grade=grade, value=value)
+    else:
+        kept = held_grade(thresholds, level, warning.grade)
+        if kept is None:
+            warning.status, warning.cleared_at, what = "cleared", now, "cleared"
+            _note(warning, what, now, value=value)
+        elif kept != warning.grade:
+            warning.grade, what = kept, "eased"
+            _note(warning, what, now, grade=kept, value=value)
+    if level > abs(warning.peak_value):
+        warning.peak_value = value
+    if GRADES.index(warning.grade) > GRADES.index(warning.peak_grade):
+        warning.peak_grade = warning.grade
+    return warning, what
+
+
 def evaluate(
     session: Session,
     settings: Settings,
@@ -105,7 +152,7 @@ def evaluate(
     now: datetime | None = None,
 ) -> list[Change]:
     """Open, raise, ease or clear the threshold warnings for the indicators' current values; open a work order
-    for a warning that reaches orange or red (once)."""
+    for a warning that reaches orange or red (once), and note its later changes in that order."""
     now = now or utcnow()
     changes: list[Change] = []
     open_ = _open_warnings(session, "threshold")
@@ -115,7 +162,6 @@ def evaluate(
             value = float(reading.values[position])
             if value != value:  # no fresh value: the warning stays as it is
                 continue
-            warning = open_.get((indicator.code, district))
             evidence = {
                 "value": round(value, 3),
                 "unit": indicator.unit,
@@ -123,38 +169,16 @@ def evaluate(
                 "devices": reading.evidence.get(district, [])[:50],
                 "thresholds": dict(zip(GRADES, indicator.thresholds, strict=True)),
             }
-            grade = indicator.grade(value)
+            key = (indicator.code, "threshold", district)
+            warning, what = _track(session, open_, key, value, value, indicator.thresholds, evidence, now)
             if warning is None:
-                if grade is None:
-                    continue
-                warning = _open(session, indicator.code, "threshold", district, grade, value, evidence, now)
-                changes.append(Change(warning, "opened"))
-            else:
-                warning.value, warning.evidence, warning.updated_at = value, evidence, now
-                if grade is not None and GRADES.index(grade) > GRADES.index(warning.grade):
-                    warning.grade = grade
-                    _note(warning, "raised", now, grade=grade, value=value)
-                    changes.append(Change(warning, "raised"))
-                    _tell_order(session, settings, indicator, warning, "raised")
-                else:
-                    kept = held_grade(indicator, value, warning.grade)
-                    if kept is None:
-                        warning.status, warning.cleared_at = "cleared", now
-                        _note(warning, "cleared", now, value=value)
-                        changes.append(Change(warning, "cleared"))
-                        _tell_order(session, settings, indicator, warning, "cleared")
-                        continue
-                    if kept != warning.grade:
-                        warning.grade = kept
-                        _note(warning, "eased", now, grade=kept, value=value)
-                        changes.append(Change(warning, "eased"))
-                        _tell_order(session, settings, indicator, warning, "eased")
-            if value > warning.peak_value:
-                warning.peak_value = value
-            if GRADES.index(warning.grade) > GRADES.index(warning.peak_grade):
-                warning.peak_grade = warning.grade
-            ready = warning.grade in DISPATCH and warning.workorder_id is None and indicator.category
-            if ready and _dispatch(session, settings, index, indicator, warning, now):
+                continue
+            if what is not None:
+                changes.append(Change(warning, what))
+                if what in NOTES:
+                    _tell_order(session, settings, indicator, warning, what)
+            ready = warning.status == "open" and warning.grade in DISPATCH and warning.workorder_id is None
+            if ready and indicator.category and _dispatch(session, settings, index, indicator, warning, now):
                 changes.append(Change(warning, "dispatched"))
     session.flush()
     return changes
@@ -249,6 +273,22 @@ def note_anomalies(session: Session, pipeline: Pipeline, now: datetime | None = 
             warning.status, warning.cleared_at = "cleared", now
             _note(warning, "cleared", now)
             changes.append(Change(warning, "cleared"))
+    session.flush()
+    return changes
+
+
+def note_seasonal(session: Session, deviations: list[Deviation], now: datetime | None = None) -> list[Change]:
+    """Open, raise, ease or clear the seasonal warnings: per device type, measure and district, graded by how
+    many deviations the district's current mean lies from the same hour's on earlier days (``SEASONAL``)."""
+    now = now or utcnow()
+    open_ = _open_warnings(session, "seasonal")
+    changes = []
+    for found in deviations:
+        key = (f"seasonal:{found.type_code}.{found.measure}", "seasonal", found.district)
+        z = round(found.z, 2)
+        warning, what = _track(session, open_, key, z, abs(z), SEASONAL, found.as_evidence(), now)
+        if warning is not None and what is not None:
+            changes.append(Change(warning, what))
     session.flush()
     return changes
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -283,9 +284,13 @@ def _upsert(session: Session, good: pl.DataFrame) -> tuple[int, int]:
             )
     else:
         connection.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MiB of pages while the indexes grow
-        marks = ", ".join("?" for _ in range(len(COLUMNS) + 1))
+        # the time is the same for every row: written into the statement once (it is our own, checked text),
+        # not bound a million times
+        if not isinstance(stamp, str) or not re.fullmatch(r"[0-9 :.T-]+", stamp):
+            raise TypeError(f"unexpected form of a time on {dialect.name}: {stamp!r}")
+        marks = ", ".join("?" for _ in COLUMNS)
         statement = (
-            f"INSERT INTO sensor_devices ({names}, updated_at) VALUES ({marks}) "
+            f"INSERT INTO sensor_devices ({names}, updated_at) VALUES ({marks}, '{stamp}') "
             f"ON CONFLICT (id) DO UPDATE SET {changes}"
         )
         # a large load keeps only the primary key up to date row by row and rebuilds the other indexes once,
@@ -296,7 +301,7 @@ def _upsert(session: Session, good: pl.DataFrame) -> tuple[int, int]:
         for index in rebuild:
             index.drop(connection)
         for start in range(0, len(rows), CHUNK):
-            connection.exec_driver_sql(statement, [(*row, stamp) for row in rows[start : start + CHUNK]])
+            connection.exec_driver_sql(statement, rows[start : start + CHUNK])
         for index in rebuild:
             index.create(connection)
     session.expire_all()

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,24 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def seeded_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory migrated and seeded with the demo city by the command line, once for the module."""
+    folder = tmp_path_factory.mktemp("seeded")
+    assert run(["db", "upgrade"], folder).returncode == 0
+    seeded = run(["demo", "seed"], folder)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "seeded" in seeded.stdout
+    return folder
+
+
+@pytest.fixture
+def seeded_dir(seeded_once: Path, data_dir: Path) -> Path:
+    """A copy of the seeded data directory of one's own (the database holds no paths into its folder)."""
+    shutil.copytree(seeded_once, data_dir, dirs_exist_ok=True)
+    return data_dir
+
+
 def test_upgrade_then_check_succeeds_and_check_before_upgrade_fails(data_dir: Path) -> None:
     before = run(["db", "check"], data_dir)
     assert before.returncode == 1
@@ -53,11 +72,8 @@ def test_upgrade_then_check_succeeds_and_check_before_upgrade_fails(data_dir: Pa
     assert again.returncode == 0
 
 
-def test_seeding_twice_never_reseeds(data_dir: Path) -> None:
-    assert run(["db", "upgrade"], data_dir).returncode == 0
-    first = run(["demo", "seed"], data_dir)
-    second = run(["demo", "seed"], data_dir)
-    assert first.returncode == 0, first.stderr
+def test_seeding_twice_never_reseeds(seeded_dir: Path) -> None:
+    second = run(["demo", "seed"], seeded_dir)
     assert second.returncode == 0, second.stderr
     assert "seeded" not in second.stdout.replace("already present", "")
 
@@ -139,9 +155,8 @@ def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path
     assert "taken" in again.stderr
 
 
-def test_the_catalog_and_service_items_go_out_and_come_back_and_the_sharing_sweep_runs(data_dir: Path) -> None:
-    assert run(["db", "upgrade"], data_dir).returncode == 0
-    assert run(["demo", "seed"], data_dir).returncode == 0
+def test_the_catalog_and_service_items_go_out_and_come_back_and_the_sharing_sweep_runs(seeded_dir: Path) -> None:
+    data_dir = seeded_dir
     exported = run(["catalog", "export", "catalog.csv", "--status", "published"], data_dir)
     assert exported.returncode == 0, exported.stderr
     text = (data_dir / "catalog.csv").read_text(encoding="utf-8-sig")
@@ -238,9 +253,8 @@ def test_message_history_is_analysed_for_duplicates_and_hot_spots(data_dir: Path
     assert "1 groups of near-duplicates" in analysed.stdout.replace("\n", " ")
 
 
-def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(data_dir: Path) -> None:
-    assert run(["db", "upgrade"], data_dir).returncode == 0
-    assert run(["demo", "seed"], data_dir).returncode == 0
+def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(seeded_dir: Path) -> None:
+    data_dir = seeded_dir
     good = {
         "code": "cli_elders",
         "name": "高龄慰问",

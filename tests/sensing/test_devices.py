@@ -48,7 +48,9 @@ def test_devices_are_imported_checked_placed_and_kept_within_their_district(
 ) -> None:
     kinds = client.get("/api/v1/sensing/types", headers=auth(admin_token)).json()
     air = next(t for t in kinds if t["code"] == "air_quality")
-    assert {"code": "pm25", "name": "PM2.5", "unit": "µg/m³", "min": 0, "max": 1000} in air["measures"]
+    assert {"code": "pm25", "name": "PM2.5", "unit": "µg/m³", "min": 0, "max": 1000, "state": False} in air["measures"]
+    lift = next(t for t in kinds if t["code"] == "elevator")
+    assert [m["code"] for m in lift["measures"] if m["state"]] == ["trapped", "fault"]
     pudong, huangpu = inside(region_index, "310115"), inside(region_index, "310101")
     good = [
         {

@@ -209,11 +209,12 @@ class Registry:
         return device, str(measures[position]["code"])
 
     def spans(self) -> dict[tuple[str, str], float]:
-        """The width of each (type, measure)'s valid range."""
+        """The width of the valid range of each (type, measure) that is a quantity (not a 0/1 state)."""
         return {
             (type_code, str(m["code"])): float(m["max"]) - float(m["min"])
             for type_code, measures in self.type_measures.items()
             for m in measures
+            if not m.get("state")
         }
 
     def slot_ids(self) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ class MeasureOut(BaseModel):
     unit: str
     min: float
     max: float
+    state: bool = False  # a 0/1 state (open, alarm …), not a quantity
 
 
 class DeviceTypeOut(BaseModel):

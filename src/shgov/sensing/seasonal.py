@@ -127,18 +127,19 @@ class SeasonalWatch:
         self._profile: Profile | None = None
 
     def deviations(self, now: datetime, ranges: dict[tuple[str, str], float]) -> list[Deviation]:
-        """Every district's current mean of each measure against its profile (areas with fewer than
-        ``min_days`` earlier days are still learning and left out). ``ranges`` gives each (type, measure)'s
-        valid span, from which the spread's floor is taken."""
+        """Every district's current mean of each measure in ``ranges`` against its profile (areas with fewer
+        than ``min_days`` earlier days are still learning and left out). ``ranges`` gives each (type,
+        measure)'s valid span, from which the spread's floor is taken; measures not in it are not compared."""
         if self._profile is None or now - self._profile.at >= self.refresh or now < self._profile.at:
             self._profile = profile(self.analytics, now, self.window, self.days)
         found = []
         for type_code, measure, district, _back, mean, readings in window_means(self.analytics, now, self.window, 0, 0):
             known = self._profile.expected.get((type_code, measure, district))
-            if known is None or known[2] < self.min_days:
+            span = ranges.get((type_code, measure))
+            if known is None or known[2] < self.min_days or span is None:
                 continue
             expected, spread, days = known
-            floor = SPREAD_FLOOR * ranges.get((type_code, measure), 1.0)
+            floor = SPREAD_FLOOR * span
             found.append(
                 Deviation(type_code, measure, district, float(mean), int(readings), expected, max(spread, floor), days)
             )

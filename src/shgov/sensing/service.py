@@ -638,7 +638,11 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     if imported.rows:
         pipeline = Pipeline(settings, lambda: load_registry(session), node="seed")
         try:
-            counts["readings"] = simulate_history(pipeline, hours=3, every_minutes=5)
+            # the last three hours every five minutes, and before them a week and a day every half hour: enough
+            # earlier days for the seasonal detector to know each district's daily rhythm from the start
+            days = settings.sensing.seasonal_min_days + 1
+            counts["readings"] = simulate_history(pipeline, hours=24 * days, every_minutes=30, before_hours=3)
+            counts["readings"] += simulate_history(pipeline, hours=3, every_minutes=5)
             # the series' last 90 days, moved to end now (`shgov sensing replay-pm25` plays all six years)
             series = pm25_series()
             recent = series.filter(pl.col("ts") > series["ts"].max() - 90 * 86_400_000)  # type: ignore[operator]
@@ -648,17 +652,21 @@ def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
     return counts
 
 
-def simulate_history(pipeline: Pipeline, *, hours: float, every_minutes: int, seed: int = 11) -> int:
-    """Simulated readings of every registered device over the last ``hours`` (the demo's recent past)."""
+def simulate_history(
+    pipeline: Pipeline, *, hours: float, every_minutes: int, before_hours: float = 0, seed: int = 11
+) -> int:
+    """Simulated readings of every registered device over ``hours`` ending ``before_hours`` ago (the demo's
+    past); readings of any age are taken."""
     registry = pipeline.registry
     simulator = Simulator(Fleet.of(registry), registry.type_measures, seed=seed, fault_rate=0.0005)
-    now = int(time.time() * 1000) // 60_000 * 60_000
+    end = int(time.time() * 1000) // 60_000 * 60_000 - int(before_hours * 3_600_000)
     step = every_minutes * 60_000
     accepted = 0
-    for tick in range(now - int(hours * 3_600_000), now + 1, step):
+    last = end if before_hours == 0 else end - 1  # a later call starts at ``end``
+    for tick in range(end - int(hours * 3_600_000), last + 1, step):
         # one batch a tick: every gateway's readings logged with one fsync
         batch = concat([batch for _district, _type, batch in simulator.tick(tick)])
-        accepted += pipeline.ingest(batch, "simulator").accepted
+        accepted += pipeline.ingest(batch, "simulator", max_age_ms=None).accepted
     return accepted
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from shgov.core.db import Database
 from shgov.sensing.indicators import compute_all
 from shgov.sensing.pipeline import Pipeline
-from shgov.sensing.service import registry_loader
+from shgov.sensing.service import latest_of, registry_loader
 from tests.conftest import make_settings
 
 # the registry is read the same way from either database (test_devices covers both): SQLite keeps it quick
@@ -147,6 +147,10 @@ def test_two_ingest_processes_share_the_topics(broker: None, engine: Engine, tmp
     web = Pipeline(make_settings(tmp_path), registry_loader(Database(engine)), node="web")
     try:
         readings = {r.indicator.code: r for r in compute_all(web, tmp_path / "sensing" / "live")}
+        # a device's page shows its latest value whichever node took it
+        assert latest_of(web, DEVICES[0])[0]["value"] is None  # the web process itself took nothing
+        shown = latest_of(web, DEVICES[0], web.overlay(tmp_path / "sensing" / "live"))[0]
+        assert (shown["code"], shown["value"], int(shown["at"].timestamp() * 1000)) == ("depth_cm", 0.0, NOW)
     finally:
         web.close()
     water = readings["waterlogging_points"]

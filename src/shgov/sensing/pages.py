@@ -272,7 +272,7 @@ def device(
     context = {
         "device": found,
         "kind": kind,
-        "latest": sensing.latest_of(_pipeline(request), found.id),
+        "latest": sensing.latest_of(_pipeline(request), found.id, runtime_of(request).overlay()),
         "readings": sensing.device_readings(request.app.state.analytics, found.id, since),
         "places": [p for p in places if p is not None],
     }

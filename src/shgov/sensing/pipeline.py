@@ -735,14 +735,32 @@ class Pipeline:
             if pos < 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
             devices = np.flatnonzero((reg.type_idx == t) & reg.active)
-            slots = reg.slot_start[devices] + pos
-            values, stamps = self.state.last_value[slots].copy(), self.state.last_ts[slots].copy()
-            if overlay is not None and overlay.registry is reg:
-                theirs = overlay.ts[slots] > stamps
-                values[theirs], stamps[theirs] = overlay.value[slots][theirs], overlay.ts[slots][theirs]
+            stamps, values = self._newest(reg.slot_start[devices] + pos, overlay)
             if max_age_ms is not None:
                 values[stamps < int(time.time() * 1000) - max_age_ms] = np.nan
             return devices, values
+
+    def device_latest(
+        self, device_id: str, overlay: Overlay | None = None
+    ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray] | None:
+        """(measures, timestamps, values) of a device, in its type's order of measures — the newer of this
+        node's and the overlay's; a timestamp of 0 where none came yet. None for a device not registered."""
+        with self._lock:
+            reg = self.registry
+            position = reg.index.get(device_id)
+            if position is None:
+                return None
+            measures = reg.type_measures[reg.types[int(reg.type_idx[position])]]
+            start = int(reg.slot_start[position])
+            return (measures, *self._newest(np.arange(start, start + len(measures)), overlay))
+
+    def _newest(self, slots: np.ndarray, overlay: Overlay | None) -> tuple[np.ndarray, np.ndarray]:
+        """(timestamps, values) of the slots: this node's, or the overlay's where it is newer (under the lock)."""
+        values, stamps = self.state.last_value[slots].copy(), self.state.last_ts[slots].copy()
+        if overlay is not None and overlay.registry is self.registry:
+            theirs = overlay.ts[slots] > stamps
+            values[theirs], stamps[theirs] = overlay.value[slots][theirs], overlay.ts[slots][theirs]
+        return stamps, values
 
     # -- the live state shared between nodes ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from shgov.core.settings import Settings
 from shgov.sensing import indicators
 from shgov.sensing.indicators import Reading
 from shgov.sensing.mqtt import Subscriber
-from shgov.sensing.pipeline import Pipeline
+from shgov.sensing.pipeline import Overlay, Pipeline
 from shgov.sensing.seasonal import Deviation, SeasonalWatch
 
 log = logging.getLogger("shgov.sensing")
@@ -66,6 +66,12 @@ class SensingRuntime:
         from shgov.sensing.service import live_dir
 
         return indicators.compute_all(self.pipeline(), live_dir(self.settings))
+
+    def overlay(self) -> Overlay | None:
+        """The latest values other ingest nodes last wrote (None: no other node writes any)."""
+        from shgov.sensing.service import live_dir
+
+        return self.pipeline().overlay(live_dir(self.settings))
 
     def watch_once(self) -> int:
         """Evaluate the vital signs and the device anomalies once; returns how many warnings changed."""

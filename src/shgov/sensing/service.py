@@ -35,7 +35,7 @@ from shgov.core.orgs.service import department_code
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
-from shgov.sensing.pipeline import MINUTES, READINGS, REJECTS, Pipeline, Registry
+from shgov.sensing.pipeline import MINUTES, READINGS, REJECTS, Overlay, Pipeline, Registry
 from shgov.sensing.readings import concat, from_columns
 from shgov.sensing.simulator import Fleet, Simulator
 
@@ -713,18 +713,14 @@ def vitals(
     return {"generated_at": datetime.now(UTC).isoformat(), "version": version, "indicators": out}
 
 
-def latest_of(pipeline: Pipeline, device_id: str) -> list[dict[str, Any]]:
-    """A device's latest value of each measure (None before its first reading)."""
-    registry = pipeline.registry
-    position = registry.index.get(device_id)
-    if position is None:
+def latest_of(pipeline: Pipeline, device_id: str, overlay: Overlay | None = None) -> list[dict[str, Any]]:
+    """A device's latest value of each measure (None before its first reading), whichever node took it."""
+    found = pipeline.device_latest(device_id, overlay)
+    if found is None:
         return []
-    measures = registry.type_measures[registry.types[int(registry.type_idx[position])]]
-    start = int(registry.slot_start[position])
+    measures, stamps, values = found
     out = []
-    for offset, measure in enumerate(measures):
-        ts = int(pipeline.state.last_ts[start + offset])
-        value = float(pipeline.state.last_value[start + offset])
+    for measure, ts, value in zip(measures, stamps.tolist(), values.tolist(), strict=True):
         seen = ts > 0 and value == value
         out.append(
             {

@@ -62,6 +62,12 @@ def test_the_vital_signs_follow_the_readings_live(
     seasonal = page.locator("[data-testid=warnings] tbody tr[data-grade='yellow']")
     expect(seasonal).to_contain_text("同时段异常：交通流量检测器 · 车流量", timeout=10_000)
     expect(seasonal).to_contain_text("13.33")
+    # the work order the warning opened, received by the system (named in the reader's language)
+    order_link = warning.locator("a[href^='/ops/orders/']").get_attribute("href")
+    page.goto(f"{server_url}{order_link}")
+    expect(page.locator("[data-action='accept']")).to_contain_text("系统")
+    expect(page.locator("[data-action='accept']")).not_to_contain_text("system")
+    page.goto(f"{server_url}/ops/vitals?indicator=waterlogging_points")
 
     # the trend of the measure behind the indicator: the city's on the page, a district's on a map click
     expect(page.get_by_test_id("vitals-trend")).to_have_attribute("data-points", re.compile(r"^[1-9]"))

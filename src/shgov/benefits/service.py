@@ -28,7 +28,7 @@ from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import accounts_by_key, add_actions_to_role, get_user
 from shgov.core.notify import Notice, notify
 from shgov.core.settings import Settings
@@ -571,7 +571,7 @@ def run(
         if not pending:
             return
         session.execute(insert(BenefitGrant), pending)
-        history = {"actor": "系统", "action": "grant" if status == "granted" else "invite", "from_status": None}
+        history = {"actor": SYSTEM_ACTOR, "action": "grant" if status == "granted" else "invite", "from_status": None}
         session.execute(
             insert(GrantEvent),
             [{**history, "grant_id": g["id"], "to_status": status, "note": f"{kind} run"} for g in pending],

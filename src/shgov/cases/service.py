@@ -29,7 +29,7 @@ from shgov.core.files import FileStore
 from shgov.core.i18n import N_
 from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
-from shgov.core.identity.permissions import Principal, Scope, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, Scope, register_action
 from shgov.core.identity.service import (
     add_actions_to_role,
     assign_role,
@@ -194,7 +194,7 @@ def _history(
         CaseEvent(
             case_id=case.id,
             actor_id=actor.user_id if actor else None,
-            actor_name=actor.display_name if actor else "系统",
+            actor_name=actor.display_name if actor else SYSTEM_ACTOR,
             action=action,
             task_key=task_key,
             from_status=before,

@@ -59,7 +59,7 @@ from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import emit
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
@@ -278,7 +278,7 @@ def _history(
         CatalogEvent(
             resource_id=resource.id,
             actor_id=principal.user_id if principal else None,
-            actor_name=principal.username if principal else "system",
+            actor_name=principal.username if principal else SYSTEM_ACTOR,
             action=action,
             from_status=before,
             to_status=resource.status,
@@ -340,7 +340,7 @@ def _publish(session: Session, principal: Principal | None, resource: CatalogRes
             resource_id=resource.id,
             version=resource.version,
             snapshot=snapshot,
-            published_by=principal.username if principal else "system",
+            published_by=principal.username if principal else SYSTEM_ACTOR,
         )
     )
     _index(session, resource, items)

@@ -30,7 +30,7 @@ from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFo
 from shgov.core.events import emit
 from shgov.core.files import FileStore
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.settings import Settings
 from shgov.disputes.models import Dispute, DisputeAttachment, DisputeDeadline, DisputeEvent
@@ -107,7 +107,7 @@ def _history(session: Session, dispute: Dispute, principal: Principal | None, be
         DisputeEvent(
             dispute_id=dispute.id,
             actor_id=principal.user_id if principal else None,
-            actor_name=principal.username if principal else "system",
+            actor_name=principal.username if principal else SYSTEM_ACTOR,
             from_status=before,
             to_status=dispute.status,
             note=note,

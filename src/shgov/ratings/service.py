@@ -31,7 +31,7 @@ from shgov.core.errors import ConflictError, DomainError, ForbiddenError, Invali
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.models import User
-from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.notify import tell
 from shgov.core.settings import Settings
@@ -543,7 +543,7 @@ def _history(
         RectificationEvent(
             rectification_id=rect.id,
             actor_id=actor.user_id if actor else None,
-            actor_name=actor.display_name if actor else "system",
+            actor_name=actor.display_name if actor else SYSTEM_ACTOR,
             action=action,
             from_status=before,
             to_status=rect.status,

@@ -43,7 +43,7 @@ from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
-from shgov.core.identity.permissions import Principal, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import CREDENTIALS, add_actions_to_role, principal_by_username
 from shgov.core.ids import mask_id_number, mask_name, mask_phone, mask_text
 from shgov.core.ratelimit import RateLimited as RateLimited  # part of this service's interface
@@ -98,7 +98,7 @@ def _history(
         SharingRequestEvent(
             request_id=request.id,
             actor_id=principal.user_id if principal else None,
-            actor_name=principal.username if principal else "system",
+            actor_name=principal.username if principal else SYSTEM_ACTOR,
             action=action,
             from_status=before,
             to_status=request.status,

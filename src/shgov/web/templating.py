@@ -24,6 +24,7 @@ from shgov.core.i18n import (
     request_locale,
     translations,
 )
+from shgov.core.identity.permissions import SYSTEM_ACTOR, SYSTEM_LABEL
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -124,6 +125,8 @@ class Templates:
                 kiosk_idle_seconds=self.kiosk_idle_seconds,
             )
             env.filters["local_time"] = self.local_time
+            system = translations(locale).gettext(SYSTEM_LABEL)
+            env.filters["actor"] = lambda name: system if name == SYSTEM_ACTOR else name
             self._envs[locale] = env
         return self._envs[locale]
 

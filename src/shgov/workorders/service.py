@@ -31,7 +31,7 @@ from shgov.core.files import FileStore
 from shgov.core.i18n import N_
 from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
-from shgov.core.identity.permissions import Principal, Scope, register_action
+from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, Scope, register_action
 from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, principal_by_username
 from shgov.core.notify import tell
 from shgov.core.orgs.service import (
@@ -291,7 +291,7 @@ def _history(
         WorkOrderEvent(
             order_id=order.id,
             actor_id=actor.user_id if actor else None,
-            actor_name=actor.display_name if actor else "系统",
+            actor_name=actor.display_name if actor else SYSTEM_ACTOR,
             action=action,
             from_status=before,
             to_status=order.status,

@@ -14,6 +14,11 @@ from typing import Protocol
 
 from shgov.core.i18n import N_
 
+# Who a history or audit entry names when no person acted (a scheduled sweep, a sensor, a benefit run): stored
+# as this code and shown translated (``SYSTEM_LABEL``) by the pages' ``actor`` filter.
+SYSTEM_ACTOR = "system"
+SYSTEM_LABEL = N_("the system")
+
 _ACTIONS: dict[str, str] = {}
 
 

@@ -19,7 +19,7 @@ from shgov.core.notify import Notification
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.ratings import service as ratings
-from shgov.ratings.models import Desk, Rating, RatingInvitation
+from shgov.ratings.models import Desk, Rating, RatingInvitation, Rectification, RectificationEvent
 from tests.cases.test_api import auth
 from tests.ratings.conftest import TokenFor, make_case
 
@@ -262,3 +262,16 @@ def test_a_work_order_follow_up_becomes_a_rating_once(
         given = session.scalars(select(Rating).where(Rating.subject_ref == str(order_id))).all()
         assert [(r.channel, r.level, r.stage) for r in given] == [("followup", 2, "followup")]
         assert ratings.rectification_of(session, given[0].id) is not None
+
+
+def test_the_demo_desks_rectifications_open_on_the_day_of_their_rating(db: Database) -> None:
+    with db.session() as session:
+        rows = session.execute(
+            select(Rating.created_at, RectificationEvent.at)
+            .join(Rectification, Rectification.rating_id == Rating.id)
+            .join(RectificationEvent, RectificationEvent.rectification_id == Rectification.id)
+            .where(Rating.subject_kind == "desk", RectificationEvent.action == "open")
+        ).all()
+    assert rows, "the demo seeds bad desk ratings"
+    assert {(rated.date(), opened.date()) for rated, opened in rows if rated.date() != opened.date()} == set()
+    assert len({opened.date() for _rated, opened in rows}) > 1  # spread over the week, not all stamped today

@@ -531,17 +531,25 @@ def _open_rectification(
     )
     session.add(rect)
     session.flush()
-    _history(session, rect, None, "open", None, f"rated {rating.level}")
+    # opened when the rating was given (a seeded or imported rating of an earlier day keeps its day)
+    _history(session, rect, None, "open", None, f"rated {rating.level}", at=rating.created_at)
     emit(session, "ratings.rectification.opened", {"rectification": str(rect.id), "department": rect.department_code})
     return rect
 
 
 def _history(
-    session: Session, rect: Rectification, actor: Principal | None, action: str, before: str | None, note: str
+    session: Session,
+    rect: Rectification,
+    actor: Principal | None,
+    action: str,
+    before: str | None,
+    note: str,
+    at: datetime | None = None,
 ) -> None:
     session.add(
         RectificationEvent(
             rectification_id=rect.id,
+            at=at or utcnow(),
             actor_id=actor.user_id if actor else None,
             actor_name=actor.display_name if actor else SYSTEM_ACTOR,
             action=action,

@@ -71,6 +71,15 @@ def test_the_vital_signs_follow_the_readings_live(
 
     # the trend of the measure behind the indicator: the city's on the page, a district's on a map click
     expect(page.get_by_test_id("vitals-trend")).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+    # a longer period: the week's trend, hourly
+    page.get_by_test_id("trend-period").get_by_role("button", name="7 天").click()
+    expect(page.get_by_test_id("vitals-trend")).to_have_attribute("data-hours", "168")
+    expect(page.get_by_test_id("trend-period").get_by_role("button", name="7 天")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(page.get_by_test_id("vitals-trend")).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+    week = page.request.get(f"{server_url}/ops/vitals/trend?indicator=waterlogging_points&hours=168").json()
+    assert len({p[0][:13] for p in week["points"]}) == len(week["points"])  # one point an hour
     trend = page.request.get(f"{server_url}/ops/vitals/trend?indicator=waterlogging_points&district=310115").json()
     assert trend["district"] == "310115"
     assert max(p[2] for p in trend["points"]) == 31.0

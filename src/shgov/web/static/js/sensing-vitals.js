@@ -1,6 +1,6 @@
 // The vital-signs dashboard: the districts coloured by the chosen indicator's warning grade, its value per
 // district, the open warnings and the trend of its measure; server-sent events keep the figures live, and a
-// click on a district shows that district's trend.
+// click on a district shows that district's trend, over the period chosen (6 hours to 30 days).
 (function () {
   "use strict";
   var el = document.getElementById("vitals-map");
@@ -85,8 +85,11 @@
     el.dataset.drawn = String(Number(el.dataset.drawn || 0) + 1);
   }
 
+  var period = { district: el.dataset.home || null, hours: 24 };
+
   function showTrend(district, name) {
-    var url = el.dataset.trend + (district ? "&district=" + district : "");
+    period.district = district;
+    var url = el.dataset.trend + "&hours=" + period.hours + (district ? "&district=" + district : "");
     return fetch(url, { headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (t) {
@@ -100,9 +103,21 @@
             { name: el.dataset.labelHigh, type: "line", showSymbol: false, data: t.points.map(function (p) { return [p[0], p[2]]; }) }
           ]
         });
-        document.getElementById("vitals-trend").dataset.points = String(t.points.length);
+        var box = document.getElementById("vitals-trend");
+        box.dataset.points = String(t.points.length);
+        box.dataset.hours = String(period.hours);
       });
   }
+
+  document.querySelectorAll("[data-testid=trend-period] button").forEach(function (button) {
+    button.addEventListener("click", function () {
+      period.hours = Number(button.dataset.hours);
+      document.querySelectorAll("[data-testid=trend-period] button").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(b === button));
+      });
+      showTrend(period.district, null);
+    });
+  });
 
   fetch(el.dataset.geojson, { headers: { Accept: "application/json" } })
     .then(function (response) { return response.json(); })

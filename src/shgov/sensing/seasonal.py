@@ -13,6 +13,7 @@ is re-read every ``refresh`` (it moves slowly); the current window is read at ev
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,11 +103,10 @@ def profile(analytics: Analytics, now: datetime, window: timedelta, days: int) -
     by_area: dict[tuple[str, str, str], list[float]] = {}
     for type_code, measure, district, _back, mean, _n in window_means(analytics, now, window, 1, days):
         by_area.setdefault((type_code, measure, district), []).append(float(mean))
-    expected = {}
-    for key, means in by_area.items():
-        average = sum(means) / len(means)
-        spread = (sum((m - average) ** 2 for m in means) / (len(means) - 1)) ** 0.5 if len(means) > 1 else 0.0
-        expected[key] = (average, spread, len(means))
+    expected = {
+        key: (statistics.fmean(means), statistics.stdev(means) if len(means) > 1 else 0.0, len(means))
+        for key, means in by_area.items()
+    }
     return Profile(now, expected)
 
 

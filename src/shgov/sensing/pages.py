@@ -4,15 +4,13 @@ its map, and a device's page (where it is, its latest values, its last day of re
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import InvalidError, NotFoundError
@@ -26,7 +24,7 @@ from shgov.sensing import watch
 from shgov.sensing.models import SensorWarning
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.runtime import runtime_of
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, WebUser, live_events, sign_in_first, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -152,22 +150,18 @@ async def vitals_stream(
     if isinstance(who, Response):
         return who
     runtime = runtime_of(request)
+    seen = since
 
-    async def events() -> AsyncIterator[str]:
-        seen = since
-        yield "retry: 5000\n\n"
-        while not await request.is_disconnected():
-            message = ": still here\n\n"
-            if runtime.stamp() != seen:  # the database is read only when something changed
-                with db.session() as session:
-                    data = _snapshot(request, session, who, index)
-                seen = data["stamp"]
-                message = f"event: vitals\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-            yield message
-            await asyncio.sleep(LIVE_POLL_SECONDS)
+    def fresh() -> dict[str, Any] | None:
+        nonlocal seen
+        if runtime.stamp() == seen:  # the database is read only when something changed
+            return None
+        with db.session() as session:
+            data = _snapshot(request, session, who, index)
+        seen = data["stamp"]
+        return data
 
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return live_events(request, "vitals", fresh, LIVE_POLL_SECONDS)
 
 
 @router.get("/ops/vitals/trend")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem
@@ -27,6 +30,27 @@ from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.models import LEVELS
 from shgov.web.templating import AUDIENCES, MODE_COOKIE, MODES, NavItem, Templates, request_mode
+
+
+def live_events(
+    request: Request, event: str, fresh: Callable[[], dict[str, Any] | None], poll_seconds: float
+) -> StreamingResponse:
+    """Server-sent events for a live page: every ``poll_seconds`` ``fresh()`` gives the data to send as
+    ``event`` (None: nothing changed, a comment keeps the connection open) until the client leaves."""
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 5000\n\n"
+        while not await request.is_disconnected():
+            data = fresh()
+            yield (
+                ": still here\n\n"
+                if data is None
+                else f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            )
+            await asyncio.sleep(poll_seconds)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 def get_templates(request: Request) -> Templates:

@@ -3,17 +3,14 @@ patrol report, the units' and the centre's order pages, the routing-rule editor 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from shgov.core.deps import DatabaseDep, FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
@@ -25,7 +22,7 @@ from shgov.core.ids import mask_personal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, live_events, sign_in_first, web_user
 from shgov.web.templating import NavItem, Templates
 from shgov.workorders import overview
 from shgov.workorders import service as workorders
@@ -775,20 +772,15 @@ async def dashboard_stream(
     if isinstance(who, Response):
         return who
     scope = centre_district(who, district)
+    seen: tuple[int, str] | None = None
 
-    async def events() -> AsyncIterator[str]:
-        seen: tuple[int, str] | None = None
-        yield "retry: 5000\n\n"
-        while not await request.is_disconnected():
-            message = ": still here\n\n"
-            with db.session() as session:  # closed before the message goes out: no session waits on a client
-                stamp = overview.version(session, scope)
-                if stamp != seen:
-                    seen = stamp
-                    data = overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
-                    message = f"event: overview\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-            yield message
-            await asyncio.sleep(LIVE_POLL_SECONDS)
+    def fresh() -> dict[str, Any] | None:
+        nonlocal seen
+        with db.session() as session:  # closed before the message goes out: no session waits on a client
+            stamp = overview.version(session, scope)
+            if stamp == seen:
+                return None
+            seen = stamp
+            return overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
 
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return live_events(request, "overview", fresh, LIVE_POLL_SECONDS)

@@ -86,8 +86,8 @@ def window_means(
         width,
     ]
     with analytics.connect() as conn:
-        rows = conn.execute(_WINDOW_MEANS, params).fetchall()
-    return [row for row in rows if first <= row[3] <= last]
+        rows: list[tuple[Any, ...]] = conn.execute(_WINDOW_MEANS, params).fetchall()
+    return rows
 
 
 @dataclass

@@ -38,10 +38,17 @@ def get_file_store(settings: Annotated[Settings, Depends(get_settings)]) -> File
     return FileStore(settings.data_dir / "files")
 
 
-def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    """A unit of work per request: committed when the handler returns, rolled back on error."""
+def get_session(request: Request, db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """A unit of work per request: committed when the handler returns, rolled back on error.
+
+    The session is also kept on ``request.state.unit_of_work`` so that request-level helpers (the audit
+    of a request) write into the same transaction as the change they describe."""
     with db.session() as session:
-        yield session
+        request.state.unit_of_work = session
+        try:
+            yield session
+        finally:
+            request.state.unit_of_work = None
 
 
 # scope="function": the unit of work commits before the response is sent, so a client never hears

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import segno
-from gmssl import sm2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shgov.core import sm2
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.ids import mask_id_number, mask_uscc
@@ -32,7 +32,6 @@ from shgov.core.settings import Settings
 from shgov.registers.models import IssuedLicence
 
 CODE_PREFIX = "SHGOVL1"
-_CURVE_N = int(sm2.default_ecc_table["n"], 16)
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,6 @@ class SigningKey:
         return hashlib.new("sm3", bytes.fromhex(self.public_hex)).hexdigest()[:16]
 
 
-def _new_key() -> SigningKey:
-    # gmssl has no key-generation helper: d is uniform in [1, n-1] and P = d·G.
-    d = secrets.randbelow(_CURVE_N - 1) + 1
-    curve = sm2.CryptSM2(private_key="", public_key="")
-    return SigningKey(f"{d:064x}", curve._kg(d, sm2.default_ecc_table["g"]))
-
-
 def key_path(settings: Settings) -> Path:
     """Where the signing key lives."""
     return settings.services.licence_key_file or settings.data_dir / "keys" / "licence-sm2.key"
@@ -64,19 +56,31 @@ _keys: dict[Path, SigningKey] = {}
 
 
 def signing_key(settings: Settings) -> SigningKey:
-    """The signing key, created (readable by the owner only) on first use when the file does not exist."""
+    """The signing key, created (readable by the owner only) on first use when the file does not exist.
+
+    A key that cannot verify its own signature is refused here, naming its file: every licence it signed
+    would be declared forged by its own verifier.
+    """
     path = key_path(settings)
     found = _keys.get(path)
     if found is not None:
         return found
     if not path.exists():
         _create_key_file(path)
-    private_hex = path.read_text().split()[0].strip().lower()
-    if len(private_hex) != 64 or not all(c in "0123456789abcdef" for c in private_hex):
-        raise InvalidError(f"{path} does not hold an SM2 private key in hex", field="licence_key_file")
-    d = int(private_hex, 16)
-    curve = sm2.CryptSM2(private_key="", public_key="")
-    key = SigningKey(private_hex, curve._kg(d, sm2.default_ecc_table["g"]))
+    words = path.read_text().split()
+    private_hex = words[0].lower() if words else ""
+    try:
+        public_hex = sm2.public_key(private_hex)
+    except ValueError as exc:
+        raise InvalidError(f"{path} does not hold an SM2 private key in hex ({exc})", field="licence_key_file") from exc
+    try:
+        sm2.self_check(private_hex, public_hex)
+    except sm2.KeyCheckError as exc:
+        raise InvalidError(
+            f"the licence signing key in {path} fails its self-check ({exc}): no licence is signed with it",
+            field="licence_key_file",
+        ) from exc
+    key = SigningKey(private_hex, public_hex)
     _keys[path] = key
     return key
 
@@ -88,7 +92,7 @@ def _create_key_file(path: Path) -> None:
     draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     handle = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(handle, "w") as out:
-        out.write(_new_key().private_hex + "\n")
+        out.write(sm2.generate_private_key() + "\n")
     try:
         os.link(draft, path)
     except FileExistsError:
@@ -112,16 +116,12 @@ def _unb64(text: str) -> bytes:
 
 def sign(key: SigningKey, payload: bytes) -> str:
     """An SM2-with-SM3 signature of ``payload`` (hex r‖s)."""
-    signer = sm2.CryptSM2(private_key=key.private_hex, public_key=key.public_hex)
-    return str(signer.sign_with_sm3(payload))
+    return sm2.sign(key.private_hex, payload)
 
 
 def verify_signature(public_hex: str, payload: bytes, signature_hex: str) -> bool:
     """True when ``signature_hex`` is the SM2 signature of ``payload`` by the key ``public_hex``."""
-    try:
-        return bool(sm2.CryptSM2(private_key="", public_key=public_hex).verify_with_sm3(signature_hex, payload))
-    except (ValueError, TypeError, IndexError):
-        return False
+    return sm2.verify(public_hex, payload, signature_hex)
 
 
 def mask_holder(holder_id: str) -> str:

@@ -3,7 +3,7 @@
 A package is one ``.tar`` file holding ``manifest.json``, ``manifest.sig`` and Parquet parts of at
 most ``PART_ROWS`` rows. The manifest names the package (a UUID), the sending node, the resource and
 the versions the delta spans, and every part with its row count and SM3 digest; ``manifest.sig`` is
-the SM2 signature (with SM3, via gmssl) of the manifest's exact bytes by the sending node's key.
+the SM2 signature (with SM3, via ``shgov.core.sm2``) of the manifest's exact bytes by the sending node's key.
 
 Importing checks, before anything is written, that the sender is a trusted peer, that the signature
 holds and that every part has its digest; then loads the parts one by one as incremental deliveries
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 import shutil
 import tarfile
 import uuid
@@ -23,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gmssl import sm2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shgov.core import sm2
 from shgov.core.audit.service import sm3
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
@@ -49,62 +48,41 @@ class NodeKey:
     public: str
 
     def sign(self, data: bytes) -> str:
-        """The SM2 signature (SM3 digest, Z value included) of ``data``, hex."""
-        signer = sm2.CryptSM2(private_key=self.private, public_key=self.public)
-        signature: str = signer.sign_with_sm3(data)
-        return signature
-
-
-def public_of(private: str) -> str:
-    """The SM2 public key (uncompressed x‖y, hex) of a private key."""
-    curve = sm2.CryptSM2(private_key=private, public_key="")
-    public: str = curve._kg(int(private, 16), sm2.default_ecc_table["g"])
-    return public
-
-
-def verify(public: str, data: bytes, signature: str) -> bool:
-    """Whether ``signature`` is ``public``'s SM2 signature of ``data``."""
-    try:
-        return bool(sm2.CryptSM2(private_key="", public_key=public).verify_with_sm3(signature, data))
-    except (ValueError, TypeError, IndexError):
-        return False
-
-
-def _sound(key: NodeKey) -> bool:
-    # gmssl 3.2 derives a public key that does not match its private key for a few keys in a
-    # thousand (every signature then fails to verify); such a key must never be used.
-    probe = b"shgov exchange key self-check"
-    return all(verify(key.public, probe + bytes([i]), key.sign(probe + bytes([i]))) for i in range(2))
+        """The SM2 signature (SM3 digest, Z value included) of ``data``, hex r‖s."""
+        return sm2.sign(self.private, data)
 
 
 def node_key(data_dir: Path) -> NodeKey:
-    """This node's key, made on first use (and checked to sign verifiably) and kept owner-only under
-    the data folder."""
+    """This node's key, made on first use and kept owner-only under the data folder; refused, naming its
+    file, when it cannot verify its own signature (every package it signed would then be refused)."""
     path = data_dir / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(50):
-            private = secrets.token_hex(32)
-            if _sound(NodeKey(private, public_of(private))):
-                break
-        else:  # pragma: no cover - fifty unsound keys in a row do not happen
-            raise RuntimeError("could not make a sound SM2 key")
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(private, encoding="ascii")
+        tmp.write_text(sm2.generate_private_key(), encoding="ascii")
         tmp.chmod(0o600)
         tmp.replace(path)
-    private = path.read_text(encoding="ascii").strip()
-    key = NodeKey(private, public_of(private))
-    if not _sound(key):
-        raise InvalidError(f"the node key in {path} fails its self-check; move it away to make a new one", field="key")
-    return key
+    private = path.read_text(encoding="ascii").strip().lower()
+    try:
+        public = sm2.public_key(private)
+        sm2.self_check(private, public)
+    except ValueError as exc:  # a malformed key, or sm2.KeyCheckError
+        raise InvalidError(
+            f"the node key in {path} fails its self-check ({exc}); move it away to make a new one", field="key"
+        ) from exc
+    return NodeKey(private, public)
 
 
 def trust(session: Session, name: str, public_key: str, tenant_code: str = "") -> ExchangePeer:
-    """Trust packages signed by ``public_key`` as coming from node ``name``."""
-    key = public_key.strip().lower()
-    if len(key) != 128 or any(c not in "0123456789abcdef" for c in key):
-        raise InvalidError("an SM2 public key is 128 hex digits (x‖y)", field="public_key")
+    """Trust packages signed by ``public_key`` (X‖Y, 04‖X‖Y or compressed 02/03‖X; kept as X‖Y) as coming
+    from node ``name``."""
+    try:
+        key = sm2.normalize_public_key(public_key)
+    except ValueError as exc:
+        raise InvalidError(
+            "an SM2 public key is 128 hex digits X‖Y (04‖X‖Y and compressed 02/03‖X are read too) on the SM2 curve",
+            field="public_key",
+        ) from exc
     peer = session.get(ExchangePeer, name)
     if peer is None:
         peer = ExchangePeer(name=name, public_key=key, tenant_code=tenant_code)
@@ -211,7 +189,7 @@ def import_package(
         peer = session.get(ExchangePeer, str(manifest.get("node", "")))
         if peer is None:
             raise InvalidError(f"node {manifest.get('node')!r} is not a trusted peer", field="file")
-        if not verify(peer.public_key, raw, signature):
+        if not sm2.verify(peer.public_key, raw, signature):
             raise InvalidError("the manifest's SM2 signature does not verify: the package is refused", field="file")
         members = {m.name: m for m in tar.getmembers()}
         for part in manifest["parts"]:

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class Policy(TimestampMixin, Base):
@@ -31,7 +32,7 @@ class PolicyVersion(Base):
     __tablename__ = "benefit_policy_versions"
     __table_args__ = (UniqueConstraint("policy_code", "version"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     policy_code: Mapped[str] = mapped_column(ForeignKey("benefit_policies.code"), index=True)
     version: Mapped[int]
     name: Mapped[str] = mapped_column(String(120))
@@ -42,7 +43,7 @@ class PolicyVersion(Base):
     effective_to: Mapped[date | None]
     conditions: Mapped[list[str]] = mapped_column(JSON)
     amount: Mapped[str] = mapped_column(Text)
-    budget_fen: Mapped[int | None]  # the cap of a period's grants, in fen
+    budget_fen: Mapped[int | None] = mapped_column(BigInt)  # the cap of a period's grants, in fen
     created_by: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -60,12 +61,12 @@ class PolicyRun(UUIDKeyMixin, Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(10), default="running")  # running | done | failed
-    evaluated: Mapped[int] = mapped_column(default=0)
-    qualified: Mapped[int] = mapped_column(default=0)
-    granted: Mapped[int] = mapped_column(default=0)  # new grants or invitations of this run
-    already: Mapped[int] = mapped_column(default=0)  # qualified, but granted in the period before
-    over_budget: Mapped[int] = mapped_column(default=0)
-    total_fen: Mapped[int] = mapped_column(default=0)
+    evaluated: Mapped[int] = mapped_column(BigInt, default=0)
+    qualified: Mapped[int] = mapped_column(BigInt, default=0)
+    granted: Mapped[int] = mapped_column(BigInt, default=0)  # new grants or invitations of this run
+    already: Mapped[int] = mapped_column(BigInt, default=0)  # qualified, but granted in the period before
+    over_budget: Mapped[int] = mapped_column(BigInt, default=0)
+    total_fen: Mapped[int] = mapped_column(BigInt, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -80,7 +81,7 @@ class BenefitGrant(UUIDKeyMixin, TimestampMixin, Base):
     period_key: Mapped[str] = mapped_column(String(10))  # "once", "2026", "2026-11"
     target: Mapped[str] = mapped_column(String(20))
     entity_key: Mapped[str] = mapped_column(String(40), index=True)
-    amount_fen: Mapped[int]
+    amount_fen: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(12))  # granted | invited | declined | appealed | reversed
     trace: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the conditions saw, for the explanation
     trace_digest: Mapped[str] = mapped_column(String(64))
@@ -92,7 +93,7 @@ class GrantEvent(Base):
 
     __tablename__ = "benefit_grant_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     grant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("benefit_grants.id", ondelete="CASCADE"), index=True)
     # never loaded: it makes the unit of work insert the grant before its history
     grant: Mapped[BenefitGrant] = relationship(lazy="raise")
@@ -114,5 +115,5 @@ class RegisterCopy(Base):
     version: Mapped[int]
     source: Mapped[str] = mapped_column(Text)  # the Parquet folder copied
     table_name: Mapped[str] = mapped_column(String(63))
-    rows: Mapped[int]
+    rows: Mapped[int] = mapped_column(BigInt)
     copied_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class Case(UUIDKeyMixin, TimestampMixin, Base):
@@ -80,7 +81,7 @@ class CaseMaterial(UUIDKeyMixin, Base):
     digest: Mapped[str | None] = mapped_column(String(64))
     media_type: Mapped[str | None] = mapped_column(String(40))
     file_name: Mapped[str | None] = mapped_column(String(200))
-    size: Mapped[int | None]
+    size: Mapped[int | None] = mapped_column(BigInt)  # bytes
     pages: Mapped[int | None]
     supply_by: Mapped[date | None]
     supplied_at: Mapped[datetime | None]

@@ -7,10 +7,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class CatalogResource(UUIDKeyMixin, TimestampMixin, Base):
@@ -149,7 +150,7 @@ class CatalogSearchEntry(Base):
 
     __tablename__ = "catalog_search"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     resource_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_resources.id", ondelete="CASCADE"), unique=True)
     document: Mapped[str] = mapped_column(Text)
     title_tokens: Mapped[str] = mapped_column(Text)

@@ -24,6 +24,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, Database, utcnow
+from shgov.core.numbers import BigInt
 from shgov.core.settings import EventSettings
 
 log = logging.getLogger("shgov.events")
@@ -37,7 +38,7 @@ class OutboxEvent(Base):
     __tablename__ = "event_outbox"
     __table_args__ = (Index("ix_event_outbox_pending", "published_at", "next_attempt_at"),)
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     type: Mapped[str] = mapped_column(String(160), index=True)
     payload: Mapped[dict[str, Any]]

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class Dispute(UUIDKeyMixin, TimestampMixin, Base):
@@ -71,7 +72,7 @@ class DisputeAttachment(UUIDKeyMixin, Base):
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)
     digest: Mapped[str] = mapped_column(String(64))
     media_type: Mapped[str] = mapped_column(String(60))
-    size: Mapped[int]
+    size: Mapped[int] = mapped_column(BigInt)  # bytes
     name: Mapped[str] = mapped_column(String(120))
     uploaded_by: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin
+from shgov.core.numbers import BigInt
 
 
 class LakeResource(TimestampMixin, Base):
@@ -47,10 +48,10 @@ class LakeLoad(UUIDKeyMixin, Base):
     mode: Mapped[str] = mapped_column(String(12))
     status: Mapped[str] = mapped_column(String(12), index=True)
     version: Mapped[int | None]
-    rows_in: Mapped[int] = mapped_column(default=0)
-    rows_out: Mapped[int] = mapped_column(default=0)
-    rows_quarantined: Mapped[int] = mapped_column(default=0)
-    rows_total: Mapped[int] = mapped_column(default=0)
+    rows_in: Mapped[int] = mapped_column(BigInt, default=0)
+    rows_out: Mapped[int] = mapped_column(BigInt, default=0)
+    rows_quarantined: Mapped[int] = mapped_column(BigInt, default=0)
+    rows_total: Mapped[int] = mapped_column(BigInt, default=0)
     quality_score: Mapped[float | None]
     rule_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin
+from shgov.core.numbers import BigInt
 
 
 class OpenDataset(UUIDKeyMixin, TimestampMixin, Base):
@@ -95,8 +96,8 @@ class OpenUsage(Base):
         ForeignKey("opendata_datasets.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    calls: Mapped[int] = mapped_column(default=0)
-    downloads: Mapped[int] = mapped_column(default=0)
+    calls: Mapped[int] = mapped_column(BigInt, default=0)
+    downloads: Mapped[int] = mapped_column(BigInt, default=0)
 
 
 class OpenKeyUsage(Base):
@@ -106,4 +107,4 @@ class OpenKeyUsage(Base):
 
     key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("opendata_keys.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    calls: Mapped[int] = mapped_column(default=0)
+    calls: Mapped[int] = mapped_column(BigInt, default=0)

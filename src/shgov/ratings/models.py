@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class Rating(UUIDKeyMixin, Base):
@@ -166,6 +167,6 @@ class GuideReview(TimestampMixin, Base):
     item_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     item_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="open")  # open | reviewed
-    bad_ratings: Mapped[int] = mapped_column(default=0)
+    bad_ratings: Mapped[int] = mapped_column(BigInt, default=0)
     last_comment: Mapped[str] = mapped_column(Text, default="")
     note: Mapped[str] = mapped_column(Text, default="")

@@ -9,6 +9,7 @@ from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class RegisterBuild(UUIDKeyMixin, Base):
@@ -20,8 +21,8 @@ class RegisterBuild(UUIDKeyMixin, Base):
     register: Mapped[str] = mapped_column(String(40), index=True)
     version: Mapped[int]
     built_at: Mapped[datetime] = mapped_column(index=True)
-    rows: Mapped[int]
-    changed: Mapped[int]
+    rows: Mapped[int] = mapped_column(BigInt)
+    changed: Mapped[int] = mapped_column(BigInt)
     # element → {resource, department, load_id, version}: where each element's values came from.
     lineage: Mapped[dict[str, Any]]
     # element → number of records where another department's value differs from the authoritative one.

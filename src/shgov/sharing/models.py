@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class SharingRequest(UUIDKeyMixin, TimestampMixin, Base):
@@ -127,9 +128,9 @@ class ExchangeImport(Base):
     package_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     node: Mapped[str] = mapped_column(String(80))
     resource: Mapped[str] = mapped_column(String(63))
-    parts_total: Mapped[int]
+    parts_total: Mapped[int] = mapped_column(BigInt)
     parts_done: Mapped[list[str]] = mapped_column(JSON, default=list)
-    rows: Mapped[int] = mapped_column(default=0)
+    rows: Mapped[int] = mapped_column(BigInt, default=0)
     status: Mapped[str] = mapped_column(String(12))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

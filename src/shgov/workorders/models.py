@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin, utcnow
+from shgov.core.numbers import BigInt
 
 
 class Category(Base):
@@ -37,7 +38,7 @@ class RoutingRule(Base):
 
     __tablename__ = "wo_routing_rules"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     position: Mapped[int] = mapped_column(index=True)
     name: Mapped[str] = mapped_column(String(100))
     category_prefix: Mapped[str] = mapped_column(String(20), default="")  # "" matches every category
@@ -79,7 +80,7 @@ class WorkOrder(UUIDKeyMixin, TimestampMixin, Base):
     tenant_code: Mapped[str] = mapped_column(String(12), index=True)
     lead_unit: Mapped[str | None] = mapped_column(String(40), index=True)
     assisting_units: Mapped[list[str]] = mapped_column(JSON, default=list)
-    rule_id: Mapped[int | None]
+    rule_id: Mapped[int | None] = mapped_column(BigInt)
     rule_name: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(12))  # indexed first in (status, district_code)
     escalation: Mapped[int] = mapped_column(default=0)  # levels it has been raised above its first unit
@@ -108,7 +109,7 @@ class WorkOrderEvent(Base):
 
     __tablename__ = "work_order_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
     # never loaded (lazy="raise"): it tells the unit of work to insert the order before the rows that refer to it
     order: Mapped[WorkOrder] = relationship(lazy="raise")
@@ -140,7 +141,7 @@ class IncidentTask(Base):
 
     __tablename__ = "wo_incident_tasks"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
     # never loaded (lazy="raise"): it tells the unit of work to insert the order before the rows that refer to it
     order: Mapped[WorkOrder] = relationship(lazy="raise")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,20 @@ def test_der_and_pem_encodings_match_openssl_s(keys_04: list[Key]) -> None:
     for bad in (b"", b"\x30\x00", der + b"\x00", b"\x31" + der[1:]):
         with pytest.raises(ValueError, match="DER"):
             sm2.signature_from_der(bad)
+
+
+def test_threads_share_keys_safely(keys: list[Key]) -> None:
+    # OpenSSL runs without the GIL: many threads sign and verify with the same cached key handles at once.
+    pairs = keys[:3]
+
+    def round_trip(i: int) -> bool:
+        private, public = pairs[i % len(pairs)]
+        data = f"thread {i}".encode()
+        signature = sm2.sign(private, data)
+        return sm2.verify(public, data, signature) and not sm2.verify(public, data + b"!", signature)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(round_trip, range(400)))
 
 
 @pytest.fixture(scope="module")

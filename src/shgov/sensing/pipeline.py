@@ -307,7 +307,7 @@ class SlotState:
             last_value=np.full(slots, np.nan),
             ew_mean=np.zeros(slots),
             ew_var=np.zeros(slots),
-            ew_n=np.zeros(slots, dtype=np.int32),
+            ew_n=np.zeros(slots, dtype=np.int64),  # readings seen: 2³¹ is 7 years of one slot at 10 Hz
         )
 
     def carry(self, into: SlotState, source: np.ndarray, target: np.ndarray) -> None:

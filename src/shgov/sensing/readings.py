@@ -340,7 +340,8 @@ def decode_binary(payload: bytes) -> Batch:
         raise InvalidError(f"unreadable binary batch: {exc}", field="body") from exc
     if any(not 0 < len(code) <= 40 for code in (*devices, *measures)):
         raise InvalidError("device ids and measure codes are 1 to 40 characters", field="body")
-    if n and ((dev_ref >= n_dev).any() or (meas_ref >= n_meas).any()):
+    # a reference of 2³¹ or more has turned negative in int32, and would index the table from its end
+    if n and ((dev_ref < 0).any() or (dev_ref >= n_dev).any() or (meas_ref >= n_meas).any()):
         raise InvalidError("a reading refers past the device or measure table", field="body")
     return Batch(devices, dev_ref, measures, meas_ref, ts, values)
 

@@ -6,17 +6,25 @@ There is no module-level engine: ``create_app`` and the CLI build one ``Database
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from shgov.core.settings import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -71,39 +79,165 @@ class UUIDKeyMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL: turn it off and let
-    # SQLAlchemy emit BEGIN itself (see _sqlite_begin).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+class DatabaseBusyError(OperationalError):
+    """The database did not let this unit of work write within the bounded wait (a genuinely stuck or
+    unavailable database: under normal load writers queue and never see this)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None, sqlite3.OperationalError(message))
+
+
+class StaleSnapshotError(Exception):
+    """A unit of work that began as a reader tried to write after another writer committed: its reads
+    may be outdated, so it must run again from the start as a writer (nothing of it was kept)."""
+
+
+class WriteGate:
+    """SQLite lets one writer at a time. Inside one process writers queue here, in order and with a
+    bounded wait, instead of spinning on SQLite's busy handler; ``commits`` counts the write
+    transactions that ended, so a reader can tell whether its snapshot is still the newest."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+        self.commits = 0
+
+    def acquire(self) -> None:
+        """Wait for the turn to write, at most ``wait_seconds``; raise ``DatabaseBusyError`` after that."""
+        if not self._lock.acquire(timeout=self.wait_seconds):
+            raise DatabaseBusyError(f"no turn to write within {self.wait_seconds:g} s")
+
+    def release(self) -> None:
+        """End a write turn (from any thread: a request's unit of work may end on another worker thread)."""
+        self.commits += 1
+        self._lock.release()
+
+
+@dataclass
+class _Scope:
+    """One logical unit of work (a request, a CLI command, a job): a writer connection it holds lets a
+    nested ``Database.session(write=True)`` join it through a savepoint instead of waiting for itself."""
+
+    connection: Connection | None = None
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("shgov_db_scope", default=None)
+
+
+@contextmanager
+def unit_of_work_scope() -> Iterator[None]:
+    """Mark the code inside as one logical unit of work (the web app wraps every request in one)."""
+    token = _scope.set(_Scope())
+    try:
+        yield
+    finally:
+        _scope.reset(token)
 
 
 IMMEDIATE = "shgov_sqlite_immediate"
+_GATE = "shgov_gate"
+_SEEN = "shgov_seen"
+_SCOPE = "shgov_scope"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+_gates: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_begin(connection: Connection) -> None:
-    # A unit of work that will write takes SQLite's write lock at once (BEGIN IMMEDIATE): one that read
-    # first could not write later if another writer committed meanwhile (a stale WAL snapshot fails at
-    # once, without waiting for the busy timeout).
-    immediate = connection.get_execution_options().get(IMMEDIATE)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+def _sqlite_connect(wait_seconds: float) -> Callable[[Any, Any], None]:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL: turn it off; the
+        # listeners below emit BEGIN, COMMIT and ROLLBACK themselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Only other processes (a CLI command beside the server) make SQLite itself wait.
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return connect
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """Create an engine for ``url``; SQLite gets WAL mode, foreign keys and a busy timeout."""
+def _take_turn(gate: WriteGate, connection: Connection) -> None:
+    gate.acquire()
+    connection.info[_GATE] = gate
+    scope = _scope.get()
+    if scope is not None and scope.connection is None:
+        scope.connection = connection
+        connection.info[_SCOPE] = scope
+
+
+def _end_turn(connection: Connection) -> None:
+    gate: WriteGate | None = connection.info.pop(_GATE, None)
+    scope: _Scope | None = connection.info.pop(_SCOPE, None)
+    if scope is not None and scope.connection is connection:
+        scope.connection = None
+    if gate is not None:
+        gate.release()
+
+
+def _sqlite_listeners(engine: Engine, gate: WriteGate) -> None:
+    """The transaction discipline of SQLite, in one place.
+
+    A unit of work that says it will write begins as a writer: it takes this process's write turn, then
+    SQLite's write lock (``BEGIN IMMEDIATE``), so it can never find its snapshot outdated at its first
+    write. A reader begins deferred and takes no turn; should it write after all, it takes the turn at
+    its first write statement — and when another writer committed since it began, its reads may be
+    stale and it raises ``StaleSnapshotError`` to be run again as a writer (see ``RetryStaleReaders``)."""
+
+    def begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(IMMEDIATE):
+            _take_turn(gate, connection)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _end_turn(connection)
+                raise
+        else:
+            connection.info[_SEEN] = gate.commits
+            connection.exec_driver_sql("BEGIN")
+
+    def before_execute(connection: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if _GATE in connection.info or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        if not connection.in_transaction():
+            return
+        _take_turn(gate, connection)
+        if gate.commits != connection.info.get(_SEEN, gate.commits):
+            _end_turn(connection)
+            raise StaleSnapshotError("another writer committed since this unit of work began reading")
+
+    def finish(verb: str) -> Callable[[Connection], None]:
+        def end(connection: Connection) -> None:
+            # COMMIT / ROLLBACK here, then give the turn back: the driver's own commit() that follows
+            # finds no open transaction and does nothing.
+            try:
+                raw = connection.connection.dbapi_connection
+                if raw is not None and raw.in_transaction:
+                    raw.execute(verb)
+            finally:
+                connection.info.pop(_SEEN, None)
+                _end_turn(connection)
+
+        return end
+
+    event.listen(engine, "connect", _sqlite_connect(gate.wait_seconds))
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(engine, "commit", finish("COMMIT"))
+    event.listen(engine, "rollback", finish("ROLLBACK"))
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, write_wait_seconds: float = 15.0) -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL mode, foreign keys and the writers' discipline."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        gate = _gates[engine] = WriteGate(write_wait_seconds)
+        _sqlite_listeners(engine, gate)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -122,13 +256,18 @@ class Database:
             self._factory = sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
         else:
             self._factory = sessionmaker(bind=bind, expire_on_commit=False)
+        self._gate = _gates.get(self.engine) if isinstance(bind, Engine) else None
+        # Writers' connections carry the option, so they begin as writers when first used, not before.
+        self._writer_bind = self.engine.execution_options(**{IMMEDIATE: True}) if self._gate else None
         self._after_commit: list[Callable[[Session], None]] = []
         event.listen(self._factory, "after_commit", self._run_after_commit)
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False, pool_size: int = 10) -> Database:
+    def from_url(
+        cls, url: str, *, echo: bool = False, pool_size: int = 10, write_wait_seconds: float = 15.0
+    ) -> Database:
         """Open the database at ``url``."""
-        return cls(make_engine(url, echo=echo, pool_size=pool_size))
+        return cls(make_engine(url, echo=echo, pool_size=pool_size, write_wait_seconds=write_wait_seconds))
 
     @property
     def dialect(self) -> str:
@@ -143,25 +282,38 @@ class Database:
         for hook in self._after_commit:
             hook(session)
 
-    def new_session(self) -> Session:
-        """A new session; the caller commits or rolls back and closes it."""
-        return self._factory()
+    def new_session(self, *, write: bool = True) -> Session:
+        """A new session; the caller commits or rolls back and closes it. See ``session`` for ``write``."""
+        if not write or self._gate is None:
+            return self._factory()
+        scope = _scope.get()
+        held = scope.connection if scope is not None else None
+        if held is not None and held.info.get(_GATE) is self._gate and held.in_transaction():
+            # This unit of work already holds the write turn: join it rather than wait for itself.
+            return self._factory(bind=held, join_transaction_mode="create_savepoint")
+        return self._factory(bind=self._writer_bind)
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any exception. ``write`` says it will write
-        (on SQLite it then waits for the write lock up front instead of failing on a stale snapshot)."""
-        session = self._factory()
-        if write and self.dialect == "sqlite" and isinstance(self.bind, Engine):
-            session.connection(execution_options={IMMEDIATE: True})
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any exception.
+
+        ``write=True`` (the default) begins it as a writer: on SQLite it waits its turn to write up
+        front, never failing on a snapshot another writer outdated. ``write=False`` begins a reader,
+        which may still write but raises ``StaleSnapshotError`` when that is no longer safe."""
+        token = _scope.set(_Scope()) if _scope.get() is None else None
         try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            session = self.new_session(write=write)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
         finally:
-            session.close()
+            if token is not None:
+                _scope.reset(token)
 
     def ping(self) -> None:
         """Run a trivial query; raises if the database does not answer."""
@@ -172,6 +324,14 @@ class Database:
         """Close pooled connections (only when this handle owns the engine)."""
         if isinstance(self.bind, Engine):
             self.bind.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """The database the settings name (``settings.database``: url, echo, pool size, write wait)."""
+    conf = settings.database
+    return Database.from_url(
+        conf.url, echo=conf.echo, pool_size=conf.pool_size, write_wait_seconds=conf.write_wait_seconds
+    )
 
 
 class ChangeCounter:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from shgov.core.analytics import Analytics
 from shgov.core.db import Database
 from shgov.core.files import FileStore
+from shgov.core.http import request_writes
 from shgov.core.settings import Settings
 
 
@@ -39,11 +40,12 @@ def get_file_store(settings: Annotated[Settings, Depends(get_settings)]) -> File
 
 
 def get_session(request: Request, db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    """A unit of work per request: committed when the handler returns, rolled back on error.
+    """A unit of work per request: committed when the handler returns, rolled back on error. It begins
+    as a writer when the request will write (``request_writes``), else as a reader.
 
     The session is also kept on ``request.state.unit_of_work`` so that request-level helpers (the audit
     of a request) write into the same transaction as the change they describe."""
-    with db.session() as session:
+    with db.session(write=request_writes(request)) as session:
         request.state.unit_of_work = session
         try:
             yield session

@@ -15,13 +15,27 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from shgov.core.db import StaleSnapshotError
 from shgov.core.i18n import N_, gettext, is_api_request, request_locale
 
 log = logging.getLogger("shgov.errors")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or did not let a change through in time."""
+    if isinstance(exc, StaleSnapshotError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    message = str(exc.orig or exc).lower()
+    return any(sign in message for sign in _UNAVAILABLE)
+
+
+_UNAVAILABLE = ("locked", "busy", "no turn to write", "connection", "could not connect", "server closed", "timeout")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -220,17 +234,25 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
         return responder.respond(request, validation_problem(exc))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
-            # SQLite (the embedded default) lets one writer at a time: a write that lost the race can be
-            # tried again in a moment; nothing of it was kept.
+        incident = uuid.uuid4().hex[:12]
+        if database_unavailable(exc):
+            # Writers queue for their turn, so this is a database that is down or stuck: one line in the
+            # log, with the incident the answer quotes; nothing of the request was kept.
+            log.error(
+                "database unavailable (incident %s) on %s %s: %s",
+                incident,
+                request.method,
+                request.url.path,
+                str(getattr(exc, "orig", None) or exc).splitlines()[0][:200],
+                extra={"incident": incident, "path": request.url.path},
+            )
             busy = Problem(
                 "service-unavailable",
-                detail="The database is busy with another change; try again in a moment.",
-                headers={"Retry-After": "1"},
+                detail=f"The database is not available at the moment; try again shortly (incident {incident}).",
+                headers={"Retry-After": "5"},
             )
             return responder.respond(request, busy)
-        incident = uuid.uuid4().hex[:12]
-        log.exception("unhandled error", extra={"incident": incident, "path": request.url.path})
+        log.exception("unhandled error (incident %s)", incident, extra={"incident": incident, "path": request.url.path})
         problem = Problem("internal-error", detail=f"Incident {incident} has been logged.")
         return responder.respond(request, problem)
 

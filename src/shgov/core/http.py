@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every router: the request-size limit and the JSON content-type check."""
+"""HTTP plumbing shared by every router: the request-size limit, the JSON content-type check and the
+request as one unit of work."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shgov.core.db import StaleSnapshotError, unit_of_work_scope
 from shgov.core.errors import Problem
 
 
@@ -97,3 +99,53 @@ class JsonRoute(APIRoute):
             return await handler(request)
 
         return checked
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_FLAG = "shgov.write"
+
+
+class UnitOfWorkMiddleware:
+    """Each request is one logical unit of work (``unit_of_work_scope``), and a reading request whose
+    unit of work turned out to write after another writer committed (``StaleSnapshotError``) is run once
+    more, from the start, as a writer — before anything of its answer was sent. The endpoints that did
+    so begin as writers from then on (``writes_learned``), so the second run is paid once per endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.writes_learned: set[Any] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["shgov.writers"] = self.writes_learned
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with unit_of_work_scope():
+            try:
+                await self.app(scope, receive, tracking_send)
+                return
+            except StaleSnapshotError:
+                if started or scope.get("method") not in SAFE_METHODS:
+                    raise
+        endpoint = scope.get("endpoint")
+        if endpoint is not None and len(self.writes_learned) < 10_000:
+            self.writes_learned.add(endpoint)
+        scope[WRITE_FLAG] = True
+        with unit_of_work_scope():
+            await self.app(scope, receive, send)
+
+
+def request_writes(request: Request) -> bool:
+    """Whether this request's unit of work should begin as a writer: any method but GET/HEAD/OPTIONS,
+    a second run after a stale read, or an endpoint seen to write before."""
+    scope = request.scope
+    if scope.get("method") not in SAFE_METHODS or scope.get(WRITE_FLAG):
+        return True
+    return scope.get("endpoint") in scope.get("shgov.writers", ())

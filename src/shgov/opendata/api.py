@@ -45,7 +45,9 @@ def portal(request: Request) -> Portal:
     found: Portal | None = getattr(request.app.state, "opendata", None)
     if found is None:
         workers = get_settings(request).web.workers
-        found = Portal(opendata.SearchIndex(), opendata.UsageCounter(), RateLimiter(workers))
+        runtime: opendata.UsageCounter | None = getattr(request.app.state, "runtimes", {}).get("opendata")
+        usage = runtime if runtime is not None else opendata.UsageCounter(get_database(request))
+        found = Portal(opendata.SearchIndex(), usage, RateLimiter(workers))
         request.app.state.opendata = found
     return found
 
@@ -427,15 +429,12 @@ def caller(request: Request, session: Session) -> uuid.UUID | None:
 def _run(request: Request, name: str, params: dict[str, Any]) -> Any:
     settings = get_settings(request)
     state = portal(request)
-    with get_database(request).session() as session:
+    with get_database(request).session(write=False) as session:
         user_id = caller(request, session)
         call = Call(
             session, params, str(request.base_url), store_for(settings), settings, state.usage, state.index, user_id
         )
-        result = ACTIONS[name](call)
-        if state.usage.due():
-            state.usage.flush(session)
-        return result
+        return ACTIONS[name](call)
 
 
 @router.get("/api/3/action/{name}", include_in_schema=False)
@@ -469,14 +468,11 @@ async def action(request: Request, name: str) -> JSONResponse:
 
 def _download_file(request: Request, name: str, extension: str, bom: bool) -> tuple[Path, str]:
     settings = get_settings(request)
-    with get_database(request).session() as session:
+    with get_database(request).session(write=False) as session:
         user_id = caller(request, session)
         dataset = opendata.get_dataset(session, name)
         opendata.readable(session, dataset, user_id)
-        usage = portal(request).usage
-        usage.count(dataset.id, "downloads")
-        if usage.due():
-            usage.flush(session)
+        portal(request).usage.count(dataset.id, "downloads")
     downloads = opendata.Downloads(store_for(settings), settings.data_dir / "opendata" / "downloads")
     return downloads.path(dataset, extension, bom=bom), dataset.name
 
@@ -508,7 +504,7 @@ async def download(request: Request, name: str, extension: str, bom: bool = Fals
 
 def _chart(request: Request, name: str, column: str) -> dict[str, Any]:
     settings = get_settings(request)
-    with get_database(request).session() as session:
+    with get_database(request).session(write=False) as session:
         user_id = caller(request, session)
         dataset = opendata.get_dataset(session, name)
         opendata.readable(session, dataset, user_id)
@@ -531,7 +527,7 @@ def _dcat(request: Request, name: str | None, extension: str) -> tuple[bytes, st
     if extension not in dcat.SERIALISATIONS:
         raise NotFoundError(f"no DCAT format {extension!r}: use {', '.join(dcat.SERIALISATIONS)}", field="format")
     settings = get_settings(request)
-    with get_database(request).session() as session:
+    with get_database(request).session(write=False) as session:
         datasets = [opendata.get_dataset(session, name)] if name else opendata.active_datasets(session)
         resources = opendata.resources_of(session, [d.id for d in datasets])
         orgs = opendata.organizations(session)

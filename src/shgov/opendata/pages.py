@@ -121,7 +121,7 @@ def home(
 @router.get("/opendata/stats", response_class=HTMLResponse)
 def stats_page(request: Request, templates: TemplatesDep, session: SessionDep) -> Response:
     """Public statistics: the most used datasets and the calls and downloads per day (30 days)."""
-    portal(request).usage.flush(session)
+    portal(request).usage.flush()  # in a unit of work of its own: this page's stays a reader
     return templates.render(
         request,
         "opendata/stats.html",
@@ -141,7 +141,7 @@ def account_page(request: Request, templates: TemplatesDep, session: SessionDep,
 def _account(
     request: Request, templates: TemplatesDep, session: SessionDep, who: Principal, new_key: str | None
 ) -> Response:
-    portal(request).usage.flush(session)
+    portal(request).usage.flush()  # in a unit of work of its own: the page's session only reads
     return templates.render(
         request,
         "opendata/account.html",

@@ -21,6 +21,7 @@ address without one has its own rate limit, and calls and downloads are counted 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -58,6 +59,8 @@ from shgov.opendata.models import OpenDataset as OpenDataset  # part of this ser
 from shgov.opendata.models import OpenKey as OpenKey  # part of this service's interface
 from shgov.opendata.models import OpenKeyUsage, OpenUsage
 from shgov.opendata.models import OpenResource as OpenResource  # part of this service's interface
+
+log = logging.getLogger("shgov.opendata")
 
 OPEN_TYPES = ("unconditional", "conditional")
 # Path segments of the portal's own pages under /opendata/ that a dataset name must not take.
@@ -841,15 +844,17 @@ def key_holder(session: Session, raw: str) -> OpenKey | None:
 
 class UsageCounter:
     """Calls and downloads per dataset and day, and calls per API key and day, counted in memory and added
-    to ``opendata_usage`` / ``opendata_key_usage`` at most every ``interval`` seconds (by the next call
-    after that) — never a write per call."""
+    to ``opendata_usage`` / ``opendata_key_usage`` by a thread of their own every ``interval`` seconds
+    (the app starts it as the context's runtime) — never a write on a reader's request, never one per call."""
 
-    def __init__(self, interval: float = 5.0) -> None:
+    def __init__(self, db: Database, interval: float = 5.0) -> None:
+        self.db = db
         self.interval = interval
         self._lock = threading.Lock()
         self._pending: Counter[tuple[uuid.UUID, date, str]] = Counter()
         self._keys: Counter[tuple[uuid.UUID, date]] = Counter()
-        self._flushed_at = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def count(self, dataset_id: uuid.UUID, kind: str) -> None:
         """Count one call (``calls``) or download (``downloads``) of a dataset today."""
@@ -861,34 +866,71 @@ class UsageCounter:
         with self._lock:
             self._keys[(key_id, utcnow().date())] += 1
 
-    def due(self) -> bool:
-        """Whether the counts are older than the interval."""
-        return bool(self._pending or self._keys) and time.monotonic() - self._flushed_at >= self.interval
-
-    def flush(self, session: Session) -> int:
-        """Add the pending counts to the tables; returns how many rows changed."""
+    def flush(self) -> int:
+        """Add the pending counts to the tables in a unit of work of their own; returns how many rows
+        changed. Counts that could not be written stay pending for the next flush."""
         with self._lock:
             pending, self._pending = self._pending, Counter()
             keys, self._keys = self._keys, Counter()
-            self._flushed_at = time.monotonic()
-        rows: dict[tuple[uuid.UUID, date], dict[str, int]] = {}
-        for (dataset_id, day, kind), n in pending.items():
-            rows.setdefault((dataset_id, day), {"calls": 0, "downloads": 0})[kind] += n
-        for (dataset_id, day), added in rows.items():
-            usage = session.get(OpenUsage, (dataset_id, day))
-            if usage is None:
-                session.add(OpenUsage(dataset_id=dataset_id, day=day, **added))
-            else:
-                usage.calls += added["calls"]
-                usage.downloads += added["downloads"]
-        for (key_id, day), n in keys.items():
-            key_usage = session.get(OpenKeyUsage, (key_id, day))
-            if key_usage is None:
-                session.add(OpenKeyUsage(key_id=key_id, day=day, calls=n))
-            else:
-                key_usage.calls += n
-        session.flush()
-        return len(rows) + len(keys)
+        if not pending and not keys:
+            return 0
+        try:
+            with self.db.session() as session:
+                return _add_usage(session, pending, keys)
+        except Exception:
+            with self._lock:
+                self._pending.update(pending)
+                self._keys.update(keys)
+            raise
+
+    def start(self) -> None:
+        """Flush every ``interval`` seconds in a background thread until ``stop``."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="opendata-usage", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and write what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:
+                log.exception("open-data usage counts not written; kept for the next flush")
+
+
+def _add_usage(
+    session: Session, pending: Counter[tuple[uuid.UUID, date, str]], keys: Counter[tuple[uuid.UUID, date]]
+) -> int:
+    rows: dict[tuple[uuid.UUID, date], dict[str, int]] = {}
+    for (dataset_id, day, kind), n in pending.items():
+        rows.setdefault((dataset_id, day), {"calls": 0, "downloads": 0})[kind] += n
+    for (dataset_id, day), added in rows.items():
+        usage = session.get(OpenUsage, (dataset_id, day))
+        if usage is None:
+            session.add(OpenUsage(dataset_id=dataset_id, day=day, **added))
+        else:
+            usage.calls += added["calls"]
+            usage.downloads += added["downloads"]
+    for (key_id, day), n in keys.items():
+        key_usage = session.get(OpenKeyUsage, (key_id, day))
+        if key_usage is None:
+            session.add(OpenKeyUsage(key_id=key_id, day=day, calls=n))
+        else:
+            key_usage.calls += n
+    session.flush()
+    return len(rows) + len(keys)
+
+
+def runtime(settings: Settings, db: Database) -> UsageCounter:
+    """The web process's usage counter, flushed in the background while the app runs."""
+    return UsageCounter(db)
 
 
 def key_calls(session: Session, user_id: uuid.UUID, days: int = 30) -> dict[uuid.UUID, tuple[int, int]]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from shgov import __version__
+from shgov.core.calendar.service import city_today, default_calendar
 from shgov.core.deps import DatabaseDep
 from shgov.core.errors import Problem
 
@@ -22,13 +23,20 @@ class Health(BaseModel):
     checks: dict[str, str] = {}
 
 
+def calendar_check() -> str:
+    """``ok``, or a warning that a holiday schedule the deadlines need is missing (a warning only: the
+    process still serves, counting Monday to Friday)."""
+    gap = default_calendar().schedule_gap(city_today())
+    return "ok" if gap is None else f"warning: no official holiday schedule for {gap}; load one (shgov calendar load)"
+
+
 def router() -> APIRouter:
     """``/healthz`` (the process is up) and ``/readyz`` (the database answers)."""
     probes = APIRouter(tags=["system"])
 
     @probes.get("/healthz", response_model=Health, summary="Liveness probe")
     def healthz() -> Health:
-        return Health(status="ok", version=__version__)
+        return Health(status="ok", version=__version__, checks={"calendar": calendar_check()})
 
     @probes.get("/readyz", response_model=Health, summary="Readiness probe (checks the database)")
     def readyz(db: DatabaseDep) -> Health:

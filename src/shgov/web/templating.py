@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from shgov.core.calendar.service import city_today, default_calendar
 from shgov.core.errors import Problem, ProblemResponder
 from shgov.core.i18n import (
     LANG_COOKIE,
@@ -167,6 +168,7 @@ class Templates:
                 mode=request_mode(request),
                 dev=self.dev,
                 principal=getattr(request.state, "principal", None),
+                calendar_gap=default_calendar().schedule_gap(city_today()),
                 csrf_token=getattr(request.state, "csrf_token", ""),
                 **(context or {}),
             )

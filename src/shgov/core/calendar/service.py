@@ -94,6 +94,12 @@ class WorkingCalendar:
             return "official"
         return "weekdays"
 
+    def schedule_gap(self, today: date) -> int | None:
+        """The year whose official schedule is missing and soon needed, or None: this year when it is
+        missing, and from 1 November also next year (deadlines set in late autumn already reach into it)."""
+        years = [today.year, today.year + 1] if today.month >= SCHEDULE_WARNING_MONTH else [today.year]
+        return next((year for year in years if self.source(year) == "weekdays"), None)
+
     def is_working_day(self, day: date) -> bool:
         """True when ``day`` is a working day."""
         year_rules = self._loaded.get(day.year)
@@ -139,6 +145,10 @@ class WorkingCalendar:
             if self.is_working_day(day):
                 count += 1
         return count
+
+
+# From this month on, next year's holiday schedule is expected (the State Council publishes it in autumn).
+SCHEDULE_WARNING_MONTH = 11
 
 
 def _package_covers(year: int) -> bool:

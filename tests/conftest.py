@@ -8,11 +8,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import time_machine
 import uvicorn
 from bench.servers import POSTGRES_URL, scratch_postgres
 from fastapi import FastAPI
@@ -31,8 +33,23 @@ from shgov.core.settings import Settings
 from shgov.lake.synthetic import SyntheticCity
 from shgov.seed import seed_demo
 
+# The city's clock for the whole run: a Monday (a working day) of the synthetic city's month, ticking from
+# the moment the run starts, so that no test depends on the date it happens to run (the official holiday
+# schedule, "this month", ages and deadlines), only on durations it measures itself.
+CITY_NOW = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the city's clock before any test module is imported (module constants read it too)."""
+    traveller = time_machine.travel(CITY_NOW, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
+
+
 NATS_URL = os.environ.get("SHGOV_TEST_NATS_URL", "nats://127.0.0.1:4222")
 TEST_SECRET = "test-secret-0123456789abcdef"
+# One audit chain key for every test: the seeded chain and the tests' apps must share it.
+TEST_AUDIT_KEY = "test-audit-chain-key-0123456789abcdef"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -47,6 +64,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "workorders": {"demo_orders": 0},  # tests make the orders they look at
     }
     values.update(overrides)
+    values["security"] = {"audit_key": TEST_AUDIT_KEY, **values.get("security", {})}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -180,7 +198,7 @@ def live_server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def app(settings: Settings, db: Database, region_index: RegionIndex) -> Iterator[FastAPI]:
-    """The app on the test's database (no background tasks; the audit writer is flushed by hand)."""
+    """The app on the test's database (no background tasks)."""
     application = create_app(settings, database=db, background=False)
     application.state.region_index = region_index
     yield application

@@ -8,12 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SHGOV = [sys.executable, "-m", "shgov.cli"]
+from tests import city_clock
+
+SHGOV = city_clock.command()
 
 
 def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -24,6 +25,7 @@ def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProc
             "SHGOV_DATA_DIR": str(data_dir),
             "SHGOV_LOG_JSON": "false",
             "SHGOV_DEMO_PERSONS": "500",
+            **city_clock.environment(),
             **env,
         }
     )
@@ -130,7 +132,7 @@ def test_a_holiday_schedule_is_loaded_from_a_file(data_dir: Path) -> None:
 def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path) -> None:
     assert run(["db", "upgrade"], data_dir).returncode == 0
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir)})
+    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), **city_clock.environment()})
     assert run(["regions", "load"], data_dir).returncode == 0
     created = subprocess.run(
         [*SHGOV, "users", "create-admin", "--username", "root.admin"],

@@ -3,7 +3,6 @@ kept, the ingest counters, the reject store, and the history of a measure over a
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,8 +16,7 @@ from shgov.core.identity.service import assign_role, create_user, issue_token
 from shgov.sensing.readings import BINARY, encode_binary
 from tests.cases.test_api import auth
 from tests.ratings.conftest import TokenFor
-
-NOW = int(time.time() * 1000) // 60_000 * 60_000
+from tests.sensing.conftest import NOW
 
 
 def gateway(db: Database, district: str) -> str:

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,14 +23,15 @@ from shgov.core.db import Database
 from shgov.sensing.indicators import compute_all
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.service import latest_of, registry_loader
+from tests import city_clock
 from tests.conftest import make_settings
+from tests.sensing.conftest import NOW
 
 # the registry is read the same way from either database (test_devices covers both): SQLite keeps it quick
 pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 
 BROKER = ("127.0.0.1", 1883)
 DEVICES = [f"WL-310115-{i:04d}" for i in range(1, 21)]  # the demo city's water gauges in 浦东新区
-NOW = int(time.time() * 1000) // 60_000 * 60_000
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,10 @@ def ingest(tmp: Path, engine: Engine, root: str, node: str, flush: float) -> sub
         "SHGOV_SENSING__MQTT_ROOT": root,
         "SHGOV_SENSING__FLUSH_SECONDS": str(flush),
         "SHGOV_LOG_JSON": "false",
+        **city_clock.environment(),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "shgov.cli", "sensing", "ingest", "--node", node, "--mqtt", "mqtt://127.0.0.1:1883"],
+        [*city_clock.command(), "sensing", "ingest", "--node", node, "--mqtt", "mqtt://127.0.0.1:1883"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -3,7 +3,6 @@ write-ahead log and its recovery, late readings, merging of small files, partial
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -17,8 +16,7 @@ from shgov.sensing import service
 from shgov.sensing.pipeline import READINGS, Pipeline, Registry
 from shgov.sensing.readings import decode
 from tests.conftest import make_settings
-
-NOW = int(time.time() * 1000) // 60_000 * 60_000
+from tests.sensing.conftest import NOW
 
 
 def registry() -> Registry:

@@ -4,7 +4,6 @@ work order (with its playbook) carrying the evidence; device anomalies become an
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,8 @@ from shgov.sensing.readings import decode
 from shgov.sensing.service import open_pipeline
 from shgov.workorders import service as workorders
 from tests.conftest import make_settings
+from tests.sensing.conftest import NOW
 
-NOW = int(time.time() * 1000) // 60_000 * 60_000
 GAUGES = [f"WL-310115-{i:04d}" for i in range(1, 21)]
 
 

@@ -9,6 +9,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from shgov.workorders.models import Category, WorkOrder
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 MAX_DAYS = 90
+MAX_MEDIA_URL = 1000
 
 
 class Open311Error(Exception):
@@ -67,6 +69,23 @@ def _render(fmt: str, root: str, item: str, rows: Any, status: int = 200) -> Res
         body = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="utf-8")
         return Response(body, status_code=status, media_type=FORMATS["xml"])
     return Response(json.dumps(rows, ensure_ascii=False), status_code=status, media_type=FORMATS["json"])
+
+
+def _media(value: str | None) -> list[dict[str, str]]:
+    """The photo a client sends by its address: kept as that address (never fetched from here), so it must be
+    a web address the order's page can link."""
+    url = (value or "").strip()
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, for one
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_MEDIA_URL:
+        raise Open311Error(400, f"media_url must be an http or https address of at most {MAX_MEDIA_URL} characters")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise Open311Error(400, "media_url must not contain spaces or control characters")
+    return [{"url": url}]
 
 
 def _error(fmt: str, status: int, description: str) -> Response:
@@ -252,7 +271,7 @@ async def post_request(
             raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
         attributes = _attributes(values, category)
         names = " ".join(filter(None, (values.get("first_name"), values.get("last_name"))))
-        media = [{"url": values["media_url"]}] if values.get("media_url") else []
+        media = _media(values.get("media_url"))
         report = workorders.Report(
             channel="open311",
             description=values.get("description", ""),

@@ -318,6 +318,10 @@ def photo(
     if not workorders.may_see(who, order, settings) or not 0 <= n < len(order.media):
         raise NotFoundError("no such photo", field="n")
     media = order.media[n]
+    if "digest" not in media:
+        # A photo an Open311 client gave by its address stays on that host: this route neither fetches it
+        # nor redirects to it (which would make it an open redirect); the order's page links it directly.
+        raise NotFoundError("this photo is kept elsewhere, at the address the reporter gave", field="n")
     return file_response(store, media["digest"], media["media_type"], media.get("name", "photo"))
 
 

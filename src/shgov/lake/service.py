@@ -649,6 +649,14 @@ def current_version(session: Session, code: str) -> int:
     return resource_state(session, code).version
 
 
+def lake_versions(session: Session) -> dict[str, int]:
+    """The live version of every resource's dataset as the database records it (0: never loaded). The
+    pointer moves before the load commits, so a backup writes ``CURRENT`` from this, not from the file."""
+    return {
+        code: int(version) for code, version in session.execute(select(LakeResource.code, LakeResource.current_version))
+    }
+
+
 def write_version(lake: Path, dataset: str, version: int, frame: pl.DataFrame, partition_by: str | None = None) -> Path:
     """Write ``frame`` as version ``version`` of ``dataset`` (staged, then renamed); not live until pointed at."""
     return _write_version(lake, dataset, version, frame, partition_by)

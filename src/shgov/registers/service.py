@@ -451,6 +451,16 @@ def _store(
     return BuildResult(register, version, frame.height, changes.height, conflict_counts, lineage)
 
 
+def lake_versions(session: Session) -> dict[str, int]:
+    """The newest built version of every register's dataset as the database records it (0: never built);
+    a backup points ``CURRENT`` at these, and leaves newer folders out (the next build's number is free)."""
+    rows = session.execute(
+        select(RegisterBuild.register, func.max(RegisterBuild.version)).group_by(RegisterBuild.register)
+    )
+    built = {register: int(version or 0) for register, version in rows}
+    return {dataset(r): built.get(r, 0) for r in (*REGISTERS, "licence", "address")}
+
+
 def conflicts(
     lake_dir: Path,
     register: str,

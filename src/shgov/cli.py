@@ -7,10 +7,13 @@ from pathlib import Path
 
 import typer
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from shgov import migrations
 from shgov.benefits import cli as benefits_cli
 from shgov.catalog import cli as catalog_cli
+from shgov.contexts import CONTEXTS, context_module
+from shgov.core.backup import cli as backup_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
 from shgov.ratings import cli as ratings_cli
@@ -44,6 +47,20 @@ app.add_typer(workorders_cli.app, name="workorders")
 app.add_typer(benefits_cli.app, name="benefits")
 app.add_typer(ratings_cli.app, name="ratings")
 app.add_typer(sensing_cli.app, name="sensing")
+
+
+def lake_versions(session: Session) -> dict[str, int]:
+    """The live version of each lake dataset a context points ``CURRENT`` at, as the database records it
+    (each context's ``service.lake_versions``): backups and restores point the lake's pointers at these."""
+    versions: dict[str, int] = {}
+    for context in CONTEXTS:
+        provider = getattr(context_module(context, "service"), "lake_versions", None)
+        if provider is not None:
+            versions.update(provider(session))
+    return versions
+
+
+backup_cli.add_commands(app, lake_versions)
 
 
 def _display_url(url: str) -> str:

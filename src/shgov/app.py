@@ -20,6 +20,7 @@ from shgov.core import system
 from shgov.core.analytics import Analytics
 from shgov.core.audit import api as audit_api
 from shgov.core.audit.service import AuditWriter
+from shgov.core.bounded import bound_integer_inputs
 from shgov.core.calendar import api as calendar_api
 from shgov.core.calendar.service import WorkingCalendar, default_calendar
 from shgov.core.db import Database
@@ -176,6 +177,7 @@ def create_app(
         routers.append(oidc.router(settings))
     for r in routers:
         app.include_router(r)
+    bound_integer_inputs(app)  # integers beyond 64 bits answer 422 naming the field, not a database error
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def too_large(scope: Scope) -> ASGIApp:

@@ -23,6 +23,7 @@ PHOTO = "https://photos.example.org/reports/2026/11/puddle.jpg?size=large&v=2"
 
 @contextmanager
 def sign_in(server_url: str, username: str) -> Iterator[httpx.Client]:
+    """A browser signed in as a demo account."""
     with httpx.Client(base_url=server_url, headers={"accept": "text/html"}) as browser:
         form = browser.get("/login").text
         csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
@@ -32,6 +33,7 @@ def sign_in(server_url: str, username: str) -> Iterator[httpx.Client]:
 
 
 def post(client: httpx.Client, token: str, **form: str) -> httpx.Response:
+    """An Open311 service request for a puddle at People's Square, with ``form`` added."""
     data = {"api_key": token, "service_code": "02.02.001", "description": "人民广场道路积水", **PEOPLES_SQUARE, **form}
     return client.post("/open311/v2/requests.json", data=data)
 

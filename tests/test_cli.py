@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
+from bench.servers import free_port, wait
 
+from shgov.core.identity.demo import DEMO_PASSWORD
 from tests import city_clock
 
 SHGOV = city_clock.command()
@@ -285,3 +290,51 @@ def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(seed
     assert " 0 new" not in first.stdout
     assert " 0 new" in again.stdout
     assert run(["benefits", "run", "--as-of", "24/11/2026"], data_dir).returncode == 2
+
+
+def test_the_server_stops_within_seconds_of_sigterm_even_with_live_streams_open(seeded_dir: Path) -> None:
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
+    environ.update(
+        {
+            "SHGOV_ENV": "dev",
+            "SHGOV_DATA_DIR": str(seeded_dir),
+            "SHGOV_LOG_JSON": "false",
+            "SHGOV_SENSING__SIMULATE": "true",
+            "SHGOV_WEB__SHUTDOWN_SECONDS": "3",
+            **city_clock.environment(),
+        }
+    )
+    server = subprocess.Popen(
+        [*SHGOV, "serve", "--port", str(port)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait(f"{base}/healthz", 120)
+        token = httpx.post(
+            f"{base}/api/v1/auth/token",
+            data={"grant_type": "password", "username": "ops.operator", "password": DEMO_PASSWORD},
+        ).json()["access_token"]
+        with (
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client,
+            contextlib.ExitStack() as open_streams,
+        ):
+            streams = [
+                open_streams.enter_context(client.stream("GET", path))
+                for path in ("/ops/vitals/stream", "/ops/dashboard/stream")
+            ]
+            assert [s.status_code for s in streams] == [200, 200]
+            assert all(s.headers["content-type"].startswith("text/event-stream") for s in streams)
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the server was still running 10 s after SIGTERM")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    output = server.stdout.read().decode() if server.stdout else ""
+    # uvicorn ends by re-raising the signal it handled: -SIGTERM is a clean, complete stop.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output

@@ -13,7 +13,7 @@ from shgov.core.db import Base, utcnow
 
 
 class AuditRecord(Base):
-    """One audited act. ``hash`` = SM3(``prev_hash`` ‖ canonical JSON of the other fields)."""
+    """One audited act. ``hash`` = HMAC-SM3(chain key, ``prev_hash`` ‖ canonical JSON of the other fields)."""
 
     __tablename__ = "audit_records"
 
@@ -35,11 +35,13 @@ class AuditRecord(Base):
 
 
 class AuditHead(Base):
-    """The end of the chain (one row): lets writers serialise and lets verify notice a cut tail."""
+    """The end of the chain (one row): lets writers serialise and lets verify notice a cut tail.
+    ``key_id`` names the chain key the records are hashed with (None: not keyed yet, see 0024)."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,7 +19,8 @@ from shgov.contexts import CONTEXTS, context_module
 from shgov.core import system
 from shgov.core.analytics import Analytics
 from shgov.core.audit import api as audit_api
-from shgov.core.audit.service import AuditWriter
+from shgov.core.audit import service as audit_service
+from shgov.core.audit.capture import ActorMiddleware
 from shgov.core.bounded import bound_integer_inputs
 from shgov.core.calendar import api as calendar_api
 from shgov.core.calendar.service import WorkingCalendar, default_calendar
@@ -67,17 +68,18 @@ def create_app(
         for context in CONTEXTS
         if (runtime := getattr(context_module(context, "service"), "runtime", None)) is not None
     }
-    audit_writer = AuditWriter(
-        db, interval=settings.security.audit_flush_seconds, max_batch=settings.security.audit_batch_size
-    )
+    # Audit records commit with the changes they describe; the gateway's calls share group commits.
+    audit_log = audit_service.configure(settings)
+    group_commit = audit_service.GroupCommit(db, max_batch=settings.security.audit_batch_size)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background:
             with db.session() as session:
                 default_calendar().set_overrides(WorkingCalendar.from_session(session).overrides())
+            audit_service.ensure_keyed(db, audit_log)
+            audit_log.start_checkpoints(db, timer=True)
             await relay.start()
-            await audit_writer.start()
             for part in runtimes.values():
                 part.start()
         try:
@@ -86,10 +88,8 @@ def create_app(
             for part in runtimes.values():
                 part.stop()
             if background:
-                await audit_writer.stop()
                 await relay.stop()
-            else:
-                audit_writer.flush()
+                audit_log.close()  # the last checkpoint
             if database is None:
                 db.dispose()
 
@@ -143,7 +143,7 @@ def create_app(
     app.state.analytics = Analytics(settings.lake_dir, settings.analytics)
     app.state.relay = relay
     app.state.runtimes = runtimes
-    app.state.audit = audit_writer
+    app.state.audit = group_commit
     app.state.demo_accounts = lambda: demo_accounts(settings)
     app.state.region_index = None
     app.state.tenant_parents = None
@@ -189,5 +189,6 @@ def create_app(
 
         return answer
 
+    app.add_middleware(ActorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes, on_too_large=too_large)
     return app

@@ -13,6 +13,7 @@ from shgov import migrations
 from shgov.benefits import cli as benefits_cli
 from shgov.catalog import cli as catalog_cli
 from shgov.contexts import CONTEXTS, context_module
+from shgov.core.audit import cli as audit_cli
 from shgov.core.backup import cli as backup_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
 from shgov.lake import cli as lake_cli
@@ -28,13 +29,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations and checks.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative divisions (五级) and grids.", no_args_is_help=True)
 calendar_app = typer.Typer(help="Working days and holiday schedules.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
-app.add_typer(audit_app, name="audit")
+app.add_typer(audit_cli.app, name="audit")
 app.add_typer(regions_app, name="regions")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(users_app, name="users")
@@ -63,6 +63,12 @@ def lake_versions(session: Session) -> dict[str, int]:
 backup_cli.add_commands(app, lake_versions)
 
 
+@app.callback()
+def _every_command(ctx: typer.Context) -> None:
+    # Every command is audited as the operating-system user who ran it (cli:<user>).
+    audit_cli.start_command(ctx)
+
+
 def _display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -83,6 +89,7 @@ def serve(
         console.print("[red]--reload runs one process: drop --workers[/red]")
         raise typer.Exit(2)
     os.environ["SHGOV_WEB__WORKERS"] = str(count)  # the workers share rate limits out by their number
+    audit_cli.serving()
     uvicorn.run(
         "shgov.app:create_app",
         factory=True,
@@ -106,6 +113,8 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
         after = migrations.current_revision(conn)
     db.dispose()
     console.print(f"database {_display_url(settings.database.url)}: {before or 'empty'} → {after}")
+    if after == migrations.head_revision():
+        audit_cli.key_chain_after_upgrade()  # a chain written before 0024 is rehashed under the key
 
 
 @db_app.command("check")
@@ -214,22 +223,6 @@ def demo_info() -> None:
         for account in accounts:
             table.add_row(account.username, account.password, account.role)
         console.print(table)
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the SM3 hash chain; exit 1 and name the first broken record if it does not hold."""
-    from shgov.core.audit.service import verify_chain
-
-    db = open_database(load_settings())
-    try:
-        with db.session() as session:
-            result = verify_chain(session)
-    finally:
-        db.dispose()
-    if not result.ok:
-        fail(f"audit chain broken at record {result.first_broken_seq}: {result.reason} ({result.checked} records hold)")
-    console.print(f"audit chain holds: {result.checked} records verified")
 
 
 @regions_app.command("load")

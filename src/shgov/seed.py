@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shgov.contexts import CONTEXTS, context_module
+from shgov.core.audit import capture
+from shgov.core.audit.service import ensure_configured
 from shgov.core.db import Database
 from shgov.core.identity.demo import demo_accounts as core_demo_accounts
 from shgov.core.identity.demo import seed_demo_accounts, seed_roles
@@ -82,16 +84,19 @@ def demo_accounts(settings: Settings) -> list[DemoAccount]:
 
 
 def seed_demo(db: Database, settings: Settings, *, only: set[str] | None = None) -> dict[str, bool]:
-    """Seed every part not seeded yet; returns ``{part: seeded now}``."""
+    """Seed every part not seeded yet; returns ``{part: seeded now}``. What it writes is audited as the actor
+    ``seed`` (one record per table and operation of each part)."""
+    ensure_configured(settings)
     report: dict[str, bool] = {}
-    for name, seeder in demo_seeders():
-        if only is not None and name not in only:
-            continue
-        with db.session() as session:
-            if already_seeded(session, name):
-                report[name] = False
+    with capture.acting_as(capture.SEED):
+        for name, seeder in demo_seeders():
+            if only is not None and name not in only:
                 continue
-            seeder(session, settings)
-            mark_seeded(session, name)
-            report[name] = True
+            with db.session() as session:
+                if already_seeded(session, name):
+                    report[name] = False
+                    continue
+                seeder(session, settings)
+                mark_seeded(session, name)
+                report[name] = True
     return report

@@ -259,7 +259,6 @@ def test_evidence_files_are_uploaded_by_the_filer_and_read_by_the_department(
     other = {"Authorization": f"Bearer {token_for('pudong.window')}"}
     assert client.get(files[0]["href"], headers=other).status_code == 404
     assert client.get(files[0]["href"]).status_code == 401
-    app.state.audit.flush()  # type: ignore[attr-defined]
     auditor = {"Authorization": f"Bearer {token_for('auditor')}"}
     trail = client.get("/api/v1/audit/records", params={"action": "disputes.evidence.read"}, headers=auditor).json()
     assert len([r for r in trail if r["object_id"] == dispute_id]) == 2

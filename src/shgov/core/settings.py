@@ -53,7 +53,7 @@ class WebSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # Processes serving requests: each has its own caches, gateway rate buckets and audit writer.
+    # Processes serving requests: each has its own caches, gateway rate buckets and audit checkpoints.
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     session_secret: SecretStr = SecretStr(DEV_SECRET)
@@ -75,19 +75,35 @@ class OIDCSettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    """Sign-in, tokens, sessions and the audit writer."""
+    """Sign-in, tokens, sessions and the audit log."""
 
     token_ttl_seconds: int = Field(default=3600, ge=60)
     session_ttl_seconds: int = Field(default=8 * 3600, ge=300)
     max_failed_logins: int = Field(default=5, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
     cookie_secure: bool | None = None
-    audit_flush_seconds: float = Field(default=0.5, gt=0)
+    # The audit chain's HMAC-SM3 key, kept outside the database: this secret (32+ characters) or, when empty,
+    # the key file (default <data_dir>/keys/audit-hmac.key, created 0600 on first use).
+    audit_key: SecretStr = SecretStr("")
+    audit_key_file: Path | None = None
+    # The SM2 key that signs the audit checkpoints (default <data_dir>/keys/audit-sm2.key, created on first use).
+    audit_signing_key_file: Path | None = None
+    # Signed checkpoints of the chain's end go here (default <data_dir>/audit/checkpoints): every this many
+    # records or seconds, and at shutdown. Point it at storage the database's administrators cannot rewrite.
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_records: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
+    # The most audit records one group commit of the sharing gateway writes in one transaction.
     audit_batch_size: int = Field(default=500, ge=1)
     # How long the sharing gateway reuses a client's checked token + grant (0: check every call). A change
     # made in this process is seen at once; one made by another process within this time.
     decision_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     oidc: OIDCSettings = OIDCSettings()
+
+    @field_validator("audit_key_file", "audit_signing_key_file", "audit_checkpoint_dir", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class ServicesSettings(BaseModel):

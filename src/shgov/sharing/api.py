@@ -24,7 +24,7 @@ from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep, get_database, get_settings
 from shgov.core.errors import DomainError, FieldError, Problem
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit, bearer_principal, bearer_token
+from shgov.core.identity.deps import CurrentPrincipal, audit, audit_async, bearer_principal, bearer_token
 from shgov.core.identity.permissions import Principal
 from shgov.sharing import service as sharing
 
@@ -443,7 +443,21 @@ def _admit(
 
 
 def _refused(request: Request, principal: Principal | None, code: str, details: dict[str, Any]) -> None:
+    # In a worker thread (the admission): its record is written before the refusal is raised.
     audit(
+        request,
+        principal,
+        GATEWAY_ACTION,
+        outcome="denied",
+        object_type="catalog_resource",
+        object_id=code,
+        details=details,
+    )
+
+
+async def _refused_async(request: Request, principal: Principal | None, code: str, details: dict[str, Any]) -> None:
+    # On the event loop: the record joins the next group commit, and the refusal waits for it.
+    await audit_async(
         request,
         principal,
         GATEWAY_ACTION,
@@ -465,15 +479,16 @@ async def _served(
 ) -> dict[str, Any]:
     """Admit the caller (a cached admission when it still holds, else the database decides), serve, audit.
 
-    The common case — a client calling again within ``decision_cache_seconds`` — touches no database and
+    The common case — a client calling again within ``decision_cache_seconds`` — reads no database and
     stays on the event loop; ``blocking`` work (filters, big batches, the first read of a new version)
-    runs in a worker thread."""
+    runs in a worker thread. Every answer, and every refusal, waits until its audit record is committed
+    (a group commit shared with the calls arriving meanwhile)."""
     settings = get_settings(request)
     gateway = sharing.gateway(settings.lake_dir, settings.security.decision_cache_seconds, settings.web.workers)
     try:
         token = bearer_token(request)
     except Problem as exc:
-        _refused(request, None, code, {**what, "reason": exc.detail})
+        await _refused_async(request, None, code, {**what, "reason": exc.detail})
         raise
     admission = gateway.admitted(token, code, fields)
     if admission is None:
@@ -485,12 +500,13 @@ async def _served(
         else:
             answer = serve(gateway, call)
     except sharing.RateLimited as exc:
-        _refused(request, principal, code, {**what, "reason": "rate limit"})
+        await _refused_async(request, principal, code, {**what, "reason": "rate limit"})
         raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     except DomainError as exc:
-        _refused(request, principal, code, {**what, "reason": exc.message})
+        await _refused_async(request, principal, code, {**what, "reason": exc.message})
         raise
-    audit(
+    # Durable before the rows leave: the call waits for the group commit that carries its record.
+    await audit_async(
         request,
         principal,
         GATEWAY_ACTION,

@@ -11,19 +11,21 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select
 from starlette.requests import Request
 
+from shgov.core.audit.chain import search_form
 from shgov.core.audit.models import AuditRecord
-from shgov.core.audit.service import verify_chain
+from shgov.core.audit.service import current
+from shgov.core.audit.verify import verify_chain
 from shgov.core.deps import SessionDep
 from shgov.core.http import JsonRoute
 from shgov.core.identity import permissions as perm
-from shgov.core.identity.deps import audit, get_audit_writer, require_action
+from shgov.core.identity.deps import audit, require_action
 from shgov.core.identity.permissions import Principal
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=JsonRoute)
 
 
 class AuditRecordOut(BaseModel):
-    """One audit record (details are stored masked)."""
+    """One audit record (details are stored masked; a personal object id as its keyed digest ``h:…``)."""
 
     seq: int
     id: uuid.UUID
@@ -41,13 +43,26 @@ class AuditRecordOut(BaseModel):
     hash: str
 
 
+class FindingOut(BaseModel):
+    """One thing wrong with the log: what (``kind``), from which record to which, in English and Chinese."""
+
+    kind: str
+    seq: int | None
+    last_seq: int | None
+    en: str
+    zh: str
+
+
 class VerificationOut(BaseModel):
-    """The result of walking the chain."""
+    """The result of walking the chain and comparing its end with the signed checkpoints."""
 
     ok: bool
     checked: int
     first_broken_seq: int | None
     reason: str
+    findings: list[FindingOut]
+    checkpoints: int
+    last_checkpoint_seq: int | None
 
 
 @router.get("/records", response_model=list[AuditRecordOut])
@@ -60,7 +75,8 @@ def records(
     before_seq: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditRecordOut]:
-    """Newest first; auditors of a tenant see that tenant's records only."""
+    """Newest first; auditors of a tenant see that tenant's records only. ``object_id`` may be a person's
+    身份证号 or phone or a credit code: it is digested the way such ids are stored."""
     query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
     tenants = principal.tenants_for(perm.AUDIT_READ)
     if tenants is not None:
@@ -72,7 +88,7 @@ def records(
     if action:
         query = query.where(AuditRecord.action == action)
     if object_id:
-        query = query.where(AuditRecord.object_id == object_id)
+        query = query.where(AuditRecord.object_id == search_form(current().key, object_id))
     if before_seq:
         query = query.where(AuditRecord.seq < before_seq)
     rows = [AuditRecordOut.model_validate(r, from_attributes=True) for r in session.scalars(query)]
@@ -86,8 +102,7 @@ def verify(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require_action(perm.AUDIT_VERIFY))],
 ) -> VerificationOut:
-    """Write what is queued, then walk the whole chain."""
-    get_audit_writer(request).flush()
+    """Walk the whole chain, and compare its end with the signed checkpoints."""
     result = verify_chain(session)
     audit(
         request,
@@ -96,4 +111,5 @@ def verify(
         outcome="ok" if result.ok else "failed",
         details={"checked": result.checked, "first_broken_seq": result.first_broken_seq},
     )
-    return VerificationOut(**vars(result))
+    findings = [FindingOut(**vars(f)) for f in result.findings]
+    return VerificationOut(**{**vars(result), "findings": findings})

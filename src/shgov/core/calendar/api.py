@@ -105,9 +105,6 @@ def put_year(
         count = load_year(session, year, rules)
     except ScheduleError as exc:
         raise Problem("validation-failed", detail=str(exc), errors=[FieldError("days", str(exc))]) from exc
-    session.commit()
-    calendar = default_calendar()
-    calendar.set_overrides(WorkingCalendar.from_session(session).overrides())
     audit(
         request,
         principal,
@@ -116,4 +113,7 @@ def put_year(
         object_id=str(year),
         details={"days": count},
     )
+    session.commit()  # the record commits with the schedule; the process's calendar changes only after both
+    calendar = default_calendar()
+    calendar.set_overrides(WorkingCalendar.from_session(session).overrides())
     return _year_out(calendar, year)

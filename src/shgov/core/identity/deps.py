@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from shgov.core.audit.service import AuditEntry, AuditWriter
+from shgov.core.audit import capture
+from shgov.core.audit.service import AuditEntry, GroupCommit
 from shgov.core.deps import SessionDep, get_database, get_settings
 from shgov.core.errors import Problem
 from shgov.core.identity.permissions import Principal, Scoped
@@ -131,7 +132,17 @@ async def optional_principal(request: Request, session: SessionDep) -> Principal
                 await check_csrf(request, settings, cookie)
             principal = load_principal(session, user, get_tenant_parents(request, session), "cookie")
     request.state.principal = principal
+    if principal is not None:
+        # The actor of every change this request makes (this task's context: it ends with the request).
+        capture.set_actor(actor_of(request, principal))
     return principal
+
+
+def actor_of(request: Request, principal: Principal) -> capture.Actor:
+    """The audit actor a signed-in caller is."""
+    return capture.Actor(
+        principal.username, str(principal.user_id), principal.tenant_code, principal.department_code, client_ip(request)
+    )
 
 
 async def require_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
@@ -211,15 +222,46 @@ def start_browser_session(request: Request, user_id: uuid.UUID, next_path: str) 
     return response
 
 
-def get_audit_writer(request: Request) -> AuditWriter:
-    """The app's audit writer."""
-    writer: AuditWriter = request.app.state.audit
+def get_group_commit(request: Request) -> GroupCommit:
+    """The app's group commit of audit records for async callers without a transaction."""
+    writer: GroupCommit = request.app.state.audit
     return writer
 
 
 def client_ip(request: Request) -> str | None:
     """The caller's address as the server saw it."""
     return request.client.host if request.client else None
+
+
+def _entry(
+    request: Request,
+    principal: Principal | None,
+    action: str,
+    *,
+    outcome: str,
+    object_type: str | None,
+    object_id: str | None,
+    tenant_code: str | None,
+    details: dict[str, Any] | None,
+    actor_name: str | None,
+) -> AuditEntry:
+    return AuditEntry(
+        action=action,
+        outcome=outcome,
+        actor_id=str(principal.user_id) if principal else None,
+        actor_name=actor_name if actor_name is not None else (principal.username if principal else ""),
+        tenant_code=tenant_code if tenant_code is not None else (principal.tenant_code if principal else None),
+        department_code=principal.department_code if principal else None,
+        object_type=object_type,
+        object_id=object_id,
+        ip=client_ip(request),
+        details=details or {},
+    )
+
+
+def _unit_of_work(request: Request) -> Session | None:
+    session: Session | None = getattr(request.state, "unit_of_work", None)
+    return session if session is not None and session.is_active else None
 
 
 def audit(
@@ -234,18 +276,56 @@ def audit(
     details: dict[str, Any] | None = None,
     actor_name: str | None = None,
 ) -> None:
-    """Queue an audit record for this request."""
-    get_audit_writer(request).record(
-        AuditEntry(
-            action=action,
-            outcome=outcome,
-            actor_id=str(principal.user_id) if principal else None,
-            actor_name=actor_name if actor_name is not None else (principal.username if principal else ""),
-            tenant_code=tenant_code if tenant_code is not None else (principal.tenant_code if principal else None),
-            department_code=principal.department_code if principal else None,
-            object_type=object_type,
-            object_id=object_id,
-            ip=client_ip(request),
-            details=details or {},
-        )
+    """Record an audited act of this request.
+
+    With the request's unit of work the record commits with it — the change and its record together, or
+    neither. Without one, it is written in a short transaction of its own before this returns (a refusal, a
+    sign-in), so nothing is answered before its record is on disk."""
+    entry = _entry(
+        request,
+        principal,
+        action,
+        outcome=outcome,
+        object_type=object_type,
+        object_id=object_id,
+        tenant_code=tenant_code,
+        details=details,
+        actor_name=actor_name,
     )
+    session = _unit_of_work(request)
+    if session is not None:
+        capture.record(session, entry)
+        return
+    with get_database(request).session() as own:
+        capture.record(own, entry)
+
+
+async def audit_async(
+    request: Request,
+    principal: Principal | None,
+    action: str,
+    *,
+    outcome: str = "ok",
+    object_type: str | None = None,
+    object_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """``audit`` for async handlers without a unit of work (the sharing gateway): the event loop is not
+    blocked, and this returns once the record is committed (group commit: concurrent callers share one
+    transaction)."""
+    entry = _entry(
+        request,
+        principal,
+        action,
+        outcome=outcome,
+        object_type=object_type,
+        object_id=object_id,
+        tenant_code=None,
+        details=details,
+        actor_name=None,
+    )
+    session = _unit_of_work(request)
+    if session is not None:
+        capture.record(session, entry)
+        return
+    await get_group_commit(request).write(entry)

@@ -26,6 +26,7 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
 from shgov.core.analytics import Analytics
+from shgov.core.audit.capture import MAX_KEYS, note_bulk
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
@@ -228,6 +229,9 @@ def import_devices(
     created = updated = 0
     if write and not good.is_empty():
         created, updated = _upsert(session, good)
+        # Written below the ORM (COPY / executemany): one audit record of the rows, in this transaction.
+        columns = [*COLUMNS[1:], "updated_at"]
+        note_bulk(session, "sensor_devices", "upsert", good.height, good["id"].head(MAX_KEYS).to_list(), columns)
     return DeviceImport(
         rows=frame.height,
         created=created,

@@ -10,8 +10,9 @@ import httpx
 import numpy as np
 import polars as pl
 from shapely.geometry import shape
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
+from shgov.core.audit.models import AuditRecord
 from shgov.core.db import Database
 from shgov.core.identity.service import principal_by_username
 from shgov.core.regions.service import RegionIndex
@@ -120,6 +121,24 @@ def test_devices_are_imported_checked_placed_and_kept_within_their_district(
     no_lat = upload(client, admin_token, b"device_id,type,department,lng\nA,noise,d,121\n")
     assert no_lat.status_code == 422
     assert no_lat.json()["errors"][0]["field"] == "lat"
+
+
+def test_an_import_is_one_audit_record_of_its_rows_named_after_the_importer(
+    client: httpx.Client, admin_token: str, db: Database, region_index: RegionIndex
+) -> None:
+    lng, lat = inside(region_index, "310115")
+    rows = [
+        {"device_id": f"AU-{i}", "type": "noise", "department": "310115.sthj", "lng": lng, "lat": lat} for i in range(3)
+    ]
+    assert upload(client, admin_token, as_csv(rows)).status_code == 200
+    newest = (
+        select(AuditRecord).where(AuditRecord.action == "data.sensor_devices.upsert").order_by(AuditRecord.seq.desc())
+    )
+    with db.session() as session:
+        record = session.scalars(newest).first()  # the demo seed's import came before
+    assert record is not None
+    assert record.actor_name == "admin"
+    assert (record.details["count"], record.details["keys"]) == (3, ["AU-0", "AU-1", "AU-2"])
 
 
 def test_a_large_import_rebuilds_the_indexes_and_a_refused_one_leaves_them(

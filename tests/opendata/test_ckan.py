@@ -310,6 +310,8 @@ GARBAGE: list[Any] = [
     "'; DROP TABLE x; --",
     -1,
     10**12,
+    10**20,  # beyond 64 bits
+    "99999999999999999999",
     1.5,
     True,
     [],

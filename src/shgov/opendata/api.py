@@ -22,6 +22,7 @@ from shgov.core.deps import get_database, get_settings
 from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError, Problem
 from shgov.core.identity.deps import SESSION_COOKIE
 from shgov.core.identity.service import user_for_web_session
+from shgov.core.numbers import INT64_MAX
 from shgov.core.ratelimit import RateLimited, RateLimiter
 from shgov.core.settings import Settings
 from shgov.opendata import dcat
@@ -98,6 +99,8 @@ class Call:
             raise InvalidError("Invalid integer", field=name) from None
         if number < 0:
             raise InvalidError("Must be a natural number", field=name)
+        if number > INT64_MAX:  # the engines take offsets as 64-bit integers (DuckDB refuses more as a 500)
+            raise InvalidError(f"Must be at most {INT64_MAX}", field=name)
         return min(number, cap) if cap is not None else number
 
     def flag(self, name: str, default: bool) -> bool:

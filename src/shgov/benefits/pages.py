@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
@@ -15,12 +16,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from shgov.benefits import service as benefits
 from shgov.cases import service as cases
+from shgov.core.bounded import whole_number
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal
+from shgov.core.numbers import INT64_MAX
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
@@ -281,15 +284,23 @@ def _grant_id(form: dict[str, str]) -> uuid.UUID:
         raise NotFoundError("no such grant", field="grant_id") from exc
 
 
+def _fen(yuan: str, field: str) -> int:
+    """An amount in yuan typed into a form, in fen: exact (no float), at most two decimals, within 64 bits."""
+    try:
+        fen = Decimal(yuan) * 100
+        if not fen.is_finite() or fen != fen.to_integral_value() or not 0 <= fen <= INT64_MAX:
+            raise ArithmeticError(yuan)
+    except ArithmeticError as exc:  # decimal's InvalidOperation and Overflow are ArithmeticErrors
+        raise DomainError("预算应为金额（元），最多两位小数", field=field) from exc
+    return int(fen)
+
+
 def _spec(form: dict[str, str]) -> benefits.PolicySpec:
     def day(name: str) -> date | None:
         return _date_field(form.get(name, ""), name)
 
     budget = form.get("budget_yuan", "").strip()
-    try:
-        budget_fen = round(float(budget) * 100) if budget else None
-    except ValueError as exc:
-        raise DomainError("预算应为金额（元）", field="budget_yuan") from exc
+    budget_fen = _fen(budget, "budget_yuan") if budget else None
     start = day("effective_from")
     if start is None:
         raise DomainError("请填写生效日期", field="effective_from")
@@ -332,7 +343,7 @@ async def policy_change(
             if not who.allows(benefits.MANAGE, None, found.policy.department_code):
                 raise DomainError("这是其他部门的政策", field="code")
             if op == "activate":
-                benefits.activate(session, code, int(form.get("version", "0") or 0))
+                benefits.activate(session, code, whole_number(form.get("version"), "version") or 0)
             elif op == "retire":
                 benefits.retire(session, code)
             elif op == "run":

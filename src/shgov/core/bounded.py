@@ -4,7 +4,7 @@
 path, header, cookie, form and JSON, inside models, lists and dicts too) answer 422 beyond the signed 64-bit
 range, through the same ``RequestValidationError`` — and so the same problem document naming the field —
 as any other invalid input, rather than fail in the database as a 500 (SQLite cannot bind such a number,
-PostgreSQL refuses it).
+PostgreSQL refuses it). Pages that read a form by hand use ``whole_number`` for the same rule.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 
+from shgov.core.errors import InvalidError
 from shgov.core.numbers import INT64_MAX, INT64_MIN
 
 _SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set, collections.abc.Iterable)
@@ -150,3 +151,18 @@ def bound_integer_inputs(app: FastAPI) -> int:
             if isinstance(dependant, Dependant):
                 _bound_dependant(dependant, done)
     return len(done)
+
+
+def whole_number(raw: str | None, field: str) -> int | None:
+    """A whole number typed into a form field (``None`` when left empty); anything else, or a number beyond
+    64 bits, is an ``InvalidError`` naming ``field`` — for the pages that read their forms by hand."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    # ASCII digits only: str.isdigit() also passes "²", which int() then refuses
+    if not (text.removeprefix("-").isascii() and text.removeprefix("-").isdigit()) or len(text) > 20:
+        raise InvalidError("a whole number is expected", field=field)
+    number = int(text)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidError(f"a whole number from {INT64_MIN} to {INT64_MAX} is expected", field=field)
+    return number

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.core.bounded import whole_number
 from shgov.core.deps import DatabaseDep, FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
 from shgov.core.files import file_response
@@ -705,8 +706,9 @@ async def rules_change(
         return who
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     op = form.get("op", "save")
-    rule_id = int(form["rule_id"]) if form.get("rule_id", "").isdigit() else None
+    rule_id: int | None = None
     try:
+        rule_id = whole_number(form.get("rule_id"), "rule_id")
         if op == "save":
             rule = workorders.save_rule(session, settings, index, _spec(form), rule_id)
             rule_id = rule.id

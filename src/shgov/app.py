@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,11 +24,11 @@ from shgov.core.audit import service as audit_service
 from shgov.core.audit.capture import ActorMiddleware
 from shgov.core.bounded import bound_integer_inputs
 from shgov.core.calendar import api as calendar_api
-from shgov.core.calendar.service import WorkingCalendar, default_calendar
-from shgov.core.db import Database
+from shgov.core.calendar.service import WorkingCalendar, city_today, default_calendar
+from shgov.core.db import Database, open_database
 from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
 from shgov.core.events import OutboxRelay, make_bus
-from shgov.core.http import BodyLimitMiddleware
+from shgov.core.http import BodyLimitMiddleware, UnitOfWorkMiddleware
 from shgov.core.identity import api as identity_api
 from shgov.core.identity import oidc
 from shgov.core.logging import configure_logging
@@ -36,6 +37,8 @@ from shgov.core.settings import Settings
 from shgov.seed import demo_accounts
 from shgov.web import pages as shell_pages
 from shgov.web.templating import STATIC_DIR, NavItem, Templates
+
+log = logging.getLogger("shgov.app")
 
 API_DESCRIPTION = """SH-GOV API. Errors are RFC 9457 `application/problem+json` documents with a stable `type`
 (see `/problems/…` in docs/errors.md), a `title` in the language of `Accept-Language` (zh-CN or en),
@@ -52,9 +55,7 @@ def create_app(
     """
     settings = settings or Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    db = database or Database.from_url(
-        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
-    )
+    db = database or open_database(settings)
     relay = OutboxRelay(db, make_bus(settings.events, db), settings.events)
     for context in CONTEXTS:
         # A context that reacts to others' events lists its subscribers in ``service.subscribers``.
@@ -75,8 +76,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background:
-            with db.session() as session:
+            with db.session(write=False) as session:
                 default_calendar().set_overrides(WorkingCalendar.from_session(session).overrides())
+            if (gap := default_calendar().schedule_gap(city_today())) is not None:
+                log.warning(
+                    "no official holiday schedule for %d: working-day deadlines (1515 and others) count Monday "
+                    "to Friday until an administrator loads it (shgov calendar load)",
+                    gap,
+                )
             audit_service.ensure_keyed(db, audit_log)
             audit_log.start_checkpoints(db, timer=True)
             await relay.start()
@@ -189,6 +196,7 @@ def create_app(
 
         return answer
 
+    app.add_middleware(UnitOfWorkMiddleware)
     app.add_middleware(ActorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes, on_too_large=too_large)
     return app

@@ -99,6 +99,7 @@ def serve(
         workers=count,
         proxy_headers=True,
         log_config=None,
+        timeout_graceful_shutdown=max(1, round(settings.web.shutdown_seconds)),
     )
 
 

@@ -7,6 +7,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from shgov.core import db
 from shgov.core.db import Database
 from shgov.core.settings import Settings
 
@@ -25,7 +26,7 @@ def load_settings() -> Settings:
 
 def open_database(settings: Settings) -> Database:
     """The configured database."""
-    return Database.from_url(settings.database.url)
+    return db.open_database(settings)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -25,6 +25,9 @@ class DatabaseSettings(BaseModel):
     url: str = ""
     echo: bool = False
     pool_size: int = Field(default=10, ge=1)
+    # How long a unit of work waits for its turn to write (SQLite: one writer at a time) before the
+    # database counts as unavailable (503).
+    write_wait_seconds: float = Field(default=15.0, gt=0)
 
 
 class AnalyticsSettings(BaseModel):
@@ -56,6 +59,9 @@ class WebSettings(BaseModel):
     # Processes serving requests: each has its own caches, gateway rate buckets and audit checkpoints.
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # After SIGTERM, how long open requests and live streams may take to finish before they are cut (the
+    # background workers are then stopped and the outbox and audit flushed).
+    shutdown_seconds: float = Field(default=5.0, gt=0, le=120)
     session_secret: SecretStr = SecretStr(DEV_SECRET)
     default_locale: str = "zh_CN"
     public_url: str = "http://127.0.0.1:8000"

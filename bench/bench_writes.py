@@ -9,8 +9,9 @@ acknowledged writes/s, p50/p99 latency of the writes and of every request, the 5
 answer by status and request, and the load average before and after; the server log's errors when there
 were 5xx; and, once the server has stopped, whether every acknowledged write is in the database.
 
-Goals: no 5xx at any level on either backend; SQLite ≥ 300 writes/s at 8 clients with a write p99 < 250 ms;
-PostgreSQL with 2 workers ≥ SQLite (acknowledged writes/s at 8 clients; the ratio at every level is printed).
+Goals: no 5xx (nor a request left unanswered) at any level on either backend; SQLite ≥ 300 writes/s at 8
+clients with a write p99 < 250 ms; PostgreSQL with 2 workers ≥ SQLite (acknowledged writes/s at 8 clients; the
+ratio at every level is printed).
 
 Quick trials: ``SHGOV_BENCH_WRITES_SECONDS`` (per level, default 30), ``SHGOV_BENCH_WRITES_LEVELS`` (default
 ``1,4,8,32``), ``SHGOV_BENCH_WRITES_WARMUP`` (seconds, default 5, and at least one deck per client; 0: none).
@@ -179,7 +180,7 @@ def _measure(backend: Backend) -> None:
     print(
         f"   {backend.label}: acknowledged writes found afterwards: {figures} ({'all' if not missing else 'MISSING'})"
     )
-    if any(r.server_errors for r in runs):
+    if any(r.server_errors or any(status == 0 for status, _ in r.unexpected) for r in runs):
         print(f"   {backend.label}: the server log's errors ({backend.log}):")
         for line in _server_errors(backend.log):
             print(f"      {line[:400]}")
@@ -191,10 +192,17 @@ def _verdict(ok: bool) -> str:
 
 def _goals(backends: list[Backend]) -> None:
     print("   goals:")
-    clean = {b.label: sum(r.server_errors for r in b.results.values()) for b in backends}
-    figures = ", ".join(f"{b.label} {clean[b.label]}{' (stopped early)' if b.failed else ''}" for b in backends)
-    ok = not any(clean.values()) and not any(b.failed for b in backends)
-    print(f"   · no 5xx at any level on either backend: {figures} — {_verdict(ok)}")
+    # A request the server never answered (status 0: dropped or timed out) fails this goal as a 5xx does.
+    errors = {b.label: sum(r.server_errors for r in b.results.values()) for b in backends}
+    unanswered = {
+        b.label: sum(n for r in b.results.values() for (s, _), n in r.unexpected.items() if s == 0) for b in backends
+    }
+    figures = ", ".join(
+        f"{b.label} {errors[b.label]} 5xx + {unanswered[b.label]} unanswered{' (stopped early)' if b.failed else ''}"
+        for b in backends
+    )
+    ok = not any(errors.values()) and not any(unanswered.values()) and not any(b.failed for b in backends)
+    print(f"   · no 5xx (nor unanswered request) at any level on either backend: {figures} — {_verdict(ok)}")
     sqlite = next(b for b in backends if b.label.startswith("SQLite"))
     at = sqlite.results.get(GOAL_LEVEL)
     if at is None:

@@ -49,7 +49,6 @@ ADMIN = "admin"  # opens desks and sets the rating rules
 SHARED_RESOURCE = "tax_registrations"  # 税务局's register: 民政 may request it (never its own data)
 DESK_TENANT, DESK_DEPARTMENT = "310115", "310115.mz"
 TIMEOUT = 60.0  # a request slower than this counts as a transport error, not as a latency
-READ_SHARE = 0.8
 
 # Points inside the central districts (lat, lng), jittered a little per report.
 PLACES = (
@@ -168,7 +167,6 @@ class City:
     materials: list[str]
     pdf: bytes
     desk_prefix: str
-    next_desk: int = 0
     desks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     ratings_given: int = 0
     sign_ins: int = 0

@@ -100,7 +100,8 @@ def test_the_mixed_write_load_has_no_server_errors_and_loses_no_acknowledged_wri
         f"{result.requests} requests in {result.seconds:.1f} s, {result.writes} writes acknowledged; "
         f"requests by kind: {dict(result.by_op())}"
     )
-    assert result.server_errors == 0, f"5xx answers (status, request ×count: first body):\n{result.failures()}"
+    # Every unexpected answer is listed: status (0: no HTTP answer), request, count and the first body.
+    assert result.server_errors == 0, f"5xx answers:\n{result.failures()}\n{figures}"
     assert not result.unexpected, f"unexpected answers:\n{result.failures()}\n{figures}"
     assert all(result.acked[kind] for kind in writeload.WRITES), figures
     db = Database(make_engine(load_database))

@@ -313,7 +313,10 @@ class Database:
                 session.close()
         finally:
             if token is not None:
-                _scope.reset(token)
+                try:
+                    _scope.reset(token)
+                except ValueError:  # ended in another context (a generator dependency closed on another thread)
+                    _scope.set(None)
 
     def ping(self) -> None:
         """Run a trivial query; raises if the database does not answer."""

@@ -140,7 +140,8 @@ def make_app(db: Database) -> FastAPI:
 
 def call(app: FastAPI, method: str, path: str) -> httpx.Response:
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as client:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             return await client.request(method, path)
 
     return asyncio.run(go())

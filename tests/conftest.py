@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from shgov import migrations
 from shgov.app import create_app
 from shgov.core.calendar.service import default_calendar
-from shgov.core.db import Database, make_engine
+from shgov.core.db import STRICT_LOOP_VARIABLE, Database, make_engine
 from shgov.core.identity.models import User
 from shgov.core.identity.service import issue_token
 from shgov.core.regions.service import RegionIndex
@@ -40,7 +40,9 @@ CITY_NOW = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Start the city's clock before any test module is imported (module constants read it too)."""
+    """Start the city's clock before any test module is imported (module constants read it too), and
+    refuse a write turn taken on an event loop's thread (see ``core.db.WriteGate.acquire``)."""
+    os.environ[STRICT_LOOP_VARIABLE] = "1"
     traveller = time_machine.travel(CITY_NOW, tick=True)
     traveller.start()
     config.add_cleanup(traveller.stop)

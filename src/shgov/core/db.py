@@ -6,10 +6,13 @@ There is no module-level engine: ``create_app`` and the CLI build one ``Database
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 import threading
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -92,25 +95,101 @@ class StaleSnapshotError(Exception):
     may be outdated, so it must run again from the start as a writer (nothing of it was kept)."""
 
 
+STRICT_LOOP_VARIABLE = "SHGOV_STRICT_EVENT_LOOP"
+
+
 class WriteGate:
-    """SQLite lets one writer at a time. Inside one process writers queue here, in order and with a
-    bounded wait, instead of spinning on SQLite's busy handler; ``commits`` counts the write
-    transactions that ended, so a reader can tell whether its snapshot is still the newest."""
+    """SQLite lets one writer at a time. Inside one process writers queue here, with a bounded wait,
+    instead of spinning on SQLite's busy handler; ``commits`` counts the write transactions that ended, so
+    a reader can tell whether its snapshot is still the newest.
+
+    Threads wait by blocking; the event loop waits with ``acquire_async``, never by blocking — the
+    writer it would wait for may need the loop to finish (its commit is scheduled by the loop)."""
 
     def __init__(self, wait_seconds: float) -> None:
         self.wait_seconds = wait_seconds
         self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.commits = 0
 
     def acquire(self) -> None:
         """Wait for the turn to write, at most ``wait_seconds``; raise ``DatabaseBusyError`` after that."""
+        if _on_event_loop():
+            # Blocking here would stall the loop, and with it the writer that holds the turn: run writing
+            # code in a worker thread (FastAPI does for plain ``def`` handlers). The test suite refuses it
+            # outright, so that every such place is found, not only the ones that meet contention.
+            if os.environ.get(STRICT_LOOP_VARIABLE) == "1":
+                raise RuntimeError("a unit of work took its write turn on the event loop thread")
+            if self._lock.acquire(blocking=False):
+                return
+            raise StaleSnapshotError("no write turn is free, and the event loop must not wait for one")
         if not self._lock.acquire(timeout=self.wait_seconds):
             raise DatabaseBusyError(f"no turn to write within {self.wait_seconds:g} s")
+
+    async def acquire_async(self) -> None:
+        """Wait for the turn without blocking the event loop, at most ``wait_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        while True:
+            with self._mutex:
+                if self._lock.acquire(blocking=False):
+                    return
+                woken: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, woken))
+            try:
+                await asyncio.wait_for(woken, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                with self._mutex:
+                    if (loop, woken) in self._waiters:
+                        self._waiters.remove((loop, woken))
+                raise DatabaseBusyError(f"no turn to write within {self.wait_seconds:g} s") from None
 
     def release(self) -> None:
         """End a write turn (from any thread: a request's unit of work may end on another worker thread)."""
         self.commits += 1
         self._lock.release()
+        with self._mutex:
+            if self._waiters:
+                loop, woken = self._waiters.popleft()
+                loop.call_soon_threadsafe(_wake, woken)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_serving_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def serving_loop() -> None:
+    """Note that the running event loop serves requests (called per request by ``UnitOfWorkMiddleware``):
+    a write turn must never be waited for on its thread."""
+    _serving_loops.add(asyncio.get_running_loop())
+
+
+def _on_event_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() in _serving_loops
+    except RuntimeError:
+        return False
+
+
+class Turn:
+    """A write turn taken ahead of the unit of work that will use it (a request waits for it on the event
+    loop, then begins its transaction on a worker thread). The first writer transaction of that unit of
+    work consumes it; ``release_unused`` gives it back when none did."""
+
+    def __init__(self, gate: WriteGate) -> None:
+        self.gate = gate
+        self.consumed = False
+
+    def release_unused(self) -> None:
+        """Give the turn back unless a transaction took it (that transaction gives it back at its end)."""
+        if not self.consumed:
+            self.consumed = True
+            self.gate.release()
 
 
 @dataclass
@@ -135,6 +214,7 @@ def unit_of_work_scope() -> Iterator[None]:
 
 
 IMMEDIATE = "shgov_sqlite_immediate"
+TURN = "shgov_turn"
 _GATE = "shgov_gate"
 _SEEN = "shgov_seen"
 _SCOPE = "shgov_scope"
@@ -159,7 +239,11 @@ def _sqlite_connect(wait_seconds: float) -> Callable[[Any, Any], None]:
 
 
 def _take_turn(gate: WriteGate, connection: Connection) -> None:
-    gate.acquire()
+    turn: Turn | None = connection.get_execution_options().get(TURN)
+    if turn is not None and not turn.consumed:
+        turn.consumed = True
+    else:
+        gate.acquire()
     connection.info[_GATE] = gate
     scope = _scope.get()
     if scope is not None and scope.connection is None:
@@ -183,7 +267,7 @@ def _sqlite_listeners(engine: Engine, gate: WriteGate) -> None:
     SQLite's write lock (``BEGIN IMMEDIATE``), so it can never find its snapshot outdated at its first
     write. A reader begins deferred and takes no turn; should it write after all, it takes the turn at
     its first write statement — and when another writer committed since it began, its reads may be
-    stale and it raises ``StaleSnapshotError`` to be run again as a writer (see ``RetryStaleReaders``)."""
+    stale and it raises ``StaleSnapshotError`` to be run again as a writer (see ``core.http.UnitOfWorkMiddleware``)."""
 
     def begin(connection: Connection) -> None:
         if connection.get_execution_options().get(IMMEDIATE):
@@ -282,8 +366,16 @@ class Database:
         for hook in self._after_commit:
             hook(session)
 
-    def new_session(self, *, write: bool = True) -> Session:
-        """A new session; the caller commits or rolls back and closes it. See ``session`` for ``write``."""
+    async def take_turn(self) -> Turn | None:
+        """Wait on the event loop for a write turn, for a unit of work to begin with (None: no gate here)."""
+        if self._gate is None:
+            return None
+        await self._gate.acquire_async()
+        return Turn(self._gate)
+
+    def new_session(self, *, write: bool = True, turn: Turn | None = None) -> Session:
+        """A new session; the caller commits or rolls back and closes it. See ``session`` for ``write``;
+        ``turn`` is a write turn already taken for it (``take_turn``)."""
         if not write or self._gate is None:
             return self._factory()
         scope = _scope.get()
@@ -291,10 +383,14 @@ class Database:
         if held is not None and held.info.get(_GATE) is self._gate and held.in_transaction():
             # This unit of work already holds the write turn: join it rather than wait for itself.
             return self._factory(bind=held, join_transaction_mode="create_savepoint")
+        if turn is not None:
+            session = self._factory(bind=self._writer_bind)
+            session.connection(execution_options={TURN: turn})  # begins now, on the turn already taken
+            return session
         return self._factory(bind=self._writer_bind)
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
+    def session(self, *, write: bool = True, turn: Turn | None = None) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any exception.
 
         ``write=True`` (the default) begins it as a writer: on SQLite it waits its turn to write up
@@ -302,7 +398,7 @@ class Database:
         which may still write but raises ``StaleSnapshotError`` when that is no longer safe."""
         token = _scope.set(_Scope()) if _scope.get() is None else None
         try:
-            session = self.new_session(write=write)
+            session = self.new_session(write=write, turn=turn)
             try:
                 yield session
                 session.commit()

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shgov.core.db import StaleSnapshotError, unit_of_work_scope
+from shgov.core.db import StaleSnapshotError, serving_loop, unit_of_work_scope
 from shgov.core.errors import Problem
 
 
@@ -120,6 +120,7 @@ class UnitOfWorkMiddleware:
             await self.app(scope, receive, send)
             return
         scope["shgov.writers"] = self.writes_learned
+        serving_loop()
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -156,7 +156,7 @@ async def vitals_stream(
         nonlocal seen
         if runtime.stamp() == seen:  # the database is read only when something changed
             return None
-        with db.session() as session:
+        with db.session(write=False) as session:
             data = _snapshot(request, session, who, index)
         seen = data["stamp"]
         return data

@@ -433,7 +433,7 @@ def _admit(
     """Check token and grant against the database (in a worker thread); a refusal is audited and raised."""
     principal: Principal | None = None
     try:
-        with get_database(request).session() as session:
+        with get_database(request).session(write=False) as session:
             principal, expires_at = bearer_principal(request, session, token)
             return gateway.admit(session, principal, code, fields, token, expires_at)
     except (DomainError, Problem) as exc:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
@@ -20,6 +21,7 @@ from shgov.core.identity.deps import (
     SESSION_COOKIE,
     OptionalPrincipal,
     audit,
+    audit_async,
     check_csrf,
     csrf_token,
     ensure_anon_cookie,
@@ -41,7 +43,7 @@ def live_events(
     async def events() -> AsyncIterator[str]:
         yield "retry: 5000\n\n"
         while not await request.is_disconnected():
-            data = fresh()
+            data = await run_in_threadpool(fresh)  # database reads: off the event loop
             yield (
                 ": still here\n\n"
                 if data is None
@@ -201,9 +203,10 @@ async def login(
     if not anon:
         raise Problem("forbidden", detail="Cookies are needed to sign in; reload the page and try again.")
     await check_csrf(request, settings, anon, "anon")
-    result = identity.authenticate(db, settings.security, username.strip(), password)
+    # Sign-in writes (failure counts, the session): in a worker thread, never on the event loop.
+    result = await run_in_threadpool(identity.authenticate, db, settings.security, username.strip(), password)
     if not result.ok or result.user_id is None:
-        audit(
+        await audit_async(
             request,
             None,
             "auth.login",
@@ -220,7 +223,7 @@ async def login(
             username=username,
             status_code=401 if result.reason != "locked" else 423,
         )
-    audit(
+    await audit_async(
         request,
         None,
         "auth.login",
@@ -228,7 +231,7 @@ async def login(
         object_type="user",
         object_id=str(result.user_id),
     )
-    return start_browser_session(request, result.user_id, next_path)
+    return await run_in_threadpool(start_browser_session, request, result.user_id, next_path)
 
 
 @router.post("/logout")

@@ -782,7 +782,7 @@ async def dashboard_stream(
 
     def fresh() -> dict[str, Any] | None:
         nonlocal seen
-        with db.session() as session:  # closed before the message goes out: no session waits on a client
+        with db.session(write=False) as session:  # closed before the message goes out: no session waits on a client
             stamp = overview.version(session, scope)
             if stamp == seen:
                 return None

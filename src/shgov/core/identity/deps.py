@@ -309,6 +309,7 @@ async def audit_async(
     object_type: str | None = None,
     object_id: str | None = None,
     details: dict[str, Any] | None = None,
+    actor_name: str | None = None,
 ) -> None:
     """``audit`` for async handlers without a unit of work (the sharing gateway): the event loop is not
     blocked, and this returns once the record is committed (group commit: concurrent callers share one
@@ -322,7 +323,7 @@ async def audit_async(
         object_id=object_id,
         tenant_code=None,
         details=details,
-        actor_name=None,
+        actor_name=actor_name,
     )
     session = _unit_of_work(request)
     if session is not None:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shgov.core.deps import get_database, get_settings
 from shgov.core.errors import Problem
-from shgov.core.identity.deps import audit, safe_next, start_browser_session
+from shgov.core.identity.deps import audit_async, safe_next, start_browser_session
 from shgov.core.identity.models import User
 from shgov.core.identity.service import create_user
 from shgov.core.settings import Settings
@@ -78,19 +80,27 @@ def router(settings: Settings) -> APIRouter:
             token = await client.authorize_access_token(request)
         except OAuthError as exc:
             log.warning("OIDC sign-in failed: %s", exc.error)
-            audit(request, None, "auth.login.oidc", outcome="denied", details={"error": exc.error})
+            await audit_async(request, None, "auth.login.oidc", outcome="denied", details={"error": exc.error})
             raise Problem("unauthenticated", detail="The identity provider did not confirm the sign-in.") from exc
         claims: dict[str, Any] = dict(token.get("userinfo") or {})
         issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
         if not subject:
             raise Problem("unauthenticated", detail="The identity provider sent no subject.")
         current = get_settings(request)
-        with get_database(request).session() as session:
-            user = account_for_subject(session, f"{issuer}|{subject}", claims, current)
-            if not user.is_active:
-                raise Problem("forbidden", detail="This account is disabled.")
-            user_id, username = user.id, user.username
-        audit(request, None, "auth.login.oidc", actor_name=username, object_type="user", object_id=str(user_id))
-        return start_browser_session(request, user_id, request.session.pop(NEXT_KEY, "/"))
+
+        def account() -> tuple[uuid.UUID, str]:
+            # Writes (the account on first sign-in): in a worker thread, never on the event loop.
+            with get_database(request).session() as session:
+                user = account_for_subject(session, f"{issuer}|{subject}", claims, current)
+                if not user.is_active:
+                    raise Problem("forbidden", detail="This account is disabled.")
+                return user.id, user.username
+
+        user_id, username = await run_in_threadpool(account)
+        await audit_async(
+            request, None, "auth.login.oidc", actor_name=username, object_type="user", object_id=str(user_id)
+        )
+        next_path = request.session.pop(NEXT_KEY, "/")
+        return await run_in_threadpool(start_browser_session, request, user_id, next_path)
 
     return routes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.servers import scratch_postgres
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
@@ -86,6 +88,33 @@ def test_a_group_commit_writes_concurrent_callers_in_shared_transactions(db: Dat
     with db.session() as session:
         assert count_records(session) == before + 200
         assert verify_chain(session).ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_group_commit_on_its_own_engine_loses_nothing(tmp_path: Path, backend: str) -> None:
+    # The server's case: a Database owning its engine (on PostgreSQL the writer thread keeps a connection).
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(scratch_postgres("shgov_group_commit"))
+            if url is None:
+                pytest.skip("PostgreSQL is not reachable")
+        else:
+            url = f"sqlite:///{tmp_path / 'shgov.db'}"
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        with engine.begin() as conn:
+            migrations.upgrade(conn)
+        db = Database(engine)
+        writer = GroupCommit(db, max_batch=7)
+
+        async def burst() -> None:
+            for _ in range(3):  # the writer thread may end between bursts and start again
+                await asyncio.gather(*(writer.write(entry) for entry in entries(40, "test.group.write")))
+
+        asyncio.run(burst())
+        with db.session() as session:
+            assert count_records(session) == 120
+            assert verify_chain(session).ok
 
 
 def test_n_audited_requests_produce_exactly_n_records(client: httpx.Client, token_for: TokenFor, db: Database) -> None:

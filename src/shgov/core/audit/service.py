@@ -29,6 +29,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shgov.core.audit import checkpoints
@@ -217,10 +218,11 @@ def _lock_head(session: Session) -> tuple[int, str, str | None]:
     """Lock the head row (``UPDATE`` takes the row lock on PostgreSQL, the write lock on SQLite) and read it."""
     table = _HEAD
     now = utcnow()
-    locked = session.execute(update(table).where(table.c.id == 1).values(updated_at=now))
-    if locked.rowcount == 0:  # type: ignore[attr-defined]
+    locking = update(table).where(table.c.id == 1).values(updated_at=now)
+    row = session.execute(locking.returning(table.c.last_seq, table.c.last_hash, table.c.key_id)).first()
+    if row is None:  # no head row (migration 0024 creates it): start one
         session.execute(insert(table).values(id=1, last_seq=0, last_hash=GENESIS, key_id=None, updated_at=now))
-    row = session.execute(select(table.c.last_seq, table.c.last_hash, table.c.key_id).where(table.c.id == 1)).one()
+        return 0, GENESIS, None
     return int(row.last_seq), str(row.last_hash), row.key_id
 
 
@@ -443,11 +445,16 @@ class GroupCommit:
     ``await write(entry)`` returns once the record is committed: nothing is answered before its record is
     on disk, so a crash loses no record of an answered call. A writer thread takes whatever is waiting (up
     to ``max_batch``) into one transaction; callers arriving meanwhile share the next — batching as deep as
-    the load, with no timer. The thread ends when idle and starts again on demand."""
+    the load. Under concurrency it lingers up to ``linger`` seconds for the callers of the last batch (like
+    PostgreSQL's ``commit_delay``); a lone caller never waits. The thread ends when idle and starts again
+    on demand."""
 
-    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 500, linger: float = 0.001) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.linger = linger
+        self._expected = 1
+        self._connection: Connection | None = None
         self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -465,6 +472,54 @@ class GroupCommit:
                 self._thread.start()
         await future
 
+    def _gather(self, first: _Waiting) -> list[_Waiting]:
+        """The next batch: what is waiting, and — when the last batch was shared — up to ``linger`` seconds more
+        for as many callers as it had (the callers it answered come back about together; without the wait
+        each commit would take only the first of them, and batches would shrink to one)."""
+        batch = [first]
+        deadline: float | None = None
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            if len(batch) >= self._expected:
+                break
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + self.linger
+            if now >= deadline:
+                break
+            try:
+                batch.append(self._queue.get(timeout=deadline - now))
+            except queue.Empty:
+                break
+        self._expected = len(batch)
+        return batch
+
+    def _commit(self, entries: list[AuditEntry]) -> None:
+        if self.db.dialect != "postgresql" or not isinstance(self.db.bind, Engine):
+            with self.db.session() as session:
+                append(session, entries)
+            return
+        # PostgreSQL: one connection kept by the thread. A pooled one would be pinged at every checkout — a
+        # round trip per batch, which cost more than the batch's own statements.
+        if self._connection is None:
+            self._connection = self.db.engine.connect()
+        try:
+            with Session(bind=self._connection, expire_on_commit=False) as session:
+                append(session, entries)
+                session.commit()
+        except Exception:
+            self._disconnect()  # a broken connection is not reused
+            raise
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
     def _run(self) -> None:
         while True:
             try:
@@ -473,18 +528,13 @@ class GroupCommit:
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
+                        self._disconnect()
                         return
                 continue
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._gather(first)
             error: BaseException | None = None
             try:
-                with self.db.session() as session:
-                    append(session, [entry for entry, _, _ in batch])
+                self._commit([entry for entry, _, _ in batch])
             except Exception as exc:
                 log.exception("audit group commit of %s records failed", len(batch))
                 error = exc

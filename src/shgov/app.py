@@ -75,6 +75,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A context whose keys or files must hold before it serves offers ``service.check_startup``.
+        for context in CONTEXTS:
+            check = getattr(context_module(context, "service"), "check_startup", None)
+            if check is not None:
+                check(settings)
         if background:
             with db.session(write=False) as session:
                 default_calendar().set_overrides(WorkingCalendar.from_session(session).overrides())

@@ -7,7 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from shgov.app import create_app
 from shgov.core import sm2
 from shgov.core.db import Database
 from shgov.core.errors import InvalidError
@@ -83,3 +85,11 @@ def test_a_malformed_key_file_is_refused_naming_it(tmp_path: Path, content: str)
     path = _use_key(settings, content)
     with pytest.raises(InvalidError, match=f"{path} does not hold an SM2 private key"):
         licences.signing_key(settings)
+
+
+def test_the_app_refuses_to_start_with_a_licence_key_it_cannot_use(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    path = _use_key(settings, "0" * 64)
+    app = create_app(settings, background=False)
+    with pytest.raises(InvalidError, match=str(path)), TestClient(app):
+        pass

@@ -75,6 +75,12 @@ def licence_public_key(settings: Settings) -> tuple[str, str]:
     return key.key_id, key.public_hex
 
 
+def check_startup(settings: Settings) -> None:
+    """Refuse to start with a licence key that cannot verify its own signature (the key is loaded, or made
+    on first start, and self-checked; the error names the key file)."""
+    issued.signing_key(settings)
+
+
 CONFLICTS = "_conflicts"
 CONFLICT_COLUMNS = (
     "key",

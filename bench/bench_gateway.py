@@ -205,7 +205,7 @@ def measure(city: City, servers: list[subprocess.Popen[bytes]]) -> None:
         runs[workers] = _load(label, *_gateway_target(city, port))
         audited_calls += warm_calls + int(runs[workers]["calls"])
         server = servers.pop()
-        server.terminate()  # it writes what its audit queue holds as it stops
+        server.terminate()  # every answered call's audit record is committed already
         server.wait(timeout=60)
     select_one = f"SELECT {', '.join(COLUMNS)} FROM bench_persons WHERE id_number = %s"
     ceiling = _load("raw PostgreSQL point selects, Python client like the HTTP ones", "pg", _conninfo(city.url),

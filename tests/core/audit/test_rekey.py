@@ -69,6 +69,10 @@ def test_an_unkeyed_chain_is_verified_then_rehashed_under_the_key(legacy: tuple[
     db, audit_log = legacy
     with db.session() as session:
         old_head = session.scalar(select(AuditHead.last_hash))
+        before = verify_chain(session, audit_log.key, audit_log.checkpoint_dir, None)
+    # Before keying, verify says what it sees: hashes made with plain SM3, and a head that names no key.
+    assert [(f.kind, f.seq, f.last_seq) for f in before.findings] == [("rewritten", 1, 5), ("not_keyed", None, None)]
+    assert "audit rekey" in before.findings[1].en
     result = ensure_keyed(db, audit_log)
     assert result is not None
     assert (result.records, result.legacy_head, result.broken_at) == (5, old_head, None)

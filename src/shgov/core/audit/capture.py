@@ -20,6 +20,7 @@ A savepoint rolled back takes its entries and tallies with it; a transaction rol
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -106,8 +107,6 @@ def cli_actor() -> Actor:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for the uid (a container)
-        import os
-
         user = str(os.getuid())
     return Actor(f"cli:{user}")
 

@@ -360,14 +360,24 @@ def _check_end(
                 f"链头记录被移动：其指向第 {head_seq} 条，而链实际止于第 {end} 条",
             )
         )
-    if head is not None and end and head.key_id != key.key_id:
+    if head is not None and end and head.key_id is None:
         walk.add(
             Finding(
                 "not_keyed",
                 None,
                 None,
-                f"the head says the chain is keyed with {head.key_id or 'no key'}, this installation's key is "
-                f"{key.key_id}",
-                f"链头表明链密钥为 {head.key_id or '无'}，与本机密钥 {key.key_id} 不符",
+                "the head says the chain is not keyed yet (written before migration 0024, or its key id was "
+                "removed): `shgov audit rekey` keys a chain that holds under plain SM3",
+                "链头表明此链尚未加密钥（0024 迁移前写入，或密钥标识被删除）：`shgov audit rekey` 可为完好的旧链加密钥",
+            )
+        )
+    elif head is not None and end and head.key_id != key.key_id:
+        walk.add(
+            Finding(
+                "not_keyed",
+                None,
+                None,
+                f"the head says the chain is keyed with {head.key_id}, this installation's key is {key.key_id}",
+                f"链头表明链密钥为 {head.key_id}，与本机密钥 {key.key_id} 不符",
             )
         )

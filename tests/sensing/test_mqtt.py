@@ -89,7 +89,7 @@ def stored(tmp: Path) -> tuple[int, int]:
     return int(count[0]), int(count[1])
 
 
-def wait_for(tmp: Path, expected: int, seconds: float = 30) -> tuple[int, int]:
+def wait_for(tmp: Path, expected: int, seconds: float = 120) -> tuple[int, int]:
     deadline = time.monotonic() + seconds
     found = stored(tmp)
     while found[0] < expected and time.monotonic() < deadline:
@@ -139,7 +139,8 @@ def test_two_ingest_processes_share_the_topics(broker: None, engine: Engine, tmp
         client.disconnect()
         for process in processes:
             process.send_signal(signal.SIGTERM)
-            process.wait(20)
+            process.wait(60)
+    found = stored(tmp_path)  # a stop flushes what the timer had not: count after it
     assert found == (40 * len(DEVICES), 40 * len(DEVICES))
     nodes = {p.name.split("-", 1)[0] for p in (tmp_path / "lake" / "sensor_readings").rglob("*.parquet")}
     assert nodes == {"east", "west"}, "each process took a share of the batches"

@@ -264,6 +264,15 @@ def _unit_of_work(request: Request) -> Session | None:
     return session if session is not None and session.is_active else None
 
 
+def _recorded_with_unit_of_work(request: Request, entry: AuditEntry) -> bool:
+    """Add ``entry`` to the request's unit of work, to commit with it; False when the request has none."""
+    session = _unit_of_work(request)
+    if session is None:
+        return False
+    capture.record(session, entry)
+    return True
+
+
 def audit(
     request: Request,
     principal: Principal | None,
@@ -292,9 +301,7 @@ def audit(
         details=details,
         actor_name=actor_name,
     )
-    session = _unit_of_work(request)
-    if session is not None:
-        capture.record(session, entry)
+    if _recorded_with_unit_of_work(request, entry):
         return
     with get_database(request).session() as own:
         capture.record(own, entry)
@@ -325,8 +332,6 @@ async def audit_async(
         details=details,
         actor_name=actor_name,
     )
-    session = _unit_of_work(request)
-    if session is not None:
-        capture.record(session, entry)
+    if _recorded_with_unit_of_work(request, entry):
         return
     await get_group_commit(request).write(entry)

@@ -76,9 +76,23 @@ def provider(issuer: str, claims: dict[str, Any]) -> FastAPI:
     return idp
 
 
+LI_NA = {"sub": "u-42", "preferred_username": "li.na", "name": "李娜"}
+
+
+@pytest.fixture
+def idp_claims() -> dict[str, Any]:
+    """What the provider says about the person (a test overrides it to add the proven 身份证号)."""
+    return LI_NA
+
+
 @pytest.fixture
 def oidc_app(
-    live_server: LiveServer, db: Database, region_index: RegionIndex, engine: Engine, tmp_path: Path
+    live_server: LiveServer,
+    db: Database,
+    region_index: RegionIndex,
+    engine: Engine,
+    tmp_path: Path,
+    idp_claims: dict[str, Any],
 ) -> Iterator[str]:
     issuer = f"{live_server.url}/test-idp"
     settings = make_settings(
@@ -95,7 +109,7 @@ def oidc_app(
     )
     app = create_app(settings, database=db, background=False)
     app.state.region_index = region_index
-    app.mount("/test-idp", provider(issuer, {"sub": "u-42", "preferred_username": "li.na", "name": "李娜"}))
+    app.mount("/test-idp", provider(issuer, idp_claims))
     live_server.switch.target = app
     live_server.switch.take_turns = False  # the app calls the provider it serves while answering a request
     yield live_server.url
@@ -126,3 +140,20 @@ def test_a_callback_without_a_matching_state_is_refused(oidc_app: str) -> None:
 
 def test_oidc_is_off_by_default(client: httpx.Client) -> None:
     assert client.get("/auth/oidc/login").status_code == 404
+
+
+@pytest.mark.parametrize("idp_claims", [LI_NA | {"id_number": "310101199003077771"}])
+def test_the_provider_s_claim_binds_the_proven_identity(oidc_app: str, idp_claims: dict[str, Any]) -> None:
+    with httpx.Client(base_url=oidc_app, follow_redirects=True, timeout=20) as browser:
+        browser.get("/auth/oidc/login")
+        me = browser.get("/api/v1/identity/me").json()
+    assert me["id_number"] == "310101199003077771"
+    assert me["identity_source"] == "oidc"
+
+
+@pytest.mark.parametrize("idp_claims", [LI_NA | {"id_number": "31010419900307123X"}])
+def test_a_proven_account_with_the_same_identity_is_the_person_s(oidc_app: str, idp_claims: dict[str, Any]) -> None:
+    with httpx.Client(base_url=oidc_app, follow_redirects=True, timeout=20) as browser:
+        browser.get("/auth/oidc/login")
+        me = browser.get("/api/v1/identity/me").json()
+    assert me["username"] == "citizen"  # the seeded 张伟, linked to the provider's subject

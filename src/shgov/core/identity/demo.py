@@ -36,7 +36,7 @@ BUILTIN_ROLES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Department administrator",
         (perm.USER_READ, perm.USER_MANAGE, perm.ROLE_ASSIGN, perm.GRANT_MANAGE, perm.CLIENT_MANAGE),
     ),
-    ("window_clerk", "窗口受理人员", "Window clerk", (perm.USER_READ,)),
+    ("window_clerk", "窗口受理人员", "Window clerk", (perm.USER_READ, perm.USER_PROOF)),
     ("case_worker", "审批经办人员", "Case worker", (perm.USER_READ,)),
     ("data_officer", "数据专员", "Data officer", ()),
     ("ops_operator", "城运值班员", "Operations centre operator", (perm.USER_READ, perm.GRID_MANAGE)),

@@ -1,4 +1,4 @@
-"""Request-time identity: who is calling, CSRF for cookie sessions, audit, and fetch-and-check.
+"""Request-time identity: who is calling, CSRF for cookie sessions, audit, and the access helper.
 
 A caller authenticates with ``Authorization: Bearer <token>`` (API clients) or the session cookie
 (browsers). Requests authenticated by cookie that change something must carry the CSRF token
@@ -13,19 +13,22 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Depends
+from fastapi.dependencies.utils import request_params_to_args
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from shgov.core.audit import capture
 from shgov.core.audit.service import AuditEntry, GroupCommit
+from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, get_database, get_settings
 from shgov.core.errors import Problem
-from shgov.core.identity.permissions import Principal, Scoped
+from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import load_principal, start_web_session, token_holder, user_for_web_session
 from shgov.core.orgs.service import tenant_parents
 from shgov.core.settings import Settings
@@ -37,6 +40,7 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 def get_tenant_parents(request: Request, session: Session) -> dict[str, str | None]:
@@ -167,36 +171,97 @@ def require_action(action: str) -> Callable[..., Any]:
     return check
 
 
-def authorize(principal: Principal, obj: Scoped | None, action: str, read_action: str, *, owner: bool = False) -> None:
-    """404 when the caller may not know ``obj`` exists (or it does not), 403 when it may see but not act."""
-    if obj is None:
-        raise Problem("not-found", detail="No such object.")
-    if owner:
+# -- access to one object, by kind ------------------------------------------------------------------------
+#
+# Each kind of object (a case, a load, a dispute, ...) has one loader and one rule of who may see it, both
+# kept by its context; ``visible`` joins them into the dependency its API routes, pages and CLI use, so
+# "does not exist" and "may not know it exists" are the same 404 everywhere.
+
+NOT_FOUND_DETAIL = "No such object."
+SIGN_IN = "sign_in"  # a problem's extra: a page visitor without a session is sent to sign in, then back
+
+
+class AccessRule(Protocol[T_contra]):
+    """Who may see an object of a kind: ``rule(session, principal, obj)``."""
+
+    def __call__(self, session: Session, principal: Principal, obj: T_contra, /) -> bool: ...
+
+
+def not_found() -> Problem:
+    """The one answer for an object that does not exist or that the caller may not know exists."""
+    return Problem("not-found", detail=NOT_FOUND_DETAIL)
+
+
+def access(session: Session, principal: Principal, obj: T | None, rule: AccessRule[T]) -> T:
+    """``obj`` when it exists and ``principal`` may see it by ``rule``; the same 404 otherwise (for the CLI
+    and for handlers that find an object by something else than a path parameter)."""
+    if obj is None or not rule(session, principal, obj):
+        raise not_found()
+    return obj
+
+
+def _query_first(request: Request) -> None:
+    """Refuse the route's invalid query parameters (422 naming them) before the object is looked up: bad
+    input is the same answer whether or not the object exists, as on routes without an access helper."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
         return
-    if not principal.allows_on(read_action, obj):
-        raise Problem("not-found", detail="No such object.")
-    if action != read_action and not principal.allows_on(action, obj):
-        raise Problem("forbidden", detail=f"This needs the permission {action} for this object.")
+    _, errors = request_params_to_args(dependant.query_params, request.query_params)
+    if errors:
+        raise RequestValidationError(errors)
 
 
-def fetch_and_check(
-    loader: Callable[[Session, str], T | None],
-    action: str,
-    read_action: str,
+def visible(
+    loader: Callable[[Session, Any], T | None],
+    rule: AccessRule[T],
     *,
-    path_param: str = "object_id",
-    is_owner: Callable[[Principal, T], bool] | None = None,
+    param: str,
+    convert: Callable[[str], Any] = str,
+    page: bool = False,
 ) -> Callable[..., Any]:
-    """A dependency that loads the object named by ``path_param`` and checks ``action`` on it in one step."""
+    """A dependency that loads the object named by the path parameter ``param`` (``convert`` turns its text
+    into the loader's key; a key that does not convert is a 404 too) and returns it when the caller may see
+    it by ``rule``, else the same 404. With ``page``, a visitor without a session is sent to sign in (303)
+    rather than answered 401; the 404 is the HTML error page through the problem handler."""
 
-    async def dependency(request: Request, session: SessionDep, principal: CurrentPrincipal) -> T:
-        obj = loader(session, request.path_params[path_param])
-        owner = obj is not None and is_owner is not None and is_owner(principal, obj)
-        authorize(principal, obj, action, read_action, owner=owner)  # type: ignore[arg-type]
-        assert obj is not None  # noqa: S101 - authorize raised otherwise
-        return obj
+    async def dependency(request: Request, session: SessionDep, principal: OptionalPrincipal) -> T:
+        if principal is None:
+            problem = _unauthenticated("Sign in or send a bearer token.")
+            if page:
+                problem.extra[SIGN_IN] = request.url.path
+            raise problem
+        _query_first(request)
+        try:
+            # str(): a route's typed convertor (``{name:uuid}``) hands over a value, a plain ``{name}`` its text
+            key = convert(str(request.path_params[param]))
+        except (KeyError, ValueError) as exc:
+            raise not_found() from exc
+        return access(session, principal, loader(session, key), rule)
 
     return dependency
+
+
+def page_principal(action: str | None = None, detail: str = "") -> Callable[..., Any]:
+    """A page's dependency: the signed-in visitor. A visitor without a session is sent to sign in (303)
+    and back to this path; with ``action``, a visitor who does not hold it is refused (403, ``detail`` saying
+    why) — after the query parameters are checked (422), as ``visible`` does. Raised before the handler runs,
+    so an anonymous form post does nothing."""
+
+    async def dependency(request: Request, principal: OptionalPrincipal) -> Principal:
+        if principal is None:
+            problem = _unauthenticated("Sign in or send a bearer token.")
+            problem.extra[SIGN_IN] = request.url.path
+            raise problem
+        _query_first(request)  # a signed-in visitor's bad input is a 422 whether or not they hold the right
+        if action is not None and not principal.has_action(action):
+            raise Problem("forbidden", detail=detail or f"This page needs the right {action}.")
+        return principal
+
+    return dependency
+
+
+# A page for any signed-in visitor (pages that need a right use ``Depends(page_principal(action, detail))``).
+SignedInPage = Annotated[Principal, Depends(page_principal())]
 
 
 def start_browser_session(request: Request, user_id: uuid.UUID, next_path: str) -> Response:
@@ -220,6 +285,37 @@ def start_browser_session(request: Request, user_id: uuid.UUID, next_path: str) 
         secure=settings.secure_cookies,
     )
     return response
+
+
+SECOND_STEP_SECONDS = 300
+
+
+def _challenge_signature(settings: Settings, anon_cookie: str, user_id: str, expires: int) -> str:
+    key = settings.secret_key.get_secret_value().encode()
+    message = f"login-second-step:{anon_cookie}:{user_id}:{expires}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def second_step_challenge(settings: Settings, anon_cookie: str, user_id: uuid.UUID) -> str:
+    """What the sign-in page's code step carries: the account whose password was right, for this browser (its
+    anonymous cookie) and five minutes, signed — so the code step needs no server-side state."""
+    expires = int(utcnow().timestamp()) + SECOND_STEP_SECONDS
+    return f"{user_id}.{expires}.{_challenge_signature(settings, anon_cookie, str(user_id), expires)}"
+
+
+def user_of_challenge(settings: Settings, anon_cookie: str, challenge: str) -> uuid.UUID | None:
+    """The account a code-step challenge vouches for; None when forged, of another browser, or expired."""
+    user_id, _, rest = challenge.partition(".")
+    expires_text, _, signature = rest.partition(".")
+    if not expires_text.isdigit() or int(expires_text) < utcnow().timestamp():
+        return None
+    expected = _challenge_signature(settings, anon_cookie, user_id, int(expires_text))
+    if not hmac.compare_digest(signature, expected):
+        return None
+    try:
+        return uuid.UUID(user_id)
+    except ValueError:
+        return None
 
 
 def get_group_commit(request: Request) -> GroupCommit:

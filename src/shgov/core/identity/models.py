@@ -10,8 +10,12 @@ from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shgov.core.db import Base, TimestampMixin, UUIDKeyMixin
+from shgov.core.numbers import BigInt
 
 USER_KINDS = ("citizen", "enterprise", "staff", "client")
+# How a person's identity (身份证号 / 统一社会信用代码) came to be bound to an account: an identity provider's
+# claim, an in-person proofing step at a window, or the demo seed / trusted in-process code.
+IDENTITY_SOURCES = ("oidc", "proofing", "seed", "system")
 
 
 class User(UUIDKeyMixin, TimestampMixin, Base):
@@ -30,10 +34,19 @@ class User(UUIDKeyMixin, TimestampMixin, Base):
     credit_code: Mapped[str | None] = mapped_column(String(18), index=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     oidc_subject: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Who proved the identity above (see IDENTITY_SOURCES), when, and the clerk who checked the document.
+    identity_source: Mapped[str | None] = mapped_column(String(20))
+    identity_bound_at: Mapped[datetime | None]
+    identity_bound_by: Mapped[uuid.UUID | None]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
+    # Set by an administrator (lock); sign-in failures slow down (SigninThrottle), they never lock.
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # TOTP second factor (staff): the secret sealed with AES-GCM under a key derived from the app's secret
+    # key; confirmed once the holder typed a code; the last accepted time step (a code works only once).
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_confirmed_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInt)
 
 
 class Role(TimestampMixin, Base):
@@ -101,3 +114,15 @@ class WebSession(UUIDKeyMixin, Base):
     revoked_at: Mapped[datetime | None]
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class SigninThrottle(Base):
+    """Sign-in failures counted per key (an address, an account at an address, an account anywhere), shared
+    by every server process; the key is stored as its SHA-256 so that no typed name is kept."""
+
+    __tablename__ = "signin_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(BigInt, default=0)
+    last_failure_at: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]

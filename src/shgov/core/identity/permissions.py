@@ -7,6 +7,7 @@ also act on another department's objects through an ``AccessGrant``.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,15 +21,36 @@ SYSTEM_ACTOR = "system"
 SYSTEM_LABEL = N_("the system")
 
 _ACTIONS: dict[str, str] = {}
+_BY_NAME_ONLY: set[str] = set()
+_ORIGINS: dict[str, str] = {}  # action → the module that declared it
 
 
-def register_action(name: str, description: str) -> str:
-    """Declare an action; returns its name (so modules keep it as a constant)."""
+def register_action(name: str, description: str, *, by_name_only: bool = False) -> str:
+    """Declare an action; returns its name (so modules keep it as a constant). An action ``by_name_only`` is
+    held only by roles that list it: a role holding "*" (an administrator's) does not imply it."""
     parts = name.split(".")
     if len(parts) < 3 or not all(p.replace("_", "").isalnum() and p.islower() for p in parts):
         raise ValueError(f"action {name!r} must be context.object.verb in lower case")
     _ACTIONS[name] = description
+    _ORIGINS[name] = sys._getframe(1).f_globals.get("__name__", "")
+    if by_name_only:
+        _BY_NAME_ONLY.add(name)
     return name
+
+
+def declared_in(name: str) -> str:
+    """The module that declared the action ``name`` ("" when unknown)."""
+    return _ORIGINS.get(name, "")
+
+
+def is_by_name_only(name: str) -> bool:
+    """Whether ``name`` is held only by roles that list it (see ``register_action``)."""
+    return name in _BY_NAME_ONLY
+
+
+def implied_by_wildcard() -> list[str]:
+    """The actions a role holding "*" holds: every registered one except those given by name only."""
+    return [name for name in sorted(_ACTIONS) if name not in _BY_NAME_ONLY]
 
 
 def known_actions() -> dict[str, str]:
@@ -47,6 +69,12 @@ USER_READ_PERSONAL = register_action(
     "identity.user.read_personal", N_("See users' personal data (ID number, phone) unmasked")
 )
 USER_MANAGE = register_action("identity.user.manage", N_("Create, change and lock user accounts"))
+# By name only: binding a person's identity is the window's work, never an administrator's (issue #26, point 1).
+USER_PROOF = register_action(
+    "identity.user.proof",
+    N_("Bind a person's ID number or an enterprise's credit code to an account after checking the document in person"),
+    by_name_only=True,
+)
 CLIENT_MANAGE = register_action("identity.client.manage", N_("Create system clients and their secrets"))
 ROLE_MANAGE = register_action("identity.role.manage", N_("Define roles"))
 ROLE_ASSIGN = register_action("identity.role.assign", N_("Give roles to users"))
@@ -123,6 +151,9 @@ class Principal:
     tenant_parents: Mapping[str, str | None] = field(default_factory=dict)
     roles: list[str] = field(default_factory=list)
     auth_method: str = "bearer"
+    # Where the caller holds "*" itself (a role listing "*"), not merely every action known today: only
+    # they may hand "*" on (see core/identity/delegation.py).
+    wildcard: list[Scope] = field(default_factory=list)
 
     def has_action(self, action: str) -> bool:
         """True when any role gives ``action`` somewhere."""
@@ -142,6 +173,10 @@ class Principal:
     def allows_scope(self, action: str, scope: Scope) -> bool:
         """True when the caller holds ``action`` over the whole of ``scope`` (e.g. to give roles in it)."""
         return any(own.contains(scope, self.tenant_parents) for own in self.scopes.get(action, []))
+
+    def holds_wildcard(self, scope: Scope) -> bool:
+        """True when a role of the caller lists "*" over the whole of ``scope``."""
+        return any(own.contains(scope, self.tenant_parents) for own in self.wildcard)
 
     def allows_on(self, action: str, obj: Scoped) -> bool:
         """``allows`` for an object that carries its tenant and department."""

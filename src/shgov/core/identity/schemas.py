@@ -35,6 +35,9 @@ class UserOut(BaseModel):
     locked_until: datetime | None
     roles: list[str] = []
     masked: bool
+    # How the identity above was proven (oidc | proofing | seed | system), None while there is none.
+    identity_source: str | None = None
+    second_factor: bool = False
 
 
 class MeOut(UserOut):
@@ -44,7 +47,8 @@ class MeOut(UserOut):
 
 
 class UserCreate(BaseModel):
-    """A new account."""
+    """A new account. It carries no 身份证号 or credit code: those are bound only by an identity provider or
+    an in-person proofing step (``POST /identity/users/{id}/identity``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,9 +58,80 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=1, max_length=200)
     tenant_code: str | None = None
     department_code: str | None = None
+    phone: MobilePhone | None = None
+
+
+DocumentType = Literal["resident_id_card", "temporary_id_card", "business_licence"]
+
+
+class IdentityProofIn(BaseModel):
+    """A clerk's record of checking a person's (or an enterprise's) original document in person."""
+
+    model_config = ConfigDict(extra="forbid")
+
     id_number: IdNumber | None = None
     credit_code: CreditCode | None = None
-    phone: MobilePhone | None = None
+    # as printed on the document (the person's or the enterprise's name): compared with the base register
+    name: str = Field(min_length=1, max_length=100)
+    document_type: DocumentType
+    # The clerk confirms they held the original and compared its photo with the person at the window.
+    document_checked: Literal[True]
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class ReasonIn(BaseModel):
+    """Why an administrator did something to another account (kept in the audit log)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class LockIn(ReasonIn):
+    """Lock an account for a while (its tokens and sessions end now)."""
+
+    minutes: int = Field(default=60, ge=1, le=366 * 24 * 60)
+
+
+class PasswordChange(BaseModel):
+    """A new password for the caller's own account (every token and session of it ends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class TotpEnrolment(BaseModel):
+    """A new TOTP secret, shown this once: type it or scan the QR code, then confirm with a code."""
+
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class TotpCode(BaseModel):
+    """A code from the authenticator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=6, max_length=8, pattern=r"^[0-9 ]+$")
+
+
+class TotpOff(BaseModel):
+    """Turn one's own second factor off: a current code, or the account's password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str | None = Field(default=None, min_length=6, max_length=8, pattern=r"^[0-9 ]+$")
+    password: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class PasswordReset(BaseModel):
+    """An administrator's password reset: the temporary password, shown this once (hand it over in person)."""
+
+    temporary_password: str
+    credentials_ended: int
 
 
 class ClientCreate(BaseModel):

@@ -20,9 +20,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from shgov.core.audit.capture import SEED, SYSTEM, current_actor
 from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.identity import throttle
+from shgov.core.identity import totp as otp
 from shgov.core.identity.models import (
+    IDENTITY_SOURCES,
     USER_KINDS,
     AccessGrant,
     AccessToken,
@@ -31,7 +35,13 @@ from shgov.core.identity.models import (
     User,
     WebSession,
 )
-from shgov.core.identity.permissions import GrantInfo, Principal, Scope, is_known_action, known_actions
+from shgov.core.identity.permissions import (
+    GrantInfo,
+    Principal,
+    Scope,
+    implied_by_wildcard,
+    is_known_action,
+)
 from shgov.core.ids import validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.models import Department, Tenant
 from shgov.core.settings import SecuritySettings
@@ -39,7 +49,10 @@ from shgov.core.settings import SecuritySettings
 # Caches of who a credential stands for (the gateway's admissions) refill when any of these rows change.
 CREDENTIALS = ChangeCounter(User, Role, RoleAssignment, AccessGrant, AccessToken, WebSession)
 
-_hasher = PasswordHasher()
+# OWASP's argon2id parameters (19 MiB, 2 passes, 1 lane): about a fifth of the library's default cost per
+# sign-in, still far beyond what guessing at scale can afford. Hashes made with other parameters are
+# rehashed at their owner's next sign-in.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the username is unknown, so that the answer takes as long as for a real user.
 _DUMMY_HASH = _hasher.hash("shgov-dummy-password")
 MIN_PASSWORD_LENGTH = 10
@@ -83,8 +96,14 @@ def check_password_strength(password: str) -> None:
 # -- accounts ----------------------------------------------------------------------------------------
 
 
+def tenant_exists(session: Session, tenant_code: str) -> bool:
+    """Whether a tenant (the city or a district) with this code exists."""
+    # A longer code cannot exist, and PostgreSQL would refuse to compare it with the column.
+    return len(tenant_code) <= 12 and session.get(Tenant, tenant_code) is not None
+
+
 def _check_org(session: Session, tenant_code: str | None, department_code: str | None) -> None:
-    if tenant_code is not None and session.get(Tenant, tenant_code) is None:
+    if tenant_code is not None and not tenant_exists(session, tenant_code):
         raise InvalidError(f"tenant {tenant_code} does not exist", field="tenant_code")
     if department_code is not None:
         department = session.get(Department, department_code)
@@ -129,13 +148,56 @@ def create_user(
         secret_hash=hash_secret(password) if password is not None else None,
         tenant_code=tenant_code,
         department_code=department_code,
-        id_number=_validated(validate_id_number, id_number, "id_number"),
-        credit_code=_validated(validate_uscc, credit_code, "credit_code"),
         phone=_validated(validate_phone, phone, "phone"),
     )
-    if user.id_number and session.scalar(select(User.id).where(User.id_number == user.id_number)):
-        raise ConflictError("an account with this ID number exists", field="id_number")
     session.add(user)
+    session.flush()
+    if id_number or credit_code:
+        # Only trusted in-process code binds an identity on creation: the demo seed, or code running as
+        # the system (event handlers, tests). A request or a command goes through bind_identity with proof.
+        actor = current_actor().name
+        if actor not in (SEED.name, SYSTEM.name):
+            raise InvalidError(
+                "an identity is bound only by an identity provider or an in-person proofing step",
+                field="id_number" if id_number else "credit_code",
+            )
+        bind_identity(session, user, id_number=id_number, credit_code=credit_code, source=actor)
+    return user
+
+
+def bind_identity(
+    session: Session,
+    user: User,
+    *,
+    id_number: str | None = None,
+    credit_code: str | None = None,
+    source: str,
+    bound_by: uuid.UUID | None = None,
+) -> User:
+    """Bind a proven 身份证号 (citizens) or 统一社会信用代码 (enterprises) to ``user``.
+
+    ``source`` says how it was proven (``oidc``, ``proofing``, ``seed``, ``system``); callers prove it first —
+    this only keeps the rules every binding shares: the right kind of account, one identity per account
+    (never replaced), and one citizen account per ID number (an enterprise may have several accounts, one per
+    经办人)."""
+    if source not in IDENTITY_SOURCES:
+        raise ValueError(f"unknown identity source {source!r}")
+    checked_id = _validated(validate_id_number, id_number, "id_number")
+    checked_code = _validated(validate_uscc, credit_code, "credit_code")
+    if checked_id is None and checked_code is None:
+        raise InvalidError("an ID number or a credit code is needed", field="id_number")
+    if checked_id is not None and user.kind != "citizen":
+        raise InvalidError("only a citizen account carries an ID number", field="id_number")
+    if checked_code is not None and user.kind != "enterprise":
+        raise InvalidError("only an enterprise account carries a credit code", field="credit_code")
+    if user.id_number is not None or user.credit_code is not None:
+        raise ConflictError(
+            "this account's identity is bound already", field="id_number" if checked_id else "credit_code"
+        )
+    if checked_id is not None and session.scalar(select(User.id).where(User.id_number == checked_id)):
+        raise ConflictError("an account with this ID number exists", field="id_number")
+    user.id_number, user.credit_code = checked_id, checked_code
+    user.identity_source, user.identity_bound_at, user.identity_bound_by = source, utcnow(), bound_by
     session.flush()
     return user
 
@@ -169,7 +231,7 @@ def create_client(
     return user, secret
 
 
-def get_user(session: Session, user_id: uuid.UUID) -> User | None:
+def find_user(session: Session, user_id: uuid.UUID) -> User | None:
     """The account with ``user_id``."""
     return session.get(User, user_id)
 
@@ -179,13 +241,23 @@ def get_user(session: Session, user_id: uuid.UUID) -> User | None:
 
 @dataclass(frozen=True)
 class SignIn:
-    """The outcome of checking a username and secret."""
+    """The outcome of checking a username and secret (and second factor).
+
+    ``reason`` is for the audit log only: ok | bad_credentials | locked | inactive | wrong_kind | bad_code |
+    throttled | second_factor. Callers show people just three things: signed in, "wrong credentials"
+    (``public_reason``: the same for an unknown user, a wrong password, a locked or disabled account), or
+    "wait ``retry_after`` seconds"; and ask for the code when ``reason`` is ``second_factor``."""
 
     ok: bool
-    reason: str  # ok | bad_credentials | locked | inactive | wrong_kind
+    reason: str
     user_id: uuid.UUID | None = None
     username: str = ""
-    locked_until: datetime | None = None
+    retry_after: int = 0
+
+    @property
+    def public_reason(self) -> str:
+        """What the caller may be told: ok, throttled, second_factor or bad_credentials."""
+        return self.reason if self.reason in ("ok", "throttled", "second_factor") else "bad_credentials"
 
 
 def authenticate(
@@ -195,40 +267,266 @@ def authenticate(
     secret: str,
     *,
     kinds: Sequence[str] = ("citizen", "enterprise", "staff"),
+    address: str | None = None,
+    code: str | None = None,
+    totp_key: bytes | None = None,
 ) -> SignIn:
-    """Check a sign-in in its own transaction, counting failures and locking after too many."""
+    """Check a sign-in, throttled per address and account (see ``throttle``).
+
+    The attempt is counted before the hash is checked and settled after it, each in a short writer
+    transaction; the hash itself is checked outside any transaction: it is slow on purpose, and a writer
+    waiting on it would hold every other write in the process. An account with a confirmed second factor
+    needs ``code`` too (checked with ``totp_key``); without one the answer is ``second_factor`` and the
+    attempt does not count as a failure."""
+    keys = throttle.keys_for(security, username, address, client=tuple(kinds) == ("client",))
+    try:
+        throttle.begin(db, keys)
+    except throttle.Throttled as exc:
+        return SignIn(False, "throttled", username=username, retry_after=exc.retry_after)
+    result = _check_credentials(db, username, secret, kinds, code, totp_key)
+    outcome = "ok" if result.ok else "neutral" if result.reason == "second_factor" else "failed"
+    wait = throttle.settle(db, keys, outcome)
+    if not result.ok and wait:
+        return SignIn(False, result.reason, result.user_id, result.username, retry_after=wait)
+    return result
+
+
+def _check_credentials(
+    db: Database,
+    username: str,
+    secret: str,
+    kinds: Sequence[str],
+    code: str | None,
+    totp_key: bytes | None,
+) -> SignIn:
+    with db.session(write=False) as session:
+        found = session.execute(select(User.id, User.secret_hash).where(User.username == username)).first()
+    if found is None:
+        verify_secret(None, secret)  # as slow as for a real account
+        return SignIn(False, "bad_credentials", username=username)
+    user_id, stored = found
+    matches = verify_secret(stored, secret)
+    rehashed = hash_secret(secret) if matches and stored and _hasher.check_needs_rehash(stored) else None
     with db.session() as session:
-        user = session.scalar(select(User).where(User.username == username))
+        user = session.get(User, user_id)
         now = utcnow()
         if user is None:
-            verify_secret(None, secret)
             return SignIn(False, "bad_credentials", username=username)
-        if user.locked_until is not None and user.locked_until > now:
-            return SignIn(False, "locked", user.id, user.username, user.locked_until)
-        if not verify_secret(user.secret_hash, secret):
-            user.failed_logins += 1
-            if user.failed_logins >= security.max_failed_logins:
-                user.locked_until = now + timedelta(minutes=security.lockout_minutes)
-                user.failed_logins = 0
-                return SignIn(False, "locked", user.id, user.username, user.locked_until)
-            return SignIn(False, "bad_credentials", user.id, user.username)
-        if not user.is_active:
-            return SignIn(False, "inactive", user.id, user.username)
-        if user.kind not in kinds:
-            return SignIn(False, "wrong_kind", user.id, user.username)
-        user.failed_logins = 0
-        user.locked_until = None
+        if matches and user.secret_hash != stored:  # changed meanwhile (a new password, a rehash): check again
+            matches = verify_secret(user.secret_hash, secret)
+        refusal = _refusal(user, matches, kinds, now)
+        if refusal is not None:
+            return SignIn(False, refusal, user.id, user.username)
+        if user.totp_confirmed_at is not None:
+            if not code:
+                return SignIn(False, "second_factor", user.id, user.username)
+            if totp_key is None or not _accept_code(user, totp_key, code, now):
+                return SignIn(False, "bad_code", user.id, user.username)
+        if rehashed is not None:  # hashed with older, costlier or weaker parameters: bring it to today's
+            user.secret_hash = rehashed
         user.last_login_at = now
         return SignIn(True, "ok", user.id, user.username)
 
 
-def unlock_user(session: Session, user_id: uuid.UUID) -> None:
-    """Lift a lockout."""
+def _refusal(user: User, matches: bool, kinds: Sequence[str], now: datetime) -> str | None:
+    if not matches:
+        return "bad_credentials"
+    if user.locked_until is not None and user.locked_until > now:
+        return "locked"
+    if not user.is_active:
+        return "inactive"
+    if user.kind not in kinds:
+        return "wrong_kind"
+    return None
+
+
+def _accept_code(user: User, key: bytes, code: str, now: datetime) -> bool:
+    secret = otp.unseal(key, user.totp_secret or "", str(user.id))
+    if secret is None:
+        return False
+    step = otp.matching_step(secret, code, now, user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def second_factor(
+    db: Database, security: SecuritySettings, user_id: uuid.UUID, code: str, *, address: str | None, totp_key: bytes
+) -> SignIn:
+    """The second step of a web sign-in whose password was right: check the TOTP code, throttled like the
+    first step (under the account's name, so the two steps share their counters)."""
+    with db.session(write=False) as session:
+        username = session.scalar(select(User.username).where(User.id == user_id)) or ""
+    keys = throttle.keys_for(security, username, address, client=False)
+    try:
+        throttle.begin(db, keys)
+    except throttle.Throttled as exc:
+        return SignIn(False, "throttled", username=username, retry_after=exc.retry_after)
+    with db.session() as session:
+        user = session.get(User, user_id)
+        now = utcnow()
+        if user is None or _refusal(user, True, ("staff", "citizen", "enterprise"), now) is not None:
+            result = SignIn(False, "bad_credentials", username=username)
+        elif user.totp_confirmed_at is None or not _accept_code(user, totp_key, code, now):
+            result = SignIn(False, "bad_code", user.id, user.username)
+        else:
+            user.last_login_at = now
+            result = SignIn(True, "ok", user.id, user.username)
+    wait = throttle.settle(db, keys, "ok" if result.ok else "failed")
+    if not result.ok and wait:
+        return SignIn(False, result.reason, result.user_id, result.username, retry_after=wait)
+    return result
+
+
+def revoke_credentials(session: Session, user_id: uuid.UUID) -> int:
+    """End every live bearer token and browser session of a user (a new password, a lock, a disabled
+    account, a reset second factor); returns how many ended."""
+    now = utcnow()
+    ended = 0
+    rows: list[AccessToken | WebSession] = [
+        *session.scalars(select(AccessToken).where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))),
+        *session.scalars(select(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))),
+    ]
+    for row in rows:
+        row.revoked_at = now
+        ended += 1
+    session.flush()
+    return ended
+
+
+def _user(session: Session, user_id: uuid.UUID) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotFoundError("no such user")
-    user.failed_logins = 0
+    return user
+
+
+def unlock_user(session: Session, user_id: uuid.UUID, security: SecuritySettings | None = None) -> None:
+    """Lift an administrator's lock (and, given the settings, the account's city-wide sign-in delay)."""
+    user = _user(session, user_id)
     user.locked_until = None
+    if security is not None:
+        throttle.clear_account(session, security, user.username)
+
+
+def lock_user(session: Session, user_id: uuid.UUID, until: datetime) -> int:
+    """Lock an account until ``until``; its tokens and sessions end now. Returns how many ended."""
+    user = _user(session, user_id)
+    user.locked_until = until
+    return revoke_credentials(session, user.id)
+
+
+def set_active(session: Session, user_id: uuid.UUID, active: bool) -> int:
+    """Enable or disable an account; disabling ends its tokens and sessions. Returns how many ended."""
+    user = _user(session, user_id)
+    user.is_active = active
+    return 0 if active else revoke_credentials(session, user.id)
+
+
+def set_password(session: Session, user_id: uuid.UUID, password_hash: str) -> int:
+    """Store a new password hash (made outside the transaction with ``hash_secret`` after
+    ``check_password_strength``); every token and session of the account ends. Returns how many ended."""
+    user = _user(session, user_id)
+    user.secret_hash = password_hash
+    return revoke_credentials(session, user.id)
+
+
+# -- second factor -------------------------------------------------------------------------------------
+
+
+def begin_totp(session: Session, user_id: uuid.UUID, key: bytes) -> tuple[str, str]:
+    """Start (or restart) enrolment of a staff member's TOTP: a new secret, sealed and unconfirmed. Returns
+    the secret and its ``otpauth://`` URI — shown this once."""
+    user = _user(session, user_id)
+    if user.kind != "staff":
+        raise InvalidError("only staff accounts use a second factor", field="kind")
+    if user.totp_confirmed_at is not None:
+        raise ConflictError("a second factor is set up already; an administrator can reset it")
+    secret = otp.new_secret()
+    user.totp_secret = otp.seal(key, secret, str(user.id))
+    user.totp_last_step = None
+    return secret, otp.provisioning_uri(secret, user.username)
+
+
+def confirm_totp(session: Session, user_id: uuid.UUID, key: bytes, code: str) -> None:
+    """Confirm enrolment with a code from the authenticator; from now on sign-in needs a code."""
+    user = _user(session, user_id)
+    if user.totp_secret is None or user.totp_confirmed_at is not None:
+        raise ConflictError("there is no second factor waiting for confirmation")
+    if not _accept_code(user, key, code, utcnow()):
+        raise InvalidError("the code is wrong or expired", field="code")
+    user.totp_confirmed_at = utcnow()
+
+
+def reset_totp(session: Session, user_id: uuid.UUID) -> int:
+    """Remove a second factor (an administrator's recovery); the account's tokens and sessions end."""
+    user = _user(session, user_id)
+    user.totp_secret = None
+    user.totp_confirmed_at = None
+    user.totp_last_step = None
+    return revoke_credentials(session, user.id)
+
+
+def turn_off_totp(
+    db: Database,
+    security: SecuritySettings,
+    user_id: uuid.UUID,
+    *,
+    key: bytes,
+    code: str = "",
+    password: str = "",
+    address: str | None = None,
+) -> SignIn:
+    """The holder turns their own second factor off, proving it is them with a current code or their password.
+
+    Throttled and counted like a sign-in (under the account's name), so it is no way round the sign-in
+    throttle; the password is checked outside any writer (it is slow on purpose). ``reason``: ok, throttled,
+    bad_code, bad_credentials or no_factor (nothing to turn off; not counted as a failure)."""
+    with db.session(write=False) as session:
+        found = session.execute(select(User.username, User.secret_hash).where(User.id == user_id)).first()
+    if found is None or not (code or password):  # nothing offered: nothing to count
+        return SignIn(False, "bad_credentials")
+    username, stored = found
+    keys = throttle.keys_for(security, username, address, client=False)
+    try:
+        throttle.begin(db, keys)
+    except throttle.Throttled as exc:
+        return SignIn(False, "throttled", user_id, username, retry_after=exc.retry_after)
+    password_ok = bool(password) and verify_secret(stored, password)
+    with db.session() as session:
+        user = _user(session, user_id)
+        if user.totp_confirmed_at is None:
+            result = SignIn(False, "no_factor", user.id, username)
+        elif password_ok or (code and _accept_code(user, key, code, utcnow())):
+            user.totp_secret, user.totp_confirmed_at, user.totp_last_step = None, None, None
+            result = SignIn(True, "ok", user.id, username)
+        else:
+            result = SignIn(False, "bad_code" if code else "bad_credentials", user.id, username)
+    outcome = "ok" if result.ok else "neutral" if result.reason == "no_factor" else "failed"
+    wait = throttle.settle(db, keys, outcome)
+    if not result.ok and wait:
+        return SignIn(False, result.reason, result.user_id, result.username, retry_after=wait)
+    return result
+
+
+def temporary_password() -> str:
+    """A strong random password an administrator hands over after a reset (shown once)."""
+    while True:
+        candidate = secrets.token_urlsafe(12) + "-" + str(secrets.randbelow(10))
+        try:
+            check_password_strength(candidate)
+        except InvalidError:
+            continue
+        return candidate
+
+
+def reset_password(session: Session, user_id: uuid.UUID, password_hash: str, security: SecuritySettings) -> int:
+    """An administrator's reset: store the new hash (made outside the transaction), end every token and
+    session of the account and lift its sign-in delay. Returns how many credentials ended."""
+    user = _user(session, user_id)
+    throttle.clear_account(session, security, user.username)
+    return set_password(session, user_id, password_hash)
 
 
 # -- tokens and sessions -----------------------------------------------------------------------------
@@ -246,14 +544,15 @@ def issue_token(session: Session, user_id: uuid.UUID, grant_type: str, ttl_secon
     return raw, expires
 
 
-def revoke_token(session: Session, raw: str) -> uuid.UUID | None:
-    """Revoke a bearer token; returns its user, or None for an unknown token (RFC 7009: not an error)."""
+def revoke_token(session: Session, raw: str, owner_id: uuid.UUID) -> bool:
+    """Revoke a bearer token of ``owner_id``. A token of anyone else, or none, is left alone and is not an
+    error either (RFC 7009 §2.2: the answer must not tell the caller whether a stranger's token exists)."""
     token = session.scalar(select(AccessToken).where(AccessToken.token_hash == digest(raw)))
-    if token is None:
-        return None
+    if token is None or token.user_id != owner_id:
+        return False
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-    return token.user_id
+    return True
 
 
 def token_holder(session: Session, raw: str) -> tuple[User, datetime] | None:
@@ -266,9 +565,15 @@ def token_holder(session: Session, raw: str) -> tuple[User, datetime] | None:
     if row is None:
         return None
     token, user = row
-    if token.revoked_at is not None or token.expires_at <= utcnow() or not user.is_active:
+    if token.revoked_at is not None or token.expires_at <= utcnow() or not usable(user):
         return None
     return user, token.expires_at
+
+
+def usable(user: User) -> bool:
+    """True when the account may act now: active and not locked (checked on every request, so a lock
+    takes effect even for a credential the lock's revocation somehow missed)."""
+    return user.is_active and (user.locked_until is None or user.locked_until <= utcnow())
 
 
 def start_web_session(session: Session, user_id: uuid.UUID, ttl_seconds: int, ip: str | None, user_agent: str) -> str:
@@ -304,7 +609,7 @@ def user_for_web_session(session: Session, raw: str) -> User | None:
     if row is None:
         return None
     web_session, user = row
-    if web_session.revoked_at is not None or web_session.expires_at <= utcnow() or not user.is_active:
+    if web_session.revoked_at is not None or web_session.expires_at <= utcnow() or not usable(user):
         return None
     return user
 
@@ -317,6 +622,7 @@ def load_principal(
 ) -> Principal:
     """Everything needed to decide the user's access: role scopes and the grants to their department."""
     scopes: dict[str, list[Scope]] = {}
+    wildcard: list[Scope] = []
     roles: list[str] = []
     rows = session.execute(
         select(RoleAssignment, Role)
@@ -326,7 +632,9 @@ def load_principal(
     for assignment, role in rows:
         roles.append(role.code)
         scope = Scope(assignment.tenant_code, assignment.department_code, assignment.include_subtenants)
-        for action in known_actions() if ALL in role.actions else role.actions:
+        if ALL in role.actions:
+            wildcard.append(scope)
+        for action in implied_by_wildcard() if ALL in role.actions else role.actions:
             scopes.setdefault(action, []).append(scope)
     grants: list[GrantInfo] = []
     if user.department_code is not None:
@@ -351,6 +659,7 @@ def load_principal(
         tenant_parents=tenant_parents,
         roles=sorted(set(roles)),
         auth_method=auth_method,
+        wildcard=wildcard,
     )
 
 
@@ -363,6 +672,12 @@ def principal_by_username(session: Session, username: str, auth_method: str = "s
 
 
 ALL = "*"  # a role holding "*" holds every action, including those of modules added later
+
+
+def checked_actions(actions: Iterable[str]) -> list[str]:
+    """``actions`` sorted without duplicates (``["*"]`` when they include it); 422 naming ``actions`` for an
+    unknown one."""
+    return _check_actions(actions)
 
 
 def _check_actions(actions: Iterable[str]) -> list[str]:
@@ -437,6 +752,24 @@ def assign_role(
     session.add(assignment)
     session.flush()
     return assignment
+
+
+def held_by(session: Session, user_id: uuid.UUID) -> list[tuple[list[str], Scope]]:
+    """Each role the user holds: its actions and the scope it was given in."""
+    rows = session.execute(
+        select(RoleAssignment, Role.actions)
+        .join(Role, Role.code == RoleAssignment.role_code)
+        .where(RoleAssignment.user_id == user_id)
+    ).all()
+    return [(list(actions), Scope(a.tenant_code, a.department_code, a.include_subtenants)) for a, actions in rows]
+
+
+def role_actions(session: Session, role_code: str) -> list[str]:
+    """The actions of a role; 422 naming ``role_code`` when there is no such role."""
+    role = session.get(Role, role_code)
+    if role is None:
+        raise InvalidError(f"role {role_code} does not exist", field="role_code")
+    return list(role.actions)
 
 
 def roles_of(session: Session, user_id: uuid.UUID) -> list[RoleAssignment]:

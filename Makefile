@@ -16,7 +16,7 @@ COMPILED := $(CATALOGS:.po=.mo)
 VENDOR := src/shgov/web/static/vendor
 DEMO_ENV := SHGOV_ENV=dev SHGOV_LOG_JSON=false SHGOV_SENSING__SIMULATE=true
 
-.PHONY: help demo test setup setup-dev assets catalogs chromium lint typecheck importlint pytest bench i18n clean
+.PHONY: help demo test test-fast setup setup-dev assets catalogs chromium lint typecheck importlint pytest docs-reference bench i18n clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,7 +32,17 @@ test: setup-dev assets catalogs chromium ## set up and run every check: ruff, my
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
+
+# The quick lane while working: no browser, no PostgreSQL, no NATS, none of the whole-system `slow` tests
+# (`make test` stays the gate that runs everything). See docs/testing.md.
+test-fast: setup-dev assets catalogs ## ruff, then pytest on SQLite only, without browser, NATS and slow tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	SHGOV_TEST_BACKENDS=sqlite $(BIN)/pytest -n auto --dist loadfile -m "not browser and not nats and not slow"
+
+docs-reference: setup-dev ## write the reference sections of docs/<context>.md (events, actions) from the code
+	SHGOV_WRITE_DOCS=1 $(BIN)/pytest -q -p no:randomly tests/test_docs.py -k reference
 
 bench: setup-dev assets catalogs .venv-bench/bin/datasette .venv-bench/.openfisca ## run the benchmarks under bench/ and print their figures
 	$(BIN)/python -m bench

@@ -26,6 +26,16 @@ def environment() -> dict[str, str]:
     return {CLOCK_VARIABLE: datetime.now(UTC).isoformat(), "PYTHONPATH": path}
 
 
+def cli_environment(data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of an ``shgov`` child process: this one's without its ``SHGOV_`` settings, a dev city
+    in ``data_dir`` with plain-text logs, on the city clock, then ``settings`` (``SHGOV_…`` names)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
+    environ.update(
+        {"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), "SHGOV_LOG_JSON": "false", **environment(), **settings}
+    )
+    return environ
+
+
 def main() -> None:
     """Start the clock from ``SHGOV_TEST_CLOCK`` and run the module named by the first argument."""
     module, *rest = sys.argv[1:]

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import time_machine
 import uvicorn
 from bench.servers import POSTGRES_URL, scratch_postgres
 from fastapi import FastAPI
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from shgov import migrations
 from shgov.app import create_app
@@ -38,6 +39,13 @@ from shgov.seed import seed_demo
 # schedule, "this month", ages and deadlines), only on durations it measures itself.
 CITY_NOW = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
+# Property tests replay the same examples on every run of the gate: whether a commit lands must not depend
+# on what a random draw happened to find. ``--hypothesis-profile explore`` draws new examples (with
+# ``--hypothesis-seed`` to replay one draw); what it finds becomes an ``@example``.
+hypothesis_settings.register_profile("gate", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("gate")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Start the city's clock before any test module is imported (module constants read it too), and
@@ -46,6 +54,57 @@ def pytest_configure(config: pytest.Config) -> None:
     traveller = time_machine.travel(CITY_NOW, tick=True)
     traveller.start()
     config.add_cleanup(traveller.stop)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("SHGOV_TEST_BACKENDS", ",".join(BACKENDS)),
+        help="comma-separated database backends to test (sqlite, postgresql; default both, or "
+        "$SHGOV_TEST_BACKENDS): the tests of the others are deselected",
+    )
+
+
+def _backends(config: pytest.Config) -> set[str]:
+    chosen = {name.strip() for name in str(config.getoption("backends")).split(",") if name.strip()}
+    if unknown := chosen - set(BACKENDS):
+        raise pytest.UsageError(f"--backends: unknown {', '.join(sorted(unknown))} (choose from {', '.join(BACKENDS)})")
+    return chosen
+
+
+def _uses_postgresql(item: pytest.Item) -> bool:
+    """A test of the PostgreSQL backend: a parameter (``engine``, a module's own database, ``backend``) set to
+    it, the session's PostgreSQL database among its fixtures, or the ``postgresql`` marker set by hand."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        return True
+    if "postgresql_database" in getattr(item, "fixturenames", ()):
+        return True
+    return item.get_closest_marker("postgresql") is not None
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every PostgreSQL test ``postgresql`` and deselect it unless PostgreSQL is among ``--backends``
+    (deselected rather than skipped, so that its session database is never even created)."""
+    wanted = _backends(config)
+    kept, dropped = [], []
+    for item in items:
+        if _uses_postgresql(item):
+            item.add_marker(pytest.mark.postgresql)
+            if "postgresql" not in wanted:
+                dropped.append(item)
+                continue
+        elif "sqlite" not in wanted and "engine" in getattr(item, "fixturenames", ()):
+            dropped.append(item)
+            continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 NATS_URL = os.environ.get("SHGOV_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -92,7 +151,8 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     eng = make_engine(url)
     with eng.begin() as conn:
         migrations.upgrade(conn)
-    seed_demo(Database(eng), make_settings(tmp_path_factory.mktemp("seed")))
+    folder = tmp_path_factory.mktemp("seed")
+    seed_demo(Database(eng), make_settings(folder))
     yield eng
     eng.dispose()
 
@@ -134,14 +194,15 @@ class SwitchApp:
     """An ASGI app that forwards to whichever app the current test set.
 
     A test's app works on one database connection (the test's transaction), and one connection cannot
-    interleave savepoints: requests the browser sends in parallel (a page's images, a second tab) take turns.
-    Event streams, which stay open, do not wait for a turn; nor does anything while ``take_turns`` is off (an
-    app that calls a provider it serves itself would wait for its own turn)."""
+    interleave savepoints: requests the browser sends in parallel (a page's images, a second tab) take turns
+    on the database's ``turns`` lock, which event streams take for each poll (``live_events``) and the test
+    itself with ``db.one_at_a_time()``. An event stream holds the turn only until its answer starts (its
+    dependencies — the sign-in check — are units of work too), not while it stays open. Nothing takes turns
+    while ``take_turns`` is off (an app that calls a provider it serves itself would wait for its own turn)."""
 
     def __init__(self) -> None:
         self.target: FastAPI | None = None
         self.take_turns = True
-        self._turns: asyncio.Lock | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -154,13 +215,35 @@ class SwitchApp:
                     return
         if self.target is None:
             raise RuntimeError("no app set for this test")
-        if not self.take_turns or scope["type"] != "http" or str(scope.get("path", "")).endswith("/stream"):
+        db = getattr(self.target.state, "db", None)
+        turns = db.turns if isinstance(db, Database) else None
+        if turns is None or not self.take_turns or scope["type"] != "http":
             await self.target(scope, receive, send)
             return
-        if self._turns is None:
-            self._turns = asyncio.Lock()  # made in the server's own event loop
-        async with self._turns:
-            await self.target(scope, receive, send)
+        # polled rather than awaited in a thread: a request cancelled while waiting must not take the turn later
+        while not turns.acquire(blocking=False):  # noqa: ASYNC110 - a thread lock, not an event
+            await asyncio.sleep(0.002)
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                turns.release()
+
+        async def send_then_give_back(message: Message) -> None:
+            if message["type"] == "http.response.start" and _is_event_stream(message):
+                give_back()
+            await send(message)
+
+        try:
+            await self.target(scope, receive, send_then_give_back)
+        finally:
+            give_back()
+
+
+def _is_event_stream(start: Message) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in start["headers"])
 
 
 class LiveServer:
@@ -268,3 +351,18 @@ def served_lake(
             registers.build(session, folder / "lake", register)
     app.state.settings.analytics.lake_dir = folder / "lake"
     return folder / "lake"
+
+
+@pytest.fixture
+def later() -> Iterator[Callable[[float], None]]:
+    """Move the clock on by some seconds (every thread: the served app too), never by sleeping."""
+    travellers: list[time_machine.travel] = []
+
+    def move(seconds: float) -> None:
+        traveller = time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True)
+        traveller.start()
+        travellers.append(traveller)
+
+    yield move
+    for traveller in reversed(travellers):
+        traveller.stop()

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,14 +23,15 @@ from shgov.core.audit import service as audit_service
 from shgov.core.audit.capture import ActorMiddleware
 from shgov.core.bounded import bound_integer_inputs
 from shgov.core.calendar import api as calendar_api
-from shgov.core.calendar.service import WorkingCalendar, city_today, default_calendar
+from shgov.core.calendar.service import WorkingCalendar, city_today, default_calendar, use_city_zone
 from shgov.core.db import Database, open_database
 from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
 from shgov.core.events import OutboxRelay, make_bus
-from shgov.core.http import BodyLimitMiddleware, UnitOfWorkMiddleware
+from shgov.core.http import BodyLimitMiddleware, SecurityHeadersMiddleware, UnitOfWorkMiddleware
 from shgov.core.identity import api as identity_api
 from shgov.core.identity import oidc
 from shgov.core.logging import configure_logging
+from shgov.core.openapi import describe_problems
 from shgov.core.regions import api as regions_api
 from shgov.core.settings import Settings
 from shgov.seed import demo_accounts
@@ -55,6 +55,7 @@ def create_app(
     """
     settings = settings or Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    use_city_zone(settings.timezone)
     db = database or open_database(settings)
     relay = OutboxRelay(db, make_bus(settings.events, db), settings.events)
     for context in CONTEXTS:
@@ -166,15 +167,9 @@ def create_app(
     install_error_handlers(app, responder)
 
     @app.get("/api/docs", include_in_schema=False)
-    def api_docs() -> HTMLResponse:
-        # Swagger UI from the package's own static folder: the default points at a CDN.
-        return get_swagger_ui_html(
-            openapi_url="/api/openapi.json",
-            title="SH-GOV API",
-            swagger_js_url=templates.static_url("vendor/swagger-ui-bundle.js"),
-            swagger_css_url=templates.static_url("vendor/swagger-ui.css"),
-            swagger_favicon_url=templates.static_url("img/favicon.svg"),
-        )
+    def api_docs(request: Request) -> HTMLResponse:
+        # Swagger UI from the package's own static folder, started by a static script (the CSP allows no inline one).
+        return templates.render(request, "web/api_docs.html", {"openapi_url": "/api/openapi.json"})
 
     if settings.security.oidc.enabled:
         # Authlib keeps the OIDC state and nonce in a short-lived signed cookie between redirect and callback.
@@ -189,6 +184,7 @@ def create_app(
         routers.append(oidc.router(settings))
     for r in routers:
         app.include_router(r)
+    describe_problems(app)  # every operation's errors are declared: problem+json
     bound_integer_inputs(app)  # integers beyond 64 bits answer 422 naming the field, not a database error
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -204,4 +200,6 @@ def create_app(
     app.add_middleware(UnitOfWorkMiddleware)
     app.add_middleware(ActorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes, on_too_large=too_large)
+    # Outermost: every answer, the 413 above included, carries the security headers and hardened cookies.
+    app.add_middleware(SecurityHeadersMiddleware, secure=settings.secure_cookies)
     return app

@@ -10,19 +10,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shgov import migrations
-from shgov.benefits import cli as benefits_cli
-from shgov.catalog import cli as catalog_cli
 from shgov.contexts import CONTEXTS, context_module
 from shgov.core.audit import cli as audit_cli
 from shgov.core.backup import cli as backup_cli
 from shgov.core.cli import console, err, fail, load_settings, open_database
-from shgov.lake import cli as lake_cli
-from shgov.ratings import cli as ratings_cli
-from shgov.registers import cli as registers_cli
-from shgov.sensing import cli as sensing_cli
-from shgov.services import cli as services_cli
-from shgov.sharing import cli as sharing_cli
-from shgov.workorders import cli as workorders_cli
+from shgov.core.identity import cli as identity_cli
 
 app = typer.Typer(
     help="SH-GOV: digital government platform (一网通办 · 一网统管 · 一体化数字底座).", no_args_is_help=True
@@ -32,21 +24,21 @@ demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative divisions (五级) and grids.", no_args_is_help=True)
 calendar_app = typer.Typer(help="Working days and holiday schedules.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+identity_cli.add_commands(users_app)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(regions_app, name="regions")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(users_app, name="users")
-app.add_typer(lake_cli.app, name="lake")
-app.add_typer(registers_cli.app, name="registers")
-app.add_typer(catalog_cli.app, name="catalog")
-app.add_typer(sharing_cli.app, name="sharing")
-app.add_typer(services_cli.app, name="services")
-app.add_typer(workorders_cli.app, name="workorders")
-app.add_typer(benefits_cli.app, name="benefits")
-app.add_typer(ratings_cli.app, name="ratings")
-app.add_typer(sensing_cli.app, name="sensing")
+# Each installed context with commands (``<context>/cli.py`` exposing ``app``) is ``shgov <context> …``; its
+# service is loaded as the app loads it, so that what it plugs into core (the registers' name lookup for
+# in-person proofing) is there for every command.
+for _context in CONTEXTS:
+    context_module(_context, "service")
+    _commands = context_module(_context, "cli")
+    if _commands is not None:
+        app.add_typer(_commands.app, name=_context)
 
 
 def lake_versions(session: Session) -> dict[str, int]:
@@ -100,6 +92,9 @@ def serve(
         proxy_headers=True,
         log_config=None,
         timeout_graceful_shutdown=max(1, round(settings.web.shutdown_seconds)),
+        # A worker answers the supervisor's health pings from a thread; while it imports and builds the app
+        # on a busy machine that can take longer than uvicorn's 5 s, and a worker killed for it starts over.
+        timeout_worker_healthcheck=60,
     )
 
 

@@ -3,13 +3,18 @@
 Core parts come first (divisions, organisations, roles, demo accounts), then every context's
 ``service.seed_demo`` in dependency order. A part already recorded in ``seed_records`` is skipped, so
 a second run never reseeds or overwrites what people changed since.
+
+A part too large for one transaction (the benefit runs over a million persons would hold the writer for
+minutes) offers ``service.seed_demo_chunked(db, settings)`` instead: it writes in short transactions of its
+own and must be safe to repeat, since it is recorded as seeded only once it finished — a seed killed
+midway completes it on the next run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -25,6 +30,7 @@ from shgov.core.seeding import already_seeded, mark_seeded
 from shgov.core.settings import Settings
 
 Seeder = Callable[[Session, Settings], Any]
+ChunkedSeeder = Callable[[Database, Settings], Any]
 
 
 @dataclass(frozen=True)
@@ -61,14 +67,15 @@ CORE_SEEDERS: tuple[tuple[str, Seeder], ...] = (
 )
 
 
-def demo_seeders() -> list[tuple[str, Seeder]]:
-    """Every part of the demo city, in dependency order."""
-    seeders: list[tuple[str, Seeder]] = list(CORE_SEEDERS)
+def demo_seeders() -> list[tuple[str, Seeder | ChunkedSeeder, bool]]:
+    """Every part of the demo city, in dependency order: (name, seeder, whether it writes in chunks)."""
+    seeders: list[tuple[str, Seeder | ChunkedSeeder, bool]] = [(name, part, False) for name, part in CORE_SEEDERS]
     for context in CONTEXTS:
         service = context_module(context, "service")
-        seeder = getattr(service, "seed_demo", None)
-        if seeder is not None:
-            seeders.append((context, seeder))
+        if (chunked := getattr(service, "seed_demo_chunked", None)) is not None:
+            seeders.append((context, chunked, True))
+        elif (seeder := getattr(service, "seed_demo", None)) is not None:
+            seeders.append((context, seeder, False))
     return seeders
 
 
@@ -89,14 +96,21 @@ def seed_demo(db: Database, settings: Settings, *, only: set[str] | None = None)
     ensure_configured(settings)
     report: dict[str, bool] = {}
     with capture.acting_as(capture.SEED):
-        for name, seeder in demo_seeders():
+        for name, seeder, chunked in demo_seeders():
             if only is not None and name not in only:
                 continue
             with db.session() as session:
                 if already_seeded(session, name):
                     report[name] = False
                     continue
-                seeder(session, settings)
-                mark_seeded(session, name)
-                report[name] = True
+                if not chunked:
+                    cast("Seeder", seeder)(session, settings)
+                    mark_seeded(session, name)
+                    report[name] = True
+                    continue
+            cast("ChunkedSeeder", seeder)(db, settings)  # its own short transactions, outside the one above
+            with db.session() as session:
+                if not already_seeded(session, name):
+                    mark_seeded(session, name)
+            report[name] = True
     return report

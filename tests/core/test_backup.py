@@ -4,10 +4,8 @@ passphrase, a non-empty target, keys without a passphrase."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -16,23 +14,23 @@ from typing import Any
 
 import psycopg
 import pytest
+from bench.drill import WriteLoad, write_batch
 from bench.servers import POSTGRES_URL, reachable, scratch_postgres
 from sqlalchemy import select, text
 
 from shgov import migrations
 from shgov.cli import lake_versions
-from shgov.core.audit import service as audit
 from shgov.core.backup import BackupError, backup, restore, verify_backup
 from shgov.core.backup import postgres as pg
 from shgov.core.backup.archive import MANIFEST, unpack_keys, unseal
 from shgov.core.backup.service import count_rows
 from shgov.core.db import Database
-from shgov.core.files import FileStore
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
 from shgov.registers.models import IssuedLicence
 from shgov.seed import seed_demo
+from tests import city_clock
 from tests.conftest import make_settings
 
 PASSPHRASE = "drill-passphrase-不要外传"
@@ -43,73 +41,6 @@ PARTS = {"divisions", "organisations", "roles", "demo-accounts", "lake", "regist
 def city_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings of a test city kept in ``data_dir`` (SQLite inside it unless a URL is given)."""
     return make_settings(data_dir, demo_persons=300, **overrides)
-
-
-def write_batch(db: Database, settings: Settings, tag: str) -> str:
-    """One unit of the platform's writing: a signed licence, its audit record, an uploaded file."""
-    with db.session() as session:
-        licence = registers.issue_licence(
-            session,
-            settings,
-            licence_type="灾备演练证明",
-            holder_id="310101199001011234",
-            holder_name="演练人",
-            issuer_department="310000.dsj",
-            issuer_name="市大数据中心",
-            particulars={"tag": tag},
-            source_ref=f"drill:{tag}",
-        )
-        audit.append(session, [audit.AuditEntry(action="backup.drill", object_type="licence", object_id=tag)])
-        number = licence.licence_no
-    FileStore(settings.data_dir / "files").put(b"%PDF-1.4\n" + tag.encode(), f"{tag}.pdf", max_bytes=1 << 20)
-    return number
-
-
-class WriteLoad:
-    """``write_batch`` over and over in a thread until stopped; ``wait_for`` blocks until more have landed."""
-
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db, self.settings = db, settings
-        self.done = 0
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                write_batch(self.db, self.settings, f"load-{self.done}")
-                with self._changed:
-                    self.done += 1
-                    self._changed.notify_all()
-        except BaseException as exc:
-            with self._changed:
-                self.error = exc
-                self._changed.notify_all()
-
-    def __enter__(self) -> WriteLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def wait_for(self, more: int = 1) -> None:
-        """Return once ``more`` batches have been committed since the call (a generous safety timeout only)."""
-        with self._changed:
-            target = self.done + more
-            assert self._changed.wait_for(lambda: self.done >= target or self.error is not None, timeout=300)
-        if self.error is not None:
-            raise self.error
-
-    def during(self) -> Callable[[str], None]:
-        """A progress hook for ``backup``: before each of its steps, more writes land — before the snapshot,
-        and after it while the set is still being made."""
-        return lambda _step: self.wait_for(1)
 
 
 def seed_city(settings: Settings) -> None:
@@ -165,13 +96,11 @@ def secret_env(settings: Settings) -> dict[str, str]:
 
 def shgov(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the ``shgov`` command on ``data_dir``."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), "SHGOV_LOG_JSON": "false", **env})
     return subprocess.run(
-        [sys.executable, "-m", "shgov.cli", *args],
+        [*city_clock.command(), *args],
         capture_output=True,
         text=True,
-        env=environ,
+        env=city_clock.cli_environment(data_dir, **env),
         timeout=300,
         check=False,
     )
@@ -203,6 +132,7 @@ def backup_set(city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the drills ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_sqlite_drill_back_up_under_load_destroy_and_restore(live: Path, tmp_path: Path) -> None:
     settings = city_settings(live)
     db = Database.from_url(settings.database.url)
@@ -247,6 +177,7 @@ def postgres_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.postgresql
 def test_postgresql_drill_with_point_in_time_recovery(postgres_home: Path, tmp_path: Path) -> None:
     # The source is a private server, because the shared one does not allow replication connections; the
     # restores go into new, empty databases on the shared server.

@@ -8,10 +8,12 @@ from collections import Counter
 
 import pytest
 from bench.servers import reachable
+from pydantic import ConfigDict, Field
 from sqlalchemy import func, select
 
 from shgov.core.db import Database
 from shgov.core.events import (
+    DomainEvent,
     Event,
     EventDelivery,
     InProcessBus,
@@ -23,6 +25,34 @@ from shgov.core.events import (
 )
 from shgov.core.settings import EventSettings
 from tests.conftest import NATS_URL
+
+
+class Probe(DomainEvent):
+    """Any payload under any of these types, for the outbox's own tests (the type is not in the payload)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    EVENT_TYPE = "probe.>"
+    TYPES = tuple(
+        f"probe.{t}"
+        for t in (
+            "sharing.request.submitted",
+            "catalog.resource.published",
+            "workorders.order.created",
+            "a.b",
+            "cases.case.accepted",
+            "regions.grid.changed",
+            "sensing.warning.raised",
+            "sensing.warning.cleared",
+        )
+    )
+    probe_type: str = Field(exclude=True)
+
+    def event_type(self) -> str:
+        return self.probe_type
+
+
+def probe(event_type: str, **payload: object) -> Probe:
+    return Probe(probe_type=f"probe.{event_type}", **payload)
 
 
 def relay_for(db: Database, bus: InProcessBus | NatsBus, settings: EventSettings | None = None) -> OutboxRelay:
@@ -56,10 +86,10 @@ def test_a_committed_event_reaches_every_matching_subscriber(db: Database) -> No
     bus = InProcessBus(db)
     seen: list[tuple[str, Event]] = []
     bus.subscribe("audit", ">", lambda e: seen.append(("audit", e)))
-    bus.subscribe("catalog-only", "catalog.>", lambda e: seen.append(("catalog-only", e)))
+    bus.subscribe("catalog-only", "probe.catalog.>", lambda e: seen.append(("catalog-only", e)))
     relay = relay_for(db, bus)
     with db.session() as session:
-        event_id = emit(session, "sharing.request.submitted", {"request": "R-1", "items": ["姓名"]})
+        event_id = emit(session, probe("sharing.request.submitted", request="R-1", items=["姓名"]))
 
     assert asyncio.run(relay.drain()) == 1
     assert [(name, e.id, e.payload) for name, e in seen] == [("audit", event_id, {"request": "R-1", "items": ["姓名"]})]
@@ -72,7 +102,7 @@ def test_an_event_of_a_rolled_back_transaction_is_never_published(db: Database) 
     seen: list[Event] = []
     bus.subscribe("any", ">", seen.append)
     with pytest.raises(RuntimeError), db.session() as session:
-        emit(session, "catalog.resource.published", {"id": 1})
+        emit(session, probe("catalog.resource.published", id=1))
         raise RuntimeError("the change failed")
     assert asyncio.run(relay_for(db, bus).drain()) == 0
     assert seen == []
@@ -93,7 +123,7 @@ def test_a_failing_subscriber_gets_the_event_again_and_the_others_do_not(db: Dat
     bus.subscribe("flaky", ">", flaky)
     relay = relay_for(db, bus)
     with db.session() as session:
-        emit(session, "workorders.order.created", {"id": "W-1"})
+        emit(session, probe("workorders.order.created", id="W-1"))
 
     assert asyncio.run(relay.drain()) == 0
     make_due(db)
@@ -113,7 +143,7 @@ def test_a_failed_event_waits_for_its_back_off(db: Database) -> None:
     bus.subscribe("down", ">", lambda e: (_ for _ in ()).throw(OSError("down")))
     relay = relay_for(db, bus)
     with db.session() as session:
-        emit(session, "a.b", {})
+        emit(session, probe("a.b"))
     asyncio.run(relay.drain())
     with db.session() as session:
         row = session.scalars(select(OutboxEvent)).one()
@@ -125,12 +155,12 @@ def test_a_failed_event_waits_for_its_back_off(db: Database) -> None:
 
 def test_nothing_is_lost_across_a_restart(db: Database) -> None:
     with db.session() as session:
-        first = emit(session, "cases.case.accepted", {"case": 1})
-        second = emit(session, "cases.case.accepted", {"case": 2})
+        first = emit(session, probe("cases.case.accepted", case=1))
+        second = emit(session, probe("cases.case.accepted", case=2))
     # The process stops before relaying; a new process with new objects picks the events up.
     restarted_bus = InProcessBus(db)
     received: list[uuid.UUID] = []
-    restarted_bus.subscribe("cases", "cases.>", lambda e: received.append(e.id))
+    restarted_bus.subscribe("cases", "probe.cases.>", lambda e: received.append(e.id))
     assert asyncio.run(relay_for(db, restarted_bus).drain()) == 2
     assert received == [first, second]
 
@@ -154,17 +184,29 @@ def test_the_relay_wakes_up_after_a_commit(db: Database) -> None:
         finally:
             await relay.stop()
 
-    assert asyncio.run(scenario()).type == "regions.grid.changed"
+    assert asyncio.run(scenario()).type == "probe.regions.grid.changed"
 
 
 def _emit_one(db: Database) -> None:
     with db.session() as session:
-        emit(session, "regions.grid.changed", {"grid": "x"})
+        emit(session, probe("regions.grid.changed", grid="x"))
 
 
-def test_an_event_type_must_be_dotted_words(db: Database) -> None:
-    with db.session() as session, pytest.raises(ValueError, match="dot-separated"):
-        emit(session, "bad..type", {})
+def test_an_event_type_must_be_dotted_words_and_declared_once() -> None:
+    with pytest.raises(ValueError, match="dot-separated"):
+
+        class Bad(DomainEvent):
+            EVENT_TYPE = "bad..type"
+
+    with pytest.raises(ValueError, match="declared twice"):
+
+        class Again(DomainEvent):
+            EVENT_TYPE = "probe.a.b"
+
+
+def test_only_a_declared_type_is_emitted(db: Database) -> None:
+    with db.session() as session, pytest.raises(ValueError, match="does not declare"):
+        emit(session, Probe(probe_type="probe.never.declared"))
 
 
 @pytest.fixture
@@ -205,7 +247,7 @@ def test_events_round_trip_through_nats_jetstream_at_least_once_and_across_a_res
         relay = OutboxRelay(db, bus, nats_settings)
         await bus.start()
         try:
-            first = await asyncio.to_thread(_emit_typed, db, "sensing.warning.raised", {"level": "红"})
+            first = await asyncio.to_thread(_emit_typed, db, "sensing.warning.raised", "红")
             assert await relay.drain() == 1
             name, event = await asyncio.wait_for(got.get(), timeout=10)
             assert (name, event.id, event.payload) == ("flaky", first, {"level": "红"})
@@ -218,7 +260,7 @@ def test_events_round_trip_through_nats_jetstream_at_least_once_and_across_a_res
         publisher = NatsBus(nats_settings)
         await publisher.start()
         try:
-            second = await asyncio.to_thread(_emit_typed, db, "sensing.warning.cleared", {"level": "绿"})
+            second = await asyncio.to_thread(_emit_typed, db, "sensing.warning.cleared", "绿")
             assert await OutboxRelay(db, publisher, nats_settings).drain() == 1
         finally:
             await publisher.stop()
@@ -237,6 +279,26 @@ def test_events_round_trip_through_nats_jetstream_at_least_once_and_across_a_res
     asyncio.run(scenario())
 
 
-def _emit_typed(db: Database, event_type: str, payload: dict[str, str]) -> uuid.UUID:
+def _emit_typed(db: Database, event_type: str, level: str) -> uuid.UUID:
     with db.session() as session:
-        return emit(session, event_type, payload)
+        return emit(session, probe(event_type, level=level))
+
+
+def test_two_worker_processes_relays_never_deliver_the_same_event_twice(db: Database) -> None:
+    """Each worker of ``serve --workers N`` runs a relay over the same outbox: a claim leases its batch."""
+    seen: Counter[uuid.UUID] = Counter()
+    buses = [InProcessBus(db), InProcessBus(db)]
+    for bus in buses:
+        bus.subscribe("count", ">", lambda e: seen.update([e.id]))
+    first, second = (relay_for(db, bus) for bus in buses)
+    with db.session() as session:
+        ids = [emit(session, probe("catalog.resource.published", n=n)) for n in range(3)]
+
+    claimed = first._claim()  # the first worker has taken the batch and is still delivering it
+    assert [e.id for e in claimed] == ids
+    assert asyncio.run(second.drain()) == 0  # the other worker leaves the leased events alone
+    for event in claimed:
+        asyncio.run(buses[0].publish(event))
+        first._settle(event.id, None)
+    assert asyncio.run(second.drain()) == 0
+    assert seen == Counter(ids)

@@ -134,7 +134,8 @@ def test_personal_data_is_masked_by_field_name_and_by_pattern() -> None:
         "note": "身份证3101**********123X，电话139****5678",
         "n": 3,
     }
-    assert mask_text("order 1234567890123456789") == "order 1234567890123456789"
+    assert mask_text("order GD2026112412345678") == "order GD2026112412345678"
+    assert mask_text("card 1234567890123456789") == "card 1234***********6789"
 
 
 def test_log_lines_never_carry_personal_data() -> None:

@@ -1,24 +1,32 @@
-"""Integer inputs bounded to 64 bits, once for every route.
+"""Inputs bounded once for every route: integers to 64 bits, free-form JSON in size and depth, no NUL bytes.
 
 ``bound_integer_inputs(app)`` makes every parameter and body field an endpoint declares as ``int`` (query,
 path, header, cookie, form and JSON, inside models, lists and dicts too) answer 422 beyond the signed 64-bit
 range, through the same ``RequestValidationError`` — and so the same problem document naming the field —
 as any other invalid input, rather than fail in the database as a 500 (SQLite cannot bind such a number,
 PostgreSQL refuses it). Pages that read a form by hand use ``whole_number`` for the same rule.
+
+The same wrapper refuses, with a 422 naming the field, a string holding a NUL byte anywhere in any declared
+input (PostgreSQL cannot store one and SQLite would keep it silently), and a free-form JSON value (a field
+declared ``dict``/``list``/``Any``) larger than ``MAX_JSON_BYTES`` serialized or nested deeper than
+``MAX_JSON_DEPTH``. ``BoundedJson`` / ``bounded_json()`` declare such a field with its limits explicitly, and
+``HttpUrl`` an address that must be ``http``/``https``.
 """
 
 from __future__ import annotations
 
 import collections.abc
+import json
 import types
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, NewType, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from shgov.core.errors import InvalidError
 from shgov.core.numbers import INT64_MAX, INT64_MIN
@@ -41,19 +49,6 @@ def _arms(annotations: Iterable[Any]) -> list[Any]:
         else:
             arms.append(annotation)
     return arms
-
-
-def _holds_int(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
-    """Whether a value of ``annotation`` can contain a declared ``int`` anywhere."""
-    for arm in _arms([annotation]):
-        if arm is int:
-            return True
-        if isinstance(arm, type) and issubclass(arm, BaseModel):
-            if arm not in seen and any(_holds_int(f.annotation, seen | {arm}) for f in arm.model_fields.values()):
-                return True
-        elif any(_holds_int(arg, seen) for arg in get_args(arm) if arg is not Ellipsis):
-            return True
-    return False
 
 
 def _out_of_range(value: int, loc: tuple[int | str, ...]) -> dict[str, Any]:
@@ -96,9 +91,133 @@ def range_errors(annotations: Iterable[Any], value: Any, loc: tuple[int | str, .
             yield from range_errors([i for i in items if i is not None], item, (*loc, index))
 
 
+# -- free-form JSON, NUL bytes, web addresses ---------------------------------------------------------------
+
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+MAX_URL = 2000
+
+
+def json_problem(value: Any, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a JSON-like ``value`` is too big (serialized beyond ``max_bytes``) or too deep (beyond ``max_depth``
+    levels), or None. Walks without recursion and stops at the first excess, so a huge value costs little."""
+    size, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        if isinstance(item, dict):
+            size += 2 + 2 * len(item)
+            for key, inner in item.items():
+                size += len(str(key).encode()) + 2
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 + len(item)
+            stack.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str):
+            size += len(item.encode()) + 2
+        else:
+            size += len(json.dumps(item, default=str))
+        if size > max_bytes:
+            return f"larger than {max_bytes} bytes as JSON"
+    return None
+
+
+def bounded_json(max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> AfterValidator:
+    """A validator limiting a free-form JSON field's serialized size and depth (use in ``Annotated``)."""
+
+    def check(value: Any) -> Any:
+        problem = json_problem(value, max_bytes, max_depth)
+        if problem:
+            raise ValueError(f"the value is {problem}")
+        return value
+
+    return AfterValidator(check)
+
+
+BoundedJson = Annotated[dict[str, Any], bounded_json()]
+"""A free-form JSON object of at most ``MAX_JSON_BYTES`` serialized and ``MAX_JSON_DEPTH`` levels."""
+
+
+def http_url(value: str) -> str:
+    """``value`` when it is an absolute ``http``/``https`` address with a host, without a user name or password,
+    spaces or control characters (at most ``MAX_URL`` characters); ``ValueError`` otherwise — never
+    ``javascript:``, ``data:`` or ``file:``."""
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, for one
+        raise ValueError("must be an http or https address") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http or https address")
+    if "@" in parts.netloc:  # https://www.gov.cn@evil.example/ reads as one host and goes to another
+        raise ValueError("must not carry a user name or password")
+    try:
+        hostname, _port = parts.hostname, parts.port
+    except ValueError:  # a port that is no number
+        raise ValueError("must be an http or https address") from None
+    if not hostname:
+        raise ValueError("must be an http or https address")
+    if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError(f"must be at most {MAX_URL} characters, without spaces or control characters")
+    return url
+
+
+def is_http_url(value: str | None) -> bool:
+    """Whether ``value`` passes ``http_url`` (for filtering what is shown: old rows may hold anything)."""
+    try:
+        http_url(value or "")
+    except ValueError:
+        return False
+    return True
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+"""A web address: ``http`` or ``https`` only."""
+
+
+def _free_form(arm: Any) -> bool:
+    """Whether a plain type admits any JSON (``Any``, ``object``, or a ``dict``/``list`` of them)."""
+    if arm is Any or arm is object:
+        return True
+    origin = get_origin(arm) or arm
+    if origin in _MAPPINGS or origin in _SEQUENCES:
+        args = [a for a in get_args(arm) if a is not Ellipsis]
+        return not args or any(_free_form(a) for a in _arms(args[-1:]))
+    return False
+
+
+def input_errors(annotations: Iterable[Any], value: Any, loc: tuple[int | str, ...]) -> Iterator[dict[str, Any]]:
+    """Errors for NUL bytes in any string of ``value`` and for free-form JSON in it beyond its limits."""
+    arms = _arms(annotations)
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield {"type": "string_nul", "loc": loc, "msg": "Text must not contain NUL (\\x00) characters", "input": ""}
+        return
+    if any(_free_form(a) for a in arms) and isinstance(value, dict | list | tuple):
+        problem = json_problem(value)
+        if problem:
+            yield {"type": "json_too_large", "loc": loc, "msg": f"The value is {problem}", "input": None}
+            return
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            yield from input_errors([info.annotation], getattr(value, name, None), (*loc, info.alias or name))
+    elif isinstance(value, dict):
+        items = [get_args(a)[1] for a in arms if get_origin(a) in _MAPPINGS and len(get_args(a)) == 2] or [Any]
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                yield {"type": "string_nul", "loc": loc, "msg": "Keys must not contain NUL characters", "input": ""}
+            yield from input_errors(items, item, (*loc, key))
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = [a for arm in arms for a in get_args(arm)[:1] if get_origin(arm) in _SEQUENCES] or [Any]
+        for index, item in enumerate(value):
+            yield from input_errors(items, item, (*loc, index))
+
+
 class BoundedField(ModelField):
-    """A FastAPI parameter or body field whose integers must fit 64 bits, checked after pydantic's own
-    validation so that every other rule (and its message) stays as declared."""
+    """A FastAPI parameter or body field whose integers must fit 64 bits, whose strings hold no NUL and whose
+    free-form JSON keeps its limits — checked after pydantic's own validation so that every other rule (and
+    its message) stays as declared."""
 
     def validate(
         self,
@@ -107,16 +226,18 @@ class BoundedField(ModelField):
         *,
         loc: tuple[int | str, ...] = (),
     ) -> tuple[Any, list[dict[str, Any]]]:
-        """Validate as declared, then refuse integers beyond the signed 64-bit range."""
+        """Validate as declared, then refuse integers beyond 64 bits, NUL bytes and oversized free-form JSON."""
         result, errors = super().validate(value, values if values is not None else {}, loc=loc)
         if errors:
             return result, errors
-        wide = list(range_errors([self.field_info.annotation], result, loc))
+        annotation = [self.field_info.annotation]
+        wide = [*range_errors(annotation, result, loc), *input_errors(annotation, result, loc)]
         return (None, wide) if wide else (result, errors)
 
 
 def _bounded(field: ModelField) -> ModelField:
-    if isinstance(field, BoundedField) or not _holds_int(field.field_info.annotation):
+    # every field: any of them may carry a string (a NUL) or free-form JSON
+    if isinstance(field, BoundedField):
         return field
     # A copy sharing the field's validator: nothing is rebuilt, and the original is left as it was.
     bounded = BoundedField.__new__(BoundedField)
@@ -142,8 +263,9 @@ def _bound_dependant(dependant: Dependant, done: set[int]) -> None:
 
 
 def bound_integer_inputs(app: FastAPI) -> int:
-    """Bound every ``int`` input of every route of ``app`` (call once its routers are included); returns
-    how many dependants (endpoints and their dependencies) were looked at."""
+    """Bound every input of every route of ``app`` (call once its routers are included): integers to 64 bits,
+    no NUL bytes, free-form JSON in size and depth; returns how many dependants (endpoints and their
+    dependencies) were looked at."""
     done: set[int] = set()
     for context in iter_route_contexts(app.routes):
         # the route as included (prefix, router dependencies) and the route as declared

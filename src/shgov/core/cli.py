@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from shgov.core import db
+from shgov.core.calendar.service import use_city_zone
 from shgov.core.db import Database
 from shgov.core.settings import Settings
 
@@ -18,10 +19,12 @@ err = Console(stderr=True)
 def load_settings() -> Settings:
     """Settings from the environment, or a clear message and exit code 2."""
     try:
-        return Settings()
+        settings = Settings()
     except ValueError as exc:
         err.print(f"[red]Invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
+    use_city_zone(settings.timezone)
+    return settings
 
 
 def open_database(settings: Settings) -> Database:

@@ -345,6 +345,10 @@ class Database:
         self._writer_bind = self.engine.execution_options(**{IMMEDIATE: True}) if self._gate else None
         self._after_commit: list[Callable[[Session], None]] = []
         event.listen(self._factory, "after_commit", self._run_after_commit)
+        # One connection cannot interleave units of work (their savepoints would cross): whoever shares it
+        # from several threads (a test's server, its event streams and the test itself) takes turns here.
+        # A plain lock, not an RLock: a request's turn may end on another thread than it began on.
+        self.turns: threading.Lock | None = threading.Lock() if isinstance(bind, Connection) else None
 
     @classmethod
     def from_url(
@@ -413,6 +417,16 @@ class Database:
                     _scope.reset(token)
                 except ValueError:  # ended in another context (a generator dependency closed on another thread)
                     _scope.set(None)
+
+    @contextmanager
+    def one_at_a_time(self) -> Iterator[None]:
+        """Hold the shared connection's turn (see ``turns``) for a unit of work begun outside a request;
+        nothing to wait for on an engine, whose sessions each get their own connection."""
+        if self.turns is None:
+            yield
+            return
+        with self.turns:
+            yield
 
     def ping(self) -> None:
         """Run a trivial query; raises if the database does not answer."""

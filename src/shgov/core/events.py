@@ -1,7 +1,12 @@
 """Domain events: a transactional outbox relayed after commit, at least once, to subscribers.
 
-A service calls ``emit(session, type, payload)`` inside its unit of work; the event row commits or
-rolls back with the change. The ``OutboxRelay`` publishes committed rows to the bus — in-process by
+Each context declares the events it announces in its ``events.py`` as ``DomainEvent`` classes (frozen
+Pydantic models: the fields are the payload, ``EVENT_TYPE`` the dotted name, e.g. ``cases.case.submitted``;
+a family such as ``workorders.order.<action>`` declares its pattern and its concrete ``TYPES``). A service
+calls ``emit(session, event)`` inside its unit of work; the event row commits or rolls back with the
+change. A subscriber reads a delivered ``Event`` back as its class with ``SomeEvent.of(event)``.
+
+The ``OutboxRelay`` publishes committed rows to the bus — in-process by
 default, NATS JetStream in production — and marks them published only when the bus has them
 (in-process: every subscriber handled it; NATS: the stream acknowledged it). A row that fails is
 retried with back-off, so a crash or restart never loses an event; handlers must be idempotent.
@@ -18,9 +23,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ForeignKey, Index, String, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, Database, utcnow
@@ -89,10 +96,79 @@ class Event:
         return cls(uuid.UUID(raw["id"]), raw["type"], raw["payload"], datetime.fromisoformat(raw["occurred_at"]))
 
 
-def emit(session: Session, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
-    """Record an event in ``session``'s transaction; it is relayed only if the transaction commits."""
+E = TypeVar("E", bound="DomainEvent")
+_DECLARED: dict[str, type[DomainEvent]] = {}
+
+
+class DomainEvent(BaseModel):
+    """A fact a context announces; declared in ``<context>/events.py``, its fields are the payload.
+
+    ``EVENT_TYPE`` is ``context.object.verb``; a family of events of one shape (one per workflow action) sets
+    it to a pattern with one ``*`` (``workorders.order.*``), lists its concrete ``TYPES`` and names in
+    ``FROM_TYPE`` the field that says which it is (``action``). Reading ignores keys it does not know, and
+    takes a family's field from the type when the row has none, so an older row in the outbox still reads."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    EVENT_TYPE: ClassVar[str]
+    TYPES: ClassVar[tuple[str, ...]] = ()
+    FROM_TYPE: ClassVar[str] = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        declared = cls.__dict__.get("EVENT_TYPE")
+        if declared is None:
+            return  # an abstract base of several events
+        if not cls.TYPES:
+            cls.TYPES = (declared,)
+        for name in cls.TYPES:
+            _check_name(name)
+            if not matches(declared, name):
+                raise ValueError(f"{cls.__name__}: {name!r} is not of the family {declared!r}")
+            existing = _DECLARED.get(name)
+            if existing is not None and _where(existing) != _where(cls):  # a module imported again replaces
+                raise ValueError(f"event type {name!r} is declared twice ({_where(existing)}, {_where(cls)})")
+            _DECLARED[name] = cls
+
+    def event_type(self) -> str:
+        """The dotted name this event is published under."""
+        if self.FROM_TYPE:
+            return self.EVENT_TYPE.replace("*", str(getattr(self, self.FROM_TYPE)))
+        return self.EVENT_TYPE
+
+    @classmethod
+    def of(cls: type[E], event: Event) -> E:
+        """The delivered ``event`` read as its declared class, which must be ``cls`` or one of its kind."""
+        declared = _DECLARED.get(event.type)
+        if declared is None or not issubclass(declared, cls):
+            raise TypeError(f"{event.type!r} is not a {cls.__name__}")
+        payload = event.payload
+        if declared.FROM_TYPE and declared.FROM_TYPE not in payload:
+            wild = declared.EVENT_TYPE.split(".").index("*")
+            payload = {**payload, declared.FROM_TYPE: event.type.split(".")[wild]}
+        return declared.model_validate(payload)
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_name(event_type: str) -> None:
     if not event_type or any(not part for part in event_type.split(".")):
         raise ValueError(f"event type {event_type!r} must be dot-separated words")
+
+
+def declared_events() -> dict[str, type[DomainEvent]]:
+    """Every concrete event type declared so far (import the contexts' ``events`` modules first), by name."""
+    return dict(sorted(_DECLARED.items()))
+
+
+def emit(session: Session, event: DomainEvent) -> uuid.UUID:
+    """Record ``event`` in ``session``'s transaction; it is relayed only if the transaction commits."""
+    event_type = event.event_type()
+    if _DECLARED.get(event_type) is not type(event):
+        raise ValueError(f"{type(event).__name__} does not declare the event type {event_type!r}")
+    payload = event.model_dump(mode="json")
     row = OutboxEvent(event_id=uuid.uuid4(), type=event_type, payload=payload)
     session.add(row)
     session.info[OUTBOX_FLAG] = True
@@ -171,8 +247,12 @@ class InProcessBus:
             return set(rows)
 
     def _record(self, event_id: uuid.UUID, subscriber: str) -> None:
-        with self.db.session() as session:
-            session.add(EventDelivery(event_id=event_id, subscriber=subscriber))
+        try:
+            with self.db.session() as session:
+                session.add(EventDelivery(event_id=event_id, subscriber=subscriber))
+        except IntegrityError:
+            # Another process's relay delivered it too (its lease ran out mid-batch): recorded once is enough.
+            log.info("event %s was already recorded for %s", event_id, subscriber)
 
     async def publish(self, event: Event) -> None:
         """Call every matching subscriber that has not handled ``event`` yet; raise if any failed."""
@@ -279,6 +359,10 @@ def make_bus(settings: EventSettings, db: Database) -> EventBus:
     return InProcessBus(db)
 
 
+# How long a claimed event stays with the relay that claimed it before another process may take it.
+CLAIM_LEASE = timedelta(seconds=60)
+
+
 class OutboxRelay:
     """Moves committed outbox rows to the bus, after commit and on a timer."""
 
@@ -301,17 +385,23 @@ class OutboxRelay:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
     def _claim(self) -> list[Event]:
+        """Take a batch of due events and lease them, so the relays of other worker processes skip them
+        until they are settled (or the lease runs out because this process died)."""
         with self.db.session() as session:
+            now = utcnow()
             rows = session.scalars(
                 select(OutboxEvent)
                 .where(
                     OutboxEvent.published_at.is_(None),
-                    OutboxEvent.next_attempt_at <= utcnow(),
+                    OutboxEvent.next_attempt_at <= now,
                     OutboxEvent.attempts < self.settings.max_attempts,
                 )
                 .order_by(OutboxEvent.seq)
                 .limit(self.settings.batch_size)
+                .with_for_update(skip_locked=True)  # PostgreSQL; a SQLite writer already excludes the others
             ).all()
+            for row in rows:
+                row.next_attempt_at = now + CLAIM_LEASE
             return [Event(r.event_id, r.type, r.payload, r.occurred_at) for r in rows]
 
     def _settle(self, event_id: uuid.UUID, error: str | None) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import ForeignKey, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, UUIDKeyMixin, utcnow
-from shgov.core.identity.service import get_user
+from shgov.core.identity.service import find_user
 from shgov.core.ids import mask_phone
 
 log = logging.getLogger("shgov.notify")
@@ -129,7 +129,7 @@ def tell(
     """Notify an account (no-op without one) in the inbox and by SMS to the phone on the account."""
     if user_id is None:
         return
-    user = get_user(session, user_id)
+    user = find_user(session, user_id)
     notify(session, Notice(user_id, subject, body, link, topic, phone=user.phone if user else None))
 
 

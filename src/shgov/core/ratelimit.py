@@ -1,4 +1,8 @@
-"""Token buckets: so many calls a minute per key (a grant, an API key, an address), refilled continuously."""
+"""Token buckets: so many calls a minute per key (a grant, an API key, an address), refilled continuously.
+
+These buckets live in each process's memory (each process allows its share), which suits rates of calls.
+Sign-in failures are counted in the database instead (``core/identity/throttle.py``): a guesser spreading
+attempts over worker processes must meet one counter, and the delays grow with each failure."""
 
 from __future__ import annotations
 

@@ -77,6 +77,9 @@ class OIDCSettings(BaseModel):
     scope: str = "openid profile"
     username_claim: str = "preferred_username"
     name_claim: str = "name"
+    # The claims that carry the proven 身份证号 of a person / 统一社会信用代码 of an enterprise ("" to ignore).
+    id_number_claim: str = "id_number"
+    credit_code_claim: str = "credit_code"
     button_label: str = "统一身份认证"
 
 
@@ -196,15 +199,6 @@ _SOURCES = SettingsConfigDict(
     env_file_encoding="utf-8",
     extra="ignore",
 )
-
-
-class CityZone(BaseSettings):
-    """The city's time zone alone (``SHGOV_TIMEZONE``), for code that dates things without the full settings
-    (which insist on production secrets)."""
-
-    model_config = _SOURCES
-
-    timezone: str = "Asia/Shanghai"
 
 
 class Settings(BaseSettings):

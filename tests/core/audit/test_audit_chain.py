@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from shgov.core.audit.models import AuditHead, AuditRecord
 from shgov.core.audit.service import AuditEntry, GroupCommit, append, count_records, current, sm3
 from shgov.core.audit.verify import verify_chain
 from shgov.core.db import Database, make_engine
+from tests import city_clock
 from tests.conftest import TEST_AUDIT_KEY
 
 TokenFor = Callable[[str], str]
@@ -146,6 +145,7 @@ def test_the_audit_api_needs_the_auditor_role(client: httpx.Client, app: FastAPI
     assert client.get("/api/v1/audit/records", headers=window).status_code == 403
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_the_cli_names_the_first_broken_record(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shgov.db'}"
     engine = make_engine(url)
@@ -153,9 +153,8 @@ def test_the_cli_names_the_first_broken_record(tmp_path: Path) -> None:
         migrations.upgrade(conn)
     with Database(engine).session() as session:
         append(session, entries(6), ChainKey(TEST_AUDIT_KEY.encode()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    env.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(tmp_path), "SHGOV_SECURITY__AUDIT_KEY": TEST_AUDIT_KEY})
-    command = [sys.executable, "-m", "shgov.cli", "audit", "verify"]
+    env = city_clock.cli_environment(tmp_path, SHGOV_SECURITY__AUDIT_KEY=TEST_AUDIT_KEY)
+    command = [*city_clock.command(), "audit", "verify"]
     ok = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "6 records verified" in ok.stdout

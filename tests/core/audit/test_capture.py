@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from shgov.core.audit.verify import verify_chain
 from shgov.core.calendar.service import WorkdayOverride
 from shgov.core.db import Database, make_engine
 from shgov.core.events import OutboxEvent
+from tests import city_clock
 from tests.conftest import TEST_AUDIT_KEY
 
 TokenFor = Callable[[str], str]
@@ -184,19 +183,12 @@ def test_what_counts_as_a_personal_identifier() -> None:
     assert protect(key, "address 31010419900307123X") == ("address 3101**********123X", None)  # masked inside text
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_cli_write_commands_are_recorded_as_the_operating_system_user(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    env.update(
-        {
-            "SHGOV_ENV": "dev",
-            "SHGOV_DATA_DIR": str(tmp_path),
-            "SHGOV_LOG_JSON": "false",
-            "SHGOV_SECURITY__AUDIT_KEY": TEST_AUDIT_KEY,
-        }
-    )
+    env = city_clock.cli_environment(tmp_path, SHGOV_SECURITY__AUDIT_KEY=TEST_AUDIT_KEY)
 
     def shgov(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "shgov.cli", *args], env=env, capture_output=True, text=True)
+        done = subprocess.run([*city_clock.command(), *args], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return done
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shgov.app import create_app
 from shgov.core.calendar.service import (
     DayRule,
     ScheduleError,
@@ -20,9 +22,11 @@ from shgov.core.calendar.service import (
     city_zone,
     load_year,
     parse_schedule,
+    use_city_zone,
     working_days_between,
 )
 from shgov.core.db import Database
+from tests.conftest import make_settings
 
 
 def test_national_day_2026_is_a_holiday_and_make_up_saturdays_are_working_days() -> None:
@@ -150,14 +154,12 @@ def test_weekend_dates_near_a_boundary() -> None:
     assert add_working_days(friday, 1) == friday + timedelta(days=3)
 
 
-def test_the_city_zone_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_city_zone_follows_the_setting(tmp_path: Path) -> None:
     """Another city's dates are its own: the zone comes from SHGOV_TIMEZONE, Shanghai by default."""
-    city_zone.cache_clear()
-    monkeypatch.setenv("SHGOV_TIMEZONE", "Pacific/Kiritimati")  # UTC+14: a date ahead of UTC most of the day
     try:
+        create_app(make_settings(tmp_path, timezone="Pacific/Kiritimati"), background=False)  # UTC+14
         assert city_zone().key == "Pacific/Kiritimati"
         assert city_today() == datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
     finally:
-        city_zone.cache_clear()
-    monkeypatch.delenv("SHGOV_TIMEZONE")
+        use_city_zone("Asia/Shanghai")
     assert city_zone().key == "Asia/Shanghai"

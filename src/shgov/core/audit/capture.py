@@ -42,6 +42,7 @@ NOT_AUDITED = frozenset(
         "event_deliveries",
         "access_tokens",  # issued and revoked are recorded by name (auth.token.*); last-used times are not
         "web_sessions",  # sign-in and sign-out are recorded by name (auth.login, auth.logout)
+        "signin_throttle",  # failure counters; every refused sign-in is recorded by name (auth.*, denied)
         "catalog_search",  # the catalog's search index, rebuilt from the entries
         "opendata_usage",  # counters of calls and downloads
         "opendata_key_usage",

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -26,7 +25,7 @@ from sqlalchemy import Boolean, Date, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, utcnow
-from shgov.core.settings import CityZone
+from shgov.core.settings import Settings
 
 log = logging.getLogger("shgov.calendar")
 
@@ -159,10 +158,19 @@ def _package_covers(year: int) -> bool:
 _default = WorkingCalendar()
 
 
-@cache
+_zone = ZoneInfo(Settings.model_fields["timezone"].default)
+
+
+def use_city_zone(name: str) -> None:
+    """Make ``name`` (the settings' ``timezone``) the city's zone in this process: the app and every command set
+    it from their settings as they start; until then it is the default (Asia/Shanghai)."""
+    global _zone
+    _zone = ZoneInfo(name)
+
+
 def city_zone() -> ZoneInfo:
-    """The city's time zone (``SHGOV_TIMEZONE``), read once per process."""
-    return ZoneInfo(CityZone().timezone)
+    """The city's time zone (``SHGOV_TIMEZONE``, as the process's settings said)."""
+    return _zone
 
 
 def city_today() -> date:

@@ -180,7 +180,7 @@ def list_departments(session: Session, tenant_code: str | None = None) -> list[D
     return [_info(row) for row in session.scalars(query)]
 
 
-def get_department(session: Session, code: str) -> DepartmentInfo | None:
+def find_department(session: Session, code: str) -> DepartmentInfo | None:
     """The department with ``code``."""
     row = session.get(Department, code)
     return _info(row) if row else None

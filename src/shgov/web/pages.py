@@ -5,30 +5,39 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from shgov.core.db import Database
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
-from shgov.core.errors import Problem
+from shgov.core.errors import DomainError, Problem
 from shgov.core.i18n import LANG_COOKIE, normalise
 from shgov.core.identity import service as identity
 from shgov.core.identity.deps import (
     ANON_COOKIE,
     SESSION_COOKIE,
     OptionalPrincipal,
+    SignedInPage,
     audit,
     audit_async,
     check_csrf,
+    client_ip,
     csrf_token,
     ensure_anon_cookie,
     safe_next,
+    second_step_challenge,
     start_browser_session,
+    user_of_challenge,
 )
 from shgov.core.identity.permissions import Principal
+from shgov.core.identity.totp import sealing_key
+from shgov.core.qr import qr_svg
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.models import LEVELS
 from shgov.web.templating import AUDIENCES, MODE_COOKIE, MODES, NavItem, Templates, request_mode
@@ -40,10 +49,16 @@ def live_events(
     """Server-sent events for a live page: every ``poll_seconds`` ``fresh()`` gives the data to send as
     ``event`` (None: nothing changed, a comment keeps the connection open) until the client leaves."""
 
+    db: Database = request.app.state.db
+
+    def fresh_in_turn() -> dict[str, Any] | None:
+        with db.one_at_a_time():
+            return fresh()
+
     async def events() -> AsyncIterator[str]:
         yield "retry: 5000\n\n"
         while not await request.is_disconnected():
-            data = await run_in_threadpool(fresh)  # database reads: off the event loop
+            data = await run_in_threadpool(fresh_in_turn)  # database reads: off the event loop
             yield (
                 ": still here\n\n"
                 if data is None
@@ -81,18 +96,6 @@ PageMessage = Annotated[str | None, Depends(_no_message)]
 WebUser = Annotated[Principal | None, Depends(web_user)]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
-
-
-def sign_in_first(
-    request: Request, principal: Principal | None, action: str | None = None, detail: str = ""
-) -> Principal | Response:
-    """The visitor, or a redirect to the sign-in page that comes back here; with ``action``, a visitor who
-    does not hold it is refused (403, ``detail`` saying why)."""
-    if principal is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    if action is not None and not principal.has_action(action):
-        raise Problem("forbidden", detail=detail or f"This page needs the right {action}.")
-    return principal
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -153,6 +156,8 @@ def _login_page(
     error: str | None = None,
     username: str = "",
     status_code: int = 200,
+    retry_after: int = 0,
+    challenge: str = "",
 ) -> Response:
     response = Response()
     anon = ensure_anon_cookie(request, response, settings)
@@ -164,9 +169,12 @@ def _login_page(
             "next": next_path,
             "error": error,
             "username": username,
+            "retry_after": retry_after,
+            # The second step (a code from the authenticator) carries the signed result of the first.
+            "challenge": challenge,
             # The composition root knows every context's demo accounts.
-            "demo_accounts": request.app.state.demo_accounts() if settings.env == "dev" else [],
-            "oidc": settings.security.oidc if settings.security.oidc.enabled else None,
+            "demo_accounts": request.app.state.demo_accounts() if settings.env == "dev" and not challenge else [],
+            "oidc": settings.security.oidc if settings.security.oidc.enabled and not challenge else None,
         },
         status_code=status_code,
     )
@@ -174,6 +182,8 @@ def _login_page(
         if key == "set-cookie":
             page.headers.append(key, value)
     page.headers["Cache-Control"] = "no-store"
+    if retry_after:
+        page.headers["Retry-After"] = str(retry_after)
     return page
 
 
@@ -188,6 +198,45 @@ def login_form(
     return _login_page(request, templates, settings, next_path=safe_next(next_path))
 
 
+async def _anon_checked(request: Request, settings: SettingsDep) -> str:
+    anon = request.cookies.get(ANON_COOKIE, "")
+    if not anon:
+        raise Problem("forbidden", detail="Cookies are needed to sign in; reload the page and try again.")
+    await check_csrf(request, settings, anon, "anon")
+    return anon
+
+
+def _refused(
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    result: identity.SignIn,
+    *,
+    next_path: str,
+    username: str,
+    challenge: str = "",
+) -> Response:
+    """The form again after a refused step: throttled (429, Retry-After), a wrong code, or wrong credentials —
+    one message whatever was wrong (unknown user, password, locked or disabled account)."""
+    if result.public_reason == "throttled":
+        error, status = "throttled", 429
+    elif result.reason == "bad_code":
+        error, status = "bad_code", 401
+    else:
+        error, status = "bad_credentials", 401
+    return _login_page(
+        request,
+        templates,
+        settings,
+        next_path=safe_next(next_path),
+        error=error,
+        username=username,
+        status_code=status,
+        retry_after=result.retry_after,
+        challenge=challenge if error == "bad_code" else "",
+    )
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -196,33 +245,50 @@ async def login(
     db: DatabaseDep,
     username: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=200)],
-    next_path: Annotated[str, Form(alias="next")] = "/",
+    next_path: Annotated[str, Form(alias="next", max_length=2000)] = "/",
 ) -> Response:
-    """Check the credentials, start a session and go on; a wrong answer re-shows the form."""
-    anon = request.cookies.get(ANON_COOKIE, "")
-    if not anon:
-        raise Problem("forbidden", detail="Cookies are needed to sign in; reload the page and try again.")
-    await check_csrf(request, settings, anon, "anon")
+    """Check the credentials, start a session and go on; a wrong answer re-shows the form, a right password of
+    an account with a second factor shows the code step."""
+    anon = await _anon_checked(request, settings)
     # Sign-in writes (failure counts, the session): in a worker thread, never on the event loop.
-    result = await run_in_threadpool(identity.authenticate, db, settings.security, username.strip(), password)
-    if not result.ok or result.user_id is None:
+    result = await run_in_threadpool(
+        partial(
+            identity.authenticate,
+            db,
+            settings.security,
+            username.strip(),
+            password,
+            address=client_ip(request),
+            totp_key=sealing_key(settings),
+        )
+    )
+    if result.reason == "second_factor" and result.user_id is not None:
         await audit_async(
-            request,
-            None,
-            "auth.login",
-            outcome="denied",
-            actor_name=username,
-            details={"reason": result.reason},
+            request, None, "auth.login", outcome="pending", actor_name=result.username, details={"step": "code"}
         )
         return _login_page(
             request,
             templates,
             settings,
             next_path=safe_next(next_path),
-            error=result.reason if result.reason in ("locked", "inactive") else "bad_credentials",
-            username=username,
-            status_code=401 if result.reason != "locked" else 423,
+            username=result.username,
+            challenge=second_step_challenge(settings, anon, result.user_id),
         )
+    if not result.ok or result.user_id is None:
+        await audit_async(
+            request,
+            None,
+            "auth.login",
+            outcome="denied",
+            actor_name=username[:80],
+            details={"reason": result.reason, "retry_after": result.retry_after},
+        )
+        return _refused(request, templates, settings, result, next_path=next_path, username=username)
+    return await _signed_in(request, result, next_path)
+
+
+async def _signed_in(request: Request, result: identity.SignIn, next_path: str) -> Response:
+    assert result.user_id is not None  # noqa: S101 - only called for a successful sign-in
     await audit_async(
         request,
         None,
@@ -232,6 +298,47 @@ async def login(
         object_id=str(result.user_id),
     )
     return await run_in_threadpool(start_browser_session, request, result.user_id, next_path)
+
+
+@router.post("/login/code", response_class=HTMLResponse)
+async def login_code(
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    challenge: Annotated[str, Form(max_length=300)],
+    code: Annotated[str, Form(max_length=12)],
+    next_path: Annotated[str, Form(alias="next", max_length=2000)] = "/",
+) -> Response:
+    """The second step: the code from the authenticator app, for the account the first step vouched for."""
+    anon = await _anon_checked(request, settings)
+    user_id = user_of_challenge(settings, anon, challenge)
+    if user_id is None:  # forged, of another browser, or older than five minutes: start again
+        return _login_page(request, templates, settings, next_path=safe_next(next_path), error="expired")
+    result = await run_in_threadpool(
+        partial(
+            identity.second_factor,
+            db,
+            settings.security,
+            user_id,
+            code,
+            address=client_ip(request),
+            totp_key=sealing_key(settings),
+        )
+    )
+    if not result.ok:
+        await audit_async(
+            request,
+            None,
+            "auth.login",
+            outcome="denied",
+            actor_name=result.username,
+            details={"reason": result.reason, "step": "code", "retry_after": result.retry_after},
+        )
+        return _refused(
+            request, templates, settings, result, next_path=next_path, username=result.username, challenge=challenge
+        )
+    return await _signed_in(request, result, next_path)
 
 
 @router.post("/logout")
@@ -246,6 +353,129 @@ async def logout(request: Request, session: SessionDep, principal: OptionalPrinc
     response = RedirectResponse("/kiosk" if request_mode(request) == "kiosk" else "/", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+# -- account security ----------------------------------------------------------------------------------
+
+
+def _security_page(
+    request: Request,
+    templates: Templates,
+    session: SessionDep,
+    who: Principal,
+    *,
+    enrolment: tuple[str, str] | None = None,
+    message: str | None = None,
+    error: str | None = None,
+    retry_after: int = 0,
+    status_code: int = 200,
+) -> Response:
+    """The account-security page: the second factor's state and the forms that change it."""
+    user = identity.find_user(session, who.user_id)
+    assert user is not None  # noqa: S101 - the principal was loaded from it
+    state = "on" if user.totp_confirmed_at else "pending" if user.totp_secret else "off"
+    secret, uri = enrolment or ("", "")
+    page = templates.render(
+        request,
+        "web/account_security.html",
+        {
+            "kind": user.kind,
+            "state": state,
+            "secret": secret,
+            # Drawn on the server from our own otpauth URI (segno): no script, no third party sees the secret.
+            "qr": Markup(qr_svg(uri)) if uri else "",  # noqa: S704 - segno's SVG of our own text
+            "message": message,
+            "error": error,
+            "retry_after": retry_after,
+        },
+        status_code=status_code,
+    )
+    page.headers["Cache-Control"] = "no-store"  # it may carry a new secret
+    if retry_after:
+        page.headers["Retry-After"] = str(retry_after)
+    return page
+
+
+@router.get("/account/security", response_class=HTMLResponse)
+def account_security(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
+    """账户安全: set up, confirm or turn off the TOTP second factor (staff accounts)."""
+    return _security_page(request, templates, session, who)
+
+
+@router.get("/account/security/totp")
+@router.get("/account/security/totp/confirm")
+@router.get("/account/security/totp/off")
+def account_security_again() -> Response:
+    """Back to the page after a form's answer (switching language, reloading): the forms post here."""
+    return RedirectResponse("/account/security", status_code=303)
+
+
+@router.post("/account/security/totp", response_class=HTMLResponse)
+def account_totp_begin(
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: SignedInPage
+) -> Response:
+    """Start (or restart) enrolment: the page shows the secret as a QR code and as text, this once."""
+    secret, uri = identity.begin_totp(session, who.user_id, sealing_key(settings))
+    audit(request, who, "identity.totp.enrol", object_type="user", object_id=str(who.user_id))
+    return _security_page(request, templates, session, who, enrolment=(secret, uri))
+
+
+@router.post("/account/security/totp/confirm", response_class=HTMLResponse)
+def account_totp_confirm(
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: SignedInPage,
+    code: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """Confirm enrolment with a code from the app; a wrong code shows the form again."""
+    try:
+        identity.confirm_totp(session, who.user_id, sealing_key(settings), code.replace(" ", ""))
+    except DomainError:  # a wrong or used code, or nothing waiting for confirmation (it changes nothing)
+        audit(request, who, "identity.totp.confirm", outcome="denied", object_type="user", object_id=str(who.user_id))
+        return _security_page(request, templates, session, who, error="bad_code", status_code=422)
+    audit(request, who, "identity.totp.confirm", object_type="user", object_id=str(who.user_id))
+    return _security_page(request, templates, session, who, message="confirmed")
+
+
+@router.post("/account/security/totp/off", response_class=HTMLResponse)
+def account_totp_off(
+    request: Request,
+    templates: TemplatesDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    who: SignedInPage,
+    code: Annotated[str, Form(max_length=12)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Turn the second factor off with a current code or the password (throttled like a sign-in)."""
+    result = identity.turn_off_totp(
+        db,
+        settings.security,
+        who.user_id,
+        key=sealing_key(settings),
+        code=code.replace(" ", ""),
+        password=password,
+        address=client_ip(request),
+    )
+    audit(
+        request,
+        who,
+        "identity.totp.off",
+        outcome="ok" if result.ok else "denied",
+        object_type="user",
+        object_id=str(who.user_id),
+        details={"reason": result.reason},
+    )
+    with db.session(write=False) as session:
+        if result.ok:
+            return _security_page(request, templates, session, who, message="off")
+        status = 429 if result.public_reason == "throttled" else 422
+        error = "throttled" if status == 429 else "off_refused"
+        return _security_page(
+            request, templates, session, who, error=error, retry_after=result.retry_after, status_code=status
+        )
 
 
 # -- regions -----------------------------------------------------------------------------------------

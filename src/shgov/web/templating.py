@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from shgov.core.calendar.service import city_today, default_calendar
 from shgov.core.errors import Problem, ProblemResponder
@@ -25,6 +26,7 @@ from shgov.core.i18n import (
     request_locale,
     translations,
 )
+from shgov.core.identity.deps import SIGN_IN
 from shgov.core.identity.permissions import SYSTEM_ACTOR, SYSTEM_LABEL
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -87,6 +89,19 @@ LEVEL_LABELS: dict[str, str] = {
 }
 
 
+def safe_url(value: object) -> str:
+    """``value`` when it is a link a page may follow — a same-site path or an http(s) address — else ``""``.
+
+    Autoescaping keeps a stored address from breaking out of its attribute, not from being ``javascript:``
+    or ``data:``; every link whose address came from data goes through this filter.
+    """
+    text = str(value or "").strip()
+    if text.startswith("/") and not text.startswith("//") and "\\" not in text:
+        return text
+    scheme = urlsplit(text).scheme.lower() if ":" in text else ""
+    return text if scheme in ("http", "https") and "\\" not in text else ""
+
+
 class Templates:
     """Renders templates from the web shell and every context's ``templates/`` folder."""
 
@@ -126,6 +141,7 @@ class Templates:
                 kiosk_idle_seconds=self.kiosk_idle_seconds,
             )
             env.filters["local_time"] = self.local_time
+            env.filters["safe_url"] = safe_url
             system = translations(locale).gettext(SYSTEM_LABEL)
             env.filters["actor"] = lambda name: system if name == SYSTEM_ACTOR else name
             self._envs[locale] = env
@@ -175,8 +191,12 @@ class Templates:
         )
         return HTMLResponse(page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]})
 
-    def error_page(self, request: Request, problem: Problem) -> HTMLResponse:
-        """The friendly HTML page shown to browsers instead of a problem document."""
+    def error_page(self, request: Request, problem: Problem) -> Response:
+        """The friendly HTML page shown to browsers instead of a problem document (a page that needs a
+        session sends a visitor without one to sign in, and back)."""
+        back = problem.extra.get(SIGN_IN)
+        if problem.slug == "unauthenticated" and isinstance(back, str):
+            return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
         locale = request_locale(request)
         response = self.render(
             request,

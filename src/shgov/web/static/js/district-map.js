@@ -1,6 +1,8 @@
 // Draws the district map on the home page from the real outlines, coloured by the table's values.
 (function () {
   "use strict";
+  var tip = window.shgovChartTips.tip;
+
   var el = document.getElementById("district-map");
   if (!el || typeof echarts === "undefined") { return; }
   var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-code]"));
@@ -20,7 +22,7 @@
       var max = Math.max.apply(null, data.map(function (d) { return d.value; }).concat([1]));
       var chart = echarts.init(el, null, { renderer: "canvas" });
       chart.setOption({
-        tooltip: { trigger: "item", formatter: "{b}: {c}" },
+        tooltip: { trigger: "item", formatter: function (p) { return tip([p.name + ": " + (p.value === undefined || isNaN(p.value) ? "—" : p.value)]); } },
         visualMap: { min: 0, max: max, left: "left", bottom: 10, calculable: true,
                      inRange: { color: ["#fde0dd", "#fa9fb5", "#c51b8a"] } },
         series: [{ type: "map", map: "city", name: el.dataset.seriesName, roam: true,

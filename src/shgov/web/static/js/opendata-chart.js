@@ -1,6 +1,9 @@
 // Charts a dataset's rows by year (date and time columns) or by bucket (number columns), from chart.json.
 (function () {
   "use strict";
+  var tip = window.shgovChartTips.tip;
+  var axisTip = window.shgovChartTips.axisTip;
+
   function start() {
     var el = document.getElementById("chart");
     var select = document.getElementById("chart-column");
@@ -12,7 +15,7 @@
         .then(function (response) { return response.json(); })
         .then(function (data) {
           chart.setOption({
-            tooltip: { trigger: "axis" },
+            tooltip: { trigger: "axis", formatter: function (p) { return axisTip(p); } },
             grid: { left: 60, right: 16, top: 16, bottom: 60 },
             xAxis: { type: "category", data: data.labels, axisLabel: { rotate: data.kind === "number" ? 30 : 0 } },
             yAxis: { type: "value" },

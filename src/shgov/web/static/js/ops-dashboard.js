@@ -9,6 +9,8 @@
   var chart = null;
   var district = el.dataset.district;
 
+  var tip = window.shgovChartTips.tip;
+
   function pct(rate) { return rate === null || rate === undefined ? "—" : Math.round(rate * 100) + "%"; }
 
   function cell(row, text, href) {
@@ -61,7 +63,11 @@
     });
     var max = Math.max.apply(null, regions.map(function (r) { return r.value; }).concat([1]));
     chart.setOption({
-      tooltip: { trigger: "item" },
+      tooltip: { trigger: "item", formatter: function (p) {
+        if (p.seriesType === "scatter") { return tip([p.name]); }
+        if (p.seriesType === "effectScatter") { return tip([p.seriesName, p.name + ": " + p.value[2]]); }
+        return tip([p.name + ": " + (p.value === undefined || isNaN(p.value) ? 0 : p.value)]);
+      } },
       visualMap: { min: 0, max: max, seriesIndex: 0, left: "left", bottom: 10, calculable: true,
                    inRange: { color: ["#e0f3f8", "#abd9e9", "#4575b4"] } },
       geo: { map: "city", roam: true, label: { show: !district, fontSize: 10 } },

@@ -2,12 +2,15 @@
 // bad-rating rate) and by channel; the tables under each chart carry the same figures for screen readers.
 (function () {
   "use strict";
+  var tip = window.shgovChartTips.tip;
+  var axisTip = window.shgovChartTips.axisTip;
+
   function pct(rate) { return Math.round(rate * 1000) / 10; }
 
   function bars(el, labels, rows, name) {
     var chart = echarts.init(el, null, { renderer: "canvas" });
     chart.setOption({
-      tooltip: { trigger: "axis", valueFormatter: function (v) { return v + "%"; } },
+      tooltip: { trigger: "axis", formatter: function (p) { return axisTip(p, "%"); } },
       grid: { left: 48, right: 16, top: 24, bottom: 72 },
       xAxis: { type: "category", data: labels, axisLabel: { rotate: labels.length > 6 ? 40 : 0 } },
       yAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } },
@@ -37,7 +40,7 @@
     if (month && chart.month.length) {
       var line = echarts.init(month, null, { renderer: "canvas" });
       line.setOption({
-        tooltip: { trigger: "axis", valueFormatter: function (v) { return v + "%"; } },
+        tooltip: { trigger: "axis", formatter: function (p) { return axisTip(p, "%"); } },
         legend: { top: 0 },
         grid: { left: 48, right: 16, top: 32, bottom: 40 },
         xAxis: { type: "category", data: chart.month.map(function (r) { return r.key; }) },

@@ -4,6 +4,9 @@
   "use strict";
   if (typeof echarts === "undefined") { return; }
 
+  var tip = window.shgovChartTips.tip;
+  var axisTip = window.shgovChartTips.axisTip;
+
   function withMap(el, only, draw) {
     fetch(el.dataset.geojson, { headers: { Accept: "application/json" } })
       .then(function (response) { return response.json(); })
@@ -24,7 +27,7 @@
     var points = JSON.parse(document.getElementById("devices-data").textContent);
     withMap(list, null, function (chart) {
       chart.setOption({
-        tooltip: { trigger: "item", formatter: function (p) { return p.data && p.data.id ? p.data.id + " · " + p.data.type : p.name; } },
+        tooltip: { trigger: "item", formatter: function (p) { return tip([p.data && p.data.id ? p.data.id + " · " + p.data.type : p.name]); } },
         geo: { map: "city", roam: true, itemStyle: { areaColor: "#f3f4f6" } },
         series: [{ type: "scatter", coordinateSystem: "geo", symbolSize: 5,
                    data: points.map(function (p) { return { id: p.id, type: p.type, value: [p.lng, p.lat] }; }) }]
@@ -48,7 +51,7 @@
     readings.forEach(function (r) { (byMeasure[r.measure] = byMeasure[r.measure] || []).push([r.ts, r.value]); });
     var chart = echarts.init(document.getElementById("device-readings"), null, { renderer: "canvas" });
     chart.setOption({
-      tooltip: { trigger: "axis" },
+      tooltip: { trigger: "axis", formatter: function (p) { return axisTip(p); } },
       legend: { data: Object.keys(byMeasure) },
       xAxis: { type: "time" }, yAxis: { type: "value" },
       series: Object.keys(byMeasure).map(function (m) { return { name: m, type: "line", showSymbol: false, data: byMeasure[m] }; })

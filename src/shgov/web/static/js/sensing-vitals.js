@@ -12,6 +12,9 @@
   var chart = null;
   var trend = echarts.init(document.getElementById("vitals-trend"), null, { renderer: "canvas" });
 
+  var tip = window.shgovChartTips.tip;
+  var axisTip = window.shgovChartTips.axisTip;
+
   function chosen(d) { return d.indicators.filter(function (i) { return i.code === code; })[0]; }
   function gradeLabel(g) { return g ? el.dataset["grade" + g.charAt(0).toUpperCase() + g.slice(1)] : el.dataset.labelNormal; }
 
@@ -77,8 +80,8 @@
     });
     chart.setOption({
       tooltip: { trigger: "item", formatter: function (p) {
-        var v = p.data && p.data.value !== null ? p.data.value : "—";
-        return p.name + ": " + v + " (" + gradeLabel(p.data && p.data.grade) + ")";
+        var v = p.data && p.data.value !== null && p.data.value !== undefined ? p.data.value : "—";
+        return tip([p.name + ": " + v + " (" + gradeLabel(p.data && p.data.grade) + ")"]);
       } },
       series: [{ type: "map", map: "city", roam: true, label: { show: true, fontSize: 10 }, data: regions }]
     });
@@ -95,7 +98,7 @@
       .then(function (t) {
         if (name) { document.querySelector("[data-testid=trend-area]").textContent = name; }
         trend.setOption({
-          tooltip: { trigger: "axis" },
+          tooltip: { trigger: "axis", formatter: function (p) { return axisTip(p); } },
           legend: { data: [el.dataset.labelMean, el.dataset.labelHigh] },
           xAxis: { type: "time" }, yAxis: { type: "value" },
           series: [

@@ -5,112 +5,35 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
-from shgov.core.errors import ForbiddenError, InvalidError, NotFoundError
-from shgov.core.files import read_upload
+from shgov.core.errors import ForbiddenError, NotFoundError
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
-from shgov.core.identity.service import get_user
-from shgov.core.ids import mask_personal
+from shgov.core.ids import mask_personal, mask_text, may_read_personal, reveal
 from shgov.core.regions.api import IndexDep
 from shgov.workorders import open311, overview
 from shgov.workorders import service as workorders
+from shgov.workorders.access import VisibleOrder
 from shgov.workorders.models import WorkOrder
+from shgov.workorders.schemas import (
+    BatchIn,
+    OrderOut,
+    ReportIn,
+    RuleIn,
+    RuleOut,
+    StepIn,
+    TaskDone,
+    read_photos,
+)
 
 router = APIRouter(tags=["workorders"])
 router.include_router(open311.router)
 api = APIRouter(prefix="/api/v1/workorders", tags=["workorders"], route_class=JsonRoute)
-
-
-class ReportIn(BaseModel):
-    """A report from the hotline (an agent), a patrol (an inspector) or a sensor (a system client)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channel: Literal["hotline", "patrol", "sensor"]
-    description: str = Field(min_length=1, max_length=4000)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lng: float | None = Field(default=None, ge=-180, le=180)
-    address: str = Field(default="", max_length=300)
-    category_code: str | None = Field(default=None, max_length=20)
-    urgent: bool = False
-    caller_name: str = Field(default="", max_length=100)
-    caller_phone: str = Field(default="", max_length=20)
-    source_ref: str = Field(default="", max_length=80)
-    attributes: dict[str, Any] = {}
-
-
-class StepIn(BaseModel):
-    """A step on an order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Literal[
-        "sign",
-        "return",
-        "extend",
-        "reply",
-        "classify",
-        "redispatch",
-        "transfer",
-        "supervise",
-        "close",
-        "visit",
-        "reopen",
-        "merge",
-        "rate",
-    ]
-    note: str = Field(default="", max_length=4000)
-    category_code: str | None = Field(default=None, max_length=20)
-    unit: str | None = Field(default=None, max_length=40)
-    days: int = Field(default=0, ge=0, le=60)
-    satisfaction: int | None = Field(default=None, ge=1, le=5)
-    target: uuid.UUID | None = None
-
-
-class OrderOut(BaseModel):
-    """An order as staff see it (the reporter's details masked unless the caller may read them)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    number: str
-    channel: str
-    status: str
-    description: str
-    category_code: str | None
-    category_confidence: float | None
-    classified_by: str
-    urgent: bool
-    lat: float | None
-    lng: float | None
-    address: str
-    district_code: str | None
-    township_code: str | None
-    community_code: str | None
-    grid_code: str | None
-    lead_unit: str | None
-    assisting_units: list[str]
-    rule_name: str
-    escalation: int
-    sign_due: datetime | None
-    reply_due: datetime | None
-    conclude_due: datetime | None
-    reply: str
-    satisfaction: int | None
-    reporter_name: str
-    reporter_phone: str
-    created_at: datetime
-    flag: str = ""
-    tasks: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
 
 
 def order_out(
@@ -118,9 +41,14 @@ def order_out(
 ) -> OrderOut:
     """An order for the caller; the reporter's name and phone are masked for anyone but the reporter."""
     out = OrderOut.model_validate(order)
-    if order.reporter_user_id != principal.user_id:
+    entitled = workorders.is_reporter(principal, order) or may_read_personal(principal, order.tenant_code)
+    if not entitled:
+        # the reporter's details, and whatever personal numbers the free text carries (a caller's phone, an ID)
         out.reporter_name = str(mask_personal(order.reporter_name, "name"))
         out.reporter_phone = str(mask_personal(order.reporter_phone, "phone"))
+        out.description = mask_text(order.description)
+        out.address = mask_text(order.address)
+        out.reply = mask_text(order.reply)
     out.flag = workorders.deadline_flag(order, settings.workorders.warn_hours)
     if full:
         out.tasks = [
@@ -130,7 +58,7 @@ def order_out(
                 "unit": t.unit,
                 "status": t.status,
                 "due_at": t.due_at.isoformat(),
-                "note": t.note,
+                "note": reveal(t.note, entitled),
             }
             for t in workorders.incident_tasks(session, order.id)
         ]
@@ -142,7 +70,7 @@ def order_out(
                 "from": e.from_status,
                 "to": e.to_status,
                 "unit": e.unit,
-                "note": e.note,
+                "note": reveal(e.note, entitled),
             }
             for e in workorders.history(session, order.id)
         ]
@@ -167,14 +95,6 @@ def create(
     order = workorders.intake(session, settings, index, _report(body), principal)
     audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)
-
-
-class BatchIn(BaseModel):
-    """Up to 1,000 reports from patrols or sensors in one call."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reports: list[ReportIn] = Field(min_length=1, max_length=1000)
 
 
 @api.post("/batch")
@@ -236,54 +156,16 @@ async def photo_report(
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     uploads = await read_photos(form.getlist("photos"), settings)
     order = workorders.photo_report(
-        session, settings, index, store, principal, reporter_report(session, principal, "photo", values), uploads
+        session,
+        settings,
+        index,
+        store,
+        principal,
+        workorders.reporter_report(session, principal, "photo", values),
+        uploads,
     )
     audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)
-
-
-async def read_photos(items: list[Any], settings: Any) -> list[workorders.Upload]:
-    """The photos of a multipart form (empty file inputs skipped), each refused when over the upload limit."""
-    files = [f for f in items if isinstance(f, StarletteUpload) and (f.filename or f.size)]
-    if len(files) > workorders.MAX_PHOTOS:
-        raise InvalidError(f"最多上传 {workorders.MAX_PHOTOS} 张照片", field="photos")
-    uploads = []
-    for upload in files:
-        try:
-            data = await read_upload(upload, settings.max_upload_bytes, "photos")
-        except InvalidError as exc:
-            limit = settings.max_upload_bytes / 1024 / 1024
-            raise InvalidError(f"照片“{upload.filename}”超过 {limit:.1f} MB 的上限", field="photos") from exc
-        uploads.append(workorders.Upload(data, upload.filename or "photo"))
-    return uploads
-
-
-def reporter_report(
-    session: SessionDep, principal: Principal, channel: str, values: dict[str, str]
-) -> workorders.Report:
-    """A signed-in person's report from form fields (``description``, ``lat``, ``lng``, ``address``,
-    ``category_code``), with their name and phone for the answer."""
-    user = get_user(session, principal.user_id)
-    return workorders.Report(
-        channel=channel,
-        description=values.get("description", ""),
-        lat=_number(values.get("lat"), "lat"),
-        lng=_number(values.get("lng"), "lng"),
-        address=values.get("address", "")[:300],
-        category_code=values.get("category_code") or None,
-        reporter_user_id=principal.user_id,
-        reporter_name=principal.display_name,
-        reporter_phone=(user.phone or "") if user else "",
-    )
-
-
-def _number(value: str | None, name: str) -> float | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise InvalidError(f"{name} 应为数字（WGS-84 经纬度）", field=name) from exc
 
 
 @api.get("/duplicates")
@@ -303,21 +185,6 @@ def duplicates(
     return [{"id": str(d.order_id), "number": d.number, "metres": d.metres, "similarity": d.similarity} for d in found]
 
 
-def centre_district(principal: Principal, district: str | None) -> str | None:
-    """The district an operations-centre view shows: any (or the city, None) for a city-wide operator, and
-    always the operator's own for a district's."""
-    if not principal.has_action(workorders.DISPATCH):
-        raise ForbiddenError("this view is for the operations centre", field="district")
-    if principal.city_wide(workorders.DISPATCH):
-        return district or None
-    tenants = [t for t in principal.tenants_for(workorders.DISPATCH) or () if t]
-    if district in tenants:
-        return district
-    if len(tenants) != 1:
-        raise ForbiddenError("name the district you serve", field="district")
-    return tenants[0]
-
-
 @api.get("/hotspots")
 def hotspots(
     session: SessionDep,
@@ -327,7 +194,7 @@ def hotspots(
     district: Annotated[str | None, Query(max_length=12)] = None,
 ) -> list[dict[str, Any]]:
     """Hot spots of the last ``days``: place × category clusters (a district operator sees the district)."""
-    scope = centre_district(principal, district)
+    scope = workorders.centre_district(principal, district)
     since = datetime.now(UTC) - timedelta(days=days)
     return [vars(h) for h in workorders.hot_spots(session, since, min_count, scope)]
 
@@ -343,7 +210,7 @@ def centre_overview(
 ) -> dict[str, Any]:
     """The operations centre's picture: open orders by status and area, overdue orders, hot spots, on-time
     and satisfaction rates by area and unit (the city by district, or one district by township)."""
-    scope = centre_district(principal, district)
+    scope = workorders.centre_district(principal, district)
     if scope is not None and index.get(scope) is None:
         raise NotFoundError(f"no district {scope}", field="district")
     return overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
@@ -355,30 +222,6 @@ def suggest(
 ) -> list[dict[str, Any]]:
     """The likely categories of a text while an agent types (confidence 0–1)."""
     return [{"category_code": c, "confidence": round(p, 4)} for c, p in workorders.suggest(settings, text)]
-
-
-class RuleIn(BaseModel):
-    """A routing rule: the orders it takes (empty conditions match all) and the units it gives them to."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=2, max_length=100)
-    category_prefix: str = Field(default="", max_length=20)
-    area_prefix: str = Field(default="", max_length=20)
-    keywords: list[str] = Field(default=[], max_length=50)
-    lead_level: Literal["city", "district", "township"]
-    lead_department_key: str = Field(min_length=1, max_length=12)
-    assisting: list[str] = Field(default=[], max_length=10)
-    active: bool = True
-
-
-class RuleOut(RuleIn):
-    """A stored rule and its place in the order."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    position: int
 
 
 def _rules_manager(principal: Principal) -> Principal:
@@ -485,17 +328,12 @@ def listing(
     ]
 
 
-def _visible(session: SessionDep, principal: Principal, order_id: uuid.UUID, settings: Any) -> WorkOrder:
-    order = workorders.get_order(session, order_id)
-    if not workorders.may_see(principal, order, settings):
-        raise NotFoundError("no such work order", field="order_id")
-    return order
-
-
 @api.get("/{order_id}", response_model=OrderOut)
-def read(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, order_id: uuid.UUID) -> OrderOut:
+def read(
+    session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, order: VisibleOrder, order_id: uuid.UUID
+) -> OrderOut:
     """One order with its history."""
-    return order_out(session, principal, _visible(session, principal, order_id, settings), settings, full=True)
+    return order_out(session, principal, order, settings, full=True)
 
 
 @api.post("/{order_id}/steps", response_model=OrderOut)
@@ -504,12 +342,12 @@ def step(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    order: VisibleOrder,
     order_id: uuid.UUID,
     body: StepIn,
 ) -> OrderOut:
     """Sign, return, extend, reply (the unit); classify, re-dispatch, transfer, supervise, close, record the
     follow-up, reopen, merge (the operations centre)."""
-    order = _visible(session, principal, order_id, settings)
     workorders.act(session, settings, order, principal, workorders.Step(**body.model_dump()))
     audit(
         request,
@@ -522,26 +360,18 @@ def step(
     return order_out(session, principal, order, settings, full=True)
 
 
-class TaskDone(BaseModel):
-    """How a unit handled its part of an incident."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    note: str = Field(min_length=2, max_length=4000)
-
-
 @api.post("/{order_id}/tasks/{key}", response_model=OrderOut)
 def complete_task(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    order: VisibleOrder,
     order_id: uuid.UUID,
     key: str,
     body: TaskDone,
 ) -> OrderOut:
     """A unit reports its part of an incident (高效处置一件事) done; the last one answers the incident."""
-    order = _visible(session, principal, order_id, settings)
     workorders.complete_task(session, settings, order, key, principal, body.note)
     audit(request, principal, "workorders.task.complete", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)

@@ -1,34 +1,42 @@
 """Open311 GeoReport v2 at ``/open311/v2/``: services, service definitions, requests, tokens — JSON or XML,
-errors as ``[{code, description}]``. Reading is public by design (personal data never appears); posting
-needs an ``api_key`` (an access token of SH-GOV)."""
+errors as ``[{code, description}]``. Reading is public by design (personal data never appears), so a
+request's loader (``workorders.access``) is its whole check; posting needs an ``api_key`` (an access token of
+SH-GOV)."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from shgov.core.bounded import http_url, is_http_url
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError
 from shgov.core.identity.deps import audit
 from shgov.core.identity.service import load_principal, token_holder
 from shgov.core.ids import mask_text
-from shgov.core.orgs.service import get_department, tenant_parents
+from shgov.core.openapi import own_errors
+from shgov.core.orgs.service import find_department, tenant_parents
 from shgov.core.regions.api import IndexDep
 from shgov.core.settings import Settings
 from shgov.workorders import service as workorders
+from shgov.workorders.access import find_request, find_request_token
 from shgov.workorders.models import Category, WorkOrder
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+router = APIRouter(
+    prefix="/open311/v2",
+    tags=["open311"],
+    responses=own_errors("GeoReport v2 errors: a list of {code, description}.", "application/json", "text/xml"),
+)
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 MAX_DAYS = 90
 MAX_MEDIA_URL = 1000
@@ -41,6 +49,10 @@ class Open311Error(Exception):
         super().__init__(description)
         self.status = status
         self.description = description
+
+
+# Characters XML 1.0 cannot carry: C0 controls other than tab and line ends, and the two non-characters.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _xml_value(parent: ET.Element, name: str, value: Any, item: str) -> None:
@@ -56,7 +68,7 @@ def _xml_value(parent: ET.Element, name: str, value: Any, item: str) -> None:
     elif isinstance(value, bool):
         node.text = "true" if value else "false"
     else:
-        node.text = str(value)
+        node.text = _NOT_IN_XML.sub("", str(value))  # what XML 1.0 cannot carry (a row stored before the check)
 
 
 def _render(fmt: str, root: str, item: str, rows: Any, status: int = 200) -> Response:
@@ -73,19 +85,23 @@ def _render(fmt: str, root: str, item: str, rows: Any, status: int = 200) -> Res
 
 def _media(value: str | None) -> list[dict[str, str]]:
     """The photo a client sends by its address: kept as that address (never fetched from here), so it must be
-    a web address the order's page can link."""
+    a web address the order's page can link (``http``/``https`` only: never ``javascript:`` or ``data:``)."""
     url = (value or "").strip()
     if not url:
         return []
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # an unclosed IPv6 bracket, for one
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_MEDIA_URL:
+    if len(url) > MAX_MEDIA_URL:
         raise Open311Error(400, f"media_url must be an http or https address of at most {MAX_MEDIA_URL} characters")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise Open311Error(400, "media_url must not contain spaces or control characters")
+    try:
+        http_url(url)
+    except ValueError as exc:
+        raise Open311Error(400, f"media_url {exc}") from exc
     return [{"url": url}]
+
+
+def _published_media(order: WorkOrder) -> str:
+    """The address of an order's first photo sent by address, if it is a web address: rows stored before
+    addresses were checked may hold anything, and nothing but http(s) is republished."""
+    return next((m["url"] for m in order.media if m.get("url") and is_http_url(m["url"])), "")
 
 
 def _error(fmt: str, status: int, description: str) -> Response:
@@ -100,10 +116,33 @@ def _fmt(fmt: str) -> str:
     return fmt
 
 
-def _jurisdiction(request: Request, settings: Settings) -> None:
-    given = request.query_params.get("jurisdiction_id")
-    if given and given != settings.workorders.open311_jurisdiction:
-        raise Open311Error(404, f"jurisdiction_id {given!r} is not served here")
+def _jurisdiction(request: Request, settings: Settings, body: dict[str, str] | None = None) -> None:
+    """Refuse a ``jurisdiction_id`` this server does not serve, wherever GeoReport v2 lets a client send it: the
+    query string of every call and the body of a POST (form-encoded or JSON)."""
+    for given in (request.query_params.get("jurisdiction_id"), (body or {}).get("jurisdiction_id")):
+        if given is not None and given.strip() and given.strip() != settings.workorders.open311_jurisdiction:
+            raise Open311Error(404, f"jurisdiction_id {mask_text(given.strip())[:60]!r} is not served here")
+
+
+async def _posted(request: Request) -> dict[str, str]:
+    """A POST's parameters: form-encoded as the spec says, or a JSON object; scalar values as text. A NUL
+    byte anywhere is refused (the database could not store it)."""
+    if (request.headers.get("content-type") or "").split(";")[0].strip().lower() == "application/json":
+        try:
+            data = json.loads(await request.body() or b"{}")
+            if not isinstance(data, dict):
+                raise Open311Error(400, "the body must be a JSON object")
+            values = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if v is not None}
+        except (ValueError, RecursionError) as exc:  # nested past the parser's depth: no valid request
+            raise Open311Error(400, "the body is not valid JSON (or nested too deep)") from exc
+    else:
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+    for key, value in values.items():
+        if _NOT_IN_XML.search(key) or _NOT_IN_XML.search(value):
+            name = _NOT_IN_XML.sub("", key)[:60]
+            raise Open311Error(422, f"{name} must not contain control characters (NUL and the like)")
+    return values
 
 
 def _w3(moment: datetime | None) -> str | None:
@@ -128,13 +167,14 @@ def _service(category: Category, groups: dict[str, str]) -> dict[str, Any]:
 def _agency(session: Session, unit: str | None) -> str:
     if unit is None:
         return ""
-    found = get_department(session, unit)
+    found = find_department(session, unit)
     return found.name if found else unit
 
 
 def _request_row(session: Session, order: WorkOrder, names: dict[str, str]) -> dict[str, Any]:
     closed = order.status in workorders.CLOSED
-    notes = order.reply if order.status in ("replied", "closed", "visited") else ""
+    # published to anyone: free text is masked as for staff not entitled to the reporter's details
+    notes = mask_text(order.reply) if order.status in ("replied", "closed", "visited") else ""
     if order.status == "merged" and order.merged_into:
         target = session.get(WorkOrder, order.merged_into)
         notes = f"已合并至工单 {target.number}" if target else "已合并"
@@ -150,12 +190,12 @@ def _request_row(session: Session, order: WorkOrder, names: dict[str, str]) -> d
         "requested_datetime": _w3(order.created_at),
         "updated_datetime": _w3(order.updated_at),
         "expected_datetime": _w3(order.conclude_due),
-        "address": order.address,
+        "address": mask_text(order.address),
         "address_id": order.grid_code or "",
         "zipcode": "",
         "lat": order.lat,
         "long": order.lng,
-        "media_url": next((m["url"] for m in order.media if m.get("url")), ""),
+        "media_url": _published_media(order),
     }
 
 
@@ -246,12 +286,14 @@ def service_definition(
 async def post_request(
     request: Request, session: SessionDep, settings: SettingsDep, index: IndexDep, fmt: str
 ) -> Response:
-    """Create a service request (form-encoded), answered with its id."""
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    """Create a service request (form-encoded, or a JSON object), answered with its id."""
+    try:
+        values = await _posted(request)
+    except Open311Error as exc:
+        return _error(fmt, exc.status, exc.description)
 
     def build(f: str) -> Response:
-        _jurisdiction(request, settings)
+        _jurisdiction(request, settings, values)
         key = values.get("api_key", "")
         held = token_holder(session, key) if key else None
         if held is None:
@@ -340,7 +382,7 @@ def token(request: Request, session: SessionDep, settings: SettingsDep, token: s
 
     def build(f: str) -> Response:
         _jurisdiction(request, settings)
-        order = session.scalar(select(WorkOrder).where(WorkOrder.token == token))
+        order = find_request_token(session, token)
         if order is None:
             raise Open311Error(404, f"token {token!r} is not known")
         return _render(f, "service_requests", "request", [{"service_request_id": order.number, "token": token}])
@@ -397,7 +439,7 @@ def request_one(
 
     def build(f: str) -> Response:
         _jurisdiction(request, settings)
-        order = session.scalar(select(WorkOrder).where(WorkOrder.number == service_request_id))
+        order = find_request(session, service_request_id)
         if order is None:
             raise Open311Error(404, f"service_request_id {service_request_id!r} is not known")
         return _render(f, "service_requests", "request", [_request_row(session, order, _names(session))])

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shgov.core.db import utcnow
+from shgov.core.ids import mask_text
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.workorders import service as workorders
@@ -168,7 +169,8 @@ def overview(
             "area_name": _name(index, row[0]),
             "unit": row[1],
             "unit_name": names.get(row[1] or "", row[1] or ""),
-            "description": row.description[:80],
+            # masked before it is cut, so no half number escapes (the dashboard is not entitled to personal data)
+            "description": mask_text(row.description)[:80],
         }
         for due, row in overdue[:MAX_OVERDUE]
     ]

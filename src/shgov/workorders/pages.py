@@ -17,18 +17,19 @@ from shgov.core.deps import DatabaseDep, FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
 from shgov.core.files import file_response
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
+from shgov.core.identity.deps import CurrentPrincipal, SignedInPage, audit, page_principal
 from shgov.core.identity.permissions import Principal
-from shgov.core.ids import mask_personal
+from shgov.core.ids import masked_view, may_read_personal, reveal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, live_events, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, live_events, web_user
 from shgov.web.templating import NavItem, Templates
 from shgov.workorders import overview
 from shgov.workorders import service as workorders
-from shgov.workorders.api import centre_district, read_photos, reporter_report
+from shgov.workorders.access import OrderPage, may_see_order
 from shgov.workorders.models import WorkOrder
+from shgov.workorders.schemas import read_photos
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 
@@ -94,16 +95,28 @@ LABELS = {
     "flag_labels": FLAG_LABELS,
 }
 OPS_ONLY = "This page is for the operations centre and its units."
+Dispatcher = Annotated[Principal, Depends(page_principal(workorders.DISPATCH, OPS_ONLY))]
+Inspector = Annotated[Principal, Depends(page_principal(workorders.HANDLE, OPS_ONLY))]
+RuleManager = Annotated[
+    Principal, Depends(page_principal(workorders.MANAGE, "Routing rules are edited by their managers."))
+]
 LIVE_POLL_SECONDS = 3.0
 STATUS_PATTERN = "^(open|" + "|".join(workorders.STATUS_LABELS) + ")$"
 
 
-def _ops(request: Request, principal: Principal | None) -> Principal | Response:
-    """Staff of the centre or of a unit."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Principal) and not (who.has_action(workorders.DISPATCH) or who.has_action(workorders.HANDLE)):
+def _ops(who: SignedInPage) -> Principal:
+    """Staff of the centre or of a unit (a visitor without a session is sent to sign in)."""
+    return _staff(who)
+
+
+def _staff(who: Principal) -> Principal:
+    """The visitor, when staff of the centre or of a unit; 403 otherwise."""
+    if not (who.has_action(workorders.DISPATCH) or who.has_action(workorders.HANDLE)):
         raise Problem("forbidden", detail=OPS_ONLY)
     return who
+
+
+Ops = Annotated[Principal, Depends(_ops)]
 
 
 def _categories(session: Session) -> list[tuple[str, str]]:
@@ -118,11 +131,8 @@ def _category_names(session: Session) -> dict[str, str]:
 
 
 @router.get("/report", response_class=HTMLResponse)
-def report_form(request: Request, templates: TemplatesDep, principal: WebUser) -> Response:
+def report_form(request: Request, templates: TemplatesDep, who: SignedInPage) -> Response:
     """随申拍: photos, words and the place, from a phone."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return templates.render(request, "workorders/report.html", {"posted": {}, "error": None, "field": None})
 
 
@@ -148,7 +158,7 @@ async def _take_report(
     form = await request.form()
     try:
         uploads = await read_photos(form.getlist("photos"), settings)
-        report = reporter_report(session, who, channel, _posted(form))
+        report = workorders.reporter_report(session, who, channel, _posted(form))
         if channel == "patrol":
             report.attributes = {"inspector": who.display_name}
         order = workorders.photo_report(
@@ -172,12 +182,9 @@ async def report_submit(
     settings: SettingsDep,
     index: IndexDep,
     store: FileStoreDep,
-    principal: WebUser,
+    who: SignedInPage,
 ) -> Response:
     """Take the report in; a refused one is shown again with the reason and nothing is kept."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     order = await _take_report(request, templates, session, settings, index, store, who, "photo")
     if isinstance(order, Response):
         return order
@@ -185,21 +192,16 @@ async def report_submit(
 
 
 @router.get("/my/reports", response_class=HTMLResponse)
-def my_reports(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def my_reports(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
     """The visitor's reports, newest first."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     orders = workorders.reported_by(session, who.user_id)
     context = {"orders": orders, "categories": _category_names(session), **LABELS}
     return templates.render(request, "workorders/mine.html", context)
 
 
-def _reporters_order(session: Session, who: Principal, order_id: uuid.UUID) -> WorkOrder:
-    order = workorders.get_order(session, order_id)
-    if not workorders.is_reporter(who, order):
-        raise NotFoundError("no such report", field="order_id")
-    return order
+# Free text of an order that may carry a caller's phone or ID (masked for staff not entitled to them).
+ORDER_TEXT = ("description", "address", "reply")
+ORDER_PAGE = "workorders/order.html"
 
 
 def _order_page(
@@ -215,9 +217,10 @@ def _order_page(
 ) -> Response:
     events = workorders.history(session, order.id)
     places = [index.get(c) for c in (order.district_code, order.township_code, order.community_code) if c]
+    entitled = workorders.is_reporter(who, order) or may_read_personal(who, order.tenant_code)
     context: dict[str, Any] = {
-        "order": order,
-        "events": events,
+        "order": masked_view(order, ORDER_TEXT, entitled),
+        "events": [masked_view(e, ("note",), entitled) for e in events],
         "place": " · ".join(p.name for p in places if p),
         "category": _category_names(session).get(order.category_code or "", ""),
         "units": workorders.unit_names(session, [order.lead_unit, *order.assisting_units]),
@@ -228,11 +231,11 @@ def _order_page(
         "error": error,
         **LABELS,
     }
-    if template == "workorders/order.html":
+    if template == ORDER_PAGE:
         context.update(
             categories=_categories(session),
-            reporter_name=mask_personal(order.reporter_name, "name"),
-            reporter_phone=mask_personal(order.reporter_phone, "phone"),
+            reporter_name=reveal(order.reporter_name, entitled, "name"),
+            reporter_phone=reveal(order.reporter_phone, entitled, "phone"),
             duplicates=_duplicates(session, settings, order),
             task_units={t.key for t in context["tasks"] if who.allows(workorders.HANDLE, *_unit_scope(t.unit))},
             departments=workorders.transfer_targets(session, settings, order),
@@ -259,14 +262,11 @@ def my_report(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    order: OrderPage,
+    who: CurrentPrincipal,
     order_id: uuid.UUID,
 ) -> Response:
     """One of the visitor's reports: where it is, the answer, and the rating once answered."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = _reporters_order(session, who, order_id)
     return _order_page(request, templates, session, settings, index, who, order, "workorders/my_report.html")
 
 
@@ -277,23 +277,19 @@ def my_report_step(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    order: OrderPage,
+    who: CurrentPrincipal,
     order_id: uuid.UUID,
     action: Annotated[str, Form(pattern="^(rate|reopen)$")],
     satisfaction: Annotated[str, Form(max_length=2)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """The reporter rates the answer or, unsatisfied, asks once for the problem to be handled again."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = _reporters_order(session, who, order_id)
     score = int(satisfaction) if satisfaction.isdigit() else None
     try:
         workorders.act(session, settings, order, who, workorders.Step(action, note=note, satisfaction=score))
     except DomainError as exc:
-        session.rollback()
-        order = _reporters_order(session, who, order_id)
+        session.rollback()  # the order is read again, as it was before the step
         return _order_page(
             request, templates, session, settings, index, who, order, "workorders/my_report.html", exc.message
         )
@@ -302,21 +298,9 @@ def my_report_step(
 
 
 @router.get("/workorders/{order_id}/photos/{n}")
-def photo(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    store: FileStoreDep,
-    principal: WebUser,
-    order_id: uuid.UUID,
-    n: int,
-) -> Response:
+def photo(store: FileStoreDep, order: OrderPage, order_id: uuid.UUID, n: int) -> Response:
     """A photo of an order, for those who may see the order."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = workorders.get_order(session, order_id)
-    if not workorders.may_see(who, order, settings) or not 0 <= n < len(order.media):
+    if not 0 <= n < len(order.media):
         raise NotFoundError("no such photo", field="n")
     media = order.media[n]
     if "digest" not in media:
@@ -336,14 +320,11 @@ def orders(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Ops,
     status: Annotated[str, Query(pattern=STATUS_PATTERN)] = "open",
     flag: Annotated[str, Query(pattern="^(|overdue|due_soon)$")] = "",
 ) -> Response:
     """The orders of the visitor's unit, or of the district's (or city's) centre, most urgent first."""
-    who = _ops(request, principal)
-    if isinstance(who, Response):
-        return who
     rows = []
     for order in workorders.orders_for(session, who, settings, status):
         mark = workorders.deadline_flag(order, settings.workorders.warn_hours)
@@ -353,7 +334,7 @@ def orders(
     rows.sort(key=lambda r: ({"overdue": 0, "due_soon": 1}.get(r[1], 2), r[0].created_at))
     districts = {o.district_code: index.get(o.district_code) for o, _f in rows if o.district_code}
     context = {
-        "rows": rows,
+        "rows": [(masked_view(o, ORDER_TEXT, may_read_personal(who, o.tenant_code)), f) for o, f in rows],
         "status": status,
         "flag": flag,
         "statuses": ("open", *workorders.STATUS_LABELS),
@@ -372,18 +353,14 @@ def order_page(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    order: OrderPage,
+    principal: CurrentPrincipal,
     order_id: uuid.UUID,
     error: PageMessage = None,
 ) -> Response:
     """An order with its photos, history, incident tasks, duplicate hints and the steps the visitor may take."""
-    who = _ops(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = workorders.get_order(session, order_id)
-    if not workorders.may_see(who, order, settings):
-        raise NotFoundError("no such work order", field="order_id")
-    return _order_page(request, templates, session, settings, index, who, order, "workorders/order.html", error)
+    who = _staff(principal)
+    return _order_page(request, templates, session, settings, index, who, order, ORDER_PAGE, error)
 
 
 @router.post("/ops/orders/{order_id}", response_class=HTMLResponse)
@@ -393,7 +370,8 @@ def order_step(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    order: OrderPage,
+    principal: CurrentPrincipal,
     order_id: uuid.UUID,
     action: Annotated[str, Form(max_length=12)],
     note: Annotated[str, Form(max_length=4000)] = "",
@@ -404,12 +382,7 @@ def order_step(
     target: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """Take a step; a refused one re-shows the order with the reason."""
-    who = _ops(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = workorders.get_order(session, order_id)
-    if not workorders.may_see(who, order, settings):
-        raise NotFoundError("no such work order", field="order_id")
+    who = _staff(principal)
     try:
         step = workorders.Step(
             action,
@@ -418,12 +391,12 @@ def order_step(
             unit=unit or None,
             days=int(days) if days.isdigit() else 0,
             satisfaction=int(satisfaction) if satisfaction.isdigit() else None,
-            target=_merge_target(session, target),
+            target=_merge_target(session, who, target),
         )
         workorders.act(session, settings, order, who, step)
     except DomainError as exc:
-        session.rollback()
-        return order_page(request, templates, session, settings, index, who, order_id, error=exc.message)
+        session.rollback()  # the order is read again, as it was before the step
+        return _order_page(request, templates, session, settings, index, who, order, ORDER_PAGE, exc.message)
     audit(
         request,
         who,
@@ -435,8 +408,9 @@ def order_step(
     return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
 
 
-def _merge_target(session: Session, value: str) -> uuid.UUID | None:
-    """A merge target by id or by order number."""
+def _merge_target(session: Session, who: Principal, value: str) -> uuid.UUID | None:
+    """A merge target by id or by order number; an order the visitor may not see is answered as one that does
+    not exist (the merge itself checks the target again, for the API too)."""
     value = value.strip()
     if not value:
         return None
@@ -444,7 +418,7 @@ def _merge_target(session: Session, value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         found = workorders.order_by_number(session, value)
-        if found is None:
+        if found is None or not may_see_order(session, who, found):
             raise NotFoundError(f"没有编号为 {value} 的工单", field="target") from None
         return found.id
 
@@ -456,23 +430,19 @@ def task_done(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    order: OrderPage,
+    principal: CurrentPrincipal,
     order_id: uuid.UUID,
     key: str,
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """A unit reports its part of an incident done."""
-    who = _ops(request, principal)
-    if isinstance(who, Response):
-        return who
-    order = workorders.get_order(session, order_id)
-    if not workorders.may_see(who, order, settings):
-        raise NotFoundError("no such work order", field="order_id")
+    who = _staff(principal)
     try:
         workorders.complete_task(session, settings, order, key, who, note)
     except DomainError as exc:
-        session.rollback()
-        return order_page(request, templates, session, settings, index, who, order_id, error=exc.message)
+        session.rollback()  # the order is read again, as it was before the report
+        return _order_page(request, templates, session, settings, index, who, order, ORDER_PAGE, exc.message)
     audit(request, who, "workorders.task.complete", object_type="work_order", object_id=str(order.id))
     return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
 
@@ -490,11 +460,8 @@ def _hotline_page(
 
 
 @router.get("/ops/hotline", response_class=HTMLResponse)
-def hotline(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def hotline(request: Request, templates: TemplatesDep, session: SessionDep, who: Dispatcher) -> Response:
     """The 12345 agent's form: the caller, the problem, the place; hints appear while typing."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     return _hotline_page(request, templates, session, {})
 
 
@@ -505,16 +472,13 @@ def hotline_hints(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Dispatcher,
     description: Annotated[str, Query(max_length=4000)] = "",
     address: Annotated[str, Query(max_length=300)] = "",
     lat: Annotated[str, Query(max_length=20)] = "",
     lng: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """Category suggestions and likely duplicates for what the agent has typed so far (an HTMX fragment)."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     names = _category_names(session)
     text_ = description.strip()
     suggestions = (
@@ -560,16 +524,13 @@ async def hotline_submit(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Dispatcher,
 ) -> Response:
     """Take the call in as an order (located, classified unless the agent chose, dispatched or queued)."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     form = await request.form()
     posted = _posted(form)
     try:
-        report = reporter_report(session, who, "hotline", posted)
+        report = workorders.reporter_report(session, who, "hotline", posted)
         report.reporter_user_id = None  # the caller, not the agent, is the reporter
         report.reporter_name = posted.get("caller_name", "").strip()[:100]
         report.reporter_phone = posted.get("caller_phone", "").strip()[:20]
@@ -585,11 +546,8 @@ async def hotline_submit(
 
 
 @router.get("/ops/patrol", response_class=HTMLResponse)
-def patrol(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def patrol(request: Request, templates: TemplatesDep, session: SessionDep, who: Inspector) -> Response:
     """The inspector's report from the street: the category, the words, the place, photos if any."""
-    who = sign_in_first(request, principal, workorders.HANDLE, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     context: dict[str, Any] = {"posted": {}, "error": None, "field": None, "categories": _categories(session)}
     return templates.render(request, "workorders/patrol.html", context)
 
@@ -602,16 +560,13 @@ async def patrol_submit(
     settings: SettingsDep,
     index: IndexDep,
     store: FileStoreDep,
-    principal: WebUser,
+    who: Inspector,
 ) -> Response:
     """Take the inspector's report in."""
-    who = sign_in_first(request, principal, workorders.HANDLE, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     order = await _take_report(request, templates, session, settings, index, store, who, "patrol")
     if isinstance(order, Response):
         return order
-    target = f"/ops/orders/{order.id}" if workorders.may_see(who, order, settings) else "/ops/patrol?sent=1"
+    target = f"/ops/orders/{order.id}" if may_see_order(session, who, order) else "/ops/patrol?sent=1"
     return RedirectResponse(target, status_code=303)
 
 
@@ -648,15 +603,12 @@ def rules_page(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Dispatcher,
     try_category: Annotated[str, Query(max_length=20)] = "",
     try_area: Annotated[str, Query(max_length=15)] = "",
     try_text: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
     """The rules in the order they are tried, an editor for each, and a form to try them on an order."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
     trial = None
     if try_category:
         try:
@@ -698,12 +650,9 @@ async def rules_change(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: RuleManager,
 ) -> Response:
     """Save a new or changed rule, move one, or delete one (``op``: save, up, down, delete)."""
-    who = sign_in_first(request, principal, workorders.MANAGE, "Routing rules are edited by their managers.")
-    if isinstance(who, Response):
-        return who
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     op = form.get("op", "save")
     rule_id: int | None = None
@@ -737,16 +686,13 @@ def dashboard(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Dispatcher,
     district: Annotated[str | None, Query(max_length=12)] = None,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> Response:
     """The city (or one district) at a glance: the map, counts by status, overdue orders, hot spots, and the
     on-time and satisfaction rates by area and unit; the page follows changes live."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
-    scope = centre_district(who, district)
+    scope = workorders.centre_district(who, district)
     region = index.get(scope) if scope else None
     if scope and region is None:
         raise NotFoundError(f"no district {scope}", field="district")
@@ -769,15 +715,12 @@ async def dashboard_stream(
     db: DatabaseDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: Dispatcher,
     district: Annotated[str | None, Query(max_length=12)] = None,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> Response:
     """Server-sent events: the dashboard's data again whenever an order of the scope changes."""
-    who = sign_in_first(request, principal, workorders.DISPATCH, OPS_ONLY)
-    if isinstance(who, Response):
-        return who
-    scope = centre_district(who, district)
+    scope = workorders.centre_district(who, district)
     seen: tuple[int, str] | None = None
 
     def fresh() -> dict[str, Any] | None:

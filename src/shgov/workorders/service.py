@@ -32,12 +32,18 @@ from shgov.core.i18n import N_
 from shgov.core.identity.demo import DEMO_PASSWORD
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, Scope, register_action
-from shgov.core.identity.service import add_actions_to_role, assign_role, create_user, principal_by_username
+from shgov.core.identity.service import (
+    add_actions_to_role,
+    assign_role,
+    create_user,
+    find_user,
+    principal_by_username,
+)
 from shgov.core.notify import tell
 from shgov.core.orgs.service import (
     department_code,
     department_codes,
-    get_department,
+    find_department,
     is_township_office,
     list_departments,
     township_office_code,
@@ -45,7 +51,7 @@ from shgov.core.orgs.service import (
 from shgov.core.regions.geo import CoordinateError
 from shgov.core.regions.service import GRID_RESOLUTION, RegionIndex
 from shgov.core.settings import Settings
-from shgov.workorders import classifier
+from shgov.workorders import classifier, events
 
 from .models import Category, IncidentTask, Playbook, RoutingRule, WorkOrder, WorkOrderEvent
 
@@ -479,7 +485,7 @@ def _dispatch_new(
             except ConflictError as exc:
                 outcomes[i].error = exc  # no rule matches: the order waits in triage, and the caller is told
         _tell(session, order, "已受理", "我们已收到您反映的问题，将尽快处理。")
-        emit(session, "workorders.order.received", {"order_id": str(order.id), "channel": channel.name})
+        emit(session, events.OrderReceived(order_id=order.id, channel=channel.name))
 
 
 def intake(
@@ -968,14 +974,20 @@ def complete_task(
 
 
 def get_order(session: Session, order_id: uuid.UUID) -> WorkOrder:
-    """An order by id."""
-    order = session.get(WorkOrder, order_id)
+    """An order by id, for the platform's own work (events, timers); 404 when there is none. A caller's
+    request loads its order through ``find_order`` and the access rule (``workorders.access``)."""
+    order = find_order(session, order_id)
     if order is None:
         raise NotFoundError("no such work order", field="order_id")
     return order
 
 
-def is_unit_member(principal: Principal, order: WorkOrder, settings: Settings, action: str = HANDLE) -> bool:
+def find_order(session: Session, order_id: uuid.UUID) -> WorkOrder | None:
+    """An order by id, or None."""
+    return session.get(WorkOrder, order_id)
+
+
+def is_unit_member(principal: Principal, order: WorkOrder, action: str = HANDLE) -> bool:
     """Whether the principal acts for the order's lead unit (or an assisting unit)."""
     for unit in [order.lead_unit, *order.assisting_units]:
         if unit is None:
@@ -985,13 +997,13 @@ def is_unit_member(principal: Principal, order: WorkOrder, settings: Settings, a
     return False
 
 
-def may_see(principal: Principal, order: WorkOrder, settings: Settings) -> bool:
+def may_see(principal: Principal, order: WorkOrder) -> bool:
     """The reporter, the operations centre of the order's district (or the city), and its units."""
     if order.reporter_user_id is not None and order.reporter_user_id == principal.user_id:
         return True
     if principal.allows(DISPATCH, order.tenant_code, None):
         return True
-    return is_unit_member(principal, order, settings)
+    return is_unit_member(principal, order)
 
 
 @dataclass(frozen=True)
@@ -1024,7 +1036,7 @@ def actions_for(principal: Principal, order: WorkOrder, settings: Settings) -> l
         if (order.status, action) not in TRANSITIONS or action in allowed:
             continue
         if action in UNIT_ACTIONS:
-            ok = is_unit_member(principal, order, settings)
+            ok = is_unit_member(principal, order)
         elif action == "rate":
             ok = is_reporter(principal, order)
         else:
@@ -1041,7 +1053,7 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
     re-dispatches, transfers, supervises, closes, records the follow-up, reopens or merges."""
     session.refresh(order, with_for_update=True)
     if step.action in UNIT_ACTIONS:
-        if not is_unit_member(actor, order, settings):
+        if not is_unit_member(actor, order):
             raise ForbiddenError("this order belongs to another unit", field="order_id")
     elif step.action in REPORTER_ACTIONS and is_reporter(actor, order):
         pass
@@ -1063,10 +1075,18 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
         order.status = TRANSITIONS[key]
         _history(session, order, actor, step.action, before, step.note.strip())
     session.flush()
-    payload: dict[str, Any] = {"order_id": str(order.id), "status": order.status}
-    if step.action in ("visit", "rate"):  # the follow-up's satisfaction is kept for the ratings module
-        payload |= {"satisfaction": order.satisfaction, "channel": order.channel, "unit": order.lead_unit}
-    emit(session, f"workorders.order.{step.action}", payload)
+    followup = step.action in ("visit", "rate")  # the follow-up's satisfaction is kept for the ratings module
+    emit(
+        session,
+        events.OrderStep(
+            action=step.action,
+            order_id=order.id,
+            status=order.status,
+            satisfaction=order.satisfaction if followup else None,
+            channel=order.channel if followup else None,
+            unit=order.lead_unit if followup else None,
+        ),
+    )
     return order
 
 
@@ -1140,6 +1160,9 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
     if step.action == "transfer":
         if not step.unit:
             raise InvalidError("请选择转派单位", field="unit")
+        # only to a unit serving the order's district (or the city's): never into another district's hands
+        if step.unit not in {code for code, _name in transfer_targets(session, settings, order)}:
+            raise InvalidError(f"不能转派至 {step.unit}：请选择本区或市级的单位", field="unit")
         before = order.status
         order.lead_unit = step.unit
         order.status = "dispatched"
@@ -1152,7 +1175,13 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
 def _merge(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
     if step.target is None or step.target == order.id:
         raise InvalidError("请选择要合并到的工单", field="target")
-    target = get_order(session, step.target)
+    # The target is an existing order that the merge writes to: the same answer when it does not exist as
+    # when the actor may not know it does, and only its own operations centre merges into it.
+    target = find_order(session, step.target)
+    if target is None or not may_see(actor, target):
+        raise NotFoundError("no such work order", field="target")
+    if not actor.allows(DISPATCH, target.tenant_code, None):
+        raise ForbiddenError(f"工单 {target.number} 属于其他运行中心，不能合并", field="target")
     if target.status not in OPEN:
         raise ConflictError(f"工单 {target.number} 已办结，不能合并", field="target")
     order.merged_into = target.id
@@ -1223,7 +1252,7 @@ def orders_for(
         query = query.where(WorkOrder.status.in_(OPEN))
     elif status:
         query = query.where(WorkOrder.status == status)
-    return [o for o in session.scalars(query) if may_see(principal, o, settings)][:limit]
+    return [o for o in session.scalars(query) if may_see(principal, o)][:limit]
 
 
 def reported_by(session: Session, user_id: uuid.UUID, limit: int = 200) -> list[WorkOrder]:
@@ -1387,7 +1416,7 @@ def unit_names(session: Session, units: list[str | None]) -> dict[str, str]:
     """Department names of units, for pages."""
     names = {}
     for unit in {u for u in units if u}:
-        found = get_department(session, unit)
+        found = find_department(session, unit)
         names[unit] = found.short_name if found else unit
     return names
 
@@ -1475,7 +1504,7 @@ def _demo_staff(session: Session, settings: Settings) -> int:
     for username, name, role, department, tenant in _demo_units(settings):
         if session.scalar(select(User.id).where(User.username == username)) is not None:
             continue
-        if department is not None and get_department(session, department) is None:
+        if department is not None and find_department(session, department) is None:
             continue  # another city's divisions: no such office
         user = create_user(
             session,
@@ -1545,3 +1574,47 @@ def _backdate(session: Session, order: WorkOrder, age: timedelta) -> None:
     for event in history(session, order.id):
         event.at = event.at - age
     session.flush()
+
+
+# -- what the API and the pages share: a signed-in reporter's report, the centre's district -------------
+
+
+def reporter_report(session: Session, principal: Principal, channel: str, values: dict[str, str]) -> Report:
+    """A signed-in person's report from form fields (``description``, ``lat``, ``lng``, ``address``,
+    ``category_code``), with their name and phone for the answer."""
+    user = find_user(session, principal.user_id)
+    return Report(
+        channel=channel,
+        description=values.get("description", ""),
+        lat=_coordinate(values.get("lat"), "lat"),
+        lng=_coordinate(values.get("lng"), "lng"),
+        address=values.get("address", "")[:300],
+        category_code=values.get("category_code") or None,
+        reporter_user_id=principal.user_id,
+        reporter_name=principal.display_name,
+        reporter_phone=(user.phone or "") if user else "",
+    )
+
+
+def _coordinate(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidError(f"{name} 应为数字（WGS-84 经纬度）", field=name) from exc
+
+
+def centre_district(principal: Principal, district: str | None) -> str | None:
+    """The district an operations-centre view shows: any (or the city, None) for a city-wide operator, and
+    always the operator's own for a district's."""
+    if not principal.has_action(DISPATCH):
+        raise ForbiddenError("this view is for the operations centre", field="district")
+    if principal.city_wide(DISPATCH):
+        return district or None
+    tenants = [t for t in principal.tenants_for(DISPATCH) or () if t]
+    if district in tenants:
+        return district
+    if len(tenants) != 1:
+        raise ForbiddenError("name the district you serve", field="district")
+    return tenants[0]

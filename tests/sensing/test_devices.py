@@ -64,22 +64,22 @@ def test_devices_are_imported_checked_placed_and_kept_within_their_district(
         {
             "device_id": "WL-PD-1",
             "type": "water_level",
-            "department": "310115.sw",
+            "department": "310115.swj",
             "lng": pudong[0],
             "lat": pudong[1],
             "status": "maintenance",
         },
-        {"device_id": "MH-HP-1", "type": "manhole", "department": "310101.cg", "lng": huangpu[0], "lat": huangpu[1]},
+        {"device_id": "MH-HP-1", "type": "manhole", "department": "310101.cgzf", "lng": huangpu[0], "lat": huangpu[1]},
     ]
     bad = [
-        {"device_id": "XX-1", "type": "teleporter", "department": "310115.sw", "lng": pudong[0], "lat": pudong[1]},
-        {"device_id": "AQ-PD-1", "type": "air_quality", "department": "310115.sw", "lng": pudong[0], "lat": pudong[1]},
-        {"device_id": "NO-1", "type": "noise", "department": "310115.sw", "lng": "东经", "lat": pudong[1]},
-        {"device_id": "FAR-1", "type": "noise", "department": "310115.sw", "lng": 0.0, "lat": 0.0},
+        {"device_id": "XX-1", "type": "teleporter", "department": "310115.swj", "lng": pudong[0], "lat": pudong[1]},
+        {"device_id": "AQ-PD-1", "type": "air_quality", "department": "310115.swj", "lng": pudong[0], "lat": pudong[1]},
+        {"device_id": "NO-1", "type": "noise", "department": "310115.swj", "lng": "东经", "lat": pudong[1]},
+        {"device_id": "FAR-1", "type": "noise", "department": "310115.swj", "lng": 0.0, "lat": 0.0},
         {
             "device_id": "ST-1",
             "type": "noise",
-            "department": "310115.sw",
+            "department": "310115.swj",
             "lng": pudong[0],
             "lat": pudong[1],
             "status": "lost",
@@ -171,3 +171,101 @@ def test_a_large_import_rebuilds_the_indexes_and_a_refused_one_leaves_them(
         )  # type: ignore[arg-type]
         assert total >= count
         assert page[0].tenant_code == "310104"
+
+
+def test_an_import_never_moves_another_districts_existing_device(
+    client: httpx.Client, admin_token: str, token_for: TokenFor, region_index: RegionIndex
+) -> None:
+    """Issue #26: a district administrator re-imported another district's device id into its own district."""
+    huangpu, pudong = inside(region_index, "310101"), inside(region_index, "310115")
+    theirs = {"device_id": "MH-HP-KEEP", "type": "manhole", "department": "310101.cgzf", "lng": huangpu[0]}
+    created = upload(client, admin_token, as_csv([{**theirs, "lat": huangpu[1]}]))
+    assert created.status_code == 200, created.text
+    huangpu_admin, pudong_admin = token_for("huangpu.admin"), token_for("pudong.admin")
+    assert client.get("/api/v1/sensing/devices/MH-HP-KEEP", headers=auth(huangpu_admin)).status_code == 200
+
+    # the same id, placed and owned in Pudong (a row Pudong's administrator may write, but not over Huangpu's)
+    moved = {"device_id": "MH-HP-KEEP", "type": "manhole", "department": "310115.cgzf", "lng": pudong[0]}
+    mine = {"device_id": "MH-PD-NEW", "type": "manhole", "department": "310115.cgzf", "lng": pudong[0]}
+    rows = [{**moved, "lat": pudong[1]}, {**mine, "lat": pudong[1]}]
+    refused = upload(client, pudong_admin, as_csv(rows))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["refusals"] == [
+        {"row": 1, "device_id": "MH-HP-KEEP", "reason": "device_id belongs to a device you do not manage"}
+    ]
+    partly = upload(client, pudong_admin, as_csv(rows), partial="true")
+    assert partly.status_code == 200, partly.text
+    assert (partly.json()["created"], partly.json()["updated"], partly.json()["refused"]) == (1, 0, 1)
+
+    # the owner still sees its device where it was; Pudong's administrator still may not know it
+    kept = client.get("/api/v1/sensing/devices/MH-HP-KEEP", headers=auth(huangpu_admin))
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["tenant_code"], kept.json()["department_code"]) == ("310101", "310101.cgzf")
+    assert client.get("/api/v1/sensing/devices/MH-HP-KEEP", headers=auth(pudong_admin)).status_code == 404
+    assert client.get("/api/v1/sensing/devices/MH-PD-NEW", headers=auth(pudong_admin)).status_code == 200
+    # the owner may update its own device by import as before
+    again = upload(client, huangpu_admin, as_csv([{**theirs, "lat": huangpu[1], "status": "maintenance"}]))
+    assert (again.status_code, again.json()["updated"]) == (200, 1), again.text
+
+
+def test_control_characters_in_an_imported_device_are_refused(db: Database, region_index: RegionIndex) -> None:
+    lng, lat = inside(region_index, "310104")
+    frame = pl.DataFrame(
+        {
+            "device_id": ["NUL-00\x001", "CTL-0001", "OK-0001"],
+            "type": "noise",
+            "department": "310104.sthj",
+            "lng": str(lng),
+            "lat": str(lat),
+            "name": ["a", "b\x07c", "正常"],
+        }
+    )
+    with db.session() as session:
+        result = service.import_devices(session, region_index, frame)
+    assert (result.written, result.refused) == (False, 2)
+    assert {r.row for r in result.refusals} == {1, 2}
+    assert all("control characters" in r.reason for r in result.refusals)
+
+
+def test_a_device_belongs_to_a_department_of_its_district_or_of_the_city(
+    client: httpx.Client, token_for: TokenFor, region_index: RegionIndex, db: Database
+) -> None:
+    """Issue #26: a district administrator imported devices under another district's department, or under
+    a department that does not exist; both are refused (the API and the command line alike)."""
+    lng, lat = inside(region_index, "310115")
+    rows = [
+        {"device_id": "MH-PD-OWN", "type": "manhole", "department": "310115.cgzf", "lng": lng, "lat": lat},
+        {"device_id": "MH-PD-HP", "type": "manhole", "department": "310101.cgzf", "lng": lng, "lat": lat},
+        {"device_id": "MH-PD-NONE", "type": "manhole", "department": "310115.nosuch", "lng": lng, "lat": lat},
+    ]
+    refused = upload(client, token_for("pudong.admin"), as_csv(rows))
+    assert refused.status_code == 422, refused.text
+    assert [(r["device_id"], r["reason"]) for r in refused.json()["refusals"]] == [
+        ("MH-PD-HP", service.UNKNOWN_DEPARTMENT),
+        ("MH-PD-NONE", service.UNKNOWN_DEPARTMENT),
+    ]
+    # a city bureau's device in a district is its own (the operator's import, no principal)
+    city = pl.DataFrame(
+        {"device_id": ["WL-SW-1"], "type": "water_level", "department": "310000.shui", "lng": str(lng), "lat": str(lat)}
+    )
+    with db.session() as session:
+        result = service.import_devices(session, region_index, city)
+        unknown = service.import_devices(
+            session, region_index, city.with_columns(pl.lit("310000.zzz").alias("department"))
+        )
+    assert (result.written, result.refused) == (True, 0)
+    assert (unknown.written, unknown.refused) == (False, 1)
+
+
+def test_a_small_parquet_file_of_too_many_rows_is_refused_before_it_is_read(
+    client: httpx.Client, admin_token: str
+) -> None:
+    """Replayed attack: 53 KB of Parquet held 5,000,000 identical rows and took the server to 2 GB."""
+    rows = service.MAX_UPLOADED_ROWS + 1
+    frame = pl.DataFrame({"device_id": ["X-1"] * rows, "type": "noise", "department": "310115.sthj"})
+    out = io.BytesIO()
+    frame.write_parquet(out, compression="zstd")
+    assert out.tell() < 1_000_000  # small on the wire
+    answer = upload(client, admin_token, out.getvalue(), name="devices.parquet")
+    assert answer.status_code == 422, answer.text
+    assert "at most" in answer.text

@@ -59,9 +59,9 @@ def ingest(tmp: Path, engine: Engine, root: str, node: str, flush: float) -> sub
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    line = process.stdout.readline() if process.stdout else b""  # "node …: ingesting …" once subscribed
+    # "node …: ingesting …" only once the broker confirmed the subscription (SUBACK)
+    line = process.stdout.readline() if process.stdout else b""
     assert b"ingesting" in line, line + (process.stdout.read() if process.stdout else b"")
-    time.sleep(0.3)  # the SUBSCRIBE reaches the broker
     return process
 
 
@@ -103,6 +103,7 @@ def root() -> Iterator[str]:
     return f"shgovtest{uuid.uuid4().hex[:10]}"
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_a_kill_9_loses_no_acknowledged_reading(broker: None, engine: Engine, tmp_path: Path, root: str) -> None:
     first = ingest(tmp_path, engine, root, "k9", flush=600)  # nothing reaches Parquet before the kill
     client = publisher()
@@ -128,6 +129,7 @@ def test_a_kill_9_loses_no_acknowledged_reading(broker: None, engine: Engine, tm
     assert not list((tmp_path / "sensing" / "wal" / "k9").glob("*.wal"))
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_two_ingest_processes_share_the_topics(broker: None, engine: Engine, tmp_path: Path, root: str) -> None:
     processes = [ingest(tmp_path, engine, root, node, flush=0.3) for node in ("east", "west")]
     client = publisher()

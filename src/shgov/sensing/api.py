@@ -87,7 +87,8 @@ async def import_devices(
     every refused row listed) unless ``partial=true``, which writes the good rows and lists the others."""
     if not principal.has_action(sensing.MANAGE):
         raise Problem("forbidden", detail="Importing devices needs sensing.devices.manage.")
-    frame = sensing.read_devices(file.filename or "", await read_upload(file, settings.max_upload_bytes))
+    data = await read_upload(file, settings.max_upload_bytes)
+    frame = sensing.read_devices(file.filename or "", data, max_rows=sensing.MAX_UPLOADED_ROWS)
     result = sensing.import_devices(session, index, frame, principal, partial=partial)
     out = DeviceImportOut(
         rows=result.rows,

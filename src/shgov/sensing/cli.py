@@ -12,6 +12,8 @@ from shgov.core.errors import DomainError
 
 app = typer.Typer(help="城市运行数字体征: devices and readings of the sensing network.", no_args_is_help=True)
 
+SUBSCRIBE_SECONDS = 30  # how long the broker may take to confirm the subscription before ingest gives up
+
 
 @app.command("import-devices")
 def import_devices(
@@ -149,6 +151,10 @@ def ingest(
     except (DomainError, OSError) as exc:
         pipeline.close()
         fail(f"cannot reach the MQTT broker {url}: {exc}")
+    if not subscriber.wait_subscribed(SUBSCRIBE_SECONDS):
+        subscriber.stop()
+        pipeline.close()
+        fail(f"the MQTT broker {url} did not confirm the subscription to {subscriber.topic} in {SUBSCRIBE_SECONDS} s")
     console.print(f"node {pipeline.node}: ingesting {subscriber.topic} from {url}")
     # the web process merges every node's latest values into the city's vital signs
     while not stop.wait(1.0):

@@ -98,6 +98,7 @@ class Subscriber:
         if self.broker.tls:
             self.client.tls_set()
         self.client.on_connect = self._connected
+        self.client.on_subscribe = self._subscribed
         self.client.on_message = self._message
         self.subscribed = threading.Event()
         self.messages = 0
@@ -109,6 +110,20 @@ class Subscriber:
             log.error("MQTT broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason)
             return
         client.subscribe(self.topic, qos=1)
+
+    def _subscribed(
+        self, _client: paho.Client, _userdata: object, _mid: int, reasons: list[ReasonCode], _props: object
+    ) -> None:
+        # Only the broker's SUBACK makes it so: a message published before it reaches no one in the group.
+        if any(r.is_failure for r in reasons):
+            log.error(
+                "MQTT broker %s:%d refused the subscription to %s: %s",
+                self.broker.host,
+                self.broker.port,
+                self.topic,
+                reasons,
+            )
+            return
         self.subscribed.set()
         log.info("subscribed to %s on %s:%d", self.topic, self.broker.host, self.broker.port)
 
@@ -138,6 +153,10 @@ class Subscriber:
         properties.SessionExpiryInterval = SESSION_SECONDS
         self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=properties)
         self.client.loop_start()
+
+    def wait_subscribed(self, seconds: float) -> bool:
+        """Whether the broker confirmed the subscription within ``seconds``."""
+        return self.subscribed.wait(seconds)
 
     def stop(self) -> None:
         """Disconnect and stop the network loop."""

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_, gettext, request_locale
+from shgov.core.identity.deps import page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
 from shgov.core.regions.service import RegionIndex
@@ -24,7 +25,7 @@ from shgov.sensing import watch
 from shgov.sensing.models import SensorWarning
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.runtime import runtime_of
-from shgov.web.pages import TemplatesDep, WebUser, live_events, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, live_events, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -47,6 +48,8 @@ NAV = [
 GRADE_LABELS = {"blue": N_("blue"), "yellow": N_("yellow"), "orange": N_("orange"), "red": N_("red")}
 VITALS_ONLY = "The vital signs are for the operations centre and the districts' administrators."
 DEVICES_ONLY = "The device registry is for the operations centre and the devices' owners."
+VitalsReader = Annotated[Principal, Depends(page_principal(sensing.INDICATORS, VITALS_ONLY))]
+DevicesReader = Annotated[Principal, Depends(page_principal(sensing.READ, DEVICES_ONLY))]
 LIVE_POLL_SECONDS = 2.0
 
 
@@ -116,13 +119,10 @@ def vitals(
     templates: TemplatesDep,
     session: SessionDep,
     index: IndexDep,
-    principal: WebUser,
+    who: VitalsReader,
     indicator: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """The city's vital signs on the map, district by district, with the open warnings and a trend."""
-    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
-    if isinstance(who, Response):
-        return who
     data = _snapshot(request, session, who, index)
     codes = [i["code"] for i in data["indicators"]]
     chosen = indicator if indicator in codes else codes[0]
@@ -141,14 +141,11 @@ async def vitals_stream(
     request: Request,
     db: DatabaseDep,
     index: IndexDep,
-    principal: WebUser,
+    who: VitalsReader,
     since: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
     """Server-sent events: the vital signs and warnings again whenever readings or warnings change (``since``:
     the stamp of what the page already shows)."""
-    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
-    if isinstance(who, Response):
-        return who
     runtime = runtime_of(request)
     seen = since
 
@@ -168,15 +165,12 @@ async def vitals_stream(
 def vitals_trend(
     request: Request,
     settings: SettingsDep,
-    principal: WebUser,
+    who: VitalsReader,
     indicator: Annotated[str, Query(max_length=40)],
     district: Annotated[str | None, Query(max_length=12)] = None,
     hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
 ) -> Response:
     """The measure behind an indicator over the last hours (the city or one district), for the trend chart."""
-    who = sign_in_first(request, principal, sensing.INDICATORS, VITALS_ONLY)
-    if isinstance(who, Response):
-        return who
     chosen = next((i for i in vital.load() if i.code == indicator), None)
     if chosen is None:
         raise InvalidError(f"no indicator {indicator!r}", field="indicator")
@@ -208,16 +202,13 @@ def devices(
     templates: TemplatesDep,
     session: SessionDep,
     index: IndexDep,
-    principal: WebUser,
+    who: DevicesReader,
     district: Annotated[str | None, Query(max_length=12)] = None,
     type: Annotated[str | None, Query(max_length=30)] = None,
     status: Annotated[str | None, Query(pattern="^(active|maintenance|retired)?$")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     """The devices the visitor may see, filtered, on a map and in a table, 200 at a time."""
-    who = sign_in_first(request, principal, sensing.READ, DEVICES_ONLY)
-    if isinstance(who, Response):
-        return who
     size = 200
     total, found = sensing.list_devices(
         session,
@@ -251,13 +242,10 @@ def device(
     templates: TemplatesDep,
     session: SessionDep,
     index: IndexDep,
-    principal: WebUser,
+    who: DevicesReader,
     device_id: str,
 ) -> Response:
     """A device: where it is (on the map), who owns it, its latest values and its last day of readings."""
-    who = sign_in_first(request, principal, sensing.READ, DEVICES_ONLY)
-    if isinstance(who, Response):
-        return who
     found = sensing.get_device(session, who, device_id)
     kind = sensing.get_type(session, found.type_code)
     since = datetime.now(UTC) - timedelta(hours=24)

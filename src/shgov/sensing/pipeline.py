@@ -281,6 +281,10 @@ class Stats:
 Allowed = Callable[[str, str], bool]
 
 
+class NodeBusyError(RuntimeError):
+    """Another process owns the ingest node (holds its write-ahead log's lock)."""
+
+
 @dataclass
 class SlotState:
     """What a pipeline remembers of each device measure (a "slot" of the registry): the timestamps last
@@ -332,7 +336,7 @@ class Pipeline:
             fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._owner.close()
-            raise RuntimeError(f"another ingest process owns node {self.node!r} ({self.wal_dir})") from exc
+            raise NodeBusyError(f"another ingest process owns node {self.node!r} ({self.wal_dir})") from exc
         self.stats = Stats()
         self._lock = threading.RLock()
         self._flushing = threading.Lock()  # one conversion of the closed segments at a time

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,7 @@ from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, register_action
 from shgov.core.identity.service import add_actions_to_role, define_role, scope_conditions
-from shgov.core.orgs.service import department_code
+from shgov.core.orgs.service import department_code, list_departments, tenant_parents
 from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.sensing.models import Device, DeviceType
@@ -127,15 +128,35 @@ class DeviceImport:
     seconds: float
 
 
-def read_devices(name: str, data: bytes) -> pl.DataFrame:
-    """The rows of a CSV (UTF-8, header) or Parquet file of devices, every column as text."""
+# An uploaded file's rows at the most: about what the upload limit's worth of CSV holds (a compressed Parquet
+# file is small for any number of rows). Larger sets go through ``shgov sensing import-devices``.
+MAX_UPLOADED_ROWS = 200_000
+
+
+def _parquet(data: bytes, max_rows: int | None) -> pl.DataFrame:
+    """A Parquet file's rows, its size read from its footer first when ``max_rows`` bounds it: a few KB of
+    repeated rows may unpack to gigabytes, and an upload's byte limit counts only the compressed file."""
+    if max_rows is not None:
+        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        if rows > max_rows:
+            raise InvalidError(f"the file holds {rows:,} rows; at most {max_rows:,} at a time", field="file")
+    return pl.read_parquet(io.BytesIO(data))
+
+
+def read_devices(name: str, data: bytes, max_rows: int | None = None) -> pl.DataFrame:
+    """The rows of a CSV (UTF-8, header) or Parquet file of devices, every column as text; a Parquet file of
+    more than ``max_rows`` rows is refused before it is read."""
     try:
         if name.lower().endswith(".parquet"):
-            frame = pl.read_parquet(io.BytesIO(data))
+            frame = _parquet(data, max_rows)
             return frame.with_columns(pl.all().cast(pl.Utf8))
         return pl.read_csv(io.BytesIO(data), infer_schema_length=0, encoding="utf8")
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InvalidError(f"not a readable CSV or Parquet file: {exc}", field="file") from exc
+
+
+# NUL and the other C0 controls: unaddressable in a URL, refused by PostgreSQL, invisible on a page.
+CONTROL = r"[\x00-\x1f\x7f]"
 
 
 def _checked_rows(frame: pl.DataFrame, known_types: set[str], index: RegionIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -161,6 +182,8 @@ def _checked_rows(frame: pl.DataFrame, known_types: set[str], index: RegionIndex
         .then(pl.lit("no device_id"))
         .when(pl.col("id").str.len_chars() > 40)
         .then(pl.lit("device_id longer than 40 characters"))
+        .when(pl.col("id").str.contains(CONTROL) | pl.col("name").str.contains(CONTROL))
+        .then(pl.lit("control characters (such as NUL) in device_id or name"))
         .when(pl.col("id").is_first_distinct().not_())
         .then(pl.lit("device_id repeated in the file"))
         .when(pl.col("type_code").is_in(sorted(known_types)).not_())
@@ -200,6 +223,78 @@ def _parent(index: RegionIndex, code: str | None) -> str | None:
     return info.parent_code if info else None
 
 
+FOREIGN_DEVICE = "device_id belongs to a device you do not manage"
+UNKNOWN_DEPARTMENT = "no such department in this district or the city"
+
+
+def _manages(principal: Principal, tenant: str | None, department: str | None, homes: dict[str, str]) -> bool:
+    """Whether ``principal`` manages a device of ``department`` placed in ``tenant``: over the place and over the
+    department where it belongs (a district's administrator manages no city bureau's devices in the district)."""
+    home = homes.get(department or "")
+    if home is None or not principal.allows(MANAGE, tenant, department):
+        return False
+    return principal.allows(MANAGE, home, department)
+
+
+def _department_homes(session: Session) -> dict[str, str]:
+    return {d.code: d.tenant_code for d in list_departments(session)}
+
+
+def _misplaced_departments(session: Session, good: pl.DataFrame) -> pl.DataFrame:
+    """The (tenant, department) pairs of ``good`` whose department does not exist or belongs neither to the
+    row's district nor to a tenant above it (a city bureau may own devices anywhere; another district's may
+    not)."""
+    homes = _department_homes(session)
+    parents = tenant_parents(session)
+
+    def owns(tenant: str | None, department: str) -> bool:
+        home = homes.get(department)
+        while tenant is not None:
+            if tenant == home:
+                return True
+            tenant = parents.get(tenant)
+        return False
+
+    pairs = good.select("tenant_code", "department_code").unique()
+    return pairs.filter(pl.Series([not owns(t, d) for t, d in pairs.iter_rows()], dtype=pl.Boolean))
+
+
+def _refuse(
+    good: pl.DataFrame, bad: pl.DataFrame, pairs: pl.DataFrame, reason: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Move the rows of ``good`` with these (tenant, department) ``pairs`` to ``bad``, for ``reason``."""
+    if pairs.is_empty():
+        return good, bad
+    refused = good.join(pairs, on=["tenant_code", "department_code"], how="semi")
+    good = good.join(pairs, on=["tenant_code", "department_code"], how="anti")
+    refused = refused.with_columns(pl.lit(reason).alias("reason"))
+    return good, pl.concat([bad, refused.select(bad.columns)]).sort("row")
+
+
+ID_CHUNK = 5_000  # ids per IN (...) when looking up existing devices (below SQLite's bound-parameter limit)
+
+
+def _foreign_devices(session: Session, principal: Principal, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` of existing devices whose current owner (district or department) the
+    principal does not manage (judged by the same rule as the file's own rows)."""
+    if principal.tenants_for(MANAGE) is None or not ids:
+        return set()  # manages everywhere
+    found: set[str] = set()
+    homes = _department_homes(session)
+    verdicts: dict[tuple[str | None, str | None], bool] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        query = select(Device.id, Device.tenant_code, Device.department_code).where(
+            Device.id.in_(ids[start : start + ID_CHUNK])
+        )
+        for device_id, tenant, department in session.execute(query):
+            owner = (tenant, department)
+            if owner not in verdicts:
+                verdicts[owner] = _manages(principal, tenant, department, homes)
+            if not verdicts[owner]:
+                found.add(device_id)
+    return found
+
+
 def import_devices(
     session: Session,
     index: RegionIndex,
@@ -209,21 +304,31 @@ def import_devices(
     partial: bool = False,
 ) -> DeviceImport:
     """Check every row, place it in the divisions by its coordinates and add or update the devices; with
-    any row refused nothing is written unless ``partial``. With a ``principal`` (the API), rows of districts
-    or departments they do not manage are refused; the CLI (an operator of the installation) has none."""
+    any row refused nothing is written unless ``partial``. A row's department must exist and belong to the
+    district its coordinates fall in (or to the city). With a ``principal`` (the API), rows of districts
+    or departments they do not manage are refused, and so are rows naming an existing device whose current
+    owner they do not manage (an import never moves another's device); the CLI (an operator of the
+    installation) has none."""
     started = time.perf_counter()
     known = {t.code for t in list_types(session)}
     good, bad = _checked_rows(frame, known, index)
+    if not good.is_empty():
+        good, bad = _refuse(good, bad, _misplaced_departments(session, good), UNKNOWN_DEPARTMENT)
     if principal is not None and not good.is_empty():
+        homes = _department_homes(session)
         pairs = good.select("tenant_code", "department_code").unique()
         denied = pairs.filter(
-            pl.Series([not principal.allows(MANAGE, t, d) for t, d in pairs.iter_rows()], dtype=pl.Boolean)
+            pl.Series([not _manages(principal, t, d, homes) for t, d in pairs.iter_rows()], dtype=pl.Boolean)
         )
-        if not denied.is_empty():
-            refused = good.join(denied, on=["tenant_code", "department_code"], how="semi")
-            good = good.join(denied, on=["tenant_code", "department_code"], how="anti")
-            refused = refused.with_columns(pl.lit("not a district or department you manage").alias("reason"))
-            bad = pl.concat([bad, refused.select(bad.columns)]).sort("row")
+        good, bad = _refuse(good, bad, denied, "not a district or department you manage")
+        # A row may name a device that exists already: its current owner must be the importer's too, or
+        # the import would move another district's device into the importer's (and out of its owner's sight).
+        foreign = _foreign_devices(session, principal, good["id"].to_list())
+        if foreign:
+            taken = good.filter(pl.col("id").is_in(sorted(foreign)))
+            good = good.filter(pl.col("id").is_in(sorted(foreign)).not_())
+            taken = taken.with_columns(pl.lit(FOREIGN_DEVICE).alias("reason"))
+            bad = pl.concat([bad, taken.select(bad.columns)]).sort("row")
     refusals = [Refused(r["row"], r["id"], r["reason"]) for r in bad.head(MAX_REPORTED).iter_rows(named=True)]
     write = bad.is_empty() or partial
     created = updated = 0
@@ -405,12 +510,13 @@ class Replayed:
     seconds: float
 
 
-def read_readings(name: str, data: bytes) -> pl.DataFrame:
+def read_readings(name: str, data: bytes, max_rows: int | None = None) -> pl.DataFrame:
     """Recorded readings from CSV (UTF-8, header) or Parquet: device_id, ts (epoch milliseconds, or an
-    ISO-8601 time — with its offset, else taken as UTC), measure, value."""
+    ISO-8601 time — with its offset, else taken as UTC), measure, value (see ``read_devices`` for
+    ``max_rows``)."""
     try:
         if name.lower().endswith(".parquet"):
-            frame = pl.read_parquet(io.BytesIO(data))
+            frame = _parquet(data, max_rows)
         else:
             frame = pl.read_csv(io.BytesIO(data), schema_overrides={"device_id": pl.Utf8, "measure": pl.Utf8})
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:

@@ -3,164 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
 
+from shgov.cases import presence
 from shgov.cases import service as cases
-from shgov.cases.models import Case
+from shgov.cases.access import VisibleCase, VisibleLicence, VisibleTask
+from shgov.cases.schemas import (
+    CaseOut,
+    RevokeIn,
+    TaskAction,
+    VerifyIn,
+    case_out,
+    read_application,
+)
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
-from shgov.core.errors import ForbiddenError, InvalidError, NotFoundError, Problem
-from shgov.core.files import FileStore, read_upload
+from shgov.core.errors import ForbiddenError, Problem
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
-from shgov.core.identity.permissions import Principal
-from shgov.core.identity.service import get_user
+from shgov.core.identity.service import find_user
 from shgov.core.ids import mask_personal
-from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.services import service as services
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=JsonRoute)
-
-
-class CaseOut(BaseModel):
-    """A case as its applicant and its departments see it."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    number: str
-    offering_kind: str
-    offering_code: str
-    offering_name: str
-    applicant_kind: str
-    applicant_key: str
-    applicant_name: str
-    channel: str
-    status: str
-    form: dict[str, Any]
-    prefilled: list[str]
-    items: list[str]
-    due_on: date | None
-    accepted_at: datetime | None
-    concluded_at: datetime | None
-    paused_days: int
-    outcome_note: str
-    created_at: datetime
-    tasks: list[dict[str, Any]] = []
-    materials: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    licences: list[dict[str, Any]] = []
-
-
-def case_out(session: SessionDep, principal: Principal, case: Case, settings: Any) -> CaseOut:
-    """A case with tasks, materials, history and licences; personal data masked for anyone but the applicant."""
-    out = CaseOut.model_validate(case)
-    if not cases.is_applicant(session, principal, case):
-        out.form = {k: mask_personal(v, k) for k, v in case.form.items()}
-        out.applicant_key = str(mask_personal(case.applicant_key, "id_number"))
-    warn = settings.services.warn_working_days
-    out.tasks = [
-        {
-            "id": str(t.id),
-            "key": t.task_key,
-            "name": t.name,
-            "department": t.department_code,
-            "status": t.status,
-            "due_on": t.due_on.isoformat(),
-            "flag": cases.flag(t.due_on, warn) if t.status in cases.OPEN_TASK else "",
-            "note": t.note,
-        }
-        for t in cases.tasks_of(session, case.id)
-    ]
-    out.materials = [
-        {
-            "key": m.key,
-            "name": m.name,
-            "necessity": m.necessity,
-            "source": m.source,
-            "licence_no": m.licence_no,
-            "trust_level": m.trust_level,
-            "file_name": m.file_name,
-            "pages": m.pages,
-            "supply_by": m.supply_by.isoformat() if m.supply_by else None,
-        }
-        for m in cases.materials(session, case.id)
-    ]
-    out.history = [
-        {
-            "at": h.at.isoformat(),
-            "actor": h.actor_name,
-            "action": h.action,
-            "from": h.from_status,
-            "to": h.to_status,
-            "note": h.note,
-        }
-        for h in cases.history(session, case.id)
-    ]
-    out.licences = [
-        {**row, "issued_on": str(row["issued_on"]), "expires_on": str(row["expires_on"]) if row["expires_on"] else None}
-        for row in cases.licences(session, case)
-    ]
-    return out
-
-
-async def read_application(request: Request, max_bytes: int) -> tuple[dict[str, str], dict[str, cases.Upload]]:
-    """The text fields (without the CSRF token) and the ``material:<key>`` files of a multipart form."""
-    form = await request.form()
-    values: dict[str, str] = {}
-    uploads: dict[str, cases.Upload] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, StarletteUpload):
-            if name.startswith("material:") and (value.filename or value.size):
-                key = name.removeprefix("material:")
-                try:
-                    data = await read_upload(value, max_bytes, name)
-                except InvalidError as exc:
-                    limit = f"{max_bytes / 1024 / 1024:.1f}".rstrip("0").rstrip(".")
-                    raise InvalidError(
-                        f"《{value.filename}》超过 {limit} MB 的上限，请压缩或分页后重新上传", field=name
-                    ) from exc
-                uploads[key] = cases.Upload(value.filename or "", data)
-        elif name != "csrf_token":  # the browser's CSRF token is not part of the application
-            values[name] = value
-    return values, uploads
-
-
-def submit_application(
-    session: Session,
-    settings: Settings,
-    store: FileStore,
-    principal: Principal,
-    kind: str,
-    code: str,
-    values: dict[str, str],
-    uploads: dict[str, cases.Upload],
-) -> Case:
-    """Submit a read application form: window staff name the ``applicant`` and confirm ``identity_checked``."""
-    on_behalf = values.pop("applicant", None) or None
-    channel = values.pop("channel", "window" if on_behalf else "online")
-    if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
-        raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
-    token = values.pop("client_token", None) or None
-    return cases.submit(
-        session,
-        settings,
-        store,
-        services.offering(session, kind, code),
-        cases.applicant_for(session, principal, on_behalf),
-        values,
-        uploads,
-        channel=channel,
-        actor=principal,
-        client_token=token,
-    )
 
 
 @router.get("/offerings/{kind}/{code}/prepare")
@@ -171,11 +39,20 @@ def prepare(
     kind: str,
     code: str,
     applicant: Annotated[str | None, Query(max_length=18)] = None,
+    identity_name: Annotated[str, Query(max_length=60, description="window staff: the applicant's name")] = "",
+    identity_code: Annotated[str, Query(max_length=12, description="window staff: the applicant's window code")] = "",
+    presence_ticket: Annotated[
+        str, Query(alias="presence", max_length=120, description="window staff: the ticket of a passed check")
+    ] = "",
 ) -> dict[str, Any]:
-    """The form prefilled for the caller (or the person at the window), the materials, the pre-check."""
-    who = cases.applicant_for(session, principal, applicant)
+    """The form prefilled for the caller, or for the applicant at the window: staff give the applicant's ID
+    number and their name as registered or the window code from their account (checked, limited to the
+    staff's reach and audited); the answer's ``presence`` ticket spares the check for the rest of the form."""
+    proof = presence.Proof(identity_name.strip(), identity_code.strip(), presence_ticket.strip())
+    who = cases.applicant_for(session, principal, applicant, settings=settings, proof=proof)
     prep = cases.prepare(session, settings, services.offering(session, kind, code), who)
     return {
+        "presence": presence.issue_ticket(settings, principal, who.key) if applicant else None,
         "sections": [
             {
                 "code": s.code,
@@ -219,7 +96,7 @@ async def apply(
     """Submit an application (multipart: form fields, ``material:<key>`` files, ``client_token``,
     ``channel``; window staff add ``applicant`` and ``identity_checked``)."""
     values, uploads = await read_application(request, settings.max_upload_bytes)
-    case = submit_application(session, settings, store, principal, kind, code, values, uploads)
+    case = cases.submit_application(session, settings, store, principal, kind, code, values, uploads)
     audit(
         request,
         principal,
@@ -231,11 +108,14 @@ async def apply(
     return case_out(session, principal, case, settings)
 
 
-def _visible(session: SessionDep, principal: Principal, case_id: uuid.UUID) -> Case:
-    case = cases.get_case(session, case_id)
-    if not cases.may_see(session, principal, case):
-        raise NotFoundError("no such case", field="case_id")
-    return case
+@router.get("/window-code")
+def my_window_code(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """The six-digit code a citizen shows at a window to prove they are there (valid about five minutes)."""
+    user = find_user(session, principal.user_id)
+    if principal.kind != "citizen" or user is None or not user.id_number:
+        raise ForbiddenError("window codes are for citizens with a verified identity", field="principal")
+    code, expires = presence.window_code(settings, user.id)
+    return {"code": code, "expires_at": expires.isoformat()}
 
 
 @router.get("/cases", response_model=list[CaseOut])
@@ -246,10 +126,14 @@ def mine(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 
 @router.get("/cases/{case_id}", response_model=CaseOut)
 def read(
-    request: Request, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, case_id: uuid.UUID
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    case: VisibleCase,
+    case_id: uuid.UUID,
 ) -> CaseOut:
     """One case (its applicant, submitter and departments only)."""
-    case = _visible(session, principal, case_id)
     if case.applicant_user_id != principal.user_id:
         audit(
             request,
@@ -269,10 +153,11 @@ async def correct(
     settings: SettingsDep,
     store: FileStoreDep,
     principal: CurrentPrincipal,
+    case: VisibleCase,
     case_id: uuid.UUID,
 ) -> CaseOut:
     """The applicant answers a return for correction (changed fields and/or files)."""
-    case = _visible(session, principal, case_id)
+    cases.require_applicant(session, principal, case)
     values, uploads = await read_application(request, settings.max_upload_bytes)
     cases.resubmit(session, settings, store, case, principal, values, uploads)
     return case_out(session, principal, case, settings)
@@ -285,22 +170,14 @@ async def supply(
     settings: SettingsDep,
     store: FileStoreDep,
     principal: CurrentPrincipal,
+    case: VisibleCase,
     case_id: uuid.UUID,
 ) -> CaseOut:
-    """Hand in materials owed (容缺)."""
-    case = _visible(session, principal, case_id)
+    """The applicant hands in materials owed (容缺)."""
+    cases.require_applicant(session, principal, case)
     _values, uploads = await read_application(request, settings.max_upload_bytes)
     cases.supply(session, settings, store, case, principal, uploads)
     return case_out(session, principal, case, settings)
-
-
-class TaskAction(BaseModel):
-    """A department's step on a task."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Literal["claim", "approve", "return", "reject"]
-    note: str = Field(default="", max_length=2000)
 
 
 @router.get("/worklist")
@@ -343,11 +220,11 @@ def act(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    task: VisibleTask,
     task_id: uuid.UUID,
     body: TaskAction,
 ) -> CaseOut:
-    """Claim, approve, return for correction or reject a task."""
-    task = cases.get_task(session, task_id)
+    """Claim, approve, return for correction or reject a task (403 for a task of another department)."""
     case = cases.act(session, settings, task, principal, body.action, body.note)
     audit(
         request,
@@ -362,12 +239,6 @@ def act(
 
 
 # -- e-licences: verification is public by design --------------------------------------------------
-
-
-class VerifyIn(BaseModel):
-    """A scanned licence code."""
-
-    code: str = Field(min_length=10, max_length=4000)
 
 
 @router.post("/licences/verify")
@@ -405,42 +276,30 @@ def revoked(session: SessionDep) -> list[dict[str, str]]:
     return [{"licence_no": no, "revoked_at": at.isoformat()} for no, at in registers.revoked_licences(session)]
 
 
-class RevokeIn(BaseModel):
-    """Why a licence is revoked."""
-
-    reason: str = Field(min_length=2, max_length=500)
-
-
 @router.post("/licences/{licence_no}/revoke")
 def revoke(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, licence_no: str, body: RevokeIn
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    licence: VisibleLicence,
+    licence_no: str,
+    body: RevokeIn,
 ) -> dict[str, Any]:
     """Revoke an issued licence (its issuing department)."""
-    licence = registers.issued_licence(session, licence_no)
-    if licence is None:
-        raise NotFoundError(f"no licence {licence_no}", field="licence_no")
     if not principal.allows(
         registers.LICENCE_REVOKE, licence.issuer_department.split(".")[0], licence.issuer_department
     ):
         raise ForbiddenError("only the issuing department revokes a licence", field="licence_no")
-    registers.revoke_licence(session, licence_no, body.reason)
+    registers.revoke_licence(session, licence.licence_no, body.reason)
     audit(request, principal, "registers.licence.revoke", object_type="licence", object_id=licence_no)
     return {"licence_no": licence_no, "revoked": True}
 
 
 @router.get("/licences/{licence_no}.pdf")
 def pdf(
-    request: Request, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, licence_no: str
+    request: Request, settings: SettingsDep, principal: CurrentPrincipal, licence: VisibleLicence, licence_no: str
 ) -> Response:
     """The licence as PDF (its holder, or staff who may read licences)."""
-    licence = registers.issued_licence(session, licence_no)
-    user = get_user(session, principal.user_id)
-    own = licence is not None and user is not None and licence.holder_id in (user.id_number, user.credit_code)
-    if licence is None or not (
-        own
-        or principal.allows(registers.LICENCE_READ, licence.issuer_department.split(".")[0], licence.issuer_department)
-    ):
-        raise NotFoundError(f"no licence {licence_no}", field="licence_no")
     audit(request, principal, "registers.licence.read", object_type="licence", object_id=licence_no)
     return Response(
         registers.licence_pdf(licence, f"{settings.web.public_url}/licences/verify"),

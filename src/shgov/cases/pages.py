@@ -14,21 +14,23 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.cases import presence
 from shgov.cases import service as cases
-from shgov.cases.api import case_out, read_application, submit_application
+from shgov.cases.access import CasePage, TaskPage
+from shgov.cases.schemas import case_out, read_application
 from shgov.core import notify
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, NotFoundError, Problem
 from shgov.core.files import file_response
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit, safe_next
+from shgov.core.identity.deps import SignedInPage, audit, page_principal, safe_next
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal, validate_id_number
 from shgov.core.qr import qr_svg
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
 from shgov.services import service as services
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, web_user
 from shgov.web.templating import MODE_COOKIE, NavItem, Templates, request_mode
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -95,6 +97,8 @@ LABELS = {
 
 
 STAFF_ONLY = "This page is for department staff."
+WindowStaff = Annotated[Principal, Depends(page_principal(cases.APPLY_FOR, STAFF_ONLY))]
+Handler = Annotated[Principal, Depends(page_principal(cases.HANDLE, STAFF_ONLY))]
 
 
 # -- the apply form ---------------------------------------------------------------------------------
@@ -137,15 +141,20 @@ def _form_context(
     posted: dict[str, str] | None,
     *,
     applicant: str | None = None,
+    proof: presence.Proof | None = None,
 ) -> dict[str, Any]:
     """Everything the form shows: sections with their values, prefill marks, materials, pre-check."""
     offer = services.offering(session, kind, code)
-    who = cases.applicant_for(session, principal, applicant)
+    if proof is None and posted is not None:
+        proof = presence.Proof.from_values(posted)
+    who = cases.applicant_for(session, principal, applicant, settings=settings, proof=proof)
     ctx = cases.context(session, settings)
     prep = cases.prepare(session, settings, offer, who, ctx=ctx)
     raw = {k: "" if v is None else str(v) for k, v in prep.prefilled.items()}
     if posted is not None:
-        raw.update({k: v for k, v in posted.items() if not k.startswith("material:")})
+        raw.update(
+            {k: v for k, v in posted.items() if not k.startswith("material:") and k not in presence.PROOF_FIELDS}
+        )
     result = services.evaluate_form(prep.sections, raw)
     if posted is not None:
         prep = cases.prepare(session, settings, offer, who, result.values, ctx)
@@ -161,6 +170,8 @@ def _form_context(
         "precheck": prep.precheck,
         "form_errors": result.errors if posted is not None else {},
         "applicant": applicant or "",
+        # the passed check, carried by the form so the applicant is not asked again for it
+        "presence": presence.issue_ticket(settings, principal, who.key) if applicant else "",
         "channel": _channel(request, applicant),
         "max_mb": round(settings.max_upload_bytes / 1024 / 1024, 1),
     }
@@ -177,9 +188,10 @@ def _apply_page(
     posted: dict[str, str] | None = None,
     *,
     applicant: str | None = None,
+    proof: presence.Proof | None = None,
     error: DomainError | None = None,
 ) -> Response:
-    context = _form_context(request, session, settings, principal, kind, code, posted, applicant=applicant)
+    context = _form_context(request, session, settings, principal, kind, code, posted, applicant=applicant, proof=proof)
     field_errors = dict(context["form_errors"])
     if error is not None and error.field:
         field_errors.setdefault(error.field.removeprefix("form."), error.message)
@@ -197,14 +209,11 @@ def apply_form(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: SignedInPage,
     kind: str,
     code: str,
 ) -> Response:
     """The one form of a bundle or item, prefilled for the signed-in applicant."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     try:
         return _apply_page(request, templates, session, settings, who, kind, code)
     except DomainError as exc:
@@ -227,14 +236,11 @@ async def refresh_form(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: SignedInPage,
     kind: str,
     code: str,
 ) -> Response:
     """HTMX: the parts of the form that depend on answers (conditional sections, materials, pre-check)."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     form = await request.form()
     posted = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     applicant = posted.get("applicant") or None
@@ -250,19 +256,16 @@ async def apply(
     session: SessionDep,
     settings: SettingsDep,
     store: FileStoreDep,
-    principal: WebUser,
+    who: SignedInPage,
     kind: str,
     code: str,
 ) -> Response:
     """Submit: every check runs first; a refused application writes nothing and shows why."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     form = await request.form()
     posted = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     try:
         values, uploads = await read_application(request, settings.max_upload_bytes)
-        case = submit_application(session, settings, store, who, kind, code, values, uploads)
+        case = cases.submit_application(session, settings, store, who, kind, code, values, uploads)
     except DomainError as exc:
         session.rollback()
         return _apply_page(
@@ -289,12 +292,9 @@ def _offerings(session: Session) -> list[tuple[str, str]]:
 
 @router.get("/staff/window", response_class=HTMLResponse)
 def window(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: PageMessage = None
+    request: Request, templates: TemplatesDep, session: SessionDep, who: WindowStaff, error: PageMessage = None
 ) -> Response:
     """Start an application at the window: the offering, the applicant's ID number, the identity check."""
-    who = sign_in_first(request, principal, cases.APPLY_FOR, STAFF_ONLY)
-    if isinstance(who, Response):
-        return who
     context = {"offerings": _offerings(session), "error": error}
     return templates.render(request, "cases/window.html", context, status_code=422 if error else 200)
 
@@ -305,15 +305,15 @@ def window_start(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: WindowStaff,
     offering: Annotated[str, Form(max_length=60)],
     applicant: Annotated[str, Form(max_length=18)],
     identity_checked: Annotated[str, Form(max_length=5)] = "",
+    identity_name: Annotated[str, Form(max_length=60)] = "",
+    identity_code: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
-    """The applicant's form, prefilled from the registers, once their ID has been checked."""
-    who = sign_in_first(request, principal, cases.APPLY_FOR, STAFF_ONLY)
-    if isinstance(who, Response):
-        return who
+    """The applicant's form, prefilled from the registers, once their ID has been checked against the person
+    at the window: their name as registered, or the window code their own account shows (``cases.presence``)."""
     kind, _, code = offering.partition("/")
     try:
         validate_id_number(applicant)
@@ -321,20 +321,30 @@ def window_start(
         return window(request, templates, session, who, error=f"身份证号无效：{exc}")
     if identity_checked not in ("1", "on", "true"):
         return window(request, templates, session, who, error="请先核验申请人的身份证件，并勾选“已核验”")
+    proof = presence.Proof(identity_name.strip(), identity_code.strip())
+    try:
+        page = _apply_page(request, templates, session, settings, who, kind, code, applicant=applicant, proof=proof)
+    except DomainError as exc:
+        if exc.field not in ("applicant", *presence.PROOF_FIELDS):
+            raise
+        return window(request, templates, session, who, error=exc.message)
     audit(request, who, "cases.window.start", object_type="offering", object_id=offering)
-    return _apply_page(request, templates, session, settings, who, kind, code, applicant=applicant)
+    return page
 
 
 # -- my cases, a case, the inbox ---------------------------------------------------------------------
 
 
 @router.get("/my/cases", response_class=HTMLResponse)
-def my_cases(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def my_cases(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
     """The visitor's applications, newest first."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return templates.render(request, "cases/mine.html", {"cases": cases.cases_of(session, who), **LABELS})
+
+
+def _signed_in(principal: Principal | None) -> Principal:
+    """The visitor of a page whose object dependency ran: it sent anyone without a session to sign in."""
+    assert principal is not None  # noqa: S101 - the access dependency answered otherwise
+    return principal
 
 
 def _case_page(
@@ -343,13 +353,11 @@ def _case_page(
     session: Session,
     settings: Settings,
     who: Principal,
-    case_id: uuid.UUID,
+    case: cases.Case,
     *,
     error: str | None = None,
 ) -> Response:
-    case = cases.get_case(session, case_id)
-    if not cases.may_see(session, who, case):
-        raise Problem("not-found", detail="No such case.")
+    """A case the caller may see (checked by ``CasePage``/``TaskPage`` before)."""
     view = case_out(session, who, case, settings)
     own = cases.is_applicant(session, who, case)
     codes = {}
@@ -397,13 +405,11 @@ def case_page(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
+    case: CasePage,
     case_id: uuid.UUID,
 ) -> Response:
     """A case: progress, history, materials, licences (with QR); a correction form when one is asked for."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    return _case_page(request, templates, session, settings, who, case_id)
+    return _case_page(request, templates, session, settings, _signed_in(principal), case)
 
 
 @router.post("/cases/{case_id}/correction", response_class=HTMLResponse)
@@ -414,10 +420,13 @@ async def correction(
     settings: SettingsDep,
     store: FileStoreDep,
     principal: WebUser,
+    case: CasePage,
     case_id: uuid.UUID,
 ) -> Response:
     """The applicant hands in a correction (补正)."""
-    return await _applicant_step(request, templates, session, settings, store, principal, case_id, "correction")
+    return await _applicant_step(
+        request, templates, session, settings, store, _signed_in(principal), case, "correction"
+    )
 
 
 @router.post("/cases/{case_id}/materials", response_class=HTMLResponse)
@@ -428,10 +437,11 @@ async def supply(
     settings: SettingsDep,
     store: FileStoreDep,
     principal: WebUser,
+    case: CasePage,
     case_id: uuid.UUID,
 ) -> Response:
     """The applicant hands in a material owed (容缺)."""
-    return await _applicant_step(request, templates, session, settings, store, principal, case_id, "supply")
+    return await _applicant_step(request, templates, session, settings, store, _signed_in(principal), case, "supply")
 
 
 async def _applicant_step(
@@ -440,16 +450,12 @@ async def _applicant_step(
     session: Session,
     settings: Settings,
     store: FileStoreDep,
-    principal: Principal | None,
-    case_id: uuid.UUID,
+    who: Principal,
+    case: cases.Case,
     step: str,
 ) -> Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    case = cases.get_case(session, case_id)
-    if not cases.is_applicant(session, who, case):
-        raise Problem("not-found", detail="No such case.")
+    cases.require_applicant(session, who, case)  # those who only see the case are refused (403)
+    case_id = case.id
     try:
         values, uploads = await read_application(request, settings.max_upload_bytes)
         if step == "correction":
@@ -458,7 +464,7 @@ async def _applicant_step(
             cases.supply(session, settings, store, case, who, uploads)
     except DomainError as exc:
         session.rollback()
-        return _case_page(request, templates, session, settings, who, case_id, error=exc.message)
+        return _case_page(request, templates, session, settings, who, case, error=exc.message)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -468,17 +474,13 @@ def material_file(
     session: SessionDep,
     store: FileStoreDep,
     principal: WebUser,
+    case: CasePage,
     case_id: uuid.UUID,
     key: str,
 ) -> Response:
     """An uploaded material, for the applicant and the departments handling the case."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    case = cases.get_case(session, case_id)
-    if not cases.may_see(session, who, case):
-        raise Problem("not-found", detail="No such case.")
-    found = next((m for m in cases.materials(session, case_id) if m.key == key and m.digest), None)
+    who = _signed_in(principal)
+    found = next((m for m in cases.materials(session, case.id) if m.key == key and m.digest), None)
     if found is None or found.digest is None:
         raise NotFoundError("no such material file", field="key")
     audit(
@@ -486,7 +488,7 @@ def material_file(
         who,
         "cases.material.read",
         object_type="case",
-        object_id=str(case_id),
+        object_id=str(case.id),
         tenant_code=case.tenant_code,
         details={"material": found.name},
     )
@@ -494,20 +496,14 @@ def material_file(
 
 
 @router.get("/my/inbox", response_class=HTMLResponse)
-def inbox(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def inbox(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
     """The visitor's notices, newest first."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return templates.render(request, "cases/inbox.html", {"notices": notify.inbox(session, who.user_id)})
 
 
 @router.post("/my/inbox/read")
-def inbox_read(request: Request, session: SessionDep, principal: WebUser) -> Response:
+def inbox_read(request: Request, session: SessionDep, who: SignedInPage) -> Response:
     """Mark every notice as read."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     notify.mark_read(session, who.user_id)
     return RedirectResponse("/my/inbox", status_code=303)
 
@@ -521,16 +517,13 @@ def worklist(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: Handler,
     status: Annotated[str, Query(pattern="^(open|ready|claimed|returned|done|rejected|cancelled)$")] = "open",
     item: Annotated[str, Query(max_length=40)] = "",
     flag: Annotated[str, Query(pattern="^(|overdue|due_soon)$")] = "",
     error: PageMessage = None,
 ) -> Response:
     """The department's tasks, most urgent first, with the steps staff take on them."""
-    who = sign_in_first(request, principal, cases.HANDLE, STAFF_ONLY)
-    if isinstance(who, Response):
-        return who
     rows = cases.worklist(
         session, who, status=status, item_code=item, flagged=flag, warn_days=settings.services.warn_working_days
     )
@@ -560,22 +553,24 @@ def task_step(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
+    task: TaskPage,
     task_id: uuid.UUID,
     action: Annotated[str, Form(pattern="^(claim|approve|return|reject)$")],
     note: Annotated[str, Form(max_length=2000)] = "",
     next_path: Annotated[str, Form(alias="next", max_length=300)] = "/staff/worklist",
 ) -> Response:
     """Claim, approve, return for correction or reject a task from the worklist or the case page."""
-    who = sign_in_first(request, principal, cases.HANDLE, STAFF_ONLY)
-    if isinstance(who, Response):
-        return who
-    task = cases.get_task(session, task_id)
+    who = _signed_in(principal)
+    if not who.has_action(cases.HANDLE):
+        raise Problem("forbidden", detail=STAFF_ONLY)
     try:
         case = cases.act(session, settings, task, who, action, note)
     except DomainError as exc:
         session.rollback()
         if next_path.startswith("/cases/"):
-            return _case_page(request, templates, session, settings, who, task.case_id, error=exc.message)
+            shown = cases.find_case(session, task.case_id)
+            assert shown is not None  # noqa: S101 - a task's case exists (foreign key); TaskPage checked it
+            return _case_page(request, templates, session, settings, who, shown, error=exc.message)
         return worklist(request, templates, session, settings, who, error=exc.message)
     audit(
         request,

@@ -14,16 +14,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
 from SpiffWorkflow.util.task import TaskState  # type: ignore[import-untyped]
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shgov.core.calendar.service import add_working_days, working_days_between
+from shgov.cases import events
+from shgov.core.calendar.service import add_working_days, city_today, working_days_between
 from shgov.core.db import utcnow
-from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shgov.core.errors import ConflictError, ForbiddenError, InvalidError
 from shgov.core.events import emit
 from shgov.core.files import FileStore
 from shgov.core.i18n import N_
@@ -34,20 +35,26 @@ from shgov.core.identity.service import (
     add_actions_to_role,
     assign_role,
     create_user,
-    get_user,
+    find_user,
     scope_conditions,
     user_by_id_number,
 )
 from shgov.core.ids import validate_id_number
 from shgov.core.notify import tell
-from shgov.core.orgs.service import department_code, get_department
+from shgov.core.orgs.service import department_code, find_department
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
+from shgov.registers.service import IssuedLicence
 from shgov.services import service as services
 from shgov.services.service import Applicant, Offering, PrefillContext
 
-from .models import Case, CaseEvent, CaseMaterial, CaseProcess, CaseTask
+from . import presence
+from .models import Case as Case  # part of this service's interface
+from .models import CaseEvent, CaseMaterial, CaseProcess
+from .models import CaseTask as CaseTask  # part of this service's interface
+
+Licence: TypeAlias = IssuedLicence  # a licence a case issued (the licence register's row)
 
 HANDLE = register_action("cases.task.handle", N_("Handle the tasks of cases routed to the department"))
 APPLY_FOR = register_action("cases.case.apply_for", N_("Apply on behalf of a citizen at a window"))
@@ -76,16 +83,11 @@ STATUS_LABELS = {
 }
 
 
-def today() -> date:
-    """Today in the city's time zone (deadlines are counted in local working days)."""
-    return lake.today_local()
-
-
 def flag(due_on: date | None, warn_days: int, on: date | None = None) -> str:
     """``overdue`` after the deadline, ``due_soon`` within ``warn_days`` working days of it, else ``""``."""
     if due_on is None:
         return ""
-    now = on or today()
+    now = on or city_today()
     if now > due_on:
         return "overdue"
     return "due_soon" if working_days_between(now, due_on) <= warn_days else ""
@@ -113,8 +115,16 @@ class Preparation:
     precheck: services.PrecheckResult
 
 
-def applicant_for(session: Session, principal: Principal, on_behalf: str | None) -> Applicant:
-    """The applicant: the caller themself, or (window staff only) the person whose ID they checked."""
+def applicant_for(
+    session: Session,
+    principal: Principal,
+    on_behalf: str | None,
+    *,
+    settings: Settings | None = None,
+    proof: presence.Proof | None = None,
+) -> Applicant:
+    """The applicant: the caller themself, or (window staff only) the person at the window, whose presence
+    the clerk proves with ``proof`` (see ``cases.presence``: checked, reach-limited and audited)."""
     if on_behalf:
         if not principal.has_action(APPLY_FOR):
             raise ForbiddenError("only window staff apply on behalf of someone", field="applicant")
@@ -122,8 +132,11 @@ def applicant_for(session: Session, principal: Principal, on_behalf: str | None)
             key = validate_id_number(on_behalf)
         except ValueError as exc:
             raise InvalidError(f"身份证号无效：{exc}", field="applicant") from exc
+        if settings is None:
+            raise ForbiddenError("applying on behalf of someone needs their identity check", field="applicant")
+        presence.check(session, settings, principal, APPLY_FOR, key, proof or presence.Proof())
         return Applicant("person", key)
-    user = get_user(session, principal.user_id)
+    user = find_user(session, principal.user_id)
     if user and user.id_number:
         return Applicant("person", user.id_number, user.id)
     if user and user.credit_code:
@@ -152,7 +165,7 @@ def prepare(
     form_values = {**prefilled, **(values or {})}
     items = services.included_items(offer, form_values)
     held = services.licences_of(ctx, applicant)
-    now = today()
+    now = city_today()
     plans = [MaterialPlan(need, services.licence_for(need, held, now)) for need in services.materials_for(items)]
     facts = services.applicant_facts(ctx, applicant, form_values, now)
     return Preparation(offer, sections, prefilled, plans, services.precheck(offer, items, facts))
@@ -172,7 +185,7 @@ class Upload:
 def _department(session: Session, key: str, level: str, tenant: str, city: str) -> str:
     if level != "city" and tenant != city:
         code = department_code(tenant, key)
-        if get_department(session, code) is not None:
+        if find_department(session, code) is not None:
             return code
     return department_code(city, key)
 
@@ -227,9 +240,9 @@ def submit(
     if client_token:
         existing = session.scalar(select(Case).where(Case.client_token == client_token))
         if existing is not None:
-            raise ConflictError(
-                f"这份申请已经提交过了（办件编号 {existing.number}），请勿重复提交", field="client_token"
-            )
+            # Only the one who submitted it learns which case a token made: a token is no key to another's case.
+            number = f"（办件编号 {existing.number}）" if existing.submitted_by == actor.user_id else ""
+            raise ConflictError(f"这份申请已经提交过了{number}，请勿重复提交", field="client_token")
     if applicant.kind != offer.target:
         raise InvalidError("这项服务的申请人应为" + ("个人" if offer.target == "person" else "企业"), field="applicant")
     ctx = context(session, settings)
@@ -246,7 +259,7 @@ def submit(
     prep = prepare(session, settings, offer, applicant, result.values, ctx)
     if not prep.precheck.passed:
         raise InvalidError("不符合申请条件：" + "；".join(prep.precheck.failures), field="conditions")
-    now = today()
+    now = city_today()
     materials: list[CaseMaterial] = []
     for plan in prep.materials:
         need = plan.need
@@ -324,7 +337,7 @@ def submit(
     _history(session, case, actor, "submit", None, f"渠道：{channel}")
     _advance(session, settings, case, offer, workflow)
     _tell(session, case, f"已收到您的申请，办件编号 {case.number}")
-    emit(session, "cases.case.submitted", {"case_id": str(case.id), "offering": offer.code, "channel": channel})
+    emit(session, events.CaseSubmitted(case_id=case.id, offering=offer.code, channel=channel))
     return case
 
 
@@ -369,7 +382,7 @@ def _advance(session: Session, settings: Settings, case: Case, offer: Offering, 
         case.concluded_at = utcnow()
         _history(session, case, None, "conclude", before, "统一发证，办结")
         _tell(session, case, "已办结，电子证照已发放到您的卡包")
-        emit(session, "cases.case.concluded", {"case_id": str(case.id), "offering": case.offering_code})
+        emit(session, events.CaseConcluded(case_id=case.id, offering=case.offering_code))
 
 
 def _open_task(session: Session, settings: Settings, case: Case, offer: Offering, key: str, name: str) -> None:
@@ -388,7 +401,7 @@ def _open_task(session: Session, settings: Settings, case: Case, offer: Offering
             department_code=dept,
             tenant_code=dept.split(".", 1)[0],
             status="ready",
-            due_on=add_working_days(today(), max(days, 1)),
+            due_on=add_working_days(city_today(), max(days, 1)),
         )
     )
 
@@ -399,9 +412,9 @@ def _issue(session: Session, settings: Settings, case: Case, offer: Offering) ->
         if not item.result_licence_type:
             continue
         dept = _department(session, item.department_key, item.level, case.tenant_code, settings.city_code)
-        info = get_department(session, dept)
+        info = find_department(session, dept)
         validity = item.result_validity_years
-        issued_on = today()
+        issued_on = city_today()
         registers.issue_licence(
             session,
             settings,
@@ -439,12 +452,9 @@ def _load(session: Session, case: Case) -> tuple[Offering, Any]:
     return offer, services.load_process(offer.bpmn, offer.process_id, case.process_state)
 
 
-def get_task(session: Session, task_id: uuid.UUID) -> CaseTask:
-    """A task by id."""
-    task = session.get(CaseTask, task_id)
-    if task is None:
-        raise NotFoundError("no such task", field="task_id")
-    return task
+def find_task(session: Session, task_id: uuid.UUID) -> CaseTask | None:
+    """A task by id, or None."""
+    return session.get(CaseTask, task_id)
 
 
 def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, action: str, note: str = "") -> Case:
@@ -479,7 +489,7 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
         offer, workflow = _load(session, case)
         if task.task_key == ACCEPT:
             case.accepted_at = utcnow()
-            case.due_on = add_working_days(today(), max(case.promised_days, 1))
+            case.due_on = add_working_days(city_today(), max(case.promised_days, 1))
 
         spiff = next(t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.bpmn_id == task.task_key)
         spiff.run()
@@ -489,7 +499,7 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
         _advance(session, settings, case, offer, workflow)
     elif action == "return":
         task.status = "returned"
-        case.suspended_on = today()
+        case.suspended_on = city_today()
         _history(session, case, actor, "return", before, note, task.task_key)
         _tell(session, case, "需要补正材料", note)
     elif action == "reject":
@@ -531,7 +541,7 @@ def resubmit(
         raise InvalidError(message, field=f"form.{name}")
     _store_uploads(session, settings, store, case, offer, uploads)
     case.form = result.values
-    paused = max(working_days_between(case.suspended_on or today(), today()), 0)
+    paused = max(working_days_between(case.suspended_on or city_today(), city_today()), 0)
     case.paused_days += paused
     returned = session.scalars(select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.status == "returned")).all()
     for task in returned:
@@ -599,12 +609,9 @@ def _uploaded(settings: Settings, store: FileStore, need: services.MaterialNeed,
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def get_case(session: Session, case_id: uuid.UUID) -> Case:
-    """A case by id."""
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFoundError("no such case", field="case_id")
-    return case
+def find_case(session: Session, case_id: uuid.UUID) -> Case | None:
+    """A case by id, or None."""
+    return session.get(Case, case_id)
 
 
 def is_applicant(session: Session, principal: Principal, case: Case) -> bool:
@@ -613,7 +620,7 @@ def is_applicant(session: Session, principal: Principal, case: Case) -> bool:
         return True
     if principal.kind not in ("citizen", "enterprise"):
         return False
-    user = get_user(session, principal.user_id)
+    user = find_user(session, principal.user_id)
     keys = {k.upper() for k in ((user.id_number, user.credit_code) if user else ()) if k}
     return case.applicant_key.upper() in keys
 
@@ -639,9 +646,34 @@ def may_see(session: Session, principal: Principal, case: Case) -> bool:
     )
 
 
+def may_see_task(session: Session, principal: Principal, task: CaseTask) -> bool:
+    """A task is seen by those who see its case (its page lists the tasks); acting on it is checked apart."""
+    case = find_case(session, task.case_id)
+    return case is not None and may_see(session, principal, case)
+
+
+def require_applicant(session: Session, principal: Principal, case: Case) -> None:
+    """Refuse (403) anyone but the applicant an applicant's step on a case they may see (补正, 容缺 materials)."""
+    if not is_applicant(session, principal, case):
+        raise ForbiddenError("only the applicant answers for the case", field="case_id")
+
+
+def may_see_licence(session: Session, principal: Principal, licence: Licence) -> bool:
+    """An issued licence is seen by its holder (the ID number or credit code of their account) and by staff
+    who read or revoke the issuing department's licences."""
+    department = licence.issuer_department
+    tenant = department.split(".")[0]
+    if principal.allows(registers.LICENCE_READ, tenant, department) or principal.allows(
+        registers.LICENCE_REVOKE, tenant, department
+    ):
+        return True
+    user = find_user(session, principal.user_id)
+    return user is not None and licence.holder_id in {k for k in (user.id_number, user.credit_code) if k}
+
+
 def cases_of(session: Session, principal: Principal) -> list[Case]:
     """The cases a citizen or enterprise applied for (their own account or their ID)."""
-    user = get_user(session, principal.user_id)
+    user = find_user(session, principal.user_id)
     keys = [k for k in ((user.id_number, user.credit_code) if user else ()) if k]
     query = select(Case).order_by(Case.created_at.desc())
     query = query.where(
@@ -778,3 +810,36 @@ def demo_accounts(settings: Settings) -> list[tuple[str, str, str]]:
     return [("parent", DEMO_PASSWORD, "市民（小孩出生一件事）")] + [
         (u, DEMO_PASSWORD, "审批经办人员") for u, _n, _d in DEMO_STAFF
     ]
+
+
+def submit_application(
+    session: Session,
+    settings: Settings,
+    store: FileStore,
+    principal: Principal,
+    kind: str,
+    code: str,
+    values: dict[str, str],
+    uploads: dict[str, Upload],
+) -> Case:
+    """Submit a read application form: window staff name the ``applicant`` and confirm ``identity_checked``."""
+    on_behalf = values.pop("applicant", None) or None
+    channel = values.pop("channel", "window" if on_behalf else "online")
+    if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
+        raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
+    proof = presence.Proof.from_values(values)
+    for name in presence.PROOF_FIELDS:  # how the clerk proved the applicant present is no part of the form
+        values.pop(name, None)
+    token = values.pop("client_token", None) or None
+    return submit(
+        session,
+        settings,
+        store,
+        services.offering(session, kind, code),
+        applicant_for(session, principal, on_behalf, settings=settings, proof=proof),
+        values,
+        uploads,
+        channel=channel,
+        actor=principal,
+        client_token=token,
+    )

@@ -254,7 +254,7 @@ def test_a_work_order_follow_up_becomes_a_rating_once(
         order = workorders.intake(session, settings, region_index, report)
         order_id = order.id
     handlers = {name: handler for name, _pattern, handler in ratings.subscribers(db, settings)}
-    payload = {"order_id": str(order_id), "satisfaction": 2}
+    payload = {"order_id": str(order_id), "status": "visited", "satisfaction": 2}
     event = Event(uuid.uuid4(), "workorders.order.rate", payload, datetime.now(UTC))
     handlers["ratings.workorder-followup"](event)
     handlers["ratings.workorder-followup"](event)

@@ -14,10 +14,13 @@ from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import FieldError, Problem
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit, client_ip
+from shgov.core.identity.deps import CurrentPrincipal, access, audit, client_ip
 from shgov.core.identity.permissions import Principal
+from shgov.core.ids import may_read_personal, reveal
+from shgov.core.openapi import XLSX, file_answer
 from shgov.ratings import service as ratings
 from shgov.ratings import stats
+from shgov.ratings.access import RatableCase, RatableDesk, VisibleRectification, may_see_desk
 from shgov.ratings.models import Desk, Rating, Rectification
 from shgov.ratings.schemas import (
     AppealDecisionIn,
@@ -40,16 +43,18 @@ from shgov.ratings.schemas import (
 
 router = APIRouter(prefix="/api/v1/ratings", tags=["ratings"], route_class=JsonRoute)
 DeviceId = Annotated[str | None, Header(alias="X-Device-Id", max_length=100)]
-PUBLIC_DIMENSIONS = ("district", "channel", "month")
 
 
 def _given(body: RatingIn) -> ratings.Given:
     return ratings.Given(body.level, body.channel, body.scores, body.comment)
 
 
-def rating_out(session: SessionDep, rating: Rating, rect: Rectification | None = None) -> RatingOut:
-    """A rating with its flags and the rectification it opened."""
+def rating_out(
+    session: SessionDep, principal: Principal, rating: Rating, rect: Rectification | None = None
+) -> RatingOut:
+    """A rating with its flags and the rectification it opened (the comment masked unless the caller may read it)."""
     out = RatingOut.model_validate(rating)
+    out.comment = reveal(rating.comment, ratings.may_read_comment(principal, rating))
     out.flags = [f.reason for f in ratings.flags_of(session, [rating.id]).get(rating.id, [])]
     out.rectification_id = rect.id if rect else None
     return out
@@ -60,16 +65,17 @@ def rate_case(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    case: RatableCase,
     case_id: uuid.UUID,
     body: CaseRatingIn,
     principal: CurrentPrincipal,
     device: DeviceId = None,
 ) -> RatingOut:
-    """Rate a stage of one's own case (一事一评; real-name, matched to the case)."""
+    """Rate a stage of one's own case (一事一评; real-name, matched to the case: 404 for anyone else's)."""
     where = ratings.origin(settings, device, client_ip(request))
-    rating = ratings.rate_case(session, principal, case_id, body.stage, _given(body), where)
+    rating = ratings.rate_case(session, principal, case, body.stage, _given(body), where)
     audit(request, principal, "ratings.rating.give", object_type="rating", object_id=str(rating.id))
-    return rating_out(session, rating, ratings.rectification_of(session, rating.id))
+    return rating_out(session, principal, rating, ratings.rectification_of(session, rating.id))
 
 
 @router.post("/desks/{code}", response_model=RatingOut, status_code=201)
@@ -77,6 +83,7 @@ def rate_desk(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    desk: RatableDesk,
     code: str,
     body: RatingIn,
     principal: CurrentPrincipal,
@@ -84,33 +91,30 @@ def rate_desk(
 ) -> RatingOut:
     """Rate a visit to a desk through its QR code (一次一评: once per desk and day)."""
     where = ratings.origin(settings, device, client_ip(request))
-    rating = ratings.rate_desk(session, principal, code, _given(body), where)
+    rating = ratings.rate_desk(session, principal, desk, _given(body), where)
     audit(request, principal, "ratings.rating.give", object_type="rating", object_id=str(rating.id))
-    return rating_out(session, rating, ratings.rectification_of(session, rating.id))
+    return rating_out(session, principal, rating, ratings.rectification_of(session, rating.id))
 
 
 @router.get("/mine", response_model=list[RatingOut])
 def mine(session: SessionDep, principal: CurrentPrincipal) -> list[RatingOut]:
     """The caller's ratings, newest first, with the rectification each bad one opened."""
-    return [rating_out(session, rating, rect) for rating, rect in ratings.my_ratings(session, principal)]
+    return [rating_out(session, principal, rating, rect) for rating, rect in ratings.my_ratings(session, principal)]
 
 
-def rectification_out(session: SessionDep, rect: Rectification, rating: Rating, full: bool = False) -> RectificationOut:
+def rectification_out(
+    session: SessionDep, principal: Principal, rect: Rectification, rating: Rating, full: bool = False
+) -> RectificationOut:
     """A rectification with what is overdue (and, in full, its rating and history)."""
     out = RectificationOut.model_validate(rect)
     out.overdue = ratings.overdue_steps(rect)
     if full:
-        out.rating = rating_out(session, rating, rect)
+        out.rating = rating_out(session, principal, rating, rect)
+        entitled = ratings.may_read_comment(principal, rating)
         out.history = [HistoryOut.model_validate(h) for h in ratings.history(session, rect.id)]
+        for h in out.history:
+            h.note = reveal(h.note, entitled)
     return out
-
-
-def _visible(session: SessionDep, principal: Principal, rectification_id: uuid.UUID) -> tuple[Rectification, Rating]:
-    rect = ratings.get_rectification(session, rectification_id)
-    rating = session.get(Rating, rect.rating_id)
-    if rating is None or not ratings.may_see(principal, rect, rating):
-        raise Problem("not-found", detail="No such rectification.")
-    return rect, rating
 
 
 @router.get("/awaiting", response_model=list[UnratedOut])
@@ -125,29 +129,34 @@ def list_rectifications(
 ) -> list[RectificationOut]:
     """Rectifications the caller's department handles or the caller supervises; ``overdue=true`` for late ones."""
     rows = ratings.visible_rectifications(session, principal, status, overdue)
-    return [rectification_out(session, rect, rating) for rect, rating in rows]
+    return [rectification_out(session, principal, rect, rating) for rect, rating in rows]
 
 
 @router.get("/rectifications/{rectification_id}", response_model=RectificationOut)
 def get_rectification(
-    session: SessionDep, principal: CurrentPrincipal, rectification_id: uuid.UUID
+    session: SessionDep, principal: CurrentPrincipal, rect: VisibleRectification, rectification_id: uuid.UUID
 ) -> RectificationOut:
     """One rectification with its rating and history (the rater, the department, its supervisors)."""
-    rect, rating = _visible(session, principal, rectification_id)
-    return rectification_out(session, rect, rating, full=True)
+    rating = ratings.rating_of_rectification(session, rect)
+    return rectification_out(session, principal, rect, rating, full=True)
 
 
 @router.post("/rectifications/{rectification_id}/steps", response_model=RectificationOut)
 def step(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, rectification_id: uuid.UUID, body: StepIn
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    rect: VisibleRectification,
+    rectification_id: uuid.UUID,
+    body: StepIn,
 ) -> RectificationOut:
     """The department's step: contact, verify, appeal, rectify, answer, conclude."""
-    rect, rating = _visible(session, principal, rectification_id)
+    rating = ratings.rating_of_rectification(session, rect)
     ratings.act(session, principal, rect, ratings.StepInput(**body.model_dump()))
     audit(
         request, principal, f"ratings.rectification.{body.action}", object_type="rectification", object_id=str(rect.id)
     )
-    return rectification_out(session, rect, rating, full=True)
+    return rectification_out(session, principal, rect, rating, full=True)
 
 
 @router.post("/rectifications/{rectification_id}/appeal", response_model=RectificationOut)
@@ -155,14 +164,15 @@ def decide_appeal(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
+    rect: VisibleRectification,
     rectification_id: uuid.UUID,
     body: AppealDecisionIn,
 ) -> RectificationOut:
     """A supervisor approves (the rating is excluded) or rejects the department's appeal."""
-    rect, rating = _visible(session, principal, rectification_id)
+    rating = ratings.rating_of_rectification(session, rect)
     ratings.decide_appeal(session, principal, rect, body.decision, body.note)
     audit(request, principal, f"ratings.appeal.{body.decision}", object_type="rectification", object_id=str(rect.id))
-    return rectification_out(session, rect, rating, full=True)
+    return rectification_out(session, principal, rect, rating, full=True)
 
 
 @router.post("/rectifications/{rectification_id}/rerate", response_model=RatingOut, status_code=201)
@@ -171,15 +181,16 @@ def rerate(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    rect: VisibleRectification,
     rectification_id: uuid.UUID,
     body: RatingIn,
     device: DeviceId = None,
 ) -> RatingOut:
     """The rater rates again after the department's answer."""
     where = ratings.origin(settings, device, client_ip(request))
-    rating = ratings.rerate(session, principal, rectification_id, _given(body), where)
+    rating = ratings.rerate(session, principal, rect, _given(body), where)
     audit(request, principal, "ratings.rating.rerate", object_type="rating", object_id=str(rating.id))
-    return rating_out(session, rating, ratings.rectification_of(session, rating.id))
+    return rating_out(session, principal, rating, ratings.rectification_of(session, rating.id))
 
 
 def _require_stats(principal: Principal) -> None:
@@ -196,29 +207,13 @@ def _rows(session: SessionDep, principal: Principal, dimension: str | None) -> l
     return [r for r in rows if dimension is None or r.dimension in (dimension, "all")]
 
 
-def stat_row(row: stats.Row) -> StatRow:
-    """A group's figures as the API shows them."""
-    return StatRow(
-        dimension=row.dimension,
-        key=row.key,
-        name=row.name,
-        ratings=row.ratings,
-        satisfied=row.satisfied,
-        bad=row.bad,
-        satisfaction_rate=round(row.satisfaction_rate, 4),
-        bad_rate=round(row.bad_rate, 4),
-        average=round(row.average, 3),
-        indicators=row.indicators,
-    )
-
-
 @router.get("/stats", response_model=list[StatRow])
 def statistics(session: SessionDep, principal: CurrentPrincipal, dimension: str | None = None) -> list[StatRow]:
     """Satisfaction and bad-rating rates by item, department, district, channel and month (recomputed)."""
-    return [stat_row(r) for r in _rows(session, principal, dimension)]
+    return [ratings.stat_row(r) for r in _rows(session, principal, dimension)]
 
 
-@router.get("/stats.csv")
+@router.get("/stats.csv", response_class=Response, responses=file_answer("text/csv"))
 def statistics_csv(
     request: Request, session: SessionDep, principal: CurrentPrincipal, dimension: str | None = None
 ) -> Response:
@@ -229,7 +224,11 @@ def statistics_csv(
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.get("/stats.xlsx")
+@router.get(
+    "/stats.xlsx",
+    response_class=Response,
+    responses=file_answer(XLSX),
+)
 def statistics_xlsx(
     request: Request, session: SessionDep, principal: CurrentPrincipal, dimension: str | None = None
 ) -> Response:
@@ -242,24 +241,10 @@ def statistics_xlsx(
     )
 
 
-def public_figures(session: SessionDep) -> PublicStats:
-    """The published figures (public by design): by district, channel and month, and timeliness."""
-    rows = [r for r in stats.from_session(session) if r.dimension in (*PUBLIC_DIMENSIONS, "all")]
-    total = next((stat_row(r) for r in rows if r.dimension == "all"), None)
-    overall = next((t for t in stats.on_time(session, city_today()) if t.key == "*"), None)
-    return PublicStats(
-        total=total,
-        rows=[stat_row(r) for r in rows if r.dimension != "all"],
-        on_time=OnTimeOut(key="*", due=overall.due, on_time=overall.on_time, rate=round(overall.rate, 4))
-        if overall
-        else None,
-    )
-
-
 @router.get("/public", response_model=PublicStats)
 def public(session: SessionDep) -> PublicStats:
     """The published figures (no sign-in needed)."""
-    return public_figures(session)
+    return ratings.public_figures(session)
 
 
 @router.get("/on-time", response_model=list[OnTimeOut])
@@ -276,7 +261,11 @@ def timeliness(session: SessionDep, principal: CurrentPrincipal) -> list[OnTimeO
 def guides(session: SessionDep, principal: CurrentPrincipal, status: str | None = "open") -> list[GuideReviewOut]:
     """Items whose guides raters found inaccurate (办事指南精确度 rated bad), most complaints first."""
     _require_stats(principal)
-    return [GuideReviewOut.model_validate(g) for g in ratings.guide_reviews(session, status)]
+    entitled = may_read_personal(principal, None)
+    out = [GuideReviewOut.model_validate(g) for g in ratings.guide_reviews(session, status)]
+    for g in out:
+        g.last_comment = reveal(g.last_comment, entitled)
+    return out
 
 
 @router.post("/guides/{item_code}/review", response_model=GuideReviewOut)
@@ -317,7 +306,11 @@ def put_rules(
 
 @router.put("/desks/{code}", status_code=204)
 def put_desk(request: Request, session: SessionDep, principal: CurrentPrincipal, code: str, body: DeskIn) -> Response:
-    """Add or change a desk; its QR code points at ``/rate/desk/{code}``."""
+    """Add or change a desk; its QR code points at ``/rate/desk/{code}``. Changing a desk needs the right over
+    its department as it is (a desk one may not see is a 404) and as it will be."""
+    existing = ratings.find_desk(session, code)
+    if existing is not None:
+        access(session, principal, existing, may_see_desk)
     desk = Desk(code=code, **{**body.model_dump(), "staff_ids": [str(i) for i in body.staff_ids]})
     ratings.save_desk(session, principal, desk)
     audit(request, principal, "ratings.desk.save", object_type="desk", object_id=code)

@@ -20,19 +20,19 @@ from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, Problem
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit, client_ip
+from shgov.core.identity.deps import SignedInPage, audit, client_ip, page_principal
 from shgov.core.identity.permissions import Principal
-from shgov.core.identity.service import get_user
-from shgov.core.ids import mask_personal
+from shgov.core.identity.service import find_user
+from shgov.core.ids import mask_personal, masked_view, may_read_personal
 from shgov.core.qr import qr_svg
 from shgov.core.regions.api import IndexDep
 from shgov.core.settings import Settings
 from shgov.ratings import service as ratings
 from shgov.ratings import stats
-from shgov.ratings.api import public_figures
-from shgov.ratings.models import Rating, Rectification
+from shgov.ratings.access import DeskPage, RatableCasePage, RatableDeskPage, RectificationPage
+from shgov.ratings.models import Desk, Rating, Rectification
 from shgov.services import service as services
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, WebUser, web_user
 from shgov.web.templating import NavItem, Templates, request_mode
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -66,6 +66,7 @@ NAV = [
 DEVICE_COOKIE = "shgov_device"
 STAFF_ONLY = "This page is for department staff."
 STATS_ONLY = "Reading rating statistics needs ratings.stats.read."
+StatsReader = Annotated[Principal, Depends(page_principal(ratings.STATS, STATS_ONLY))]
 # what a refused rating's field means, in words the rater reads (the service's message is for developers)
 FIELD_MESSAGES = {
     "level": N_("Choose how satisfied you are, from very unsatisfied to very satisfied."),
@@ -192,17 +193,22 @@ def _rating_page(
     return _with_device(request, page, settings)
 
 
-def _case_context(request: Request, session: Session, who: Principal, case_id: uuid.UUID, stage: str) -> dict[str, Any]:
-    subject = ratings.case_subject(session, who, case_id, stage)
-    case = cases.get_case(session, case_id)
+def _signed_in(principal: Principal | None) -> Principal:
+    """The visitor of a page whose object dependency ran: it sent anyone without a session to sign in."""
+    assert principal is not None  # noqa: S101 - the access dependency answered otherwise
+    return principal
+
+
+def _case_context(request: Request, session: Session, who: Principal, case: cases.Case, stage: str) -> dict[str, Any]:
+    subject = ratings.case_subject(session, who, case, stage)
     return {
         "subject": subject,
         "title": case.offering_name,
         "reference": case.number,
-        "action": f"/my/cases/{case_id}/rate",
+        "action": f"/my/cases/{case.id}/rate",
         "stage": stage,
         "channel": ratings.channel_for(case.channel, request_mode(request) == "kiosk"),
-        "back": f"/cases/{case_id}",
+        "back": f"/cases/{case.id}",
     }
 
 
@@ -213,14 +219,13 @@ def rate_case_form(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
+    case: RatableCasePage,
     case_id: uuid.UUID,
     stage: Annotated[str, Query(pattern="^(accept|conclude)$")] = "conclude",
 ) -> Response:
     """Rate a stage of one's own case (the invitation links here)."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    context = _case_context(request, session, who, case_id, stage)
+    who = _signed_in(principal)
+    context = _case_context(request, session, who, case, stage)
     given = ratings.rating_of(session, "case", str(case_id), stage)
     if given is not None:
         return RedirectResponse(f"/my/ratings#rating-{given.id}", status_code=303)
@@ -234,15 +239,14 @@ async def rate_case(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
+    case: RatableCasePage,
     case_id: uuid.UUID,
 ) -> Response:
     """Submit the rating of a case stage; a refused one is shown again with what to change."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+    who = _signed_in(principal)
     form = await request.form()
     stage = str(form.get("stage") or "conclude")
-    context = _case_context(request, session, who, case_id, stage)
+    context = _case_context(request, session, who, case, stage)
     return _submit(
         request,
         templates,
@@ -251,7 +255,7 @@ async def rate_case(
         who,
         context,
         form,
-        lambda given, where: ratings.rate_case(session, who, case_id, stage, given, where),
+        lambda given, where: ratings.rate_case(session, who, case, stage, given, where),
     )
 
 
@@ -276,8 +280,7 @@ def _submit(
     return RedirectResponse(f"/my/ratings?rated={rating.id}#rating-{rating.id}", status_code=303)
 
 
-def _desk_context(session: Session, code: str) -> dict[str, Any]:
-    desk = ratings.get_desk(session, code)
+def _desk_context(desk: Desk) -> dict[str, Any]:
     return {
         "desk": desk,
         "title": desk.name,
@@ -291,25 +294,26 @@ def _desk_context(session: Session, code: str) -> dict[str, Any]:
 
 @router.get("/rate/desk/{code}", response_class=HTMLResponse)
 def rate_desk_form(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser, code: str
+    request: Request, templates: TemplatesDep, settings: SettingsDep, desk: RatableDeskPage, code: str
 ) -> Response:
     """What a desk's QR code opens: rate this visit (signed in, once per desk and day)."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    return _rating_page(request, templates, settings, _desk_context(session, code))
+    return _rating_page(request, templates, settings, _desk_context(desk))
 
 
 @router.post("/rate/desk/{code}", response_class=HTMLResponse)
 async def rate_desk(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser, code: str
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WebUser,
+    desk: RatableDeskPage,
+    code: str,
 ) -> Response:
     """Submit the rating of a desk visit."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+    who = _signed_in(principal)
     form = await request.form()
-    context = _desk_context(session, code)
+    context = _desk_context(desk)
     return _submit(
         request,
         templates,
@@ -318,7 +322,7 @@ async def rate_desk(
         who,
         context,
         form,
-        lambda given, where: ratings.rate_desk(session, who, code, given, where),
+        lambda given, where: ratings.rate_desk(session, who, desk, given, where),
     )
 
 
@@ -357,12 +361,9 @@ def _mine(
 
 @router.get("/my/ratings", response_class=HTMLResponse)
 def my_ratings(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: SignedInPage
 ) -> Response:
     """Cases waiting for a rating; my ratings, the rectifications they opened and the departments' answers."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return _mine(request, templates, session, settings, who)
 
 
@@ -373,24 +374,22 @@ async def rerate(
     session: SessionDep,
     settings: SettingsDep,
     principal: WebUser,
+    rect: RectificationPage,
     rectification_id: uuid.UUID,
 ) -> Response:
-    """Rate again once the department has answered."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+    """Rate again once the department has answered (the rater; others who see the loop are refused)."""
+    who = _signed_in(principal)
     form = await request.form()
-    rect = ratings.get_rectification(session, rectification_id)
-    original = session.get(Rating, rect.rating_id)
-    channel = original.channel if original is not None else "web"
+    rect_id, rating_id = rect.id, rect.rating_id
+    channel = ratings.rating_of_rectification(session, rect).channel
     where = ratings.origin(settings, _device(request) or None, client_ip(request))
     try:
-        rating = ratings.rerate(session, who, rectification_id, given_from(form, channel), where)
+        rating = ratings.rerate(session, who, rect, given_from(form, channel), where)
     except DomainError as exc:
         session.rollback()
-        return _mine(request, templates, session, settings, who, error=exc, failed=rectification_id)
+        return _mine(request, templates, session, settings, who, error=exc, failed=rect_id)
     audit(request, who, "ratings.rating.rerate", object_type="rating", object_id=str(rating.id))
-    return RedirectResponse(f"/my/ratings#rating-{rect.rating_id}", status_code=303)
+    return RedirectResponse(f"/my/ratings#rating-{rating_id}", status_code=303)
 
 
 # -- the department's rectifications and the supervisor's decisions ---------------------------------------
@@ -398,11 +397,19 @@ async def rerate(
 VIEWS = ("open", "overdue", "appealed", "concluded", "excluded", "all")
 
 
-def _staff(request: Request, principal: Principal | None) -> Principal | Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Principal) and not (who.has_action(ratings.HANDLE) or who.has_action(ratings.SUPERVISE)):
+def _staff(who: SignedInPage) -> Principal:
+    """The visitor, when they handle or supervise rectifications; 403 otherwise."""
+    return _staff_only(who)
+
+
+def _staff_only(who: Principal) -> Principal:
+    """Refuse (403) a visitor who neither handles nor supervises rectifications anywhere."""
+    if not (who.has_action(ratings.HANDLE) or who.has_action(ratings.SUPERVISE)):
         raise Problem("forbidden", detail=STAFF_ONLY)
     return who
+
+
+Staff = Annotated[Principal, Depends(_staff)]
 
 
 @router.get("/staff/ratings", response_class=HTMLResponse)
@@ -410,20 +417,24 @@ def worklist(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: Staff,
     view: Annotated[str, Query(pattern="^(open|overdue|appealed|concluded|excluded|all)$")] = "open",
 ) -> Response:
     """The bad ratings the department handles (or the district supervises), the most urgent first."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
     status = {"overdue": "open", "all": None}.get(view, view)
     rows = ratings.visible_rectifications(session, who, status, overdue_only=view == "overdue")
     return templates.render(
         request,
         "ratings/worklist.html",
         {
-            "rows": [(rect, rating, ratings.overdue_steps(rect)) for rect, rating in rows],
+            "rows": [
+                (
+                    rect,
+                    masked_view(rating, ("comment",), ratings.may_read_comment(who, rating)),
+                    ratings.overdue_steps(rect),
+                )
+                for rect, rating in rows
+            ],
             "view": view,
             "views": VIEWS,
             "supervisor": who.has_action(ratings.SUPERVISE),
@@ -434,7 +445,7 @@ def worklist(
 
 def _rater(session: Session, who: Principal, rect: Rectification, rating: Rating) -> dict[str, str]:
     """Who rated, for the department that must contact them: the phone only for who handles it."""
-    user = get_user(session, rating.rater_id) if rating.rater_id else None
+    user = find_user(session, rating.rater_id) if rating.rater_id else None
     if user is None:
         return {"name": "", "phone": ""}
     handles = who.allows(ratings.HANDLE, rect.tenant_code, rect.department_code)
@@ -449,17 +460,16 @@ def _rectification_page(
     templates: Templates,
     session: Session,
     who: Principal,
-    rectification_id: uuid.UUID,
+    rect: Rectification,
     *,
     error: DomainError | None = None,
     posted: dict[str, str] | None = None,
 ) -> Response:
-    rect = ratings.get_rectification(session, rectification_id)
-    rating = session.get(Rating, rect.rating_id)
-    if rating is None or not ratings.may_see(who, rect, rating):
-        raise Problem("not-found", detail="No such rectification.")
+    """A rectification the caller may see (checked by ``RectificationPage`` before)."""
+    rating = ratings.rating_of_rectification(session, rect)
     handles = who.allows(ratings.HANDLE, rect.tenant_code, rect.department_code)
     rater = _rater(session, who, rect, rating)
+    entitled = ratings.may_read_comment(who, rating)
     if handles and rater["phone"]:
         audit(
             request,
@@ -474,10 +484,10 @@ def _rectification_page(
         "ratings/rectification.html",
         {
             "rect": rect,
-            "rating": rating,
+            "rating": masked_view(rating, ("comment",), entitled),
             "rater": rater,
             "flags": ratings.flags_of(session, [rating.id]).get(rating.id, []),
-            "history": ratings.history(session, rect.id),
+            "history": [masked_view(h, ("note",), entitled) for h in ratings.history(session, rect.id)],
             "overdue": ratings.overdue_steps(rect),
             "steps": ratings.TRANSITIONS.get(rect.status, {}) if handles else {},
             "decides": rect.status == "appealed" and who.allows(ratings.SUPERVISE, rect.tenant_code, None),
@@ -491,13 +501,16 @@ def _rectification_page(
 
 @router.get("/staff/ratings/{rectification_id:uuid}", response_class=HTMLResponse)
 def rectification(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, rectification_id: uuid.UUID
+    request: Request,
+    templates: TemplatesDep,
+    session: SessionDep,
+    principal: WebUser,
+    rect: RectificationPage,
+    rectification_id: uuid.UUID,
 ) -> Response:
     """A bad rating, its deadlines and history, and the steps the caller may take on it."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
-    return _rectification_page(request, templates, session, who, rectification_id)
+    who = _staff_only(_signed_in(principal))
+    return _rectification_page(request, templates, session, who, rect)
 
 
 @router.post("/staff/ratings/{rectification_id:uuid}/steps", response_class=HTMLResponse)
@@ -506,6 +519,7 @@ def step(
     templates: TemplatesDep,
     session: SessionDep,
     principal: WebUser,
+    rect: RectificationPage,
     rectification_id: uuid.UUID,
     action: Annotated[str, Form(pattern="^(contact|verify|appeal|rectify|answer|conclude)$")],
     note: Annotated[str, Form(max_length=2000)] = "",
@@ -516,10 +530,7 @@ def step(
     evidence: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """The department's step: contact, verify, appeal, rectify, answer, conclude."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
-    rect = ratings.get_rectification(session, rectification_id)
+    who = _staff_only(_signed_in(principal))
     taken = ratings.StepInput(action, note, verdict or None, cause, measures, responsible_unit, evidence)
     posted = {"action": action, "note": note, "cause": cause, "measures": measures, "evidence": evidence}
     posted["responsible_unit"] = responsible_unit
@@ -550,7 +561,7 @@ def _rectify(
         run()
     except DomainError as exc:
         session.rollback()
-        return _rectification_page(request, templates, session, who, rect.id, error=exc, posted=posted)
+        return _rectification_page(request, templates, session, who, rect, error=exc, posted=posted)
     audit(request, who, action, object_type="rectification", object_id=str(rect.id), tenant_code=rect.tenant_code)
     return RedirectResponse(f"/staff/ratings/{rect.id}", status_code=303)
 
@@ -561,15 +572,13 @@ def decide_appeal(
     templates: TemplatesDep,
     session: SessionDep,
     principal: WebUser,
+    rect: RectificationPage,
     rectification_id: uuid.UUID,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """A supervisor approves (the rating is excluded) or rejects (the department rectifies) an appeal."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
-    rect = ratings.get_rectification(session, rectification_id)
+    who = _staff_only(_signed_in(principal))
     return _rectify(
         request,
         templates,
@@ -595,7 +604,8 @@ def _report(
     error: PageMessage = None,
 ) -> Response:
     rows = stats.from_session(session)
-    reviews = {g.item_code: g for g in ratings.guide_reviews(session, None)}
+    entitled = may_read_personal(who, None)
+    reviews = {g.item_code: masked_view(g, ("last_comment",), entitled) for g in ratings.guide_reviews(session, None)}
     items = [r for r in rows if r.dimension == "item"]
     # the items raters flagged come first (线上线下不一致 surfaces here), then the worst rated
     items.sort(key=lambda r: (reviews.get(r.key) is None or reviews[r.key].status != "open", -r.bad_rate, r.key))
@@ -627,12 +637,9 @@ def _department_name(code: str) -> str:
 
 @router.get("/staff/ratings/report", response_class=HTMLResponse)
 def report(
-    request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep, principal: WebUser
+    request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep, who: StatsReader
 ) -> Response:
     """Satisfaction by item (guides raters found inaccurate first), department, district, channel, month."""
-    who = sign_in_first(request, principal, ratings.STATS, STATS_ONLY)
-    if isinstance(who, Response):
-        return who
     return _report(request, templates, session, index, who)
 
 
@@ -642,14 +649,11 @@ def review_guide(
     templates: TemplatesDep,
     session: SessionDep,
     index: IndexDep,
-    principal: WebUser,
+    who: StatsReader,
     item_code: str,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Mark an item's guide reviewed, saying what was corrected."""
-    who = sign_in_first(request, principal, ratings.STATS, STATS_ONLY)
-    if isinstance(who, Response):
-        return who
     try:
         ratings.close_guide_review(session, who, item_code, note)
     except DomainError as exc:
@@ -662,19 +666,9 @@ def review_guide(
 
 
 @router.get("/staff/ratings/desks/{code}", response_class=HTMLResponse)
-def desk_code(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, code: str
-) -> Response:
+def desk_code(request: Request, templates: TemplatesDep, principal: WebUser, desk: DeskPage, code: str) -> Response:
     """A desk's printable QR code (the desk's staff and administrators)."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
-    desk = ratings.get_desk(session, code)
-    if not (
-        who.allows(ratings.HANDLE, desk.tenant_code, desk.department_code)
-        or who.allows(ratings.MANAGE, desk.tenant_code, desk.department_code)
-    ):
-        raise Problem("not-found", detail="No such desk.")
+    _staff_only(_signed_in(principal))
     url = str(request.url_for("rate_desk_form", code=desk.code))
     return templates.render(request, "ratings/desk.html", {"desk": desk, "url": url, "qr": qr_svg(url)})
 
@@ -685,7 +679,7 @@ def desk_code(
 @router.get("/ratings", response_class=HTMLResponse)
 def public(request: Request, templates: TemplatesDep, session: SessionDep, index: IndexDep) -> Response:
     """The published figures (public): satisfaction by district, channel and month, rectified on time."""
-    figures = public_figures(session)
+    figures = ratings.public_figures(session)
     names = {r.key: _area_name(index, r.key) for r in figures.rows if r.dimension == "district"}
     chart = {
         "district": [

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -32,9 +33,11 @@ from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
-from shgov.core.identity.service import add_actions_to_role, scope_conditions
+from shgov.core.identity.service import add_actions_to_role, scope_conditions, tenant_exists
+from shgov.core.ids import may_read_personal
 from shgov.core.notify import tell
 from shgov.core.settings import Settings
+from shgov.ratings import events
 from shgov.ratings.models import (
     Desk,
     GuideReview,
@@ -46,7 +49,12 @@ from shgov.ratings.models import (
     Rectification,
     RectificationEvent,
 )
+from shgov.ratings.schemas import OnTimeOut, PublicStats, StatRow
+
+if TYPE_CHECKING:
+    from shgov.ratings.stats import Row
 from shgov.workorders import service as workorders
+from shgov.workorders.events import OrderStep
 
 HANDLE = register_action("ratings.rectification.handle", N_("Verify and rectify bad ratings of the department"))
 SUPERVISE = register_action("ratings.rectification.supervise", N_("Supervise rectifications and decide appeals"))
@@ -187,6 +195,8 @@ RULE_LIMITS = {
 
 def set_rules(session: Session, scope: str, values: dict[str, int]) -> RatingRule:
     """Set a tenant's rules (or the city-wide ones, ``*``); the deadlines must follow one another."""
+    if scope != "*" and not tenant_exists(session, scope):
+        raise NotFoundError(f"tenant {scope} does not exist")
     unknown = set(values) - set(RULE_LIMITS)
     if unknown:
         raise InvalidError(f"unknown rule {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
@@ -210,12 +220,15 @@ def set_rules(session: Session, scope: str, values: dict[str, int]) -> RatingRul
 
 
 def save_desk(session: Session, principal: Principal, desk: Desk) -> Desk:
-    """Add or change a desk (its QR code rates visits to it)."""
+    """Add or change a desk (its QR code rates visits to it): the caller manages the desk's department as it
+    is and as it will be, so no one moves another department's desk into their own."""
     if not principal.allows(MANAGE, desk.tenant_code, desk.department_code):
         raise ForbiddenError("only the department's administrators manage its desks")
     if not desk.code or not desk.code.replace("-", "").replace(".", "").isalnum() or len(desk.code) > 40:
         raise InvalidError("a desk code is letters, digits, '-' and '.' (at most 40)", field="code")
     existing = session.get(Desk, desk.code)
+    if existing is not None and not principal.allows(MANAGE, existing.tenant_code, existing.department_code):
+        raise ForbiddenError("only the department's administrators manage its desks")
     if existing is None:
         session.add(desk)
         session.flush()
@@ -226,12 +239,16 @@ def save_desk(session: Session, principal: Principal, desk: Desk) -> Desk:
     return existing
 
 
-def get_desk(session: Session, code: str) -> Desk:
-    """A desk by its code."""
-    desk = session.get(Desk, code)
-    if desk is None:
-        raise NotFoundError(f"no desk {code!r}", field="desk")
-    return desk
+def find_desk(session: Session, code: str) -> Desk | None:
+    """A desk by its code, or None."""
+    return session.get(Desk, code)
+
+
+def may_see_desk(principal: Principal, desk: Desk) -> bool:
+    """A desk's page (its printable QR code) is for those who handle or manage its department's ratings."""
+    return principal.allows(HANDLE, desk.tenant_code, desk.department_code) or principal.allows(
+        MANAGE, desk.tenant_code, desk.department_code
+    )
 
 
 # -- rating ---------------------------------------------------------------------------------------------
@@ -351,8 +368,7 @@ def _record(
         _flag_guide(session, rating)
     emit(
         session,
-        "ratings.rating.given",
-        {"rating": str(rating.id), "level": rating.level, "item": rating.item_code, "channel": rating.channel},
+        events.RatingGiven(rating=rating.id, level=rating.level, item=rating.item_code, channel=rating.channel),
     )
     return rating
 
@@ -381,16 +397,18 @@ def _new_rating(
     )
 
 
-def case_subject(session: Session, principal: Principal, case_id: uuid.UUID, stage: str) -> Subject:
+def may_rate_case(session: Session, principal: Principal, case: cases.Case) -> bool:
+    """A case is rated by its applicant alone (real-name: the account, or the ID number / credit code on it);
+    to anyone else it is as unknown as a case that does not exist."""
+    return cases.is_applicant(session, principal, case)
+
+
+def case_subject(session: Session, principal: Principal, case: cases.Case, stage: str) -> Subject:
     """A stage of the caller's own case (real-name: the applicant only), once it has been reached."""
     if stage not in CASE_STAGES:
         raise InvalidError(f"a case is rated at {' or '.join(CASE_STAGES)}", field="stage")
-    try:
-        case = cases.get_case(session, case_id)
-    except NotFoundError as exc:
-        raise NotFoundError("no such case", field="case") from exc
-    if not cases.is_applicant(session, principal, case):
-        raise NotFoundError("no such case among yours", field="case")
+    if not may_rate_case(session, principal, case):  # the callers' access helper refused already
+        raise NotFoundError("no such case", field="case")
     if stage == "accept" and case.accepted_at is None:
         raise ConflictError("the case has not been accepted yet", field="stage")
     if stage == "conclude" and case.status not in ("concluded", "rejected"):
@@ -414,16 +432,15 @@ def case_subject(session: Session, principal: Principal, case_id: uuid.UUID, sta
 
 
 def rate_case(
-    session: Session, principal: Principal, case_id: uuid.UUID, stage: str, given: Given, where: Origin = Origin()
+    session: Session, principal: Principal, case: cases.Case, stage: str, given: Given, where: Origin = Origin()
 ) -> Rating:
     """The applicant rates a stage of their case (一事一评)."""
-    return _record(session, case_subject(session, principal, case_id, stage), given, principal, where)
+    return _record(session, case_subject(session, principal, case, stage), given, principal, where)
 
 
-def rate_desk(session: Session, principal: Principal | None, code: str, given: Given, where: Origin) -> Rating:
+def rate_desk(session: Session, principal: Principal | None, desk: Desk, given: Given, where: Origin) -> Rating:
     """A visit to a desk rated through its QR code (一次一评): one rating per rater (account, else device)
     per desk per day."""
-    desk = get_desk(session, code)
     who = str(principal.user_id) if principal else where.device_hash
     if who is None:
         raise InvalidError("sign in or allow the device id to rate a desk", field="device")
@@ -471,14 +488,12 @@ def record_followup(session: Session, order_id: uuid.UUID, level: int) -> Rating
     return rating
 
 
-def rerate(session: Session, principal: Principal, rectification_id: uuid.UUID, given: Given, where: Origin) -> Rating:
+def rerate(session: Session, principal: Principal, rect: Rectification, given: Given, where: Origin) -> Rating:
     """The rater answers the department's feedback with a new rating (round 2), which concludes the loop;
-    a second bad rating opens a new rectification."""
-    rect = get_rectification(session, rectification_id)
-    original = session.get(Rating, rect.rating_id)
-    assert original is not None  # noqa: S101 - a foreign key
+    a second bad rating opens a new rectification. Others who may see the rectification are refused (403)."""
+    original = rating_of_rectification(session, rect)
     if original.rater_id != principal.user_id:
-        raise NotFoundError("no such rating among yours", field="rectification")
+        raise ForbiddenError("only the rater rates again", field="rectification")
     if rect.status != "answered":
         raise ConflictError("a rating can be given again once the department has answered", field="rectification")
     subject = Subject(
@@ -509,7 +524,7 @@ def _flag_guide(session: Session, rating: Rating) -> None:
     review.status = "open"
     if rating.comment:
         review.last_comment = rating.comment
-    emit(session, "ratings.guide.flagged", {"item": rating.item_code, "bad_ratings": review.bad_ratings})
+    emit(session, events.GuideFlagged(item=rating.item_code, bad_ratings=review.bad_ratings))
 
 
 # -- the closed loop ------------------------------------------------------------------------------------
@@ -533,7 +548,7 @@ def _open_rectification(
     session.flush()
     # opened when the rating was given (a seeded or imported rating of an earlier day keeps its day)
     _history(session, rect, None, "open", None, f"rated {rating.level}", at=rating.created_at)
-    emit(session, "ratings.rectification.opened", {"rectification": str(rect.id), "department": rect.department_code})
+    emit(session, events.RectificationOpened(rectification=rect.id, department=rect.department_code))
     return rect
 
 
@@ -566,12 +581,16 @@ def _step(session: Session, rect: Rectification, actor: Principal | None, action
     _history(session, rect, actor, action, before, note)
 
 
-def get_rectification(session: Session, rectification_id: uuid.UUID) -> Rectification:
-    """A rectification by id."""
-    rect = session.get(Rectification, rectification_id)
-    if rect is None:
-        raise NotFoundError("no such rectification", field="rectification")
-    return rect
+def find_rectification(session: Session, rectification_id: uuid.UUID) -> Rectification | None:
+    """A rectification by id, or None."""
+    return session.get(Rectification, rectification_id)
+
+
+def rating_of_rectification(session: Session, rect: Rectification) -> Rating:
+    """The rating a rectification was opened by."""
+    rating = session.get(Rating, rect.rating_id)
+    assert rating is not None  # noqa: S101 - a foreign key
+    return rating
 
 
 @dataclass(frozen=True)
@@ -655,7 +674,7 @@ def act(session: Session, principal: Principal, rect: Rectification, step: StepI
         rect.concluded_at = now
     _step(session, rect, principal, step.action, allowed[step.action], note)
     session.flush()
-    emit(session, f"ratings.rectification.{step.action}", {"rectification": str(rect.id), "status": rect.status})
+    emit(session, events.RectificationStep(action=step.action, rectification=rect.id, status=rect.status))
     return rect
 
 
@@ -683,7 +702,7 @@ def decide_appeal(
         rect.verdict = "valid"
     _step(session, rect, principal, decision, APPEAL_DECISIONS[decision], note)
     session.flush()
-    emit(session, "ratings.appeal.decided", {"rectification": str(rect.id), "decision": appeal.status})
+    emit(session, events.AppealDecided(rectification=rect.id, decision=appeal.status))
     return appeal
 
 
@@ -769,8 +788,7 @@ def _supervise(session: Session, day: date) -> int:
         _history(session, rect, None, "supervise", rect.status, "overdue: " + ", ".join(missed))
         emit(
             session,
-            "ratings.rectification.supervised",
-            {"rectification": str(rect.id), "department": rect.department_code, "missed": missed},
+            events.RectificationSupervised(rectification=rect.id, department=rect.department_code, missed=missed),
         )
         supervised += 1
     session.flush()
@@ -854,6 +872,11 @@ def may_see(principal: Principal, rect: Rectification, rating: Rating) -> bool:
     )
 
 
+def may_see_rectification(session: Session, principal: Principal, rect: Rectification) -> bool:
+    """``may_see`` with the rectification's rating looked up."""
+    return may_see(principal, rect, rating_of_rectification(session, rect))
+
+
 def guide_reviews(session: Session, status: str | None = "open") -> list[GuideReview]:
     """Items whose guides raters found inaccurate, most complaints first."""
     query = select(GuideReview).order_by(GuideReview.bad_ratings.desc(), GuideReview.item_code)
@@ -872,7 +895,7 @@ def close_guide_review(session: Session, principal: Principal, item_code: str, n
         raise NotFoundError("no open guide review of that item", field="item")
     review.status, review.note = "reviewed", _need(note, "note", "what was found or corrected")
     session.flush()
-    emit(session, "ratings.guide.reviewed", {"item": item_code})
+    emit(session, events.GuideReviewed(item=item_code))
     return review
 
 
@@ -920,10 +943,10 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
     """A work order's follow-up satisfaction becomes a rating of the follow-up channel."""
 
     def on_rated(event: Event) -> None:
-        level = event.payload.get("satisfaction")
-        if isinstance(level, int) and level in LEVELS:
+        step = OrderStep.of(event)
+        if step.satisfaction in LEVELS:
             with db.session() as session:
-                record_followup(session, uuid.UUID(str(event.payload["order_id"])), level)
+                record_followup(session, step.order_id, step.satisfaction)
 
     return [
         ("ratings.workorder-followup", "workorders.order.rate", on_rated),
@@ -1003,3 +1026,49 @@ DEMO_DESKS = (
     ("PD-RS-03", "浦东新区人社局 3 号窗口", "310115.rs", "310115", "", ""),
     ("HP-ZW-07", "黄浦区政务服务中心 7 号综合窗口", "310101.zw", "310101", "", ""),
 )
+
+
+# -- what is shown: comments and the published figures ---------------------------------------------
+
+PUBLIC_DIMENSIONS = ("district", "channel", "month")
+
+
+def may_read_comment(principal: Principal, rating: Rating) -> bool:
+    """Whether ``principal`` sees a rating's comment as written: its rater, or staff entitled to personal data
+    there (a comment may carry a phone number or an ID)."""
+    return rating.rater_id == principal.user_id or may_read_personal(
+        principal, rating.tenant_code, rating.department_code
+    )
+
+
+def stat_row(row: Row) -> StatRow:
+    """A group's figures as the API shows them."""
+    return StatRow(
+        dimension=row.dimension,
+        key=row.key,
+        name=row.name,
+        ratings=row.ratings,
+        satisfied=row.satisfied,
+        bad=row.bad,
+        satisfaction_rate=round(row.satisfaction_rate, 4),
+        bad_rate=round(row.bad_rate, 4),
+        average=round(row.average, 3),
+        indicators=row.indicators,
+    )
+
+
+def public_figures(session: Session) -> PublicStats:
+    """The published figures (public by design): by district, channel and month, and timeliness."""
+    from shgov.ratings import stats  # the statistics build on this module
+
+    figures = stats.PUBLISHED.get(session, city_today())
+    rows = [r for r in figures.rows if r.dimension in (*PUBLIC_DIMENSIONS, "all")]
+    total = next((stat_row(r) for r in rows if r.dimension == "all"), None)
+    overall = next((t for t in figures.on_time if t.key == "*"), None)
+    return PublicStats(
+        total=total,
+        rows=[stat_row(r) for r in rows if r.dimension != "all"],
+        on_time=OnTimeOut(key="*", due=overall.due, on_time=overall.on_time, rate=round(overall.rate, 4))
+        if overall
+        else None,
+    )

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,7 +19,8 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shgov.ratings.models import Rating, Rectification
+from shgov.core.db import ChangeCounter
+from shgov.ratings.models import Rating, RatingAppeal, Rectification
 from shgov.ratings.service import INDICATOR_NAMES, excluded_ids
 
 # dimension → (the column grouped on, the column naming a group)
@@ -235,3 +239,51 @@ def to_xlsx(rows: list[Row]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+# What the published figures are computed from: a change in this process refills them at once.
+RATING_CHANGES = ChangeCounter(Rating, RatingAppeal, Rectification)
+
+
+@dataclass(frozen=True)
+class Published:
+    """Every group's figures and the on-time rates, as computed at one moment."""
+
+    rows: list[Row]
+    on_time: list[OnTime]
+
+
+class PublishedFigures:
+    """The figures the public pages show, computed once per change rather than once per visitor.
+
+    The public page and API need no sign-in, so recomputing every rating per request would let anyone
+    keep the server busy. The figures refill when a rating, an appeal or a rectification changed in this
+    process, when the city's day turned, or after ``max_age`` seconds (another process may have written)."""
+
+    def __init__(self, max_age: float = 30.0) -> None:
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        # per database: one process may serve several (tests, tools)
+        self._held: weakref.WeakKeyDictionary[object, tuple[int, date, float, Published]] = weakref.WeakKeyDictionary()
+
+    def get(self, session: Session, today: date) -> Published:
+        """The figures as of ``today``, computed again only when they may have moved."""
+        database = session.get_bind()
+        held = self._held.get(database)
+        if held is not None and self._fresh(held, today):
+            return held[3]
+        with self._lock:
+            held = self._held.get(database)
+            if held is not None and self._fresh(held, today):
+                return held[3]
+            changes = RATING_CHANGES.value  # read first: a change while computing refills next time
+            figures = Published(from_session(session), on_time(session, today))
+            self._held[database] = (changes, today, time.monotonic(), figures)
+            return figures
+
+    def _fresh(self, held: tuple[int, date, float, Published], today: date) -> bool:
+        changes, day, at, _ = held
+        return changes == RATING_CHANGES.value and day == today and time.monotonic() - at < self.max_age
+
+
+PUBLISHED = PublishedFigures()

@@ -12,11 +12,10 @@ import polars as pl
 import pytest
 from sqlalchemy import select
 
-from shgov.core.calendar.service import add_working_days
+from shgov.core.calendar.service import add_working_days, city_today
 from shgov.core.db import Database
 from shgov.core.events import OutboxEvent
 from shgov.disputes.models import Dispute
-from shgov.lake import service as lake
 from shgov.lake.synthetic import SyntheticCity
 from shgov.registers import service as registers
 
@@ -46,7 +45,7 @@ def test_a_citizen_disputes_their_address_and_the_source_department_corrects_it(
     dispute = filed.json()
     assert dispute["department_code"] == "310000.ga"  # 一数一源: 公安 is the source of addresses
     assert dispute["status"] == "filed"
-    assert dispute["deadline"] == add_working_days(lake.today_local(), 5).isoformat()
+    assert dispute["deadline"] == add_working_days(city_today(), 5).isoformat()
     admin = {"Authorization": f"Bearer {token_for('admin')}"}
     url = f"/api/v1/disputes/{dispute['id']}/decisions"
     assert (
@@ -58,7 +57,7 @@ def test_a_citizen_disputes_their_address_and_the_source_department_corrects_it(
     assert body["status"] == "corrected"
     assert [h["to_status"] for h in body["history"]] == ["filed", "verifying", "corrected"]
     with db.session() as session:
-        record = registers.get_person(session, registers.shared_reader(lake_dir), id_number, ["address"])
+        record = registers.find_person(session, registers.shared_reader(lake_dir), id_number, ["address"])
         changed = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "registers.person.changed")).all()
         told = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "disputes.dispute.decided")).all()
     assert record == {"id_number": id_number, "address": "浦东新区陆家嘴街道梅园一村1号101室"}
@@ -177,7 +176,7 @@ def test_overdue_disputes_are_flagged(
     with db.session() as session:
         dispute = session.get(Dispute, uuid.UUID(filed["id"]))
         assert dispute is not None
-        dispute.deadline = lake.today_local() - timedelta(days=3)
+        dispute.deadline = city_today() - timedelta(days=3)
     admin = {"Authorization": f"Bearer {token_for('admin')}"}
     overdue = client.get("/api/v1/disputes", params={"overdue": "true"}, headers=admin).json()
     assert [d["id"] for d in overdue] == [filed["id"]]
@@ -213,7 +212,7 @@ def test_deadlines_are_data_set_per_element_by_city_administrators(
         proposed_value="丁",
         reason="地址错误",
     ).json()
-    assert filed["deadline"] == add_working_days(lake.today_local(), 3).isoformat()
+    assert filed["deadline"] == add_working_days(city_today(), 3).isoformat()
     listed = client.get("/api/v1/disputes/deadlines", headers=admin).json()
     assert {"register": "person", "element": "address", "working_days": 3} in listed
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,97 +13,40 @@ from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.files import file_response, read_upload
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit
+from shgov.core.identity.deps import CurrentPrincipal, access, audit
 from shgov.core.identity.permissions import Principal
-from shgov.core.identity.service import get_user
+from shgov.core.identity.service import find_user
+from shgov.core.ids import mask_personal, mask_text
 from shgov.core.regions.api import IndexDep
+from shgov.core.settings import Settings
 from shgov.disputes import service as disputes
+from shgov.disputes.access import may_see_dispute
 from shgov.disputes.models import Dispute
+from shgov.disputes.schemas import (
+    AttachmentOut,
+    DeadlineIn,
+    DeadlineOut,
+    DecisionIn,
+    DisputeIn,
+    DisputeOut,
+    HistoryOut,
+)
 from shgov.lake import service as lake
 from shgov.registers import service as registers
 
 router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"], route_class=JsonRoute)
 
 
-class Evidence(BaseModel):
-    """A piece of evidence: a named document reference or a note."""
-
-    name: str = Field(min_length=1, max_length=200)
-    reference: str = Field(default="", max_length=500)
-
-
-class DisputeIn(BaseModel):
-    """A dispute to file."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    register_code: Literal["person", "enterprise"] = Field(alias="register")
-    record_key: str = Field(min_length=5, max_length=40)
-    element: str = Field(min_length=1, max_length=63)
-    proposed_value: str | None = Field(default=None, max_length=500)
-    reason: str = Field(min_length=2, max_length=2000)
-    evidence: list[Evidence] = Field(default_factory=list, max_length=20)
-
-
-class DecisionIn(BaseModel):
-    """A department's step on a dispute."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Literal["verify", "correct", "reject"]
-    reason: str = Field(default="", max_length=2000)
-    corrected_value: str | None = Field(default=None, max_length=500)
-
-
-class HistoryOut(BaseModel):
-    """One step."""
-
-    at: datetime
-    actor_name: str
-    from_status: str | None
-    to_status: str
-    note: str
-
-
-class AttachmentOut(BaseModel):
-    """An evidence file (download it from ``href``)."""
-
-    id: uuid.UUID
-    name: str
-    media_type: str
-    size: int
-    digest: str
-    created_at: datetime
-    href: str
-
-
-class DisputeOut(BaseModel):
-    """A dispute as its filer and its department see it."""
-
-    model_config = ConfigDict(serialize_by_alias=True)
-
-    id: uuid.UUID
-    register_code: str = Field(validation_alias="register", serialization_alias="register")
-    record_key: str
-    element: str
-    current_value: str | None
-    proposed_value: str | None
-    reason: str
-    evidence: list[dict[str, Any]]
-    filer_kind: str
-    department_code: str
-    status: str
-    deadline: date
-    overdue: bool
-    decided_at: datetime | None
-    decision_reason: str | None
-    corrected_value: str | None
-    created_at: datetime
-    attachments: list[AttachmentOut] = []
-    history: list[HistoryOut] = []
-
-
-def _out(session: SessionDep, dispute: Dispute, with_history: bool = False) -> DisputeOut:
+def _out(
+    session: SessionDep,
+    principal: Principal,
+    dispute: Dispute,
+    readable: set[uuid.UUID],
+    with_history: bool = False,
+) -> DisputeOut:
+    """A dispute for ``principal``: register values only when ``readable`` holds it (see
+    ``disputes.readable_values``); a filer still sees the value they proposed."""
+    withheld = dispute.id not in readable
     out = DisputeOut.model_validate(
         {
             **{c: getattr(dispute, c) for c in DisputeOut.model_fields if hasattr(dispute, c)},
@@ -114,6 +55,14 @@ def _out(session: SessionDep, dispute: Dispute, with_history: bool = False) -> D
             "history": [],
         }
     )
+    if withheld:
+        out.values_withheld = True
+        out.current_value = out.corrected_value = None
+        if dispute.filer_id != principal.user_id:
+            out.proposed_value = None
+        out.reason = mask_text(dispute.reason)
+        out.decision_reason = mask_text(dispute.decision_reason) if dispute.decision_reason else None
+        out.evidence = mask_personal(dispute.evidence)
     if with_history:
         out.attachments = [
             AttachmentOut(
@@ -130,7 +79,14 @@ def _out(session: SessionDep, dispute: Dispute, with_history: bool = False) -> D
         out.history = [
             HistoryOut.model_validate(h, from_attributes=True) for h in disputes.history(session, dispute.id)
         ]
+        if withheld:
+            for h in out.history:
+                h.note = mask_text(h.note)
     return out
+
+
+def _readable(session: SessionDep, settings: Settings, principal: Principal, rows: list[Dispute]) -> set[uuid.UUID]:
+    return disputes.readable_values(session, registers.shared_reader(settings.lake_dir), principal, rows)
 
 
 @router.post("", response_model=DisputeOut, status_code=201)
@@ -142,7 +98,7 @@ def file(
     principal: CurrentPrincipal,
 ) -> DisputeOut:
     """File a dispute: citizens about their own record, departments about data they use."""
-    user = get_user(session, principal.user_id)
+    user = find_user(session, principal.user_id)
     reader = registers.shared_reader(settings.lake_dir)
     filing = disputes.Filing(
         body.register_code,
@@ -168,37 +124,21 @@ def file(
         object_id=str(dispute.id),
         details={"register": body.register_code, "element": body.element, "department": dispute.department_code},
     )
-    return _out(session, dispute, with_history=True)
+    return _out(session, principal, dispute, _readable(session, settings, principal, [dispute]), with_history=True)
 
 
 @router.get("", response_model=list[DisputeOut])
-def list_disputes(session: SessionDep, principal: CurrentPrincipal, overdue: bool = False) -> list[DisputeOut]:
+def list_disputes(
+    session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, overdue: bool = False
+) -> list[DisputeOut]:
     """Disputes the caller filed or whose department they serve; ``overdue=true`` for the late ones."""
-    return [_out(session, d) for d in disputes.visible_disputes(session, principal, overdue)]
+    rows = disputes.visible_disputes(session, principal, overdue)
+    readable = _readable(session, settings, principal, rows)
+    return [_out(session, principal, d, readable) for d in rows]
 
 
 def _dispute(session: SessionDep, principal: Principal, dispute_id: uuid.UUID) -> Dispute:
-    dispute = disputes.get_dispute(session, dispute_id)
-    if dispute is None or not disputes.may_see(principal, dispute):
-        raise Problem("not-found", detail="No such dispute.")
-    return dispute
-
-
-class DeadlineIn(BaseModel):
-    """A deadline rule."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    working_days: int = Field(ge=1, le=60)
-
-
-class DeadlineOut(DeadlineIn):
-    """A deadline rule and what it applies to (``*``: every element of the register)."""
-
-    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
-
-    register_code: str = Field(serialization_alias="register")
-    element: str
+    return access(session, principal, disputes.find_dispute(session, dispute_id), may_see_dispute)
 
 
 @router.get("/deadlines", response_model=list[DeadlineOut])
@@ -230,9 +170,10 @@ def set_deadline(
 
 
 @router.get("/{dispute_id}", response_model=DisputeOut)
-def one(session: SessionDep, principal: CurrentPrincipal, dispute_id: uuid.UUID) -> DisputeOut:
+def one(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal, dispute_id: uuid.UUID) -> DisputeOut:
     """A dispute with its history."""
-    return _out(session, _dispute(session, principal, dispute_id), with_history=True)
+    dispute = _dispute(session, principal, dispute_id)
+    return _out(session, principal, dispute, _readable(session, settings, principal, [dispute]), with_history=True)
 
 
 @router.post("/{dispute_id}/evidence", response_model=DisputeOut, status_code=201)
@@ -257,7 +198,7 @@ async def add_evidence(
         object_id=str(dispute_id),
         details={"files": [a.digest for a in added]},
     )
-    return _out(session, dispute, with_history=True)
+    return _out(session, principal, dispute, _readable(session, settings, principal, [dispute]), with_history=True)
 
 
 @router.get("/{dispute_id}/evidence/{attachment_id}")
@@ -314,4 +255,4 @@ def decide(
         object_id=str(dispute_id),
         details={"status": decided.status},
     )
-    return _out(session, decided, with_history=True)
+    return _out(session, principal, decided, _readable(session, settings, principal, [decided]), with_history=True)

@@ -10,17 +10,20 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shgov.core.calendar.service import city_today
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.files import file_response, read_upload
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
-from shgov.core.identity.service import get_user
+from shgov.core.identity.deps import SignedInPage, audit
+from shgov.core.identity.service import find_user
+from shgov.core.ids import masked_view
 from shgov.core.regions.api import IndexDep
 from shgov.disputes import service as disputes
+from shgov.disputes.access import DisputePage
 from shgov.lake import service as lake
 from shgov.registers import service as registers
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import PageMessage, TemplatesDep, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -53,15 +56,12 @@ def mine(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: SignedInPage,
     error: PageMessage = None,
     element: Annotated[str, Query(max_length=63)] = "",
 ) -> Response:
     """The disputes the visitor filed, and a form to file one about their own record (``element``
     preselects the value, e.g. from a prefilled form field)."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     filed = [d for d in disputes.visible_disputes(session, who) if d.filer_id == who.user_id]
     elements = [e for e in registers.REGISTERS["person"].elements if e.source is not None]
     return templates.render(
@@ -73,7 +73,7 @@ def mine(
             "max_mb": round(settings.max_upload_bytes / 1024 / 1024, 1),
             "elements": elements,
             "error": error,
-            "today": lake.today_local(),
+            "today": city_today(),
             "chosen": element,
         },
     )
@@ -85,7 +85,7 @@ async def file(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: SignedInPage,
     element: Annotated[str, Form(max_length=63)],
     reason: Annotated[str, Form(min_length=2, max_length=2000)],
     store: FileStoreDep,
@@ -93,10 +93,7 @@ async def file(
     evidence: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> Response:
     """File a dispute about the visitor's own person record, with evidence files if any."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    user = get_user(session, who.user_id)
+    user = find_user(session, who.user_id)
     key = (user.id_number if user else None) or ""
     filing = disputes.Filing("person", key, element, proposed_value or None, reason, [])
     try:
@@ -118,7 +115,7 @@ async def file(
     except DomainError as exc:
         # Nothing of a refused filing stays: the dispute and its rows go with the transaction.
         session.rollback()
-        return mine(request, templates, session, settings, principal, error=exc.message)
+        return mine(request, templates, session, settings, who, error=exc.message)
     audit(request, who, "disputes.dispute.file", object_type="dispute", object_id=str(dispute.id))
     return RedirectResponse("/disputes", status_code=303)
 
@@ -128,14 +125,11 @@ def evidence_file(
     request: Request,
     session: SessionDep,
     store: FileStoreDep,
-    principal: WebUser,
+    who: SignedInPage,
     dispute_id: uuid.UUID,
     attachment_id: uuid.UUID,
 ) -> Response:
     """An evidence file, for its filer and the department the dispute is routed to."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     dispute, found = disputes.evidence_file(session, who, dispute_id, attachment_id)
     audit(
         request,
@@ -150,11 +144,10 @@ def evidence_file(
 
 
 @router.get("/data/disputes", response_class=HTMLResponse)
-def routed(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def routed(
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: SignedInPage
+) -> Response:
     """Disputes routed to the departments the visitor serves, overdue ones first."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     if not who.has_action(disputes.READ):
         raise Problem("forbidden", detail="This page is for departments that own data.")
     rows = [
@@ -164,10 +157,17 @@ def routed(request: Request, templates: TemplatesDep, session: SessionDep, princ
     ]
     rows.sort(key=lambda d: (not disputes.is_overdue(d), d.status not in disputes.OPEN, d.deadline))
     files = {d.id: disputes.attachments(session, d.id) for d in rows}
+    readable = disputes.readable_values(session, registers.shared_reader(settings.lake_dir), who, rows)
     return templates.render(
         request,
         "disputes/routed.html",
-        {"disputes": rows, "is_overdue": disputes.is_overdue, "open": disputes.OPEN, "files": files},
+        {
+            "disputes": [masked_view(d, ("reason", "decision_reason"), d.id in readable) for d in rows],
+            "readable": readable,
+            "is_overdue": disputes.is_overdue,
+            "open": disputes.OPEN,
+            "files": files,
+        },
     )
 
 
@@ -177,19 +177,14 @@ async def decide(
     session: SessionDep,
     settings: SettingsDep,
     index: IndexDep,
-    principal: WebUser,
+    who: SignedInPage,
     dispute_id: uuid.UUID,
+    dispute: DisputePage,
     action: Annotated[str, Form(pattern="^(verify|correct|reject)$")],
     reason: Annotated[str, Form(max_length=2000)] = "",
     corrected_value: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """A department's decision from the page."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    dispute = disputes.get_dispute(session, dispute_id)
-    if dispute is None or not who.allows(disputes.READ, dispute.tenant_code, dispute.department_code):
-        raise Problem("not-found", detail="No such dispute.")
     context = lake.make_context(settings.lake_dir, lake.region_codes(index))
     disputes.decide(
         session,

@@ -24,7 +24,7 @@ import polars as pl
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shgov.core.calendar.service import default_calendar
+from shgov.core.calendar.service import city_today, default_calendar
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import emit
@@ -33,6 +33,7 @@ from shgov.core.i18n import N_
 from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
 from shgov.core.identity.service import add_actions_to_role, scope_conditions
 from shgov.core.settings import Settings
+from shgov.disputes import events
 from shgov.disputes.models import Dispute, DisputeAttachment, DisputeDeadline, DisputeEvent
 from shgov.lake import service as lake
 from shgov.registers import service as registers
@@ -99,7 +100,7 @@ def list_deadlines(session: Session) -> list[DisputeDeadline]:
 
 def is_overdue(dispute: Dispute, today: date | None = None) -> bool:
     """Open past its deadline."""
-    return dispute.status in OPEN and dispute.deadline < (today or lake.today_local())
+    return dispute.status in OPEN and dispute.deadline < (today or city_today())
 
 
 def _history(session: Session, dispute: Dispute, principal: Principal | None, before: str | None, note: str) -> None:
@@ -134,14 +135,19 @@ def file_dispute(
     if element.source is None:
         raise InvalidError(f"{filing.element} has no authoritative source to correct it", field="element")
     key = filing.record_key.strip().upper()
-    if principal.kind in ("citizen", "enterprise"):
+    own = principal.kind in ("citizen", "enterprise")
+    if own:
         if key != (id_number_of_filer or "").upper():
             raise ForbiddenError("citizens may dispute their own records only", field="record_key")
     elif not principal.has_action(FILE):
         raise ForbiddenError("filing a dispute needs the permission disputes.dispute.file")
-    lookup = registers.get_person if register.code == "person" else registers.get_enterprise
-    record = lookup(session, reader, key, [filing.element])
-    if record is None:
+    elif not principal.has_action(READ_ACTIONS[register.code]):
+        # staff dispute only data they may use: the register's read action, in the record's scope (below)
+        raise ForbiddenError(f"filing a dispute about the {register.code} register needs {READ_ACTIONS[register.code]}")
+    lookup = registers.find_person if register.code == "person" else registers.find_enterprise
+    record = lookup(session, reader, key, [filing.element, "district_code"])
+    # a record outside the caller's data-use rights is answered as one that does not exist: nothing leaks
+    if record is None or not (own or may_read_record(principal, register.code, record)):
         raise NotFoundError("no such record in the register", field="record_key")
     current = record.get(filing.element)
     if filing.proposed_value is not None and str(current) == filing.proposed_value:
@@ -176,13 +182,13 @@ def file_dispute(
         tenant_code=state.department_code.split(".", 1)[0],
         status="filed",
         deadline=default_calendar().add_working_days(
-            lake.today_local(), deadline_days(session, register.code, element.name, default_deadline_days)
+            city_today(), deadline_days(session, register.code, element.name, default_deadline_days)
         ),
     )
     session.add(dispute)
     session.flush()
     _history(session, dispute, principal, None, filing.reason)
-    emit(session, "disputes.dispute.filed", {"dispute": str(dispute.id), "department": dispute.department_code})
+    emit(session, events.DisputeFiled(dispute=dispute.id, department=dispute.department_code))
     return dispute
 
 
@@ -260,11 +266,7 @@ def decide(
     if dispute.status in ("corrected", "rejected"):
         dispute.decided_at = utcnow()
         dispute.decision_reason = reason
-        emit(
-            session,
-            "disputes.dispute.decided",
-            {"dispute": str(dispute.id), "filer": str(dispute.filer_id), "status": dispute.status},
-        )
+        emit(session, events.DisputeDecided(dispute=dispute.id, filer=dispute.filer_id, status=dispute.status))
     _history(session, dispute, principal, before, reason)
     session.flush()
     return dispute
@@ -313,6 +315,45 @@ def attach(
     return added
 
 
+READ_ACTIONS = {"person": registers.PERSON_READ, "enterprise": registers.ENTERPRISE_READ}
+
+
+def may_read_record(principal: Principal, register: str, record: dict[str, Any]) -> bool:
+    """Whether ``principal`` may read this register record: the register's read action in the district the
+    record is registered in, or city-wide (the rule of the registers' own API)."""
+    action = READ_ACTIONS[register]
+    return principal.allows(action, record.get("district_code") or None) or principal.allows(action, None)
+
+
+def readable_values(
+    session: Session, reader: registers.RegisterReader, principal: Principal, disputes: Sequence[Dispute]
+) -> set[uuid.UUID]:
+    """The disputes whose register values (current, proposed, corrected) ``principal`` may read: a citizen's or
+    enterprise's own, those of the department that holds the value at its source (it decides them), and
+    those whose record the caller may read in the register. Every other answer leaves the values out."""
+    readable: set[uuid.UUID] = set()
+    pending: dict[str, list[Dispute]] = {}
+    for dispute in disputes:
+        if (dispute.filer_id == principal.user_id and dispute.filer_kind in ("citizen", "enterprise")) or (
+            principal.allows(DECIDE, dispute.tenant_code, dispute.department_code)
+        ):
+            readable.add(dispute.id)
+        elif principal.has_action(READ_ACTIONS.get(dispute.register, "")):
+            pending.setdefault(dispute.register, []).append(dispute)
+    for register, waiting in pending.items():
+        lookup = registers.get_persons if register == "person" else registers.get_enterprises
+        key_name = "id_number" if register == "person" else "credit_code"
+        try:
+            rows = lookup(session, reader, sorted({d.record_key for d in waiting}), ["district_code"])
+        except NotFoundError:  # the register is not built (any more): nothing to read in it
+            continue
+        found = {str(r.get(key_name, "")).upper(): r for r in rows}
+        readable |= {
+            d.id for d in waiting if d.record_key in found and may_read_record(principal, register, found[d.record_key])
+        }
+    return readable
+
+
 def may_see(principal: Principal, dispute: Dispute) -> bool:
     """The filer and the department the dispute is routed to see it."""
     return dispute.filer_id == principal.user_id or principal.allows(READ, dispute.tenant_code, dispute.department_code)
@@ -322,7 +363,7 @@ def evidence_file(
     session: Session, principal: Principal, dispute_id: uuid.UUID, attachment_id: uuid.UUID
 ) -> tuple[Dispute, DisputeAttachment]:
     """An evidence file the caller may read, with its dispute; ``NotFoundError`` otherwise."""
-    dispute = get_dispute(session, dispute_id)
+    dispute = find_dispute(session, dispute_id)
     if dispute is None or not may_see(principal, dispute):
         raise NotFoundError("no such dispute", field="dispute")
     found = next((a for a in attachments(session, dispute.id) if a.id == attachment_id), None)
@@ -342,7 +383,7 @@ def attachments(session: Session, dispute_id: uuid.UUID) -> list[DisputeAttachme
     )
 
 
-def get_dispute(session: Session, dispute_id: uuid.UUID) -> Dispute | None:
+def find_dispute(session: Session, dispute_id: uuid.UUID) -> Dispute | None:
     """The dispute with ``dispute_id``."""
     return session.get(Dispute, dispute_id)
 

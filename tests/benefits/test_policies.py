@@ -15,6 +15,7 @@ from sqlalchemy import select
 from shgov.benefits import service as benefits
 from shgov.benefits.models import PolicyRun
 from shgov.benefits.service import PolicySpec
+from shgov.core.calendar.service import city_today
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.events import Event
@@ -229,10 +230,17 @@ def test_a_register_change_re_evaluates_only_the_entity_it_touched(
     persons = _persons(db, lake_dir).drop_nulls("birth_date")
     old = persons.filter(pl.col("birth_date") < dt.date(1930, 1, 1))["id_number"][0]
     young = persons.filter(pl.col("birth_date") > dt.date(2000, 1, 1))["id_number"][0]
-    (_name, pattern, handler), (_other, rebuilt_pattern, on_rebuilt) = benefits.subscribers(db, settings)
+    (_name, pattern, handler), (_other, rebuilt_pattern, on_rebuilt), *_asked = benefits.subscribers(db, settings)
     assert (pattern, rebuilt_pattern) == ("registers.*.changed", "registers.*.rebuilt")
     for key in (old, young, old):  # the same change delivered twice grants once
-        handler(Event(uuid.uuid4(), "registers.person.changed", {"key": key, "elements": ["birth_date"]}, utcnow()))
+        handler(
+            Event(
+                uuid.uuid4(),
+                "registers.person.changed",
+                {"key": key, "elements": ["birth_date"], "version": 2},
+                utcnow(),
+            )
+        )
     with db.session() as session:
         grants = benefits.grants_of_policy(session, "elderly_allowance")
         runs = session.scalars(
@@ -241,12 +249,14 @@ def test_a_register_change_re_evaluates_only_the_entity_it_touched(
     assert [g.entity_key for g in grants] == [old]
     assert [(r.kind, r.evaluated, r.granted) for r in runs] == [("event", 1, 1), ("event", 1, 0), ("event", 1, 0)]
     # a build that changed too many records to announce one by one re-evaluates everybody, granting the rest
-    on_rebuilt(Event(uuid.uuid4(), "registers.person.rebuilt", {"version": 2, "changed": 10_000}, utcnow()))
+    on_rebuilt(
+        Event(uuid.uuid4(), "registers.person.rebuilt", {"version": 2, "rows": 10_000, "changed": 10_000}, utcnow())
+    )
     with db.session() as session:
         last = session.scalars(
             select(PolicyRun).where(PolicyRun.policy_code == "elderly_allowance").order_by(PolicyRun.started_at.desc())
         ).first()
-        dry = benefits.dry_run(session, lake_dir, "elderly_allowance", benefits.today(settings))
+        dry = benefits.dry_run(session, lake_dir, "elderly_allowance", city_today())
     assert last is not None
     assert (last.evaluated, last.qualified, last.already) == (_persons(db, lake_dir).height, dry.qualified, 1)
     assert last.granted == dry.qualified - 1

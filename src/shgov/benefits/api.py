@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shgov.benefits import service as benefits
 from shgov.benefits.models import BenefitGrant
@@ -23,6 +23,7 @@ from shgov.benefits.schemas import (
     TraceOut,
     VersionOut,
 )
+from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import ForbiddenError, NotFoundError
 from shgov.core.http import JsonRoute
@@ -150,7 +151,7 @@ def dry_run(
 ) -> DryRunOut:
     """How many would qualify and for how much, without granting anything."""
     _managing(principal, benefits.get_version(session, code, version))
-    result = benefits.dry_run(session, settings.lake_dir, code, as_of or benefits.today(settings), version)
+    result = benefits.dry_run(session, settings.lake_dir, code, as_of or city_today(), version)
     return DryRunOut(**{**result.__dict__, "within_budget": result.within_budget})
 
 
@@ -168,7 +169,7 @@ def explain(
     """Test a policy against one person or enterprise: each condition, the values it saw, the amount.
     Reads register data, so every call is audited."""
     _managing(principal, benefits.get_version(session, code, version))
-    trace = benefits.explain(session, settings.lake_dir, code, key, as_of or benefits.today(settings), version)
+    trace = benefits.explain(session, settings.lake_dir, code, key, as_of or city_today(), version)
     audit(
         request,
         principal,
@@ -180,14 +181,51 @@ def explain(
     return _trace_out(trace)
 
 
-@router.post("/policies/{code}/runs", status_code=201)
+@router.post(
+    "/policies/{code}/runs",
+    status_code=201,
+    responses={202: {"description": "A run over the whole population, queued; follow `Location`", "model": RunOut}},
+)
 def run(
-    request: Request, code: str, body: RunIn, session: SessionDep, settings: SettingsDep, principal: Manager
+    request: Request,
+    response: Response,
+    code: str,
+    body: RunIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Manager,
 ) -> RunOut:
-    """Run the active version now: grant or invite every qualifying entity not yet served this period."""
+    """Run the active version: grant or invite every qualifying entity not yet served this period.
+
+    A run over the whole population is queued and answered ``202 Accepted`` with the run (status
+    ``queued``) and a ``Location`` to follow it: it is written in short transactions outside the request, so
+    that it never holds the database's writer. A run for a few ``keys`` is done in the request (``201``)."""
     _managing(principal, benefits.get_version(session, code))
-    record = benefits.run(session, settings.lake_dir, code, body.as_of or benefits.today(settings), keys=body.keys)
-    audit(request, principal, "benefits.policy.run", object_type="benefit_policy", object_id=code)
+    as_of = body.as_of or city_today()
+    if body.keys is None:
+        record = benefits.request_run(session, code, as_of, principal.username)
+        response.status_code = 202
+        response.headers["Location"] = f"{router.prefix}/policies/{code}/runs/{record.id}"
+    else:
+        record = benefits.run(session, settings.lake_dir, code, as_of, keys=body.keys)
+    audit(
+        request,
+        principal,
+        "benefits.policy.run",
+        object_type="benefit_policy",
+        object_id=code,
+        details={"run_id": str(record.id), "as_of": as_of.isoformat(), "queued": body.keys is None},
+    )
+    return RunOut.model_validate(record)
+
+
+@router.get("/policies/{code}/runs/{run_id}")
+def run_status(code: str, run_id: uuid.UUID, session: SessionDep, principal: Manager) -> RunOut:
+    """A run's status (``queued``, ``running``, ``done``, ``failed``, ``stopped``) and its counts so far."""
+    found = benefits.get_version(session, code)
+    record = benefits.get_run(session, run_id)
+    if record.policy_code != code or not principal.allows(benefits.MANAGE, None, found.policy.department_code):
+        raise NotFoundError("no such run", field="run_id")  # another department's runs are not told
     return RunOut.model_validate(record)
 
 
@@ -212,7 +250,7 @@ def explain_mine(code: str, session: SessionDep, settings: SettingsDep, principa
     found = benefits.get_version(session, code)
     if found.policy.active_version is None or found.policy.target != target:
         raise NotFoundError(f"no policy {code!r} for you", field="code")
-    return _trace_out(benefits.explain(session, settings.lake_dir, code, key, benefits.today(settings)))
+    return _trace_out(benefits.explain(session, settings.lake_dir, code, key, city_today()))
 
 
 def _stepped(request: Request, principal: Principal, action: str, grant: BenefitGrant) -> GrantOut:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from shgov.core.calendar.service import city_today
 from shgov.core.cli import console, fail, load_settings, open_database
 from shgov.core.errors import DomainError
 
@@ -69,7 +70,7 @@ def dry_run_command(code: str, as_of: str | None = typer.Option(None, help="YYYY
             latest = benefits.latest_version(session, code)
             if latest is None:
                 fail(f"no policy {code!r}", 2)
-            day = _day(as_of) or benefits.today(settings)
+            day = _day(as_of) or city_today()
             result = benefits.dry_run(session, settings.lake_dir, code, day, latest.version.version)
     except DomainError as exc:
         fail(f"{exc.field}: {exc.message}", 2)
@@ -95,12 +96,11 @@ def run_command(
     failures = 0
     try:
         with db.session() as session:
-            day = _day(as_of) or benefits.today(settings)
+            day = _day(as_of) or city_today()
             wanted = codes or [f.policy.code for f in benefits.active_policies(session) if f.version.mode != "apply"]
         for code in wanted:
             try:
-                with db.session(write=True) as session:
-                    record = benefits.run(session, settings.lake_dir, code, day, "scheduled")
+                record = benefits.run_in_chunks(db, settings.lake_dir, code, day, "scheduled")
                 console.print(
                     f"{code}: {record.qualified:,} qualify, {record.granted:,} new, {record.already:,} had it, "
                     f"{record.over_budget:,} over budget, {record.total_fen / 100:,.2f} yuan"

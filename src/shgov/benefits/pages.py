@@ -17,16 +17,17 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from shgov.benefits import service as benefits
 from shgov.cases import service as cases
 from shgov.core.bounded import whole_number
+from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, NotFoundError
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
+from shgov.core.identity.deps import SignedInPage, audit, page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal
 from shgov.core.numbers import INT64_MAX
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, web_user
 from shgov.web.templating import NavItem, Templates
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -87,7 +88,7 @@ def _home(
         names = {p.code: p.name for p in benefits.list_policies(session)}
         given = {g.policy_code for g in grants}
         try:
-            traces = benefits.explain_all(session, settings.lake_dir, target, key, benefits.today(settings))
+            traces = benefits.explain_all(session, settings.lake_dir, target, key, city_today())
         except NotFoundError:
             traces = []  # the registers are not built yet
         try:
@@ -108,12 +109,9 @@ def _home(
 
 @router.get("/my/benefits", response_class=HTMLResponse)
 def my_benefits(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: SignedInPage
 ) -> Response:
     """The holder's benefits with the reasons, the other policies with why (not), licences and cases."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return _home(request, templates, session, settings, who)
 
 
@@ -123,15 +121,12 @@ def my_benefit_step(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: SignedInPage,
     grant_id: uuid.UUID,
     action: Annotated[str, Form(pattern="^(decline|appeal)$")],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Decline a benefit or appeal it."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     try:
         if action == "decline":
             benefits.decline(session, who, grant_id, reason)
@@ -153,16 +148,13 @@ def my_benefit(grant_id: uuid.UUID) -> Response:
 # -- the policy workbench -----------------------------------------------------------------------------------
 
 
-def _manager(request: Request, principal: Principal | None) -> Principal | Response:
-    return sign_in_first(request, principal, benefits.MANAGE, MANAGERS_ONLY)
+# A policy manager (a visitor without a session is sent to sign in).
+Manager = Annotated[Principal, Depends(page_principal(benefits.MANAGE, MANAGERS_ONLY))]
 
 
 @router.get("/ops/benefits", response_class=HTMLResponse)
-def policies_page(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def policies_page(request: Request, templates: TemplatesDep, session: SessionDep, who: Manager) -> Response:
     """Every policy with its active and latest version."""
-    who = _manager(request, principal)
-    if isinstance(who, Response):
-        return who
     policies = [benefits.get_version(session, p.code) for p in benefits.list_policies(session)]
     return templates.render(request, "benefits/policies.html", {"policies": policies, **LABELS})
 
@@ -210,7 +202,7 @@ def _workbench(
         if code and who.allows(benefits.REVERSE, None, found.policy.department_code if found else None)
         else [],
         "schema": benefits.register_schema(session),
-        "today": benefits.today(settings).isoformat(),
+        "today": city_today().isoformat(),
         **(result or {}),
         **LABELS,
     }
@@ -219,12 +211,9 @@ def _workbench(
 
 @router.get("/ops/benefits/new", response_class=HTMLResponse)
 def new_policy(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: Manager
 ) -> Response:
     """An empty policy to write."""
-    who = _manager(request, principal)
-    if isinstance(who, Response):
-        return who
     return _workbench(request, templates, session, settings, who, None)
 
 
@@ -234,19 +223,16 @@ def policy_page(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: Manager,
     code: str,
     test_key: Annotated[str, Query(max_length=40)] = "",
     dry: Annotated[str, Query(max_length=1)] = "",
     as_of: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
     """A policy's latest text to edit, its versions, and the results of a test or a dry run."""
-    who = _manager(request, principal)
-    if isinstance(who, Response):
-        return who
     result: dict[str, Any] = {}
     try:
-        day = _date_field(as_of, "as_of") or benefits.today(settings)
+        day = _date_field(as_of, "as_of") or city_today()
         latest = benefits.latest_version(session, code)
         number = latest.version.version if latest else None
         if test_key.strip():
@@ -322,15 +308,13 @@ def _spec(form: dict[str, str]) -> benefits.PolicySpec:
 
 @router.post("/ops/benefits", response_class=HTMLResponse)
 async def policy_change(
-    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, principal: WebUser
+    request: Request, templates: TemplatesDep, session: SessionDep, settings: SettingsDep, who: Manager
 ) -> Response:
     """Save a new version (``op=save``), activate a version, retire the policy, or run it now."""
-    who = _manager(request, principal)
-    if isinstance(who, Response):
-        return who
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     op, code = form.get("op", "save"), form.get("code", "").strip()
     known = benefits.latest_version(session, code) is not None
+    queued: uuid.UUID | None = None
     try:
         if op == "save":
             spec = _spec(form)
@@ -346,8 +330,8 @@ async def policy_change(
                 benefits.activate(session, code, whole_number(form.get("version"), "version") or 0)
             elif op == "retire":
                 benefits.retire(session, code)
-            elif op == "run":
-                benefits.run(session, settings.lake_dir, code, benefits.today(settings))
+            elif op == "run":  # queued: written outside this request, which would hold the writer for it all
+                queued = benefits.request_run(session, code, city_today(), who.username).id
             elif op in ("reverse", "uphold"):
                 decide = benefits.reverse if op == "reverse" else benefits.uphold
                 decide(session, who, _grant_id(form), form.get("reason", ""))
@@ -357,5 +341,30 @@ async def policy_change(
     except DomainError as exc:
         session.rollback()
         return _workbench(request, templates, session, settings, who, code if known else None, form, exc)
-    audit(request, who, f"benefits.policy.{op}", object_type="benefit_policy", object_id=code)
+    details = {"run_id": str(queued), "queued": True} if queued else None
+    audit(request, who, f"benefits.policy.{op}", object_type="benefit_policy", object_id=code, details=details)
+    if queued:
+        return RedirectResponse(f"/ops/benefits/{code}/runs/{queued}", status_code=303)
     return RedirectResponse(f"/ops/benefits/{code}?done={message}", status_code=303)
+
+
+RUN_STATUS_LABELS = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "done": N_("finished"),
+    "failed": N_("failed"),
+    "stopped": N_("stopped before finishing"),
+}
+
+
+@router.get("/ops/benefits/{code}/runs/{run_id}", response_class=HTMLResponse)
+def run_page(
+    request: Request, templates: TemplatesDep, session: SessionDep, who: Manager, code: str, run_id: uuid.UUID
+) -> Response:
+    """A run's status and progress (the page refreshes itself until the run has finished)."""
+    found = benefits.get_version(session, code)
+    record = benefits.get_run(session, run_id)
+    if record.policy_code != code or not who.allows(benefits.MANAGE, None, found.policy.department_code):
+        raise NotFoundError("no such run", field="run_id")
+    context = {"found": found, "run": record, "run_status_labels": RUN_STATUS_LABELS}
+    return templates.render(request, "benefits/run.html", context)

@@ -118,7 +118,9 @@ class RunOut(BaseModel):
     kind: str
     period: str
     as_of: date
-    status: str
+    status: str  # queued | running | done | failed | stopped
+    started_at: datetime
+    finished_at: datetime | None
     evaluated: int
     qualified: int
     granted: int

@@ -6,33 +6,38 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import itertools
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from shgov.benefits import evaluation, language
+from shgov.benefits import evaluation, events, language
 from shgov.benefits.evaluation import Registers
 from shgov.benefits.language import Checked, Compiled, Dates, Entity, PolicyError, Relation, Schema, Source
 from shgov.benefits.models import BenefitGrant, GrantEvent, Policy, PolicyRun, PolicyVersion
+from shgov.core.calendar.service import city_today
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import SYSTEM_ACTOR, Principal, register_action
-from shgov.core.identity.service import accounts_by_key, add_actions_to_role, get_user
+from shgov.core.identity.service import accounts_by_key, add_actions_to_role, find_user
 from shgov.core.notify import Notice, notify
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
+from shgov.registers.events import RecordChanged, RegisterRebuilt
+
+log = logging.getLogger("shgov.benefits")
 
 MANAGE = register_action("benefits.policy.manage", N_("Write, test, activate and run benefit policies"))
 REVERSE = register_action("benefits.grant.reverse", N_("Reverse a benefit grant, with the reason"))
@@ -227,7 +232,7 @@ def activate(session: Session, code: str, number: int) -> Policy:
     """Make a version the one that runs and that citizens see."""
     found = get_version(session, code, number)
     found.policy.active_version = found.version.version
-    emit(session, "benefits.policy.activated", {"code": code, "version": number})
+    emit(session, events.PolicyActivated(code=code, version=number))
     return found.policy
 
 
@@ -235,16 +240,11 @@ def retire(session: Session, code: str) -> Policy:
     """Stop a policy: no more runs; the grants made stay."""
     found = get_version(session, code)
     found.policy.active_version = None
-    emit(session, "benefits.policy.retired", {"code": code})
+    emit(session, events.PolicyRetired(code=code))
     return found.policy
 
 
 # -- evaluation -----------------------------------------------------------------------------------------
-
-
-def today(settings: Settings) -> date:
-    """Today in the city's time zone (the default evaluation date)."""
-    return datetime.now(ZoneInfo(settings.timezone)).date()
 
 
 def period_key(period: str, as_of: date) -> str:
@@ -467,6 +467,7 @@ def _history(
 ACCOUNT_KINDS = {"person": "citizen", "enterprise": "enterprise"}  # policy target → the accounts of its holders
 ONE_BY_ONE = 64  # a register change touching this few entities evaluates each with the one-entity query
 GRANT_BATCH = 5_000  # grants written (and their holders told) per statement
+RUN_CHUNK = 5_000  # qualifying entities per writer transaction of a run in chunks (``run_in_chunks``)
 
 # Tells the holders of a batch of new grants (rows of benefit_grants) about them.
 Notifier = Callable[[Session, PolicyVersion, list[dict[str, Any]]], None]
@@ -520,6 +521,221 @@ def _qualifying(
     return evaluated, views.rows(f"{wanted} ORDER BY entity_key", params)
 
 
+@dataclass
+class _Plan:
+    """What a run grants, fixed when it opens: the active version as checked and compiled, the period."""
+
+    run_id: uuid.UUID
+    found: Found
+    compiled: Compiled
+    as_of: date
+    period: str
+    kind: str
+    status: str  # what a new grant is: granted (免申即享) or invited (政策找人)
+
+    @property
+    def code(self) -> str:
+        return self.found.policy.code
+
+
+def _runnable(session: Session, code: str) -> Found:
+    """The policy with its active version, if it can run (active, and not ``apply``), under its lock."""
+    policy = session.get(Policy, code, with_for_update=True)  # a row lock on PostgreSQL: runs take turns
+    if policy is None:
+        raise NotFoundError(f"no policy {code!r}", field="code")
+    if policy.active_version is None:
+        raise ConflictError("the policy is not active", field="code")
+    found = get_version(session, code, policy.active_version)
+    if found.version.mode == "apply":
+        raise ConflictError("依申请的政策不主动发放或邀请", field="mode")
+    return found
+
+
+def _new_record(found: Found, as_of: date, kind: str, status: str) -> PolicyRun:
+    version = found.version
+    return PolicyRun(
+        id=uuid.uuid4(),
+        policy_code=found.policy.code,
+        version=version.version,
+        kind=kind,
+        period=period_key(version.period, as_of),
+        as_of=as_of,
+        status=status,
+        evaluated=0,
+        qualified=0,
+        granted=0,
+        already=0,
+        over_budget=0,
+        total_fen=0,
+        error="",
+    )
+
+
+def _unless_in_force(session: Session, record: PolicyRun, found: Found) -> None:
+    if not in_force(found.version, record.as_of):
+        record.status, record.finished_at, record.error = "done", utcnow(), "政策不在有效期内"
+        session.flush()
+
+
+def _open(session: Session, code: str, as_of: date, kind: str) -> tuple[PolicyRun, Found]:
+    """Check that the policy can run and add the run's record (status ``running``)."""
+    found = _runnable(session, code)
+    record = _new_record(found, as_of, kind, "running")
+    session.add(record)
+    session.flush()  # the grants refer to it
+    _unless_in_force(session, record, found)
+    return record, found
+
+
+RUN_REQUESTED = events.RunRequested.EVENT_TYPE
+
+
+def request_run(session: Session, code: str, as_of: date, requested_by: str, kind: str = "manual") -> PolicyRun:
+    """Queue a run over the whole population (status ``queued``), to be written by ``run_in_chunks`` outside
+    the caller's transaction: a request that ran it would hold the writer for the whole run. The policy is
+    checked now, so a run that cannot happen is refused to the caller; the run itself starts when the
+    ``benefits.run.requested`` event emitted here is delivered (``subscribers``)."""
+    found = _runnable(session, code)
+    record = _new_record(found, as_of, kind, "queued")
+    session.add(record)
+    session.flush()
+    emit(session, events.RunRequested(run_id=record.id, code=code, as_of=as_of, kind=kind, requested_by=requested_by))
+    return record
+
+
+def _take(session: Session, run_id: uuid.UUID) -> PolicyRun | tuple[PolicyRun, Found]:
+    """Start a queued run: mark it ``running`` with the version active now. A run that is not ``queued`` any
+    more — taken already by this or another worker process (an event re-delivered after its lease ran out),
+    finished, or refused — is returned as it is, not started twice."""
+    record = session.get(PolicyRun, run_id, with_for_update=True)  # PostgreSQL: one taker; SQLite: the writer
+    if record is None:
+        raise NotFoundError(f"no run {run_id}", field="run")
+    if record.status != "queued":
+        return record
+    try:
+        found = _runnable(session, record.policy_code)
+    except (NotFoundError, ConflictError) as exc:  # retired or changed since it was asked for
+        record.status, record.finished_at, record.error = "failed", utcnow(), str(exc)[:2000]
+        session.flush()
+        return record
+    record.version, record.period = found.version.version, period_key(found.version.period, record.as_of)
+    record.status, record.started_at = "running", utcnow()
+    session.flush()
+    _unless_in_force(session, record, found)
+    return record, found
+
+
+def get_run(session: Session, run_id: uuid.UUID) -> PolicyRun:
+    """A run's record by id."""
+    record = session.get(PolicyRun, run_id)
+    if record is None:
+        raise NotFoundError("no such run", field="run_id")
+    return record
+
+
+def runs_of(session: Session, code: str, limit: int = 10) -> list[PolicyRun]:
+    """A policy's latest runs, newest first."""
+    return list(
+        session.scalars(
+            select(PolicyRun).where(PolicyRun.policy_code == code).order_by(PolicyRun.started_at.desc()).limit(limit)
+        )
+    )
+
+
+def _grant_chunk(session: Session, plan: _Plan, rows: list[dict[str, Any]], notify_holders: Notifier) -> PolicyRun:
+    """Grant (or invite) the qualifying ``rows`` that have nothing for the period yet, in key order, while the
+    budget lasts — in the caller's transaction, with their history and their holders' notices. What is
+    granted already and what the period spent are read again here, under the policy's row lock (SQLite: the
+    write turn), so that runs of one policy that overlap, or a run repeated after a crash, grant nobody twice
+    and stay within the budget. The run's record counts what the chunk did."""
+    version = plan.found.version
+    target = plan.found.policy.target
+    session.get(Policy, plan.code, with_for_update=True)
+    record = session.get(PolicyRun, plan.run_id)
+    if record is None:
+        raise NotFoundError(f"no run {plan.run_id}", field="run")
+    keys = [str(row["entity_key"]) for row in rows]
+    given = set(
+        session.scalars(
+            select(BenefitGrant.entity_key).where(
+                BenefitGrant.policy_code == plan.code,
+                BenefitGrant.period_key == plan.period,
+                BenefitGrant.entity_key.in_(keys),
+            )
+        )
+    )
+    spent = 0
+    if version.budget_fen is not None:
+        spent = int(
+            session.scalar(
+                select(func.coalesce(func.sum(BenefitGrant.amount_fen), 0)).where(
+                    BenefitGrant.policy_code == plan.code,
+                    BenefitGrant.period_key == plan.period,
+                    BenefitGrant.status.in_(LIVE),
+                )
+            )
+            or 0
+        )
+    pending: list[dict[str, Any]] = []
+    for row, key in zip(rows, keys, strict=True):
+        record.qualified += 1
+        amount = int(row["amount_fen"] or 0)
+        if key in given:
+            record.already += 1
+            continue
+        if version.budget_fen is not None and spent + amount > version.budget_fen:
+            record.over_budget += 1
+            continue
+        trace = _trace(plan.found, plan.compiled, key, plan.as_of, row)
+        pending.append(
+            {
+                "id": uuid.uuid4(),
+                "policy_code": plan.code,
+                "version": version.version,
+                "period_key": plan.period,
+                "target": target,
+                "entity_key": key,
+                "amount_fen": amount,
+                "status": plan.status,
+                "trace": trace.as_json(),
+                "trace_digest": trace.digest(),
+                "run_id": plan.run_id,
+            }
+        )
+        given.add(key)
+        spent += amount
+        record.granted += 1
+        record.total_fen += amount
+    if pending:
+        session.execute(insert(BenefitGrant), pending)
+        action = "grant" if plan.status == "granted" else "invite"
+        history = {"actor": SYSTEM_ACTOR, "action": action, "from_status": None, "to_status": plan.status}
+        session.execute(
+            insert(GrantEvent), [{**history, "grant_id": g["id"], "note": f"{plan.kind} run"} for g in pending]
+        )
+        notify_holders(session, version, pending)
+    session.flush()
+    return record
+
+
+def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _finish(session: Session, record: PolicyRun) -> None:
+    record.status, record.finished_at = "done", utcnow()
+    session.flush()
+    emit(
+        session,
+        events.RunDone(code=record.policy_code, run_id=record.id, granted=record.granted, total_fen=record.total_fen),
+    )
+
+
+def _wanted(keys: list[str] | None) -> list[str] | None:
+    return sorted({k.strip().upper() for k in keys}) if keys is not None else None
+
+
 def run(
     session: Session,
     lake_dir: Path,
@@ -530,101 +746,116 @@ def run(
     notify_holders: Notifier = _notify_holders,
 ) -> PolicyRun:
     """Evaluate the active version and grant (免申即享) or invite (政策找人) every qualifying entity that has
-    nothing for the period yet, in key order, while the period's budget lasts. Repeating a run — or
-    running again after one failed midway — grants nobody twice: a grant is unique per policy, period and
-    entity, and runs of one policy take turns. ``keys`` limits the run to those entities (a register
-    change). Grants are written in batches, each batch's holders told together."""
-    policy = session.get(Policy, code, with_for_update=True)  # a row lock on PostgreSQL: runs take turns
-    if policy is None:
-        raise NotFoundError(f"no policy {code!r}", field="code")
-    if policy.active_version is None:
-        raise ConflictError("the policy is not active", field="code")
-    found = get_version(session, code, policy.active_version)
-    version = found.version
-    if version.mode == "apply":
-        raise ConflictError("依申请的政策不主动发放或邀请", field="mode")
-    period = period_key(version.period, as_of)
-    record = PolicyRun(
-        id=uuid.uuid4(), policy_code=code, version=version.version, kind=kind, period=period, as_of=as_of
-    )
-    session.add(record)
-    session.flush()  # the grants refer to it
-    if not in_force(version, as_of):
-        record.status, record.finished_at, record.error = "done", utcnow(), "政策不在有效期内"
-        session.flush()
+    nothing for the period yet, in key order, while the period's budget lasts — all in the caller's
+    transaction: for a few entities (a register change) or a small population. A full run over a city uses
+    ``run_in_chunks``, which does not hold one writer for its whole length. Repeating a run — or running
+    again after one failed midway — grants nobody twice: a grant is unique per policy, period and entity,
+    and each batch reads what is granted already under the policy's lock. ``keys`` limits the run to those
+    entities."""
+    record, found = _open(session, code, as_of, kind)
+    if record.status == "done":
         return record
-    given = set(
-        session.scalars(
-            select(BenefitGrant.entity_key).where(BenefitGrant.policy_code == code, BenefitGrant.period_key == period)
-        )
-    )
-    spent = session.scalar(
-        select(func.coalesce(func.sum(BenefitGrant.amount_fen), 0)).where(
-            BenefitGrant.policy_code == code, BenefitGrant.period_key == period, BenefitGrant.status.in_(LIVE)
-        )
-    )
-    spent = int(spent or 0)
-    status = "granted" if version.mode == "auto" else "invited"
-    pending: list[dict[str, Any]] = []
-
-    def write() -> None:
-        if not pending:
-            return
-        session.execute(insert(BenefitGrant), pending)
-        history = {"actor": SYSTEM_ACTOR, "action": "grant" if status == "granted" else "invite", "from_status": None}
-        session.execute(
-            insert(GrantEvent),
-            [{**history, "grant_id": g["id"], "to_status": status, "note": f"{kind} run"} for g in pending],
-        )
-        notify_holders(session, version, pending)
-        pending.clear()
-
-    wanted_keys = sorted({k.strip().upper() for k in keys}) if keys is not None else None
     with opened(session, lake_dir) as views:
         checked = _checked(session, views.schema, found)
-        compiled = views.compiled(checked, dates_for(version, as_of))
-        record.evaluated, rows = _qualifying(views, compiled, policy.target, wanted_keys)
-        for row in rows:
-            record.qualified += 1
-            key = str(row["entity_key"])
-            amount = int(row["amount_fen"] or 0)
-            if key in given:
-                record.already += 1
-                continue
-            if version.budget_fen is not None and spent + amount > version.budget_fen:
-                record.over_budget += 1
-                continue
-            trace = _trace(found, compiled, key, as_of, row)
-            pending.append(
-                {
-                    "id": uuid.uuid4(),
-                    "policy_code": code,
-                    "version": version.version,
-                    "period_key": period,
-                    "target": policy.target,
-                    "entity_key": key,
-                    "amount_fen": amount,
-                    "status": status,
-                    "trace": trace.as_json(),
-                    "trace_digest": trace.digest(),
-                    "run_id": record.id,
-                }
-            )
-            given.add(key)
-            spent += amount
-            record.granted += 1
-            record.total_fen += amount
-            if len(pending) >= GRANT_BATCH:
-                write()
-        write()
-    record.status, record.finished_at = "done", utcnow()
-    session.flush()
-    emit(
-        session,
-        "benefits.run.done",
-        {"code": code, "run_id": str(record.id), "granted": record.granted, "total_fen": record.total_fen},
-    )
+        compiled = views.compiled(checked, dates_for(found.version, as_of))
+        plan = _plan(record, found, compiled, as_of, kind)
+        record.evaluated, rows = _qualifying(views, compiled, found.policy.target, _wanted(keys))
+        for chunk in _chunks(rows, GRANT_BATCH):
+            record = _grant_chunk(session, plan, chunk, notify_holders)
+    _finish(session, record)
     return record
+
+
+def _plan(record: PolicyRun, found: Found, compiled: Compiled, as_of: date, kind: str) -> _Plan:
+    status = "granted" if found.version.mode == "auto" else "invited"
+    return _Plan(record.id, found, compiled, as_of, record.period, kind, status)
+
+
+def run_in_chunks(
+    db: Database,
+    lake_dir: Path,
+    code: str,
+    as_of: date,
+    kind: str = "manual",
+    keys: list[str] | None = None,
+    *,
+    chunk: int = RUN_CHUNK,
+    notify_holders: Notifier = _notify_holders,
+    run_id: uuid.UUID | None = None,
+) -> PolicyRun:
+    """``run`` for a whole population, written ``chunk`` qualifying entities per short writer transaction
+    (each through the database's writer discipline, so requests and other writers interleave with a run of
+    a million persons instead of waiting for it).
+
+    The evaluation streams from one reader; each chunk is committed with its grants, their history, their
+    holders' notices and the run's counts, so the run's record shows its progress (``running``, then
+    ``done``; ``failed`` with the error when it stopped on one). A run that stopped midway — an error, or the
+    process killed — is resumed by running again: what the stopped run granted stands, the new run grants
+    the rest, and nobody gets anything twice (see ``_grant_chunk``). A run still marked ``running`` from
+    before is marked ``stopped`` by the next full run of its policy and period.
+
+    ``run_id`` writes a run queued by ``request_run`` (its policy, date and kind are the record's); one that
+    is not ``queued`` any more is returned as it is."""
+    if chunk < 1:
+        raise InvalidError("a chunk holds at least one entity", field="chunk")
+    with db.session() as session:
+        if run_id is None:
+            record, found = _open(session, code, as_of, kind)
+        else:
+            taken = _take(session, run_id)
+            if isinstance(taken, PolicyRun):
+                return taken
+            record, found = taken
+            code, as_of, kind = record.policy_code, record.as_of, record.kind
+        if record.status == "done":
+            return record
+        if keys is None:
+            _stop_earlier(session, record)
+        with opened(session, lake_dir) as views:  # on PostgreSQL: copies a new register version now, briefly
+            compiled = views.compiled(_checked(session, views.schema, found), dates_for(found.version, as_of))
+        plan = _plan(record, found, compiled, as_of, kind)
+    try:
+        with db.session(write=False) as reader, opened(reader, lake_dir) as views:
+            evaluated, rows = _qualifying(views, compiled, found.policy.target, _wanted(keys))
+            with db.session() as session:
+                record = _counted(session, plan)
+                record.evaluated = evaluated
+            for rows_chunk in _chunks(rows, chunk):
+                with db.session() as session:
+                    record = _grant_chunk(session, plan, rows_chunk, notify_holders)
+        with db.session() as session:
+            record = _counted(session, plan)
+            _finish(session, record)
+    except Exception as exc:
+        with db.session() as session:
+            record = _counted(session, plan)
+            record.status, record.finished_at, record.error = "failed", utcnow(), str(exc)[:2000] or type(exc).__name__
+        raise
+    return record
+
+
+def _counted(session: Session, plan: _Plan) -> PolicyRun:
+    record = session.get(PolicyRun, plan.run_id)
+    if record is None:
+        raise NotFoundError(f"no run {plan.run_id}", field="run")
+    return record
+
+
+def _stop_earlier(session: Session, record: PolicyRun) -> None:
+    """Runs of the policy and period still marked ``running`` stopped without finishing (a killed process):
+    say so on their record. (One that is in fact still going marks itself ``done`` when it ends.)"""
+    earlier = session.scalars(
+        select(PolicyRun).where(
+            PolicyRun.policy_code == record.policy_code,
+            PolicyRun.period == record.period,
+            PolicyRun.status == "running",
+            PolicyRun.id != record.id,
+        )
+    )
+    for stopped in earlier:
+        stopped.status = "stopped"
+        stopped.error = f"未完成即中断；其已发放的保留，其余由运行 {record.id} 发放"
+    session.flush()
 
 
 def grants_for(session: Session, target: str, entity_key: str) -> list[BenefitGrant]:
@@ -653,7 +884,7 @@ def grant_history(session: Session, grant_id: uuid.UUID) -> list[GrantEvent]:
 
 def holder_key(session: Session, principal: Principal) -> tuple[str, str] | None:
     """(target, key) of the caller's own benefits: a citizen's ID number or an enterprise's credit code."""
-    user = get_user(session, principal.user_id)
+    user = find_user(session, principal.user_id)
     if user is None:
         return None
     if user.kind == "citizen" and user.id_number:
@@ -683,7 +914,7 @@ def decline(session: Session, principal: Principal, grant_id: uuid.UUID, reason:
         raise ConflictError(f"a {grant.status} grant cannot be declined", field="status")
     before, grant.status = grant.status, "declined"
     _history(session, grant, principal.display_name, "decline", before, reason.strip()[:2000])
-    emit(session, "benefits.grant.declined", {"grant_id": str(grant.id), "code": grant.policy_code})
+    emit(session, events.GrantDeclined(grant_id=grant.id, code=grant.policy_code))
     return grant
 
 
@@ -696,7 +927,7 @@ def appeal(session: Session, principal: Principal, grant_id: uuid.UUID, reason: 
     why = _reason(reason)
     before, grant.status = grant.status, "appealed"
     _history(session, grant, principal.display_name, "appeal", before, why)
-    emit(session, "benefits.grant.appealed", {"grant_id": str(grant.id), "code": grant.policy_code})
+    emit(session, events.GrantAppealed(grant_id=grant.id, code=grant.policy_code))
     return grant
 
 
@@ -717,7 +948,7 @@ def reverse(session: Session, principal: Principal, grant_id: uuid.UUID, reason:
     before, grant.status = grant.status, "reversed"
     _history(session, grant, principal.display_name, "reverse", before, why)
     _tell_holder(session, grant, "【政策待遇】已撤销", f"经复核，该项待遇已撤销。理由：{why}")
-    emit(session, "benefits.grant.reversed", {"grant_id": str(grant.id), "code": grant.policy_code})
+    emit(session, events.GrantReversed(grant_id=grant.id, code=grant.policy_code))
     return grant
 
 
@@ -731,7 +962,7 @@ def uphold(session: Session, principal: Principal, grant_id: uuid.UUID, reason: 
     before, grant.status = grant.status, (appealed[-1].from_status if appealed else None) or "granted"
     _history(session, grant, principal.display_name, "uphold", before, why)
     _tell_holder(session, grant, "【政策待遇】申诉答复", f"经复核，维持原决定。答复：{why}")
-    emit(session, "benefits.grant.upheld", {"grant_id": str(grant.id), "code": grant.policy_code})
+    emit(session, events.GrantUpheld(grant_id=grant.id, code=grant.policy_code))
     return grant
 
 
@@ -762,23 +993,38 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
     under every active policy about that register that grants or invites; a rebuild that changed too many
     records to announce one by one re-evaluates the whole population (a run grants nobody twice)."""
 
-    def rerun(event: Event, keys: list[str] | None) -> None:
-        register = event.type.split(".")[1]
-        with db.session() as session:
-            for found in active_policies(session, register):
-                if found.version.mode != "apply":
-                    run(session, settings.lake_dir, found.policy.code, today(settings), "event", keys=keys)
+    def rerun(register: str, keys: list[str] | None) -> None:
+        with db.session(write=False) as session:
+            codes = [f.policy.code for f in active_policies(session, register) if f.version.mode != "apply"]
+        for code in codes:
+            if keys is None:  # the whole population: in short transactions
+                run_in_chunks(db, settings.lake_dir, code, city_today(), "event")
+            else:
+                with db.session() as session:
+                    run(session, settings.lake_dir, code, city_today(), "event", keys=keys)
 
     def on_register_change(event: Event) -> None:
-        if key := event.payload.get("key"):
-            rerun(event, [str(key)])
+        change = RecordChanged.of(event)
+        if change.key:
+            rerun(change.register_name, [change.key])
 
     def on_register_rebuilt(event: Event) -> None:
-        rerun(event, None)
+        rerun(RegisterRebuilt.of(event).register_name, None)
+
+    def on_run_requested(event: Event) -> None:
+        # The bus calls this in a worker thread; the run writes in short transactions. A run that fails is
+        # marked ``failed`` with the error on its record, which is where its requester looks: not raised, as
+        # a re-delivery would find it failed and do nothing.
+        wanted = events.RunRequested.of(event)
+        try:
+            run_in_chunks(db, settings.lake_dir, wanted.code, wanted.as_of, run_id=wanted.run_id)
+        except Exception:
+            log.exception("benefit run %s failed", wanted.run_id)
 
     return [
         ("benefits.rerun-on-register-change", "registers.*.changed", on_register_change),
         ("benefits.rerun-on-register-rebuild", "registers.*.rebuilt", on_register_rebuilt),
+        ("benefits.run-requested", RUN_REQUESTED, on_run_requested),
     ]
 
 
@@ -820,17 +1066,24 @@ def demo_specs() -> list[PolicySpec]:
     return [spec_from_json(raw) for raw in json.loads(DEMO_POLICIES.read_text(encoding="utf-8"))]
 
 
-def seed_demo(session: Session, settings: Settings) -> dict[str, int]:
-    """Save and activate the demo policies, then run those that grant or invite over the demo registers."""
-    add_actions_to_role(session, "department_admin", (MANAGE, REVERSE))
-    add_actions_to_role(session, "data_officer", (MANAGE,))
-    schema = register_schema(session)
-    granted = 0
+def seed_demo_chunked(db: Database, settings: Settings, *, chunk: int = RUN_CHUNK) -> dict[str, int]:
+    """Save and activate the demo policies (those not saved yet), then run those that grant or invite over the
+    demo registers, in chunks (``run_in_chunks``): at a million persons one transaction would hold the writer
+    for minutes. Safe to repeat after a crash midway: a saved policy is not saved again, a run grants only
+    what is missing."""
     specs = demo_specs()
-    for spec in specs:
-        version = save_policy(session, schema, spec, "demo seed")
-        activate(session, spec.code, version.version)
+    with db.session() as session:
+        add_actions_to_role(session, "department_admin", (MANAGE, REVERSE))
+        add_actions_to_role(session, "data_officer", (MANAGE,))
+        schema = register_schema(session)
+        saved = set(session.scalars(select(Policy.code).where(Policy.code.in_([s.code for s in specs]))))
+        for spec in specs:
+            if spec.code not in saved:
+                version = save_policy(session, schema, spec, "demo seed")
+                activate(session, spec.code, version.version)
+    granted = 0
     for spec in specs:
         if spec.mode != "apply":
-            granted += run(session, settings.lake_dir, spec.code, today(settings), "scheduled").granted
+            record = run_in_chunks(db, settings.lake_dir, spec.code, city_today(), "scheduled", chunk=chunk)
+            granted += record.granted
     return {"policies": len(specs), "grants": granted}

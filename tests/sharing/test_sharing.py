@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,10 +16,9 @@ from sqlalchemy import Connection, func, select, text
 
 from shgov.catalog import service as catalog
 from shgov.core.audit.models import AuditRecord
-from shgov.core.calendar.service import add_working_days
+from shgov.core.calendar.service import add_working_days, city_today
 from shgov.core.db import Database, utcnow
 from shgov.core.events import Event, matches
-from shgov.lake import service as lake
 from shgov.lake.synthetic import SyntheticCity
 from shgov.sharing import service as sharing
 from tests.sharing.conftest import auth, file
@@ -66,7 +64,7 @@ def test_the_hub_sets_the_tier_and_the_deadline_in_working_days(
     client: httpx.Client, token_for: TokenFor, codes: dict[str, str], lake_dir: Path, db: Database
 ) -> None:
     requester = token_for("minzheng.admin")
-    today = lake.today_local()
+    today = city_today()
     # Aggregated, unconditional, for a key scenario: granted at once (tier 1).
     fast = file(
         client,
@@ -274,12 +272,12 @@ def test_every_refusal_is_refused_and_audited(
     # Expired, then revoked: refused.
     grant_id = decided["grant_id"]
     with db.session() as session:
-        grant = sharing.get_grant(session, uuid.UUID(grant_id))
+        grant = sharing.find_grant(session, uuid.UUID(grant_id))
         assert grant is not None
         grant.expires_at = utcnow() - timedelta(minutes=1)
     assert call(system) == 403
     with db.session() as session:
-        grant = sharing.get_grant(session, uuid.UUID(grant_id))
+        grant = sharing.find_grant(session, uuid.UUID(grant_id))
         assert grant is not None
         grant.expires_at = utcnow() + timedelta(days=1)
     assert call(system) == 200
@@ -316,19 +314,23 @@ def test_an_admission_is_reused_briefly_and_dropped_at_once_when_this_process_ch
     lake_dir: Path,
     city: SyntheticCity,
     connection: Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gateway = sharing.gateway(lake_dir, cache_seconds=2.0)  # the app's gateway for this lake
+    now = [1000.0]
+    # the admission's lifetime on a clock the test steps, whatever the machine's load
+    monkeypatch.setattr(gateway, "clock", lambda: now[0])
     decided = person_grant(client, token_for, codes, items=["sex", "district_code"])
     system = client_token("310000.mz")
     url = pudong_resident_url(city, codes)
-    admitted_at = time.monotonic()
     assert client.get(url, headers=auth(system)).status_code == 200
     # Another process suspends the grant (a write this process never sees): the admission holds a moment...
     connection.execute(text("UPDATE sharing_grants SET status = 'suspended'"))
+    now[0] += 1.9
     assert client.get(url, headers=auth(system)).status_code == 200
     assert gateway.admitted(system, codes["person"], None) is not None
     # ...and no longer than the cache time.
-    time.sleep(max(0.0, admitted_at + 2.1 - time.monotonic()))
+    now[0] += 0.2
     assert client.get(url, headers=auth(system)).status_code == 403
     connection.execute(text("UPDATE sharing_grants SET status = 'active'"))
     assert client.get(url, headers=auth(system)).status_code == 200
@@ -384,9 +386,9 @@ def test_the_sweep_reminds_escalates_and_expires(
         scenario="统计",
     ).json()
     with db.session() as session:
-        request = sharing.get_request(session, uuid.UUID(filed["id"]))
+        request = sharing.find_request(session, uuid.UUID(filed["id"]))
         assert request is not None
-        result = sharing.sweep(session, today=lake.today_local())
+        result = sharing.sweep(session, today=city_today())
         due = sharing.sweep(session, today=request.deadline)
         assert request.reminded_at is not None
         late = sharing.sweep(session, today=request.deadline + timedelta(days=3))
@@ -456,14 +458,14 @@ def test_catalog_events_recheck_live_grants(
     assert matches(pattern, event.type)
     handler(event)
     with db.session() as session:
-        grant = sharing.get_grant(session, uuid.UUID(decided["grant_id"]))
+        grant = sharing.find_grant(session, uuid.UUID(decided["grant_id"]))
         assert grant is not None
         assert grant.items == ["id_number", "district_code"]
         assert grant.status == "active"
         entry = catalog.get_resource(session, codes["person"])
         catalog.transition(session, None, entry, "retire", "并入新库")
-    handler(Event(uuid.uuid4(), "catalog.resource.retired", {"code": codes["person"]}, utcnow()))
+    handler(Event(uuid.uuid4(), "catalog.resource.retired", {"code": codes["person"], "version": 1}, utcnow()))
     with db.session() as session:
-        grant = sharing.get_grant(session, uuid.UUID(decided["grant_id"]))
+        grant = sharing.find_grant(session, uuid.UUID(decided["grant_id"]))
         assert grant is not None
         assert grant.status == "suspended"

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,9 +23,23 @@ from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep, get_database, get_settings
 from shgov.core.errors import DomainError, FieldError, Problem
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit, audit_async, bearer_principal, bearer_token
+from shgov.core.identity.deps import CurrentPrincipal, access, audit, audit_async, bearer_principal, bearer_token
 from shgov.core.identity.permissions import Principal
 from shgov.sharing import service as sharing
+from shgov.sharing.access import VisibleGrant, VisibleRequest, may_see_grant
+from shgov.sharing.schemas import (
+    BatchIn,
+    DecisionIn,
+    GrantOut,
+    HistoryOut,
+    NotificationOut,
+    RecordOut,
+    RequestIn,
+    RequestOut,
+    RevokeIn,
+    SubscriptionIn,
+    SubscriptionOut,
+)
 
 router = APIRouter(tags=["sharing"], route_class=JsonRoute)
 # The gateway's routes, matched before every other route of the app (see ``create_app``).
@@ -35,124 +48,12 @@ GATEWAY_ACTION = "sharing.gateway.read"
 INLINE_KEYS = 20  # a batch up to this many keys is served on the event loop; bigger ones in a thread
 
 
-class RequestIn(BaseModel):
-    """A request for another department's data."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    resource_code: str = Field(min_length=3, max_length=40)
-    items: list[str] = Field(min_length=1, max_length=500)
-    purpose: str = Field(min_length=2, max_length=2000)
-    scenario: str = Field(min_length=2, max_length=2000)
-    key_scenario_code: str | None = None
-    duration_days: int = Field(default=365, ge=1, le=sharing.MAX_DURATION_DAYS)
-    row_scope: dict[str, str] = Field(default_factory=dict, max_length=5)
-
-
-class DecisionIn(BaseModel):
-    """Approve (optionally fewer items, some plain, a rate, certain clients), refuse with a reason, withdraw."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Literal["approve", "refuse", "withdraw"]
-    note: str = Field(default="", max_length=4000)
-    items: list[str] | None = None
-    plain_items: list[str] = Field(default_factory=list)
-    rate_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    client_ids: list[str] = Field(default_factory=list, max_length=50)
-
-
-class HistoryOut(BaseModel):
-    """One step of a request."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    at: datetime
-    actor_name: str
-    action: str
-    from_status: str | None
-    to_status: str
-    note: str
-
-
-class RequestOut(BaseModel):
-    """A request as requester, owner and centre see it."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    resource_code: str
-    owner_department_code: str
-    requester_department_code: str
-    items: list[str]
-    purpose: str
-    scenario: str
-    key_scenario_code: str | None
-    duration_days: int
-    row_scope: dict[str, Any]
-    tier: int
-    status: str
-    deadline: date
-    overdue: bool = False
-    decided_at: datetime | None
-    decision_note: str | None
-    grant_id: uuid.UUID | None
-    escalated_at: datetime | None
-    created_at: datetime
-    history: list[HistoryOut] = []
-
-
-class GrantOut(BaseModel):
-    """A grant."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    request_id: uuid.UUID | None
-    resource_code: str
-    owner_department_code: str
-    grantee_department_code: str
-    items: list[str]
-    plain_items: list[str]
-    row_filter: dict[str, Any]
-    purpose: str
-    expires_at: datetime
-    rate_per_minute: int
-    client_ids: list[str]
-    status: str
-    status_reason: str
-
-
-class RevokeIn(BaseModel):
-    """Why a grant ends."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=4, max_length=2000)
-
-
-class BatchIn(BaseModel):
-    """Up to 1,000 keys."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    keys: list[str] = Field(min_length=1, max_length=sharing.MAX_BATCH)
-    fields: list[str] | None = None
-
-
 def _request_out(session: SessionDep, request: sharing.SharingRequest, with_history: bool = False) -> RequestOut:
     out = RequestOut.model_validate(request)
     out.overdue = sharing.is_overdue(request)
     if with_history:
         out.history = [HistoryOut.model_validate(h) for h in sharing.history(session, request.id)]
     return out
-
-
-def _request(session: SessionDep, principal: Principal, request_id: uuid.UUID) -> sharing.SharingRequest:
-    found = sharing.get_request(session, request_id)
-    if found is None or not sharing.may_see(principal, found):
-        raise Problem("not-found", detail="No such request.")
-    return found
 
 
 @router.post("/api/v1/sharing/requests", response_model=RequestOut, status_code=201)
@@ -194,17 +95,21 @@ def requests(
 
 
 @router.get("/api/v1/sharing/requests/{request_id}", response_model=RequestOut)
-def one_request(session: SessionDep, principal: CurrentPrincipal, request_id: uuid.UUID) -> RequestOut:
+def one_request(session: SessionDep, found: VisibleRequest, request_id: uuid.UUID) -> RequestOut:
     """A request with its history."""
-    return _request_out(session, _request(session, principal, request_id), with_history=True)
+    return _request_out(session, found, with_history=True)
 
 
 @router.post("/api/v1/sharing/requests/{request_id}/decisions", response_model=RequestOut)
 def decide(
-    request: Request, session: SessionDep, request_id: uuid.UUID, body: DecisionIn, principal: CurrentPrincipal
+    request: Request,
+    session: SessionDep,
+    request_id: uuid.UUID,
+    body: DecisionIn,
+    principal: CurrentPrincipal,
+    found: VisibleRequest,
 ) -> RequestOut:
     """The owner (or the centre, for tier 15) approves or refuses; the requester may withdraw."""
-    found = _request(session, principal, request_id)
     sharing.decide(
         session,
         principal,
@@ -235,12 +140,14 @@ def grants(session: SessionDep, principal: CurrentPrincipal) -> list[GrantOut]:
 
 @router.post("/api/v1/sharing/grants/{grant_id}/revoke", response_model=GrantOut)
 def revoke(
-    request: Request, session: SessionDep, grant_id: uuid.UUID, body: RevokeIn, principal: CurrentPrincipal
+    request: Request,
+    session: SessionDep,
+    grant_id: uuid.UUID,
+    body: RevokeIn,
+    principal: CurrentPrincipal,
+    grant: VisibleGrant,
 ) -> GrantOut:
-    """End a grant now."""
-    grant = sharing.get_grant(session, grant_id)
-    if grant is None:
-        raise Problem("not-found", detail="No such grant.")
+    """End a grant now (a grant the caller may not see is a 404, as a missing one)."""
     sharing.revoke(session, principal, grant, body.reason)
     audit(request, principal, "sharing.grant.revoke", object_type="sharing_grant", object_id=str(grant_id))
     return GrantOut.model_validate(grant)
@@ -327,53 +234,13 @@ def audit_trail(
     ]
 
 
-class SubscriptionIn(BaseModel):
-    """Where to hear of changes to the records a grant covers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    grant_id: uuid.UUID
-    kind: Literal["webhook", "nats"]
-    target: str = Field(min_length=3, max_length=500)
-
-
-class SubscriptionOut(BaseModel):
-    """A subscription (the secret is shown only when it is made)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    grant_id: uuid.UUID
-    resource_code: str
-    kind: str
-    target: str
-    status: str
-    created_at: datetime
-    secret: str | None = None
-
-
-class NotificationOut(BaseModel):
-    """A notification on the dead-letter list."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    subscription_id: uuid.UUID
-    payload: dict[str, Any]
-    attempts: int
-    last_error: str
-    created_at: datetime
-
-
 @router.post("/api/v1/sharing/subscriptions", response_model=SubscriptionOut, status_code=201)
 def subscribe(
     request: Request, session: SessionDep, body: SubscriptionIn, principal: CurrentPrincipal
 ) -> SubscriptionOut:
     """Subscribe to changes of the granted records: a signed webhook (HMAC-SHA256 of the body in
     ``X-SHGOV-Signature``) or a NATS subject. Keep the secret: it is shown this once."""
-    grant = sharing.get_grant(session, body.grant_id)
-    if grant is None:
-        raise Problem("not-found", detail="No such grant.")
+    grant = access(session, principal, sharing.find_grant(session, body.grant_id), may_see_grant)
     subscription, secret = sharing.subscribe(session, principal, grant, body.kind, body.target)
     audit(
         request,
@@ -442,30 +309,18 @@ def _admit(
         raise
 
 
+def _refusal(code: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"outcome": "denied", "object_type": "catalog_resource", "object_id": code, "details": details}
+
+
 def _refused(request: Request, principal: Principal | None, code: str, details: dict[str, Any]) -> None:
     # In a worker thread (the admission): its record is written before the refusal is raised.
-    audit(
-        request,
-        principal,
-        GATEWAY_ACTION,
-        outcome="denied",
-        object_type="catalog_resource",
-        object_id=code,
-        details=details,
-    )
+    audit(request, principal, GATEWAY_ACTION, **_refusal(code, details))
 
 
 async def _refused_async(request: Request, principal: Principal | None, code: str, details: dict[str, Any]) -> None:
     # On the event loop: the record joins the next group commit, and the refusal waits for it.
-    await audit_async(
-        request,
-        principal,
-        GATEWAY_ACTION,
-        outcome="denied",
-        object_type="catalog_resource",
-        object_id=code,
-        details=details,
-    )
+    await audit_async(request, principal, GATEWAY_ACTION, **_refusal(code, details))
 
 
 async def _served(
@@ -546,15 +401,6 @@ async def share_batch(request: Request, prefix: str, serial: str, body: BatchIn)
         {"keys": len(body.keys)},
         blocking=len(body.keys) > INLINE_KEYS,
     )
-
-
-class RecordOut(BaseModel):
-    """One record through the gateway."""
-
-    resource: str
-    items: list[str] = Field(description="the items returned")
-    masked: list[str] = Field(description="the items masked (not granted plain)")
-    record: dict[str, Any]
 
 
 def _documented(*names: str, query: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:

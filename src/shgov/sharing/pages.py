@@ -15,11 +15,12 @@ from shgov.core.audit.service import records_of
 from shgov.core.deps import SessionDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
+from shgov.core.identity.deps import SignedInPage, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.orgs.service import list_departments
 from shgov.sharing import service as sharing
-from shgov.web.pages import PageMessage, TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.sharing.access import RequestPage
+from shgov.web.pages import PageMessage, TemplatesDep, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -38,23 +39,21 @@ NAV = [
 ACTION_NAMES = (N_("file"), N_("approve"), N_("refuse"), N_("withdraw"), N_("escalate"))
 
 
-def _staff(request: Request, principal: WebUser) -> Principal | Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+def _staff(who: SignedInPage) -> Principal:
+    """The visitor, when staff of a department that shares; 403 otherwise."""
     if not any(who.has_action(a) for a in sharing.ALL_ACTIONS):
         raise Problem("forbidden", detail="Sharing is for departments' staff.")
     return who
 
 
+Staff = Annotated[Principal, Depends(_staff)]
+
+
 @router.get("/data/sharing", response_class=HTMLResponse)
 def home(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, error: PageMessage = None
+    request: Request, templates: TemplatesDep, session: SessionDep, who: Staff, error: PageMessage = None
 ) -> Response:
     """Requests the visitor's department filed or must decide, grants, and the on-time figures."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
     rows = sharing.visible_requests(session, who)
     mine = [r for r in rows if r.requester_department_code == who.department_code]
     to_decide = [r for r in rows if r not in mine and r.status in sharing.OPEN]
@@ -87,7 +86,7 @@ def file(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: Staff,
     resource_code: Annotated[str, Form(max_length=40)],
     items: Annotated[str, Form(max_length=4000)],
     purpose: Annotated[str, Form(max_length=2000)],
@@ -96,9 +95,6 @@ def file(
     key_scenario_code: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """File a request from the page."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
     try:
         filed = sharing.file_request(
             session,
@@ -113,7 +109,7 @@ def file(
         )
     except DomainError as exc:
         session.rollback()
-        return home(request, templates, session, principal, error=exc.message)
+        return home(request, templates, session, who, error=exc.message)
     audit(request, who, "sharing.request.file", object_type="sharing_request", object_id=str(filed.id))
     return RedirectResponse("/data/sharing", status_code=303)
 
@@ -123,23 +119,18 @@ def decide(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: Staff,
     request_id: uuid.UUID,
+    found: RequestPage,
     action: Annotated[str, Form(pattern="^(approve|refuse|withdraw)$")],
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Approve, refuse (with the written reason) or withdraw from the page."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
-    found = sharing.get_request(session, request_id)
-    if found is None or not sharing.may_see(who, found):
-        raise Problem("not-found", detail="No such request.")
     try:
         sharing.decide(session, who, found, action, note)
     except DomainError as exc:
         session.rollback()
-        return home(request, templates, session, principal, error=exc.message)
+        return home(request, templates, session, who, error=exc.message)
     audit(request, who, f"sharing.request.{action}", object_type="sharing_request", object_id=str(request_id))
     return RedirectResponse("/data/sharing", status_code=303)
 
@@ -149,13 +140,10 @@ def audit_page(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: Staff,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """Gateway calls on the visitor's department's resources (all for the centre), newest first."""
-    who = _staff(request, principal)
-    if isinstance(who, Response):
-        return who
     if not who.has_action(sharing.AUDIT_READ):
         raise Problem("forbidden", detail="The sharing audit trail is for owners and the big-data centre.")
     codes = None

@@ -37,8 +37,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shgov.catalog import service as catalog
+from shgov.catalog.events import CatalogChange
 from shgov.core.audit.service import sm3
-from shgov.core.calendar.service import add_working_days
+from shgov.core.calendar.service import add_working_days, city_today
 from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event, emit
@@ -52,6 +53,8 @@ from shgov.core.regions.service import RegionIndex
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
 from shgov.registers import service as registers
+from shgov.registers.events import RecordChanged, RegisterRebuilt
+from shgov.sharing import events
 from shgov.sharing.models import Grant as Grant  # part of this service's interface
 from shgov.sharing.models import Notification as Notification  # part of this service's interface
 from shgov.sharing.models import SharingRequest as SharingRequest  # part of this service's interface
@@ -153,7 +156,7 @@ def file_request(
     if key_scenario_code and key_scenario_code not in key_codes:
         raise InvalidError(f"{key_scenario_code} is not on the key-scenario list", field="key_scenario_code")
     tier = tier_of(session, resource, live, bool(key_scenario_code))
-    filed_on = today or lake.today_local()
+    filed_on = today or city_today()
     request = SharingRequest(
         resource_code=resource_code,
         owner_department_code=resource.provider_department_code,
@@ -174,7 +177,7 @@ def file_request(
     session.add(request)
     session.flush()
     _history(session, request, principal, "file", None, f"tier {tier}")
-    emit(session, "sharing.request.filed", {"request": str(request.id), "tier": tier, "resource": resource_code})
+    emit(session, events.RequestFiled(request=request.id, tier=tier, resource=resource_code))
     if tier == 1:
         before = request.status
         request.status = "granted"
@@ -201,7 +204,7 @@ def _make_grant(session: Session, request: SharingRequest, items: list[str], pla
     )
     session.add(grant)
     session.flush()
-    emit(session, "sharing.grant.issued", {"grant": str(grant.id), "request": str(request.id)})
+    emit(session, events.GrantIssued(grant=grant.id, request=request.id))
     return grant
 
 
@@ -252,12 +255,12 @@ def decide(
     request.decided_at = utcnow()
     request.decision_note = note.strip() or None
     _history(session, request, principal, action, before, note.strip())
-    emit(session, "sharing.request.decided", {"request": str(request.id), "status": request.status})
+    emit(session, events.RequestDecided(request=request.id, status=request.status))
     session.flush()
     return request
 
 
-def get_request(session: Session, request_id: uuid.UUID) -> SharingRequest | None:
+def find_request(session: Session, request_id: uuid.UUID) -> SharingRequest | None:
     """A request by id."""
     return session.get(SharingRequest, request_id)
 
@@ -290,7 +293,7 @@ def visible_requests(session: Session, principal: Principal) -> list[SharingRequ
 
 def is_overdue(request: SharingRequest, today: date | None = None) -> bool:
     """Open past its deadline."""
-    return request.status in OPEN and request.deadline < (today or lake.today_local())
+    return request.status in OPEN and request.deadline < (today or city_today())
 
 
 @dataclass(frozen=True)
@@ -304,22 +307,18 @@ class SweepResult:
 
 def sweep(session: Session, today: date | None = None, now: datetime | None = None) -> SweepResult:
     """Remind the decider a working day before a deadline, escalate overdue requests, expire grants."""
-    day = today or lake.today_local()
+    day = today or city_today()
     moment = now or utcnow()
     reminded = escalated = 0
     for request in session.scalars(select(SharingRequest).where(SharingRequest.status.in_(OPEN))):
         if request.reminded_at is None and add_working_days(day, 1) >= request.deadline >= day:
             request.reminded_at = moment
-            emit(session, "sharing.request.reminder", {"request": str(request.id), "deadline": str(request.deadline)})
+            emit(session, events.RequestReminder(request=request.id, deadline=request.deadline))
             reminded += 1
         if request.escalated_at is None and request.deadline < day:
             request.escalated_at = moment
             _history(session, request, None, "escalate", request.status, f"overdue since {request.deadline}")
-            emit(
-                session,
-                "sharing.request.escalated",
-                {"request": str(request.id), "owner": request.owner_department_code},
-            )
+            emit(session, events.RequestEscalated(request=request.id, owner=request.owner_department_code))
             escalated += 1
     expired = 0
     for grant in session.scalars(select(Grant).where(Grant.status == "active", Grant.expires_at < moment)):
@@ -367,7 +366,7 @@ def on_time(session: Session, today: date | None = None) -> OnTime:
 # -- grants ------------------------------------------------------------------------------------------
 
 
-def get_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
+def find_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
     """A grant by id."""
     return session.get(Grant, grant_id)
 
@@ -375,13 +374,16 @@ def get_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
 def visible_grants(session: Session, principal: Principal) -> list[Grant]:
     """Grants the caller's department holds or gave, or all for the centre."""
     rows = session.scalars(select(Grant).order_by(Grant.created_at.desc()))
-    return [
-        g
-        for g in rows
-        if principal.allows(GRANT_MANAGE, None, g.owner_department_code)
+    return [g for g in rows if may_see_grant(principal, g)]
+
+
+def may_see_grant(principal: Principal, grant: Grant) -> bool:
+    """The owner department, the grantee department and the centre see a grant."""
+    return (
+        principal.allows(GRANT_MANAGE, None, grant.owner_department_code)
         or principal.city_wide(GRANT_MANAGE)
-        or g.grantee_department_code == principal.department_code
-    ]
+        or grant.grantee_department_code == principal.department_code
+    )
 
 
 def revoke(session: Session, principal: Principal, grant: Grant, reason: str) -> Grant:
@@ -393,7 +395,7 @@ def revoke(session: Session, principal: Principal, grant: Grant, reason: str) ->
     if len(reason.strip()) < 4:
         raise InvalidError("say why the grant is revoked", field="reason")
     grant.status, grant.status_reason = "revoked", reason.strip()
-    emit(session, "sharing.grant.revoked", {"grant": str(grant.id)})
+    emit(session, events.GrantRevoked(grant=grant.id))
     session.flush()
     return grant
 
@@ -423,7 +425,7 @@ def recheck_grants(session: Session, resource_code: str) -> list[Grant]:
             grant.status = "suspended"
         changed.append(grant)
     for grant in changed:
-        emit(session, "sharing.grant.rechecked", {"grant": str(grant.id), "status": grant.status})
+        emit(session, events.GrantRechecked(grant=grant.id, status=grant.status))
     session.flush()
     return changed
 
@@ -504,6 +506,7 @@ class Gateway:
         self.tables = lake.KeyedTables(lake_dir)
         self.limiter = RateLimiter(processes)
         self.cache_seconds = cache_seconds
+        self.clock: Callable[[], float] = time.monotonic  # how long an admission holds (tests step it)
         self._admissions: dict[AdmissionKey, Admission] = {}
 
     @staticmethod
@@ -515,7 +518,7 @@ class Gateway:
     def admitted(self, token: str, resource_code: str, fields: Sequence[str] | None) -> Admission | None:
         """The admission this token got for the resource and items a moment ago, if it still holds."""
         found = self._admissions.get(self._cache_key(token, resource_code, fields))
-        if found is None or found.until <= time.monotonic() or found.changes != _changes():
+        if found is None or found.until <= self.clock() or found.changes != _changes():
             return None
         return found
 
@@ -533,7 +536,7 @@ class Gateway:
         call = self.authorize(session, principal, resource_code, fields)
         ends = min(call.grant.expires_at, token_expires_at or call.grant.expires_at)
         seconds = min(self.cache_seconds, (ends - utcnow()).total_seconds())
-        admission = Admission(principal, call, time.monotonic() + seconds, changes)
+        admission = Admission(principal, call, self.clock() + seconds, changes)
         if token is not None and seconds > 0:
             if len(self._admissions) >= MAX_ADMISSIONS:
                 self._admissions.clear()
@@ -701,7 +704,10 @@ def _personal(live: Mapping[str, Any], item: str) -> bool:
 def fan_out(session: Session, event: Event, lake_dir: Path) -> int:
     """Turn a register change event into one pending notification per live subscription that may see
     the record (idempotent per event and subscription)."""
-    register = event.type.split(".")[1]
+    change: RecordChanged | RegisterRebuilt = (
+        RecordChanged.of(event) if event.type.endswith(".changed") else RegisterRebuilt.of(event)
+    )
+    register = change.register_name
     entry = next((r for r in catalog.list_resources(session, None, "published") if r.register_code == register), None)
     if entry is None:
         return 0
@@ -713,14 +719,15 @@ def fan_out(session: Session, event: Event, lake_dir: Path) -> int:
         grant = session.get(Grant, subscription.grant_id)
         if grant is None or grant.status != "active" or grant.expires_at <= now:
             continue
-        if event.type.endswith(".changed"):
-            changed = [e for e in event.payload.get("elements", []) if e in grant.items]
-            if not changed or not _in_rows(session, lake_dir, grant, register, str(event.payload["key"])):
+        payload: dict[str, Any]
+        if isinstance(change, RecordChanged):
+            changed = [e for e in change.elements if e in grant.items]
+            if not changed or not _in_rows(session, lake_dir, grant, register, change.key):
                 continue
-            payload = {"resource": entry.code, "key": event.payload["key"], "items": changed}
+            payload = {"resource": entry.code, "key": change.key, "items": changed}
         else:
             payload = {"resource": entry.code, "rebuilt": True}
-        payload |= {"event": str(event.id), "type": event.type, "version": event.payload.get("version")}
+        payload |= {"event": str(event.id), "type": event.type, "version": change.version}
         exists = session.scalar(
             select(Notification.id).where(
                 Notification.subscription_id == subscription.id, Notification.event_id == event.id
@@ -869,10 +876,8 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
 
     def on_catalog_change(event: Event) -> None:
         GRANTS.bump()
-        code = event.payload.get("code") or event.payload.get("resource")
-        if code:
-            with db.session() as session:
-                recheck_grants(session, str(code))
+        with db.session() as session:
+            recheck_grants(session, CatalogChange.of(event).resource)
 
     def on_register_change(event: Event) -> None:
         GRANTS.bump()

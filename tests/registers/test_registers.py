@@ -63,13 +63,13 @@ def test_each_element_comes_from_its_authoritative_source(db: Database, lake_dir
     )["id_number"][0]
     population = loaded.filter(pl.col("id_number") == married)
     with db.session() as session:
-        record = registers.get_person(session, reader, married, ["marital_status", "address", "name"])
+        record = registers.find_person(session, reader, married, ["marital_status", "address", "name"])
     assert record is not None
     assert record["marital_status"] == "已婚"  # from 民政, whatever 公安's copy says
     assert record["address"] == population["address"][0]
     never = loaded.filter(~pl.col("id_number").is_in(marriages["id_number"].implode()))
     with db.session() as session:
-        single = registers.get_person(session, reader, never["id_number"][0], ["marital_status"])
+        single = registers.find_person(session, reader, never["id_number"][0], ["marital_status"])
     assert single is not None
     assert single["marital_status"] == "未婚"  # absent from 民政's records
 
@@ -118,11 +118,11 @@ def test_versions_answer_as_of_queries_and_changes_are_announced(
     assert second.changed == 1
     reader = registers.RegisterReader(lake_dir)
     with db.session() as session:
-        now = registers.get_person(session, reader, moved, ["address"])
-        then = registers.get_person(session, reader, moved, ["address"], as_of=between)
+        now = registers.find_person(session, reader, moved, ["address"])
+        then = registers.find_person(session, reader, moved, ["address"], as_of=between)
         events = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "registers.person.changed")).all()
         with pytest.raises(Exception, match="not been built by then"):
-            registers.get_person(session, reader, moved, ["address"], as_of=between - timedelta(days=365))
+            registers.find_person(session, reader, moved, ["address"], as_of=between - timedelta(days=365))
     assert now == {"id_number": moved, "address": "浦东新区陆家嘴街道梅园一村8号101室"}
     assert then == {"id_number": moved, "address": old_address}
     assert [(e.payload["key"], e.payload["elements"]) for e in events] == [(moved, ["address"])]
@@ -141,7 +141,7 @@ def test_enterprises_and_licences_are_looked_up_singly_and_in_batches(
         person = city.get("population")["id_number"][0]
         person_licences = registers.licences_of(session, reader, person)
         with pytest.raises(Exception, match="unknown fields: shoe_size"):
-            registers.get_person(session, reader, person, ["shoe_size"])
+            registers.find_person(session, reader, person, ["shoe_size"])
     assert [r["credit_code"] for r in found] == [c for c in codes if any(r["credit_code"] == c for r in found)]
     assert {r["licence_type"] for r in licences} >= {"营业执照"}
     assert {r["licence_type"] for r in person_licences} >= {"居民身份证"}

@@ -6,18 +6,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import audit, require_action
+from shgov.core.identity.deps import access, audit, require_action
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import get_region_index
 from shgov.core.regions.service import RegionIndex
 from shgov.registers import service as registers
+from shgov.registers.access import may_see_enterprise, may_see_person
 from shgov.registers.elements import REGISTERS, coverage
+from shgov.registers.schemas import (
+    BatchIn,
+    BuildOut,
+)
 
 router = APIRouter(prefix="/api/v1/registers", tags=["registers"], route_class=JsonRoute)
 
@@ -31,35 +35,8 @@ ReaderDep = Annotated[registers.RegisterReader, Depends(get_reader)]
 FieldsQuery = Annotated[str | None, Query(description="comma-separated element names; all when omitted")]
 
 
-class BatchIn(BaseModel):
-    """Several keys at once."""
-
-    keys: list[str] = Field(min_length=1, max_length=1000)
-    fields: list[str] | None = None
-    as_of: datetime | None = None
-
-
-class BuildOut(BaseModel):
-    """A register build."""
-
-    model_config = ConfigDict(serialize_by_alias=True)
-
-    register_code: str = Field(validation_alias="register", serialization_alias="register")
-    version: int
-    built_at: datetime | None = None
-    rows: int
-    changed: int
-    conflicts: dict[str, int]
-    lineage: dict[str, Any]
-
-
 def _fields(raw: str | None) -> list[str] | None:
     return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
-
-
-def _visible(principal: Principal, action: str, record: dict[str, Any]) -> bool:
-    # A record belongs to the district it is registered in; city-wide roles see all of them.
-    return principal.allows(action, record.get("district_code") or None) or principal.allows(action, None)
 
 
 @router.get("/persons/{id_number}")
@@ -74,9 +51,8 @@ def person(
 ) -> dict[str, Any]:
     """A person's record from the 自然人 register (audited)."""
     wanted = _fields(fields)
-    record = registers.get_person(session, reader, id_number, [*wanted, "district_code"] if wanted else None, as_of)
-    if record is None or not _visible(principal, registers.PERSON_READ, record):
-        raise Problem("not-found", detail="No such person in the register.")
+    record = registers.find_person(session, reader, id_number, [*wanted, "district_code"] if wanted else None, as_of)
+    record = access(session, principal, record, may_see_person)
     audit(
         request,
         principal,
@@ -101,7 +77,7 @@ def persons(
     rows = [
         r
         for r in registers.get_persons(session, reader, body.keys, fields, body.as_of)
-        if _visible(principal, registers.PERSON_READ, r)
+        if may_see_person(session, principal, r)
     ]
     audit(
         request,
@@ -125,11 +101,10 @@ def enterprise(
 ) -> dict[str, Any]:
     """An enterprise's record from the 法人 register."""
     wanted = _fields(fields)
-    record = registers.get_enterprise(
+    record = registers.find_enterprise(
         session, reader, credit_code, [*wanted, "district_code"] if wanted else None, as_of
     )
-    if record is None or not _visible(principal, registers.ENTERPRISE_READ, record):
-        raise Problem("not-found", detail="No such enterprise in the register.")
+    record = access(session, principal, record, may_see_enterprise)
     audit(request, principal, "registers.enterprise.read", object_type="enterprise", object_id=credit_code)
     return {k: v for k, v in record.items() if not wanted or k in wanted or k == "credit_code"}
 

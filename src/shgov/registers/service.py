@@ -6,7 +6,7 @@ where they disagree (a conflict, for the source department to review). Each buil
 ``register_<code>`` in the lake with per-element lineage (resource, department, load) in
 ``register_builds``; records that changed are announced as events (``registers.<code>.changed``).
 
-Lookups (``get_person``, ``get_enterprise``, ``licences_of`` and their batch forms) read the live
+Lookups (``find_person``, ``find_enterprise``, ``licences_of`` and their batch forms) read the live
 version through an in-memory index held per process and refreshed when a newer version is built.
 ``as_of`` answers from the version that was live at a given moment.
 """
@@ -29,15 +29,18 @@ from shgov.core.db import utcnow
 from shgov.core.errors import NotFoundError
 from shgov.core.events import emit
 from shgov.core.i18n import N_
+from shgov.core.identity import proofing
 from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.regions.service import GridPlan, RegionIndex, register_grids
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
+from shgov.registers import events
 from shgov.registers import licences as issued
 from shgov.registers.elements import LICENCE_RESOURCES, RegisterDef
 from shgov.registers.elements import REGISTERS as REGISTERS  # part of this service's interface
-from shgov.registers.models import IssuedLicence, RegisterBuild
+from shgov.registers.models import IssuedLicence as IssuedLicence  # re-exported: cases name the licences they issue
+from shgov.registers.models import RegisterBuild
 
 PERSON_READ = register_action("registers.person.read", N_("Read the person register"))
 ENTERPRISE_READ = register_action("registers.enterprise.read", N_("Read the enterprise register"))
@@ -438,15 +441,14 @@ def _store(
     if previous is None or changes.height > MAX_CHANGE_EVENTS:
         emit(
             session,
-            f"registers.{register}.rebuilt",
-            {"version": version, "rows": frame.height, "changed": changes.height},
+            events.RegisterRebuilt(register_name=register, version=version, rows=frame.height, changed=changes.height),
         )
     else:
         for row in changes.iter_rows(named=True):
+            elements = (row["elements"] or "").split(",")
             emit(
                 session,
-                f"registers.{register}.changed",
-                {"key": row[key], "elements": (row["elements"] or "").split(","), "version": version},
+                events.RecordChanged(register_name=register, key=row[key], elements=elements, version=version),
             )
     try:
         session.flush()
@@ -584,7 +586,7 @@ def _version_for(session: Session, register: str, as_of: datetime | None) -> int
     return found.version
 
 
-def get_person(
+def find_person(
     session: Session,
     reader: RegisterReader,
     id_number: str,
@@ -608,7 +610,7 @@ def get_persons(
     return reader.lookup("person", "id_number", version, [i.strip().upper() for i in id_numbers], fields)
 
 
-def get_enterprise(
+def find_enterprise(
     session: Session,
     reader: RegisterReader,
     credit_code: str,
@@ -630,6 +632,23 @@ def get_enterprises(
     """Several enterprises at once."""
     version = _version_for(session, "enterprise", as_of)
     return reader.lookup("enterprise", "credit_code", version, [c.strip().upper() for c in credit_codes], fields)
+
+
+def registered_name(session: Session, settings: Settings, register: str, key: str) -> str | None:
+    """The name the person (``key``: 身份证号) or enterprise (credit code) register holds now; None when it holds
+    none or is not built. Plugged into in-person identity proofing (``core/identity/proofing``)."""
+    if register not in ("person", "enterprise"):
+        return None
+    find = find_person if register == "person" else find_enterprise
+    try:
+        record = find(session, shared_reader(settings.lake_dir), key, ["name"])
+    except NotFoundError:
+        return None
+    name = record.get("name") if record else None
+    return str(name) if name else None
+
+
+proofing.register_name_lookup(registered_name)
 
 
 def address(session: Session, reader: RegisterReader, text: str) -> dict[str, Any] | None:

@@ -23,42 +23,14 @@ from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoun
 from shgov.core.identity.deps import SESSION_COOKIE
 from shgov.core.identity.service import user_for_web_session
 from shgov.core.numbers import INT64_MAX
-from shgov.core.ratelimit import RateLimited, RateLimiter
+from shgov.core.openapi import own_errors
+from shgov.core.ratelimit import RateLimited
 from shgov.core.settings import Settings
 from shgov.opendata import dcat
 from shgov.opendata import service as opendata
 
 router = APIRouter(tags=["open data: CKAN Action API"])
-
-
-@dataclass(frozen=True)
-class Portal:
-    """What the portal keeps in memory, once per app: the search index, the usage counts not yet
-    written, and the rate buckets of keys and addresses."""
-
-    index: opendata.SearchIndex
-    usage: opendata.UsageCounter
-    limiter: RateLimiter
-
-
-def portal(request: Request) -> Portal:
-    """The app's portal state (made on first use)."""
-    found: Portal | None = getattr(request.app.state, "opendata", None)
-    if found is None:
-        workers = get_settings(request).web.workers
-        runtime: opendata.UsageCounter | None = getattr(request.app.state, "runtimes", {}).get("opendata")
-        usage = runtime if runtime is not None else opendata.UsageCounter(get_database(request))
-        found = Portal(opendata.SearchIndex(), usage, RateLimiter(workers))
-        request.app.state.opendata = found
-    return found
-
-
-def store_for(settings: Settings) -> opendata.DataStore:
-    """The DataStore over the app's lake."""
-    analytics = settings.analytics
-    return opendata.DataStore(
-        settings.lake_dir, analytics.threads, analytics.open_data_memory_limit, settings.data_dir / "tmp" / "duckdb"
-    )
+CKAN_ERRORS = own_errors("CKAN errors: {success: false, error: {__type, message}}.", "application/json")
 
 
 @dataclass(frozen=True)
@@ -412,7 +384,7 @@ def caller(request: Request, session: Session) -> uuid.UUID | None:
     """The reuser a call comes from — an API key (``X-CKAN-API-Key`` or ``Authorization``, as CKAN
     clients send it) or the signed-in browser — after taking the call from its rate limit (and counting
     it for the key)."""
-    state = portal(request)
+    state = opendata.portal(request.app.state.runtimes)
     raw = request.headers.get("x-ckan-api-key") or request.headers.get("authorization", "")
     raw = raw.removeprefix("Bearer ").strip()
     if raw:
@@ -431,19 +403,33 @@ def caller(request: Request, session: Session) -> uuid.UUID | None:
 
 def _run(request: Request, name: str, params: dict[str, Any]) -> Any:
     settings = get_settings(request)
-    state = portal(request)
+    state = opendata.portal(request.app.state.runtimes)
     with get_database(request).session(write=False) as session:
         user_id = caller(request, session)
         call = Call(
-            session, params, str(request.base_url), store_for(settings), settings, state.usage, state.index, user_id
+            session,
+            params,
+            str(request.base_url),
+            opendata.store_for(settings),
+            settings,
+            state.usage,
+            state.index,
+            user_id,
         )
         return ACTIONS[name](call)
 
 
 @router.get("/api/3/action/{name}", include_in_schema=False)
 @router.post("/api/3/action/{name}", include_in_schema=False)
-@router.get("/api/action/{name}", summary="CKAN Action API (GET)", operation_id="ckan_action_get")
-@router.post("/api/action/{name}", summary="CKAN Action API (POST, JSON body)", operation_id="ckan_action_post")
+@router.get(
+    "/api/action/{name}", summary="CKAN Action API (GET)", operation_id="ckan_action_get", responses=CKAN_ERRORS
+)
+@router.post(
+    "/api/action/{name}",
+    summary="CKAN Action API (POST, JSON body)",
+    operation_id="ckan_action_post",
+    responses=CKAN_ERRORS,
+)
 async def action(request: Request, name: str) -> JSONResponse:
     """Run a CKAN action: package_list/show/search, organization_list/show, group_list/show, tag_list,
     resource_show, datastore_search, datastore_search_sql, status_show, help_show."""
@@ -475,8 +461,8 @@ def _download_file(request: Request, name: str, extension: str, bom: bool) -> tu
         user_id = caller(request, session)
         dataset = opendata.get_dataset(session, name)
         opendata.readable(session, dataset, user_id)
-        portal(request).usage.count(dataset.id, "downloads")
-    downloads = opendata.Downloads(store_for(settings), settings.data_dir / "opendata" / "downloads")
+        opendata.portal(request.app.state.runtimes).usage.count(dataset.id, "downloads")
+    downloads = opendata.Downloads(opendata.store_for(settings), settings.data_dir / "opendata" / "downloads")
     return downloads.path(dataset, extension, bom=bom), dataset.name
 
 
@@ -511,7 +497,7 @@ def _chart(request: Request, name: str, column: str) -> dict[str, Any]:
         user_id = caller(request, session)
         dataset = opendata.get_dataset(session, name)
         opendata.readable(session, dataset, user_id)
-    return store_for(settings).distribution(dataset, column)
+    return opendata.store_for(settings).distribution(dataset, column)
 
 
 @router.get("/opendata/{name}/chart.json", tags=["open data: downloads"])

@@ -16,11 +16,11 @@ from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.i18n import N_, request_locale
-from shgov.core.identity.deps import audit
+from shgov.core.identity.delegation import require_credential
+from shgov.core.identity.deps import SignedInPage, audit
 from shgov.core.identity.permissions import Principal
 from shgov.opendata import service as opendata
-from shgov.opendata.api import portal, store_for
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, WebUser, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -68,7 +68,7 @@ PREVIEW_ROWS = 20
 def _labels(request: Request) -> dict[str, dict[str, str]]:
     english = request_locale(request) == "en"
     return {
-        "organization": dict(portal(request).index.publishers),
+        "organization": dict(opendata.portal(request.app.state.runtimes).index.publishers),
         "groups": {code: en if english else zh for code, (zh, en) in opendata.THEMES.items()},
         "open_type": dict(OPEN_TYPE_NAMES),
         "update_cycle": dict(CYCLE_NAMES),
@@ -97,7 +97,7 @@ def home(
         "update_cycle": update_cycle or [],
     }
     fq = " ".join(f'{name}:"{value}"' for name, values in filters.items() for value in values if '"' not in value)
-    docs = portal(request).index.docs(session, str(request.base_url))
+    docs = opendata.portal(request.app.state.runtimes).index.docs(session, str(request.base_url))
     found = opendata.search(
         docs, q=q, fq=fq, rows=PAGE_SIZE, start=start, facet_fields=list(FACET_TITLES), facet_limit=-1
     )
@@ -121,7 +121,8 @@ def home(
 @router.get("/opendata/stats", response_class=HTMLResponse)
 def stats_page(request: Request, templates: TemplatesDep, session: SessionDep) -> Response:
     """Public statistics: the most used datasets and the calls and downloads per day (30 days)."""
-    portal(request).usage.flush()  # in a unit of work of its own: this page's stays a reader
+    # in a unit of work of its own: this page's stays a reader
+    opendata.portal(request.app.state.runtimes).usage.flush()
     return templates.render(
         request,
         "opendata/stats.html",
@@ -130,18 +131,16 @@ def stats_page(request: Request, templates: TemplatesDep, session: SessionDep) -
 
 
 @router.get("/opendata/account", response_class=HTMLResponse)
-def account_page(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def account_page(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
     """A reuser's API keys and applications (and, for publishers, the applications to decide)."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     return _account(request, templates, session, who, new_key=None)
 
 
 def _account(
     request: Request, templates: TemplatesDep, session: SessionDep, who: Principal, new_key: str | None
 ) -> Response:
-    portal(request).usage.flush()  # in a unit of work of its own: the page's session only reads
+    # in a unit of work of its own: the page's session only reads
+    opendata.portal(request.app.state.runtimes).usage.flush()
     return templates.render(
         request,
         "opendata/account.html",
@@ -161,24 +160,20 @@ def create_key(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: SignedInPage,
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Make an API key; the page shows it this once."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+    # A key stands for its maker and carries nothing of its own: the one delegation check says so.
+    require_credential(who, who.user_id)
     key, raw = opendata.create_key(session, who.user_id, name)
     audit(request, who, "opendata.key.create", object_type="opendata_key", object_id=str(key.id))
     return _account(request, templates, session, who, new_key=raw)
 
 
 @router.post("/opendata/account/keys/{key_id}/revoke")
-def revoke_key(request: Request, session: SessionDep, principal: WebUser, key_id: uuid.UUID) -> Response:
+def revoke_key(request: Request, session: SessionDep, who: SignedInPage, key_id: uuid.UUID) -> Response:
     """End one of the reuser's keys."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     opendata.revoke_key(session, who.user_id, key_id)
     audit(request, who, "opendata.key.revoke", object_type="opendata_key", object_id=str(key_id))
     return RedirectResponse("/opendata/account", status_code=303)
@@ -188,16 +183,13 @@ def revoke_key(request: Request, session: SessionDep, principal: WebUser, key_id
 def decide_application(
     request: Request,
     session: SessionDep,
-    principal: WebUser,
+    who: SignedInPage,
     application_id: uuid.UUID,
     action: Annotated[str, Form(max_length=10)],
     note: Annotated[str, Form(max_length=2000)] = "",
     days: Annotated[int, Form(ge=1, le=1098)] = opendata.APPLICATION_DAYS,
 ) -> Response:
     """The publisher approves or refuses an application."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     application = opendata.get_application(session, application_id)
     opendata.decide(session, who, application, action, note, days)
     audit(
@@ -267,16 +259,13 @@ def dataset_page(
 def apply(
     request: Request,
     session: SessionDep,
-    principal: WebUser,
+    who: SignedInPage,
     name: str,
     purpose: Annotated[str, Form(max_length=2000)] = "",
     organisation: Annotated[str, Form(max_length=200)] = "",
     accept: Annotated[bool, Form()] = False,
 ) -> Response:
     """A signed-in reuser applies for a dataset open on conditions."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
     dataset = opendata.get_dataset(session, name)
     application = opendata.apply(session, who.user_id, dataset, purpose, organisation, accept)
     audit(request, who, "opendata.application.file", object_type="opendata_application", object_id=str(application.id))
@@ -304,7 +293,7 @@ def preview(
         raise Problem("not-found", detail="No preview of this dataset.") from exc
     columns = [i["name"] for i in dataset.items]
     order = f"{sort} {'desc' if desc else 'asc'}" if sort in columns else None
-    rows: dict[str, Any] = store_for(settings).search(
+    rows: dict[str, Any] = opendata.store_for(settings).search(
         dataset, "", q=q or None, sort=order, limit=PREVIEW_ROWS, offset=offset, include_total=True
     )
     context = {

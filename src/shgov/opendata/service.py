@@ -37,13 +37,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shgov.catalog import service as catalog
+from shgov.catalog.events import CatalogChange
 from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, DomainError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import Event
 from shgov.core.i18n import N_
+from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal, register_action
-from shgov.core.identity.service import add_actions_to_role
-from shgov.core.orgs.service import DepartmentInfo, get_department, list_departments
+from shgov.core.identity.service import add_actions_to_role, usable
+from shgov.core.orgs.service import DepartmentInfo, find_department, list_departments
+from shgov.core.ratelimit import RateLimiter
 from shgov.core.settings import Settings
 from shgov.core.text import query_tokens, tokens
 from shgov.lake import service as lake
@@ -246,10 +249,8 @@ def subscribers(db: Database, settings: Settings) -> list[tuple[str, str, Callab
     """Re-sync a dataset when its catalog entry or the negative list changes."""
 
     def on_catalog_change(event: Event) -> None:
-        code = event.payload.get("code") or event.payload.get("resource")
-        if code:
-            with db.session() as session:
-                sync(session, str(code))
+        with db.session() as session:
+            sync(session, CatalogChange.of(event).resource)
 
     return [
         ("opendata.sync-on-catalog", "catalog.resource.*", on_catalog_change),
@@ -350,7 +351,7 @@ def organizations(session: Session) -> dict[str, Organization]:
 
 def organization_of(session: Session, department_code: str) -> Organization | None:
     """One department as an organisation (one read, not every department's)."""
-    department = get_department(session, department_code)
+    department = find_department(session, department_code)
     return _organization(department) if department else None
 
 
@@ -835,9 +836,15 @@ def revoke_key(session: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> OpenK
 
 
 def key_holder(session: Session, raw: str) -> OpenKey | None:
-    """The live key ``raw`` is, or None."""
-    key = session.scalar(select(OpenKey).where(OpenKey.key_hash == _key_hash(raw)))
-    if key is None or key.revoked_at is not None or key.expires_at <= utcnow():
+    """The live key ``raw`` is, or None. A key carries only what its holder holds now: the key of a
+    disabled, locked or removed account reads nothing."""
+    row = session.execute(
+        select(OpenKey, User).outerjoin(User, User.id == OpenKey.user_id).where(OpenKey.key_hash == _key_hash(raw))
+    ).first()
+    if row is None:
+        return None
+    key, holder = row
+    if key.revoked_at is not None or key.expires_at <= utcnow() or holder is None or not usable(holder):
         return None
     return key
 
@@ -928,9 +935,42 @@ def _add_usage(
     return len(rows) + len(keys)
 
 
-def runtime(settings: Settings, db: Database) -> UsageCounter:
-    """The web process's usage counter, flushed in the background while the app runs."""
-    return UsageCounter(db)
+@dataclass(frozen=True)
+class Portal:
+    """What the portal keeps in memory, once per app: the search index, the usage counts not yet written
+    (flushed in the background while the app runs), and the rate buckets of keys and addresses."""
+
+    index: SearchIndex
+    usage: UsageCounter
+    limiter: RateLimiter
+
+    def start(self) -> None:
+        """Start flushing the usage counts."""
+        self.usage.start()
+
+    def stop(self) -> None:
+        """Stop, writing what is left."""
+        self.usage.stop()
+
+
+def runtime(settings: Settings, db: Database) -> Portal:
+    """The web process's portal state, started and stopped with the app."""
+    return Portal(SearchIndex(), UsageCounter(db), RateLimiter(settings.web.workers))
+
+
+def portal(runtimes: Mapping[str, object]) -> Portal:
+    """The portal state among the app's runtimes (``app.state.runtimes``)."""
+    found = runtimes["opendata"]
+    assert isinstance(found, Portal)  # noqa: S101 - the app made it from ``runtime``
+    return found
+
+
+def store_for(settings: Settings) -> DataStore:
+    """The DataStore over the app's lake."""
+    analytics = settings.analytics
+    return DataStore(
+        settings.lake_dir, analytics.threads, analytics.open_data_memory_limit, settings.data_dir / "tmp" / "duckdb"
+    )
 
 
 def key_calls(session: Session, user_id: uuid.UUID, days: int = 30) -> dict[uuid.UUID, tuple[int, int]]:

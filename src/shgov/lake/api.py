@@ -13,20 +13,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
-from shgov.core.errors import problem_response
+from shgov.core.errors import Problem, problem_response
 from shgov.core.http import JsonRoute
-from shgov.core.identity.deps import CurrentPrincipal, audit, authorize, require_action
+from shgov.core.identity.deps import CurrentPrincipal, access, audit, require_action
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
 from shgov.lake import schemas
 from shgov.lake import service as lake
-from shgov.lake.models import LakeLoad, LakeResource
+from shgov.lake.access import VisibleLoad, find_resource, may_see
 
 router = APIRouter(prefix="/api/v1/lake", tags=["lake"], route_class=JsonRoute)
-
-
-def _visible(principal: Principal, row: LakeResource | LakeLoad) -> bool:
-    return principal.allows(lake.LOAD_READ, row.tenant_code, row.department_code)
 
 
 @router.get("/resources", response_model=list[schemas.ResourceOut])
@@ -37,7 +33,7 @@ def resources(
     return [
         schemas.ResourceOut.model_validate(r, from_attributes=True)
         for r in lake.list_resources(session)
-        if _visible(principal, r)
+        if may_see(session, principal, r)
     ]
 
 
@@ -53,10 +49,10 @@ async def create_load(
     mode: Annotated[str, Form(pattern="^(full|incremental)$")] = "full",
 ) -> Response:
     """Load a delivery of ``code``; 201 with the result, 200 when the same file was loaded before."""
-    with db.session() as session:
-        row = session.get(LakeResource, code)
-        authorize(principal, row, lake.LOAD_CREATE, lake.LOAD_READ)
-        assert row is not None  # noqa: S101 - authorize raised otherwise
+    with db.session(write=False) as session:
+        row = access(session, principal, find_resource(session, code), may_see)
+        if not principal.allows_on(lake.LOAD_CREATE, row):
+            raise Problem("forbidden", detail=f"This needs the permission {lake.LOAD_CREATE} for this object.")
         department = row.department_code
     name = Path(file.filename or "delivery").name
     with tempfile.TemporaryDirectory() as folder:
@@ -116,35 +112,27 @@ def loads(
     return [
         schemas.LoadOut.model_validate(r, from_attributes=True)
         for r in lake.list_loads(session, resource, limit=limit)
-        if _visible(principal, r)
+        if may_see(session, principal, r)
     ]
 
 
-def _load_or_404(session: SessionDep, principal: Principal, load_id: uuid.UUID) -> LakeLoad:
-    row = session.get(LakeLoad, load_id)
-    authorize(principal, row, lake.LOAD_READ, lake.LOAD_READ)
-    assert row is not None  # noqa: S101 - authorize raised otherwise
-    return row
-
-
 @router.get("/loads/{load_id}", response_model=schemas.LoadOut)
-def one_load(session: SessionDep, principal: CurrentPrincipal, load_id: uuid.UUID) -> schemas.LoadOut:
+def one_load(row: VisibleLoad, load_id: uuid.UUID) -> schemas.LoadOut:
     """One load's lineage."""
-    return schemas.LoadOut.model_validate(_load_or_404(session, principal, load_id), from_attributes=True)
+    return schemas.LoadOut.model_validate(row, from_attributes=True)
 
 
 @router.get("/loads/{load_id}/quarantine", response_model=schemas.QuarantinePage)
 def quarantine(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    row: VisibleLoad,
     load_id: uuid.UUID,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> schemas.QuarantinePage:
     """The rows a load quarantined, with the rules they broke (audited: they may hold personal data)."""
-    row = _load_or_404(session, principal, load_id)
     total, rows = lake.quarantined_rows(settings.lake_dir, row.resource_code, row.id, offset, limit)
     audit(
         request,
@@ -166,7 +154,7 @@ def trend(
     limit: Annotated[int, Query(ge=1, le=365)] = 30,
 ) -> dict[str, list[dict[str, object]]]:
     """Quality score of each visible resource's loads over time."""
-    visible = {r.code for r in lake.list_resources(session) if _visible(principal, r)}
+    visible = {r.code for r in lake.list_resources(session) if may_see(session, principal, r)}
     return {
         code: [{"at": at.isoformat(), "score": score} for at, score in points]
         for code, points in lake.quality_trend(session, resource, limit).items()
@@ -179,7 +167,7 @@ def quality(
     session: SessionDep, principal: Annotated[Principal, Depends(require_action(lake.LOAD_READ))]
 ) -> schemas.QualityOut:
     """Quality score per resource (latest load) and per department."""
-    rows = [r for r in lake.list_resources(session) if _visible(principal, r)]
+    rows = [r for r in lake.list_resources(session) if may_see(session, principal, r)]
     departments = {
         d: s for d, s in lake.department_scores(session).items() if any(r.department_code == d for r in rows)
     }

@@ -11,10 +11,10 @@ from starlette.responses import HTMLResponse, Response
 
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import authorize
+from shgov.core.identity.deps import SignedInPage
 from shgov.lake import service as lake
-from shgov.lake.models import LakeLoad
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.lake.access import LoadPage, may_see
+from shgov.web.pages import TemplatesDep, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -33,19 +33,10 @@ NAV = [
 
 
 @router.get("/data/lake", response_class=HTMLResponse)
-def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, who: SignedInPage) -> Response:
     """Resources the visitor may see, with versions, scores and the latest loads."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    resources = [
-        r for r in lake.list_resources(session) if who.allows(lake.LOAD_READ, r.tenant_code, r.department_code)
-    ]
-    loads = [
-        row
-        for row in lake.list_loads(session, limit=30)
-        if who.allows(lake.LOAD_READ, row.tenant_code, row.department_code)
-    ]
+    resources = [r for r in lake.list_resources(session) if may_see(session, who, r)]
+    loads = [row for row in lake.list_loads(session, limit=30) if may_see(session, who, row)]
     scores = {
         d: s for d, s in lake.department_scores(session).items() if any(r.department_code == d for r in resources)
     }
@@ -61,19 +52,12 @@ def lake_home(request: Request, templates: TemplatesDep, session: SessionDep, pr
 def load_page(
     request: Request,
     templates: TemplatesDep,
-    session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    row: LoadPage,
     load_id: uuid.UUID,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """One load: its lineage and a page of the rows it quarantined."""
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
-    row = session.get(LakeLoad, load_id)
-    authorize(who, row, lake.LOAD_READ, lake.LOAD_READ)
-    assert row is not None  # noqa: S101 - authorize raised otherwise
     total, rows = lake.quarantined_rows(settings.lake_dir, row.resource_code, row.id, offset, 50)
     return templates.render(
         request, "lake/load.html", {"load": row, "total": total, "rows": rows, "offset": offset, "page": 50}

@@ -32,16 +32,11 @@ class RuleError(ValueError):
     """A rule definition is wrong (unknown kind, missing parameter, unknown column)."""
 
 
-def today_local() -> date:
-    """Today in the city's time zone (dates in deliveries are local dates)."""
-    return city_today()
-
-
 @dataclass
 class RuleContext:
     """What rules may look up: code lists and other resources' key values."""
 
-    today: date = field(default_factory=today_local)
+    today: date = field(default_factory=city_today)
     region_codes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     references: Callable[[str, str], pl.Series] | None = None
 

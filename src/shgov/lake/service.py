@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from shgov.core.audit.service import sm3
-from shgov.core.calendar.service import city_zone
+from shgov.core.calendar.service import city_today, city_zone
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
 from shgov.core.i18n import N_
@@ -43,7 +43,6 @@ from shgov.core.settings import Settings
 from shgov.lake.models import LakeLoad, LakeResource
 from shgov.lake.quality import REASONS, Rule, RuleError, violations
 from shgov.lake.quality import RuleContext as RuleContext  # part of this service's interface
-from shgov.lake.quality import today_local as today_local  # part of this service's interface
 from shgov.lake.resources import BUILTIN_RESOURCES
 
 if TYPE_CHECKING:
@@ -761,7 +760,7 @@ def make_context(lake: Path, region_codes: Mapping[str, frozenset[str]], today: 
             cache[(resource, column)] = frame[column].unique() if frame is not None else pl.Series([], dtype=pl.String)
         return cache[(resource, column)]
 
-    return RuleContext(today=today or today_local(), region_codes=region_codes, references=references)
+    return RuleContext(today=today or city_today(), region_codes=region_codes, references=references)
 
 
 def load(

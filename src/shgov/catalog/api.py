@@ -37,6 +37,7 @@ from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
+from shgov.core.openapi import XLSX, file_answer
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], route_class=JsonRoute)
 Multi = Annotated[list[str] | None, Query()]
@@ -134,7 +135,7 @@ def create(request: Request, session: SessionDep, body: ResourceIn, principal: C
     return _out(session, resource)
 
 
-@router.get("/export")
+@router.get("/export", response_class=Response, responses=file_answer("text/csv", XLSX))
 def export(
     session: SessionDep,
     principal: CurrentPrincipal,

@@ -21,10 +21,10 @@ from shgov.catalog.builtin import (
 from shgov.core.deps import SessionDep
 from shgov.core.errors import Problem
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
+from shgov.core.identity.deps import SignedInPage, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.orgs.service import list_departments
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
@@ -60,13 +60,14 @@ FACET_TITLES = {
 }
 
 
-def _reader(request: Request, principal: Principal | None) -> Principal | Response:
-    who = sign_in_first(request, principal)
-    if isinstance(who, Response):
-        return who
+def _reader(who: SignedInPage) -> Principal:
+    """The visitor, when they may read the catalog; 403 otherwise."""
     if not who.has_action(catalog.READ):
         raise Problem("forbidden", detail="The catalog is for staff of departments and districts.")
     return who
+
+
+Reader = Annotated[Principal, Depends(_reader)]
 
 
 def _entry(session: SessionDep, who: Principal, prefix: str, serial: str) -> catalog.CatalogResource:
@@ -85,7 +86,7 @@ def search_page(
     request: Request,
     templates: TemplatesDep,
     session: SessionDep,
-    principal: WebUser,
+    who: Reader,
     q: Annotated[str, Query(max_length=200)] = "",
     department_code: Annotated[list[str] | None, Query()] = None,
     sharing_type: Annotated[list[str] | None, Query()] = None,
@@ -95,9 +96,6 @@ def search_page(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Response:
     """Search the published catalog; facets narrow the results."""
-    who = _reader(request, principal)
-    if isinstance(who, Response):
-        return who
     filters = {
         "department_code": department_code or [],
         "sharing_type": sharing_type or [],
@@ -122,11 +120,8 @@ def search_page(
 
 
 @router.get("/data/catalog/lists", response_class=HTMLResponse)
-def lists_page(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def lists_page(request: Request, templates: TemplatesDep, session: SessionDep, who: Reader) -> Response:
     """The demand, duty and negative lists, and what checking them found."""
-    who = _reader(request, principal)
-    if isinstance(who, Response):
-        return who
     return templates.render(
         request,
         "catalog/lists.html",
@@ -144,12 +139,9 @@ def lists_page(request: Request, templates: TemplatesDep, session: SessionDep, p
 
 @router.get("/data/catalog/{prefix}/{serial}", response_class=HTMLResponse)
 def entry_page(
-    request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser, prefix: str, serial: str
+    request: Request, templates: TemplatesDep, session: SessionDep, who: Reader, prefix: str, serial: str
 ) -> Response:
     """An entry: metadata, data items, published versions, history and the actions the visitor may take."""
-    who = _reader(request, principal)
-    if isinstance(who, Response):
-        return who
     resource = _entry(session, who, prefix, serial)
     negative = {n.item: n.legal_basis for n in catalog.negative_list(session) if n.resource_code == resource.code}
     reviewer = who.allows(catalog.REVIEW, resource.tenant_code)
@@ -177,16 +169,13 @@ def entry_page(
 def entry_action(
     request: Request,
     session: SessionDep,
-    principal: WebUser,
+    who: Reader,
     prefix: str,
     serial: str,
     action: Annotated[str, Form(pattern="^(submit|approve|return|revise|retire)$")],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Take a step on an entry from its page."""
-    who = _reader(request, principal)
-    if isinstance(who, Response):
-        return who
     resource = _entry(session, who, prefix, serial)
     catalog.transition(session, who, resource, action, note)
     audit(request, who, f"catalog.resource.{action}", object_type="catalog_resource", object_id=resource.code)

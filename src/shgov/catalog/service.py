@@ -27,6 +27,7 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shgov.catalog import events
 from shgov.catalog import search as search_index
 from shgov.catalog.builtin import (
     AGGREGATION_MODES,
@@ -55,6 +56,7 @@ from shgov.catalog.models import (
     NegativeEntry,
 )
 from shgov.catalog.models import CatalogResource as CatalogResource  # part of this service's interface
+from shgov.core.calendar.service import city_today
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from shgov.core.events import emit
@@ -311,7 +313,7 @@ def transition(
         _publish(session, principal, resource)
     elif action == "retire":
         search_index.unindex(session, resource.id)
-        emit(session, "catalog.resource.retired", {"code": resource.code, "version": resource.version})
+        emit(session, events.ResourceRetired(resource=resource.code, version=resource.version))
     _history(session, resource, principal, action, before, note)
     session.flush()
     return resource
@@ -333,7 +335,7 @@ def _publish(session: Session, principal: Principal | None, resource: CatalogRes
         )
     resource.version += 1
     if resource.release_date is None:
-        resource.release_date = lake.today_local()
+        resource.release_date = city_today()
     snapshot = snapshot_of(resource, items)
     session.add(
         CatalogVersion(
@@ -344,7 +346,7 @@ def _publish(session: Session, principal: Principal | None, resource: CatalogRes
         )
     )
     _index(session, resource, items)
-    emit(session, "catalog.resource.published", {"code": resource.code, "version": resource.version})
+    emit(session, events.ResourcePublished(resource=resource.code, version=resource.version))
 
 
 def _index(session: Session, resource: CatalogResource, items: Sequence[CatalogItem]) -> None:
@@ -587,7 +589,7 @@ def add_negative(
     entry = NegativeEntry(resource_code=resource_code, item=item, legal_basis=legal_basis.strip(), note=note)
     session.add(entry)
     session.flush()
-    emit(session, "catalog.negative.added", {"resource": resource_code, "item": item})
+    emit(session, events.NegativeAdded(resource=resource_code, item=item))
     return entry
 
 
@@ -614,7 +616,7 @@ def remove_entry(session: Session, principal: Principal, kind: str, entry_id: uu
         raise ForbiddenError("you may not change this entry", field="id")
     session.delete(entry)
     if isinstance(entry, NegativeEntry):
-        emit(session, "catalog.negative.removed", {"resource": entry.resource_code, "item": entry.item})
+        emit(session, events.NegativeRemoved(resource=entry.resource_code, item=entry.item))
     session.flush()
 
 

@@ -15,6 +15,7 @@ from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
+from shgov.core.openapi import file_answer
 from shgov.services import service as services
 from shgov.services.schemas import SearchHit
 
@@ -50,7 +51,7 @@ def item(session: SessionDep, code: str) -> dict[str, Any]:
     return {c: getattr(found, c) for c in services.EXPORT_COLUMNS} | {"version": found.version}
 
 
-@router.get("/export")
+@router.get("/export", response_class=Response, responses=file_answer("application/json", "text/csv"))
 def export(
     session: SessionDep, principal: CurrentPrincipal, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
 ) -> Response:

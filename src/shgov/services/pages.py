@@ -13,13 +13,15 @@ from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.files import read_upload
 from shgov.core.i18n import N_
-from shgov.core.identity.deps import audit
+from shgov.core.identity.deps import audit, page_principal
+from shgov.core.identity.permissions import Principal
 from shgov.services import service as services
-from shgov.web.pages import TemplatesDep, WebUser, sign_in_first, web_user
+from shgov.web.pages import TemplatesDep, web_user
 from shgov.web.templating import NavItem
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(web_user)])
 MANAGERS_ONLY = "Managing service items needs services.item.manage."
+Manager = Annotated[Principal, Depends(page_principal(services.MANAGE, MANAGERS_ONLY))]
 
 NAV = [
     (
@@ -111,11 +113,8 @@ def _admin_page(
 
 
 @router.get("/data/services", response_class=HTMLResponse)
-def admin(request: Request, templates: TemplatesDep, session: SessionDep, principal: WebUser) -> Response:
+def admin(request: Request, templates: TemplatesDep, session: SessionDep, who: Manager) -> Response:
     """Bundles and their versions, the upload forms and the online/offline consistency list."""
-    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
-    if isinstance(who, Response):
-        return who
     return _admin_page(request, templates, session)
 
 
@@ -125,14 +124,11 @@ async def upload_bundles(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: Manager,
     definition: Annotated[UploadFile, File()],
     bpmn: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> Response:
     """Add or replace bundles from a JSON definition and its BPMN files: all are checked, all or none saved."""
-    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
-    if isinstance(who, Response):
-        return who
     try:
         data = await read_upload(definition, settings.max_upload_bytes, "definition")
         files = {
@@ -155,13 +151,10 @@ async def upload_items(
     templates: TemplatesDep,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WebUser,
+    who: Manager,
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Import service items from a CSV or JSON export, all or nothing."""
-    who = sign_in_first(request, principal, services.MANAGE, MANAGERS_ONLY)
-    if isinstance(who, Response):
-        return who
     try:
         data = await read_upload(file, settings.max_upload_bytes, "file")
         counts = services.import_items(session, services.parse_items_file(file.filename or "", data))

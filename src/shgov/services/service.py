@@ -26,7 +26,7 @@ from shgov.core import text
 from shgov.core.errors import InvalidError, NotFoundError
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
-from shgov.core.identity.service import get_user
+from shgov.core.identity.service import find_user
 from shgov.core.ids import birth_date, validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.service import MUNICIPAL_DEPARTMENTS
 from shgov.core.settings import Settings
@@ -601,7 +601,7 @@ class PersonRegisterProvider:
         """The applicant's register record."""
         if applicant.kind != "person":
             return {}
-        record = registers.get_person(ctx.session, ctx.reader, applicant.key)
+        record = registers.find_person(ctx.session, ctx.reader, applicant.key)
         return {**record, "id_number": applicant.key} if record else {}
 
 
@@ -615,7 +615,7 @@ class SpouseProvider:
         spouse = person_record(ctx, applicant).get("spouse_id_number")
         if not spouse:
             return {}
-        return registers.get_person(ctx.session, ctx.reader, str(spouse)) or {}
+        return registers.find_person(ctx.session, ctx.reader, str(spouse)) or {}
 
 
 class EnterpriseRegisterProvider:
@@ -627,7 +627,7 @@ class EnterpriseRegisterProvider:
         """The enterprise's register record."""
         if applicant.kind != "enterprise":
             return {}
-        record = registers.get_enterprise(ctx.session, ctx.reader, applicant.key)
+        record = registers.find_enterprise(ctx.session, ctx.reader, applicant.key)
         return {**record, "credit_code": applicant.key} if record else {}
 
 
@@ -638,7 +638,7 @@ class AccountProvider:
 
     def fetch(self, ctx: PrefillContext, applicant: Applicant) -> dict[str, Any]:
         """The account's phone."""
-        user = get_user(ctx.session, applicant.user_id) if applicant.user_id else None
+        user = find_user(ctx.session, applicant.user_id) if applicant.user_id else None
         return {"phone": user.phone} if user and user.phone else {}
 
 

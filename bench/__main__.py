@@ -5,12 +5,20 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from shgov.core.audit import service as audit
+from shgov.core.settings import Settings
 
 
 def main() -> int:
     """Run the benchmarks named on the command line, or all of them."""
+    # A process-wide audit key for benchmarks that write in this process without a city of their own (any
+    # order, any subset); those that seed a city or spawn processes configure theirs.
+    keys = tempfile.TemporaryDirectory(prefix="shgov-bench-")
+    audit.configure(Settings(_env_file=None, env="dev", data_dir=Path(keys.name)))  # type: ignore[call-arg]
     wanted = set(sys.argv[1:])
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     if not names:

@@ -16,13 +16,13 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.drill import WriteLoad
 from bench.servers import POSTGRES_URL, reachable, scratch_postgres
 from shgov import migrations
 from shgov.cli import lake_versions
@@ -31,9 +31,7 @@ from shgov.core.backup import backup, restore
 from shgov.core.backup import postgres as pg
 from shgov.core.backup.archive import BackupError
 from shgov.core.db import Database
-from shgov.core.files import FileStore
 from shgov.core.settings import Settings
-from shgov.registers import service as registers
 from shgov.seed import seed_demo
 
 PASSPHRASE = "bench-passphrase"  # noqa: S105 - a throw-away city's
@@ -73,52 +71,6 @@ def seed(settings: Settings, parts: set[str] | None) -> float:
     finally:
         db.dispose()
     return time.perf_counter() - started
-
-
-class WriteLoad:
-    """Licences, their audit records and uploads written in a thread for as long as it runs."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.db = Database.from_url(settings.database.url)
-        self.written = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def write(self) -> None:
-        """One batch."""
-        tag = f"bench-{self.written}-{os.getpid()}"
-        with self.db.session() as session:
-            registers.issue_licence(
-                session,
-                self.settings,
-                licence_type="灾备演练证明",
-                holder_id="310101199001011234",
-                holder_name="演练人",
-                issuer_department="310000.dsj",
-                issuer_name="市大数据中心",
-                particulars={"tag": tag},
-                source_ref=f"bench:{tag}",
-            )
-            audit.append(session, [audit.AuditEntry(action="backup.bench", object_type="licence", object_id=tag)])
-        FileStore(self.settings.data_dir / "files").put(b"%PDF-1.4\n" + tag.encode(), f"{tag}.pdf", max_bytes=1 << 20)
-        self.written += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.write()
-
-    def __enter__(self) -> WriteLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def close(self) -> None:
-        """Release the database."""
-        self.db.dispose()
 
 
 def _configure_audit(settings: Settings) -> None:
@@ -167,13 +119,14 @@ def sqlite_scenario(root: Path, label: str, persons: int, parts: set[str] | None
     """Seed on SQLite, back up under a write load, restore into an empty folder."""
     settings = settings_for(root / "live", persons)
     seeded = seed(settings, parts)
-    load = WriteLoad(settings)
+    db = Database.from_url(settings.database.url)
+    load = WriteLoad(db, settings)
     load.write()  # the licence key exists before the backup
     with load:
         started = time.perf_counter()
         made = backup(settings, root / "set", lake_views=lake_versions, passphrase=PASSPHRASE)
         took = time.perf_counter() - started
-    load.close()
+    db.dispose()
     target = settings_for(root / "restored", persons)
     started = time.perf_counter()
     result = restore(target, root / "set", lake_views=lake_versions, passphrase=PASSPHRASE)
@@ -223,7 +176,8 @@ def postgres_scenario(root: Path, label: str, persons: int, parts: set[str] | No
         seeded = seed(settings, parts)
         streaming = pg.stream_wal(source.conn("shgov"), archive, major=source.major)
         try:
-            load = WriteLoad(settings)
+            city = Database.from_url(settings.database.url)
+            load = WriteLoad(city, settings)
             load.write()
             with load:
                 started = time.perf_counter()
@@ -236,7 +190,7 @@ def postgres_scenario(root: Path, label: str, persons: int, parts: set[str] | No
                 row = db.execute("SELECT clock_timestamp()").fetchone()
             point = row[0] if row else None
             load.write()  # a commit after the point: recovery stops at it
-            load.close()
+            city.dispose()
             with source.conn("postgres").connect() as admin:
                 admin.execute("SELECT pg_switch_wal()")
                 lsn = admin.execute("SELECT pg_current_wal_lsn()").fetchone()

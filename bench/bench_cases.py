@@ -8,6 +8,7 @@ import io
 import itertools
 import multiprocessing
 import os
+import queue
 import random
 import statistics
 import tempfile
@@ -27,6 +28,7 @@ from bench.servers import POSTGRES_URL, scratch_postgres
 from shgov import migrations
 from shgov.cases import service as cases
 from shgov.cases.models import Case, CaseTask
+from shgov.core.audit import service as audit
 from shgov.core.db import Database, make_engine
 from shgov.core.errors import ConflictError
 from shgov.core.files import FileStore
@@ -95,6 +97,7 @@ def _submit_all(db: Database, settings: Settings, rng: random.Random) -> tuple[l
 def _worker(url: str, data_dir: str, tasks: Any, results: Any) -> None:
     """One department-staff process: take a case, complete its next ready task, put it back unless done."""
     settings = _settings(url, Path(data_dir))
+    audit.configure(settings)  # a spawned process starts with nothing configured: its records need the key
     engine = make_engine(url, pool_size=2)
     db = Database(engine)
     with db.session() as session:
@@ -140,7 +143,14 @@ def _drive(url: str, data_dir: Path, ids: list[uuid.UUID]) -> dict[str, Any]:
     sizes: dict[int, list[int]] = defaultdict(list)
     retries = concluded = 0
     while concluded < len(ids):
-        key, _case, elapsed, state, steps = results.get(timeout=600)
+        try:
+            key, _case, elapsed, state, steps = results.get(timeout=5)
+        except queue.Empty:
+            if all(w.is_alive() for w in workers):
+                continue
+            for worker in workers:
+                worker.kill()
+            raise RuntimeError("a worker process died (its traceback is above); the measurement stops") from None
         if key == "retry":
             retries += 1
             continue
@@ -169,6 +179,7 @@ def _settings(url: str, data_dir: Path) -> Settings:
 def _run(url: str, label: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = _settings(url, Path(folder))
+        audit.configure(settings)  # this city's key: a configuration left by an earlier city would not do
         engine = make_engine(url, pool_size=WORKERS + 2)
         with engine.begin() as conn:
             migrations.upgrade(conn)

@@ -32,6 +32,7 @@ from sqlalchemy import func, make_url, select
 from bench.servers import POSTGRES_URL, free_port, scratch_postgres, wait
 from shgov import migrations
 from shgov.catalog import service as catalog
+from shgov.core.audit import service as audit
 from shgov.core.audit.models import AuditRecord
 from shgov.core.db import Database, make_engine
 from shgov.core.identity.service import create_client, issue_token, principal_by_username
@@ -107,6 +108,7 @@ def prepare(folder: Path, url: str) -> City:
         migrations.upgrade(conn)
     db = Database(engine)
     started = time.perf_counter()
+    audit.configure(settings)  # this city's key: a configuration left by an earlier bench would not do
     seed_demo(db, settings)
     print(
         f"   demo city of {PERSONS:,} persons seeded into PostgreSQL and the lake"

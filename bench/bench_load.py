@@ -7,10 +7,13 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
 from shgov.contexts import import_models
+from shgov.core.audit import service as audit
 from shgov.core.db import Base, Database
 from shgov.core.regions.service import RegionIndex, load_builtin_divisions
+from shgov.core.settings import Settings
 from shgov.lake.service import seed_resources
 
 PERSONS = 1_000_000
@@ -18,8 +21,14 @@ TARGET_ROWS_PER_SECOND = 300_000
 TARGET_PEAK_MB = 2048
 
 
+def _settings(url: str, folder: Path) -> Settings:
+    """This bench's city: the parent and the loading processes chain the audit log with the same key."""
+    return Settings(_env_file=None, env="dev", data_dir=folder, database={"url": url})
+
+
 def _setup(folder: Path) -> tuple[str, Path]:
     url = f"sqlite:///{folder / 'bench.db'}"
+    audit.configure(_settings(url, folder))
     db = Database.from_url(url)
     import_models()
     Base.metadata.create_all(db.engine)
@@ -33,6 +42,7 @@ def _setup(folder: Path) -> tuple[str, Path]:
 def _load_in_child(url: str, lake_dir: str, file: str, fmt: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     from shgov.lake import service as lake
 
+    audit.configure(_settings(url, Path(lake_dir).parent))  # a spawned process starts with nothing configured
     db = Database.from_url(url)
     with db.session() as session:
         index = RegionIndex.from_session(session)
@@ -80,7 +90,13 @@ def main() -> None:
             queue = spawn.Queue()
             child = spawn.Process(target=_load_in_child, args=(url, str(lake_dir), str(file), fmt, queue))
             child.start()
-            fmt_, rows, quarantined, seconds, peak_mb = queue.get()
+            while True:
+                try:
+                    fmt_, rows, quarantined, seconds, peak_mb = queue.get(timeout=5)
+                    break
+                except Empty:
+                    if not child.is_alive():
+                        raise RuntimeError(f"the {fmt} load's process died (its traceback is above)") from None
             child.join()
             rate = rows / seconds
             print(

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from bench.servers import free_port, wait
 from shgov import migrations
+from shgov.core.audit import service as audit
 from shgov.core.db import Database, make_engine, utcnow
 from shgov.core.settings import Settings
 from shgov.lake import service as lake
@@ -113,6 +114,7 @@ def _run(folder: Path, servers: list[subprocess.Popen[bytes]]) -> None:
     with engine.begin() as conn:
         migrations.upgrade(conn)
     db = Database(engine)
+    audit.configure(settings)  # this city's key: a configuration left by an earlier bench would not do
     seed_demo(db, settings)
     started = time.perf_counter()
     frame = _rows(ROWS)

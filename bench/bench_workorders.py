@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from bench.servers import scratch_postgres
 from shgov import migrations
+from shgov.core.audit import service as audit
 from shgov.core.db import Database, make_engine, utcnow
 from shgov.core.errors import InvalidError
 from shgov.core.identity.service import principal_by_username
@@ -168,6 +169,7 @@ def _intake(db: Database, settings: Settings, index: RegionIndex) -> None:
 def _intake_worker(url: str, folder: str, seed: int, count: int, start_at: float) -> tuple[int, float, float]:
     """One process's share of the parallel intake: its own engine, index and classifier; batches of 500."""
     settings = _settings(url, Path(folder))
+    audit.configure(settings)  # a spawned process starts with nothing configured: its records need the key
     engine = make_engine(url)
     db = Database(engine)
     with db.session() as session:
@@ -234,7 +236,9 @@ def _seeded(url: str, folder: Path) -> Database:
     with engine.begin() as conn:
         migrations.upgrade(conn)
     db = Database(engine)
-    seed_demo(db, _settings(url, folder), only={"divisions", "organisations", "roles", "demo-accounts", "workorders"})
+    settings = _settings(url, folder)
+    audit.configure(settings)  # this city's key: a configuration left by an earlier bench would not do
+    seed_demo(db, settings, only={"divisions", "organisations", "roles", "demo-accounts", "workorders"})
     return db
 
 

@@ -6,10 +6,10 @@ import contextlib
 import csv
 import io
 import json
-import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -17,23 +17,14 @@ import pytest
 from bench.servers import free_port, wait
 
 from shgov.core.identity.demo import DEMO_PASSWORD
+from shgov.lake.service import read_current
 from tests import city_clock
 
 SHGOV = city_clock.command()
 
 
 def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    environ.update(
-        {
-            "SHGOV_ENV": "dev",
-            "SHGOV_DATA_DIR": str(data_dir),
-            "SHGOV_LOG_JSON": "false",
-            "SHGOV_DEMO_PERSONS": "500",
-            **city_clock.environment(),
-            **env,
-        }
-    )
+    environ = city_clock.cli_environment(data_dir, SHGOV_DEMO_PERSONS="500", **env)
     return subprocess.run(
         [*SHGOV, *args], capture_output=True, text=True, env=environ, timeout=120, check=False, cwd=data_dir
     )
@@ -62,6 +53,7 @@ def seeded_dir(seeded_once: Path, data_dir: Path) -> Path:
     return data_dir
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_upgrade_then_check_succeeds_and_check_before_upgrade_fails(data_dir: Path) -> None:
     before = run(["db", "check"], data_dir)
     assert before.returncode == 1
@@ -79,6 +71,7 @@ def test_upgrade_then_check_succeeds_and_check_before_upgrade_fails(data_dir: Pa
     assert again.returncode == 0
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_seeding_twice_never_reseeds(seeded_dir: Path) -> None:
     second = run(["demo", "seed"], seeded_dir)
     assert second.returncode == 0, second.stderr
@@ -134,10 +127,10 @@ def test_a_holiday_schedule_is_loaded_from_a_file(data_dir: Path) -> None:
     assert "kind must be" in refused.stderr
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path) -> None:
     assert run(["db", "upgrade"], data_dir).returncode == 0
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    environ.update({"SHGOV_ENV": "dev", "SHGOV_DATA_DIR": str(data_dir), **city_clock.environment()})
+    environ = city_clock.cli_environment(data_dir)
     assert run(["regions", "load"], data_dir).returncode == 0
     created = subprocess.run(
         [*SHGOV, "users", "create-admin", "--username", "root.admin"],
@@ -162,6 +155,7 @@ def test_the_first_administrator_is_created_from_the_command_line(data_dir: Path
     assert "taken" in again.stderr
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_the_catalog_and_service_items_go_out_and_come_back_and_the_sharing_sweep_runs(seeded_dir: Path) -> None:
     data_dir = seeded_dir
     exported = run(["catalog", "export", "catalog.csv", "--status", "published"], data_dir)
@@ -213,6 +207,7 @@ def test_serve_refuses_reload_with_several_workers(data_dir: Path) -> None:
     assert "--workers" in done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_the_work_order_classifier_is_trained_and_evaluated_from_a_file(data_dir: Path) -> None:
     rows = [("路灯不亮晚上很黑", "照明"), ("垃圾没人清运很臭", "环卫"), ("工地夜间施工噪音很大", "噪声")]
     with (data_dir / "history.csv").open("w", encoding="utf-8", newline="") as out:
@@ -260,6 +255,7 @@ def test_message_history_is_analysed_for_duplicates_and_hot_spots(data_dir: Path
     assert "1 groups of near-duplicates" in analysed.stdout.replace("\n", " ")
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(seeded_dir: Path) -> None:
     data_dir = seeded_dir
     good = {
@@ -292,19 +288,10 @@ def test_benefit_policies_are_checked_dry_run_and_run_from_the_command_line(seed
     assert run(["benefits", "run", "--as-of", "24/11/2026"], data_dir).returncode == 2
 
 
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
 def test_the_server_stops_within_seconds_of_sigterm_even_with_live_streams_open(seeded_dir: Path) -> None:
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHGOV_")}
-    environ.update(
-        {
-            "SHGOV_ENV": "dev",
-            "SHGOV_DATA_DIR": str(seeded_dir),
-            "SHGOV_LOG_JSON": "false",
-            "SHGOV_SENSING__SIMULATE": "true",
-            "SHGOV_WEB__SHUTDOWN_SECONDS": "3",
-            **city_clock.environment(),
-        }
-    )
+    environ = city_clock.cli_environment(seeded_dir, SHGOV_SENSING__SIMULATE="true", SHGOV_WEB__SHUTDOWN_SECONDS="3")
     server = subprocess.Popen(
         [*SHGOV, "serve", "--port", str(port)], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -338,3 +325,38 @@ def test_the_server_stops_within_seconds_of_sigterm_even_with_live_streams_open(
     # uvicorn ends by re-raising the signal it handled: -SIGTERM is a clean, complete stop.
     assert server.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
+
+
+_WALK_IN = """
+from shgov.core.audit import service as audit
+from shgov.core.cli import load_settings, open_database
+from shgov.core.identity.service import create_user
+
+settings = load_settings()
+audit.configure(settings)
+with open_database(settings).session() as session:
+    create_user(session, kind="citizen", username="walk.in", display_name="来访者", password="Strong#Pass2026")
+"""
+
+
+@pytest.mark.slow  # a whole-system run of processes: the gate runs it, the quick lane does not
+def test_proofing_from_the_command_line_checks_the_name_against_the_register(seeded_dir: Path) -> None:
+    """Issue #26: the command bound a resident's 身份证号 under any name (the register was not consulted)."""
+    population = read_current(seeded_dir / "lake", "population")
+    assert population is not None
+    person = population.row(0, named=True)
+    environ = city_clock.cli_environment(seeded_dir, SHGOV_DEMO_PERSONS="500")
+    made = subprocess.run(
+        [sys.executable, "-c", _WALK_IN], capture_output=True, text=True, env=environ, timeout=120, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    proof = ["users", "proof", "walk.in", "--clerk", "pudong.window", "--document-type", "resident_id_card"]
+    proof += ["--id-number", person["id_number"], "--reason", "本人持证到窗口", "--document-checked"]
+    wrong = run([*proof, "--name", person["name"] + "某"], seeded_dir)
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert "不一致" in wrong.stdout + wrong.stderr
+    assert person["name"] not in wrong.stdout + wrong.stderr
+    admin = run([*proof, "--name", person["name"], "--clerk", "admin"], seeded_dir)  # "*" does not imply it
+    assert admin.returncode == 2, admin.stdout + admin.stderr
+    right = run([*proof, "--name", person["name"]], seeded_dir)
+    assert right.returncode == 0, right.stdout + right.stderr

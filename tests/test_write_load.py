@@ -77,6 +77,8 @@ def load_database(engine: Engine, tmp_path: Path) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Eight clients for ten seconds against a server of its own: the gate runs it, the quick lane does not.
+@pytest.mark.slow
 def test_the_mixed_write_load_has_no_server_errors_and_loses_no_acknowledged_write(
     load_database: str, region_index: RegionIndex, tmp_path: Path
 ) -> None:

@@ -76,6 +76,8 @@ def mobile(draw: st.DrawFn) -> Secret:
                 number.replace("1", "幺").translate({ord(str(d)): c for d, c in enumerate(CHINESE_DIGITS)}),
                 number.translate({ord(str(d)): c for d, c in enumerate("零壹贰叁肆伍陆柒捌玖")}),  # 壹叁捌…
                 number.translate({ord(str(d)): chr(0x0660 + d) for d in range(10)}),  # Arabic-Indic
+                f"({number[:3]}) {number[3:7]} {number[7:]}",  # the first three bracketed like an area code
+                f"{number[:4]}.{number[4:7]}.{number[7:]}",  # two dots anywhere (one would be an amount)
             )
         )
     )
@@ -91,7 +93,10 @@ def landline(draw: st.DrawFn) -> Secret:
     sep = draw(st.sampled_from(SEPARATORS))
     local = local[:-4] + sep + local[-4:]
     form = draw(st.sampled_from(("(0{a}) {n}", "0{a}-{n}", "0{a} {n}", "(0{a}){n}", "+86 {a} {n}", "0{a}{n}")))
-    return Secret(form.format(a=area, n=local), _digits(local), 2)
+    written = form.format(a=area, n=local)
+    if draw(st.booleans()):  # digit by digit, as read out
+        written = " ".join("0" + area + _digits(local))
+    return Secret(written, _digits(local), 2)
 
 
 @st.composite

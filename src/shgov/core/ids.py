@@ -188,16 +188,20 @@ _ID15 = re.compile(_START + r"(?P<n>[1-9]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[1
 # dated reference (a work order: GD + date + hex), and one that completes a credit code is that code.
 _CARD = re.compile(_START + rf"(?P<n>\d{{16,19}}|\d{{4}}(?:{_SEP}\d{{4}}){{3}}(?:{_SEP}?\d{{1,3}})?){_END}")
 _DATED = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
-# Dots separate a mobile's digits only as 3-4-4 groups (138.1234.5678): anywhere else they make an amount.
+# Dots separate a mobile's digits when there are exactly two of them (138.1234.5678, 1380.013.8000): one dot
+# makes an amount, three an IP address. The first three digits may stand in brackets, as an area code would.
 _MOBILE_IN_TEXT = re.compile(
     _START
     + rf"(?:(?:\+|00)?{_SEP}?86{_SEP}?|\(\+?86\){_SEP}?)?"
-    + rf"(?P<n>1{_SEP}?[3-9](?:{_SEP}?\d){{9}}|1[3-9]\d\.\d{{4}}\.\d{{4}}){_END}"
+    + rf"(?P<n>1{_SEP}?[3-9](?:{_SEP}?\d){{9}}|\(1[3-9]\d\){_SEP}?\d{{4}}{_SEP}?\d{{4}}"
+    + r"|(?=(?:\d|\.(?=\d)){13}(?!\.?\d))1[3-9]\d*\.\d+\.\d+)"
+    + r"(?!\.?\d)"
 )
 _LANDLINE = re.compile(
     _START
-    + rf"(?:(?:\+|00)?86{_SEP}?\(?0?|\(0|0)(?P<area>10|2\d|[3-9]\d{{2}})\)?{_SEP}?"
-    + rf"(?P<n>\d{{3,4}}{_SEP}?\d{{4}}){_END}"
+    + rf"(?:(?:\+|00)?86{_SEP}?\(?(?:0{_SEP}?)?|\(0{_SEP}?|0{_SEP}?)"
+    + rf"(?P<area>1{_SEP}?0|2{_SEP}?\d|[3-9](?:{_SEP}?\d){{2}})\)?{_SEP}?"
+    + rf"(?P<n>\d(?:{_SEP}?\d){{2,3}}{_SEP}?\d(?:{_SEP}?\d){{3}}){_END}"
 )
 _PHONES = (_MOBILE_IN_TEXT, _LANDLINE)
 # The fewest digits any number masked here has (a landline: 2-digit area code and 7 digits): text with fewer is

@@ -28,6 +28,7 @@ from shgov.core.db import Database, open_database
 from shgov.core.errors import Problem, ProblemResponder, install_error_handlers
 from shgov.core.events import OutboxRelay, make_bus
 from shgov.core.http import BodyLimitMiddleware, SecurityHeadersMiddleware, UnitOfWorkMiddleware
+from shgov.core.i18n import N_
 from shgov.core.identity import api as identity_api
 from shgov.core.identity import oidc
 from shgov.core.logging import configure_logging
@@ -192,7 +193,11 @@ def create_app(
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             request = Request(scope, receive)
             limit = settings.web.max_body_bytes
-            problem = Problem("payload-too-large", detail=f"The request body exceeds the limit of {limit} bytes.")
+            problem = Problem(
+                "payload-too-large",
+                detail=N_("The request body exceeds the limit of {limit} bytes."),
+                params={"limit": limit},
+            )
             await responder.respond(request, problem)(scope, receive, send)
 
         return answer

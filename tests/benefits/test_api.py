@@ -41,7 +41,7 @@ def test_managers_write_test_and_run_a_policy_and_the_citizen_sees_why(
     admin = _bearer(token_for("admin"))
     assert client.get("/api/v1/benefits/policies").status_code == 401
     bad = {**POLICY, "conditions": ["age(birth_date) < 3", "district_code in [310101]"]}
-    answer = client.post("/api/v1/benefits/policies", json=bad, headers=admin)
+    answer = client.post("/api/v1/benefits/policies", json=bad, headers={**admin, "Accept-Language": "en"})
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/problem+json")
     error = answer.json()["errors"][0]

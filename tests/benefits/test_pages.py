@@ -54,7 +54,7 @@ def test_a_manager_writes_tests_and_runs_a_policy_and_the_person_sees_it_with_th
     manager.get_by_test_id("policy-form").locator("button[type=submit]").click()
     error = manager.get_by_test_id("policy-error")
     expect(error).to_have_attribute("data-field", "amount")
-    expect(error).to_contain_text("line 1, column 6")
+    expect(error).to_contain_text("第 1 行第 6 列")
     expect(manager.locator("#conditions")).to_have_value('age(birth_date) >= 90\ndistrict_code != ""')  # kept
     manager.fill("#amount", "500 + (age(birth_date) - 90) * 10")
     manager.get_by_test_id("policy-form").locator("button[type=submit]").click()

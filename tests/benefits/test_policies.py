@@ -186,12 +186,12 @@ def test_the_holder_declines_or_appeals_and_staff_reverse_with_a_reason(db: Data
         ({"amount": "75 / 0"}, "amount", "division by zero"),
         ({"amount": '"seventy"'}, "amount", "must be a number"),
         ({"conditions": ['policy("elderly_allowance")']}, "conditions[0]", "circular reference"),
-        ({"conditions": []}, "conditions", "至少需要一个条件"),
-        ({"code": "Elderly"}, "code", "代码"),
-        ({"effective_to": dt.date(2025, 1, 1)}, "effective_to", "有效期"),
+        ({"conditions": []}, "conditions", "At least one condition is needed"),
+        ({"code": "Elderly"}, "code", "The code is 2–40 lowercase letters"),
+        ({"effective_to": dt.date(2025, 1, 1)}, "effective_to", "end of the validity period"),
         ({"target": "household"}, "target", "target must be"),
         ({"mode": "maybe"}, "mode", "mode must be"),
-        ({"legal_basis": " "}, "legal_basis", "政策依据"),
+        ({"legal_basis": " "}, "legal_basis", "legal basis"),
     ],
 )
 def test_a_bad_policy_is_refused_naming_the_field_and_nothing_is_saved(

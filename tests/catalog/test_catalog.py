@@ -336,7 +336,9 @@ def test_entries_go_out_and_come_back_as_csv_and_xlsx(client: httpx.Client, toke
     writer.writeheader()
     writer.writerows(new_rows)
     refused = client.post(
-        f"{URL}/import", files={"file": ("c.csv", out.getvalue().encode(), "text/csv")}, headers=owner
+        f"{URL}/import",
+        files={"file": ("c.csv", out.getvalue().encode(), "text/csv")},
+        headers={**owner, "Accept-Language": "en"},
     )
     assert refused.status_code == 422
     assert "row 3" in refused.json()["detail"]

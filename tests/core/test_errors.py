@@ -7,8 +7,9 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
-from shgov.core.errors import PROBLEM_MEDIA_TYPE
+from shgov.core.errors import PROBLEM_MEDIA_TYPE, ConflictError
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 
 
 class Applicant(BaseModel):
@@ -33,6 +34,10 @@ def app(app: FastAPI) -> FastAPI:
     @probe.get("/boom")
     def boom() -> None:
         raise RuntimeError("secret internals /etc/passwd")
+
+    @probe.get("/taken/{code}")
+    def taken(code: str) -> None:
+        raise ConflictError(N_("Nothing is found at {path}"), field="code", path=code)
 
     app.include_router(probe)
     return app
@@ -98,7 +103,25 @@ def test_invalid_fields_are_named_in_a_422_problem(client: httpx.Client) -> None
 def test_a_missing_body_is_a_422_problem_naming_the_body(client: httpx.Client) -> None:
     response = client.post("/api/v1/probe/echo", headers={"content-type": "application/json"})
     body = assert_problem(response, 422, "validation-failed")
-    assert body["errors"] == [{"field": "body", "message": "Field required"}]
+    assert body["errors"] == [{"field": "body", "message": "必填项"}]
+
+
+def test_problems_answer_in_the_callers_language(client: httpx.Client) -> None:
+    """zh-CN unless the client asks for English: the title, the detail and each field's message."""
+    bad = {"applicant": {"name": "", "age": 200}}
+    chinese = client.post("/api/v1/probe/echo", json=bad).json()
+    english = client.post("/api/v1/probe/echo", json=bad, headers={"Accept-Language": "en"}).json()
+    assert chinese["detail"] == "输入有误：applicant.name, applicant.age"
+    assert english["detail"] == "Invalid input: applicant.name, applicant.age"
+    assert {e["message"] for e in chinese["errors"]} == {"不能为空", "不能大于 150"}
+    assert {e["message"] for e in english["errors"]} == {"Must not be empty", "Must be at most 150"}
+    # a domain error: its fields filled in after translation, in both languages
+    conflict = client.get("/api/v1/probe/taken/X-1").json()
+    assert conflict["detail"] == "X-1 处没有内容"
+    assert conflict["errors"] == [{"field": "code", "message": "X-1 处没有内容"}]
+    assert client.get("/api/v1/probe/taken/X-1", headers={"Accept-Language": "en"}).json()["detail"] == (
+        "Nothing is found at X-1"
+    )
 
 
 def test_a_body_over_the_limit_is_a_413_problem(client: httpx.Client, app: FastAPI) -> None:
@@ -126,7 +149,7 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(client: httpx.Cl
     body = assert_problem(response, 500, "internal-error")
     assert "passwd" not in response.text
     assert "Traceback" not in response.text
-    assert "Incident" in str(body["detail"])
+    assert "事件编号" in str(body["detail"])  # the incident to quote, in the caller's language
 
 
 def test_problem_titles_follow_accept_language(client: httpx.Client) -> None:

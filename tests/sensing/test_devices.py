@@ -35,12 +35,12 @@ def as_csv(rows: list[dict[str, object]]) -> bytes:
     return out.getvalue().encode()
 
 
-def upload(client: httpx.Client, token: str, body: bytes, name: str = "devices.csv", **params: str) -> httpx.Response:
+def upload(
+    client: httpx.Client, token: str, body: bytes, name: str = "devices.csv", language: str | None = None, **params: str
+) -> httpx.Response:
+    headers = auth(token) | ({"Accept-Language": language} if language else {})
     return client.post(
-        "/api/v1/sensing/devices/import",
-        files={"file": (name, body, "text/csv")},
-        params=params,
-        headers=auth(token),
+        "/api/v1/sensing/devices/import", files={"file": (name, body, "text/csv")}, params=params, headers=headers
     )
 
 
@@ -266,6 +266,6 @@ def test_a_small_parquet_file_of_too_many_rows_is_refused_before_it_is_read(
     out = io.BytesIO()
     frame.write_parquet(out, compression="zstd")
     assert out.tell() < 1_000_000  # small on the wire
-    answer = upload(client, admin_token, out.getvalue(), name="devices.parquet")
+    answer = upload(client, admin_token, out.getvalue(), name="devices.parquet", language="en")
     assert answer.status_code == 422, answer.text
     assert "at most" in answer.text

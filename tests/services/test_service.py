@@ -99,11 +99,12 @@ def test_the_bundle_guide_and_form_ask_everything_once(session: Session) -> None
     with_card = services.evaluate_form(sections, {**base, "want_social_card": "on", "bank_name": ""})
     assert "card" in with_card.visible
     assert "card" in with_card.forced
-    assert with_card.errors == {"bank_name": "请填写社保卡合作银行"}
+    assert with_card.messages("zh_CN") == {"bank_name": "请填写社保卡合作银行"}
     assert [i.code for i in services.included_items(offer, with_card.values)][-1] == "310000-RS-0001"
     bad = services.evaluate_form(sections, {**base, "applicant_phone": "123", "child_birth_date": "20/11/2026"})
-    assert bad.errors["applicant_phone"] == "联系电话无效：请填写11位手机号码"
-    assert "年-月-日" in bad.errors["child_birth_date"]
+    assert bad.messages("zh_CN")["applicant_phone"] == "联系电话无效：请填写11位手机号码"
+    assert "年-月-日" in bad.messages("zh_CN")["child_birth_date"]
+    assert bad.errors["applicant_phone"].field == "form.applicant_phone"
 
 
 def _pdf(pages: int, password: str | None = None) -> bytes:
@@ -123,23 +124,27 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def _refusal(need: services.MaterialNeed, data: bytes, filename: str, max_bytes: int) -> str:
+    """What 材料预审 tells a Chinese reader about the upload."""
+    with pytest.raises(InvalidError) as caught:
+        services.check_material(need, data, filename, max_bytes)
+    return caught.value.text("zh_CN")
+
+
 def test_material_pre_review_names_what_is_wrong(session: Session) -> None:
     needs = {n.name: n for n in services.materials_for(services.offering(session, "bundle", "birth").items)}
     record = needs["医疗机构分娩记录"]
     assert services.check_material(record, _pdf(2), "a.pdf", 10**6).pages == 2
-    with pytest.raises(InvalidError, match="“a_pdf”不是"):
-        services.check_material(record, b"just text", "a_pdf", 10**6)
-    with pytest.raises(InvalidError, match="共 11 页，最多 10 页"):
+    assert "“a_pdf”不是" in _refusal(record, b"just text", "a_pdf", 10**6)
+    assert "共 11 页，最多 10 页" in _refusal(record, _pdf(11), "a.pdf", 10**7)
+    assert "设有密码" in _refusal(record, _pdf(1, "secret"), "a.pdf", 10**6)
+    assert "图片已损坏" in _refusal(record, _png(400, 400)[:60], "a.png", 10**6)  # a truncated picture
+    with pytest.raises(InvalidError, match="has 11 pages; at most 10"):  # and in English
         services.check_material(record, _pdf(11), "a.pdf", 10**7)
-    with pytest.raises(InvalidError, match="设有密码"):
-        services.check_material(record, _pdf(1, "secret"), "a.pdf", 10**6)
-    with pytest.raises(InvalidError, match="图片已损坏"):
-        services.check_material(record, _png(400, 400)[:60], "a.png", 10**6)  # a truncated picture
     photo = needs.get("近期免冠证件照") or next(
         n for n in services.materials_for(services.offering(session, "item", "310000-RS-0001").items) if n.min_width
     )
-    with pytest.raises(InvalidError, match="至少需要"):
-        services.check_material(photo, _png(20, 20), "p.png", 10**6)
+    assert "至少需要" in _refusal(photo, _png(20, 20), "p.png", 10**6)
 
 
 def test_the_consistency_check_lists_items_that_differ_offline(session: Session) -> None:

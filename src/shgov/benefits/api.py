@@ -27,6 +27,7 @@ from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import ForbiddenError, NotFoundError
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, audit, require_action
 from shgov.core.identity.permissions import Principal
 
@@ -52,7 +53,7 @@ def _policy_out(session: SessionDep, found: benefits.Found, with_versions: bool)
 
 def _managing(principal: Principal, found: benefits.Found) -> None:
     if not principal.allows(benefits.MANAGE, None, found.policy.department_code):
-        raise ForbiddenError("this policy belongs to another department")
+        raise ForbiddenError(N_("This policy belongs to another department"))
 
 
 def _trace_out(trace: benefits.Trace) -> TraceOut:
@@ -105,7 +106,7 @@ def list_policies(session: SessionDep, principal: CurrentPrincipal) -> list[Poli
 def save_policy(request: Request, body: PolicyIn, session: SessionDep, principal: Manager) -> PolicyOut:
     """Check a policy and save it as its next version (refused with the field, line and column of an error)."""
     if not principal.allows(benefits.MANAGE, None, body.department_code):
-        raise ForbiddenError("you may only write policies of your own department")
+        raise ForbiddenError(N_("You may only write policies of your own department"))
     spec = benefits.PolicySpec(**body.model_dump())
     version = benefits.save_policy(session, benefits.register_schema(session), spec, principal.username)
     audit(request, principal, "benefits.policy.save", object_type="benefit_policy", object_id=body.code)
@@ -118,7 +119,7 @@ def get_policy(code: str, session: SessionDep, principal: CurrentPrincipal) -> P
     found = benefits.get_version(session, code)
     managing = principal.allows(benefits.MANAGE, None, found.policy.department_code)
     if found.policy.active_version is None and not managing:
-        raise NotFoundError(f"no policy {code!r}", field="code")
+        raise NotFoundError(N_("no policy {code!r}"), field="code", code=code)
     return _policy_out(session, found, managing)
 
 
@@ -225,14 +226,14 @@ def run_status(code: str, run_id: uuid.UUID, session: SessionDep, principal: Man
     found = benefits.get_version(session, code)
     record = benefits.get_run(session, run_id)
     if record.policy_code != code or not principal.allows(benefits.MANAGE, None, found.policy.department_code):
-        raise NotFoundError("no such run", field="run_id")  # another department's runs are not told
+        raise NotFoundError(N_("no such run"), field="run_id")  # another department's runs are not told
     return RunOut.model_validate(record)
 
 
 def _holder(session: SessionDep, principal: Principal) -> tuple[str, str]:
     holder = benefits.holder_key(session, principal)
     if holder is None:
-        raise ForbiddenError("only a citizen or an enterprise account has benefits")
+        raise ForbiddenError(N_("only a citizen or an enterprise account has benefits"))
     return holder
 
 
@@ -249,7 +250,7 @@ def explain_mine(code: str, session: SessionDep, settings: SettingsDep, principa
     target, key = _holder(session, principal)
     found = benefits.get_version(session, code)
     if found.policy.active_version is None or found.policy.target != target:
-        raise NotFoundError(f"no policy {code!r} for you", field="code")
+        raise NotFoundError(N_("no policy {code!r} for you"), field="code", code=code)
     return _trace_out(benefits.explain(session, settings.lake_dir, code, key, city_today()))
 
 

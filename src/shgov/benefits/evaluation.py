@@ -26,6 +26,7 @@ from shgov.benefits.language import Checked, Compiled, Dates, Schema
 from shgov.benefits.models import RegisterCopy
 from shgov.core.db import utcnow
 from shgov.core.errors import NotFoundError
+from shgov.core.i18n import N_
 from shgov.registers import service as registers
 
 SchemaOf = Callable[[Session], Schema]
@@ -41,7 +42,9 @@ class Registers:
     def compiled(self, checked: Checked, dates: Dates) -> Compiled:
         """The policy as a query over these tables."""
         if checked.source.target not in self.tables:
-            raise NotFoundError(f"the {checked.source.target} register has not been built", field="target")
+            raise NotFoundError(
+                N_("the {target} register has not been built"), field="target", target=checked.source.target
+            )
         return language.compile_policy(checked, self.schema, self.dialect, self.tables, dates)
 
     def in_keys(self, column: str) -> str:

@@ -20,10 +20,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from shgov.core.errors import DomainError, InvalidError
+from shgov.core.i18n import N_
 
 Type = Literal["int", "decimal", "bool", "text", "date"]
 Dialect = Literal["duckdb", "postgresql"]
@@ -82,13 +85,31 @@ COMMENT: /#[^\n]*/
 _PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
-class PolicyError(ValueError):
-    """A policy text that cannot be used, with where the problem is (1-based line and column)."""
+class PolicyError(InvalidError, ValueError):
+    """A policy text that cannot be used, with where the problem is (1-based line and column) and in which
+    part (``condition 2``, ``amount``).
 
-    def __init__(self, message: str, line: int = 0, column: int = 0, part: str = "") -> None:
-        where = f"line {line}, column {column}: " if line else ""
-        super().__init__(f"{part + ': ' if part else ''}{where}{message}")
-        self.message, self.line, self.column, self.part = message, line, column, part
+    ``message`` is an English message id marked with ``N_``, its fields filled from ``params``;
+    ``self.message`` and ``text`` are the bare message, ``placed`` and ``str`` put the part and place first."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, part: str = "", **params: Any) -> None:
+        super().__init__(message, **params)
+        self.line, self.column, self.part = line, column, part
+        self.args = (self.placed().message,)
+
+    def placed(self) -> DomainError:
+        """This error with its part and place in front (``condition 1: line 1, column 5: …``), as an error to
+        give as the reason of another."""
+        reason: DomainError = self
+        if self.line:
+            reason = DomainError(
+                N_("line {line}, column {column}: {reason}"), line=self.line, column=self.column, reason=reason
+            )
+        if self.part == "amount":
+            reason = DomainError(N_("amount: {reason}"), reason=reason)
+        elif self.part.startswith("condition "):
+            reason = DomainError(N_("condition {number}: {reason}"), number=self.part.split()[-1], reason=reason)
+        return reason
 
 
 # -- the schema the language is checked against ---------------------------------------------------------
@@ -125,7 +146,9 @@ class Schema:
     def entity(self, name: str) -> Entity:
         """The entity called ``name``."""
         if name not in self.entities:
-            raise PolicyError(f"unknown target {name!r}; known: {', '.join(sorted(self.entities))}")
+            raise PolicyError(
+                N_("unknown target {name!r}; known: {known}"), name=name, known=", ".join(sorted(self.entities))
+            )
         return self.entities[name]
 
 
@@ -179,22 +202,22 @@ class Checked:
 
 def _parse(text: str, part: str) -> Tree[Token]:
     if not text.strip():
-        raise PolicyError("empty expression", 1, 1, part)
+        raise PolicyError(N_("empty expression"), 1, 1, part)
     try:
         return _PARSER.parse(text)
     except UnexpectedEOF as exc:
         lines = text.splitlines() or [""]
-        raise PolicyError("the expression ends too early", len(lines), len(lines[-1]) + 1, part) from exc
+        raise PolicyError(N_("the expression ends too early"), len(lines), len(lines[-1]) + 1, part) from exc
     except UnexpectedToken as exc:
         if exc.token.type == "$END":
             lines = text.splitlines() or [""]
-            raise PolicyError("the expression ends too early", len(lines), len(lines[-1]) + 1, part) from exc
-        raise PolicyError(f"unexpected {str(exc.token)!r}", exc.line, exc.column, part) from exc
+            raise PolicyError(N_("the expression ends too early"), len(lines), len(lines[-1]) + 1, part) from exc
+        raise PolicyError(N_("unexpected {token!r}"), exc.line, exc.column, part, token=str(exc.token)) from exc
     except UnexpectedCharacters as exc:
         found = text[exc.pos_in_stream] if exc.pos_in_stream is not None else "?"
-        raise PolicyError(f"unexpected character {found!r}", exc.line, exc.column, part) from exc
+        raise PolicyError(N_("unexpected character {found!r}"), exc.line, exc.column, part, found=found) from exc
     except UnexpectedInput as exc:  # pragma: no cover - the cases above are the ones LALR raises
-        raise PolicyError("cannot read the expression", exc.line, exc.column, part) from exc
+        raise PolicyError(N_("cannot read the expression"), exc.line, exc.column, part) from exc
 
 
 FUNCTIONS: dict[str, str] = {
@@ -220,9 +243,9 @@ class _Checker:
         self.schema, self.resolve, self.text, self.part, self.stack = schema, resolve, text, part, stack
         self.references: set[str] = set()
 
-    def fail(self, message: str, tree: Tree[Token] | Token) -> PolicyError:
+    def fail(self, message: str, tree: Tree[Token] | Token, **params: Any) -> PolicyError:
         line, column = _position(tree)
-        return PolicyError(message, line, column, self.part)
+        return PolicyError(message, line, column, self.part, **params)
 
     def node(self, kind: str, type_: Type, tree: Tree[Token] | Token, *children: Node, **extra: object) -> Node:
         line, column = _position(tree)
@@ -232,10 +255,10 @@ class _Checker:
 
     def check(self, tree: Tree[Token] | Token, entity: Entity) -> Node:
         if isinstance(tree, Token):  # pragma: no cover - every token is wrapped by a rule
-            raise self.fail("unexpected token", tree)
+            raise self.fail(N_("unexpected token"), tree)
         method = getattr(self, f"_{tree.data}", None)
         if method is None:  # pragma: no cover - the grammar names every rule
-            raise self.fail(f"cannot check {tree.data}", tree)
+            raise self.fail(N_("cannot check {rule}"), tree, rule=tree.data)
         result: Node = method(tree, entity)
         return result
 
@@ -246,9 +269,9 @@ class _Checker:
             try:
                 value = Decimal(raw)
             except InvalidOperation as exc:  # pragma: no cover - the lexer only passes digits
-                raise self.fail(f"not a number: {raw}", tree) from exc
+                raise self.fail(N_("not a number: {raw}"), tree, raw=raw) from exc
             if value.as_tuple().exponent < -4:  # type: ignore[operator]
-                raise self.fail("decimals have at most 4 places", tree)
+                raise self.fail(N_("decimals have at most 4 places"), tree)
             return self.node("decimal", "decimal", tree, value=int(value * SCALE))
         return self.node("int", "int", tree, value=int(raw))
 
@@ -269,7 +292,9 @@ class _Checker:
         if name in VARIABLES:
             return self.node("variable", VARIABLES[name], tree, value=name)
         known = ", ".join(sorted(entity.fields))
-        raise self.fail(f"unknown field {name!r} of {entity.name} (fields: {known})", tree)
+        raise self.fail(
+            N_("unknown field {name!r} of {entity} (fields: {known})"), tree, name=name, entity=entity.name, known=known
+        )
 
     # operators
     def _bools(self, tree: Tree[Token], entity: Entity, kind: str) -> Node:
@@ -277,7 +302,9 @@ class _Checker:
         children = [self.check(c, entity) for c in subtrees]
         for child, sub in zip(children, subtrees, strict=True):
             if child.type != "bool":
-                raise self.fail(f"'{kind}' needs true/false on both sides, not {child.type}", sub)
+                raise self.fail(
+                    N_("'{kind}' needs true/false on both sides, not {type}"), sub, kind=kind, type=child.type
+                )
         return self.node(kind, "bool", tree, *children)
 
     def _or_op(self, tree: Tree[Token], entity: Entity) -> Node:
@@ -294,9 +321,9 @@ class _Checker:
         op = next(c for c in tree.children if isinstance(c, Token))
         left, right = self.check(left_tree, entity), self.check(right_tree, entity)
         if not _comparable(left.type, right.type):
-            raise self.fail(f"cannot compare {left.type} with {right.type}", tree)
+            raise self.fail(N_("cannot compare {left} with {right}"), tree, left=left.type, right=right.type)
         if str(op) not in ("==", "!=") and left.type == "bool":
-            raise self.fail(f"'{op}' does not order true/false", tree)
+            raise self.fail(N_("'{op}' does not order true/false"), tree, op=str(op))
         return self.node("compare", "bool", tree, left, right, value=str(op))
 
     def _isin(self, tree: Tree[Token], entity: Entity, negate: bool = False) -> Node:
@@ -305,12 +332,12 @@ class _Checker:
         item_trees = _subtrees(list_tree)
         items = [self.check(c, entity) for c in item_trees]
         if not items:
-            raise self.fail("the list is empty", list_tree)
+            raise self.fail(N_("the list is empty"), list_tree)
         for item, sub in zip(items, item_trees, strict=True):
             if item.kind not in ("int", "decimal", "text", "bool", "date", "neg"):
-                raise self.fail("list items must be constants", sub)
+                raise self.fail(N_("list items must be constants"), sub)
             if not _comparable(left.type, item.type):
-                raise self.fail(f"a {item.type} in a list of {left.type} values", sub)
+                raise self.fail(N_("a {item} in a list of {left} values"), sub, item=item.type, left=left.type)
         return self.node("notin" if negate else "in", "bool", tree, left, *items)
 
     def _notin(self, tree: Tree[Token], entity: Entity) -> Node:
@@ -321,9 +348,9 @@ class _Checker:
         left, right = self.check(left_tree, entity), self.check(right_tree, entity)
         for side, sub in ((left, left_tree), (right, right_tree)):
             if side.type not in NUMERIC:
-                raise self.fail(f"'{op}' needs numbers, not {side.type}", sub)
+                raise self.fail(N_("'{op}' needs numbers, not {type}"), sub, op=op, type=side.type)
         if op == "/" and right.kind in ("int", "decimal") and right.value == 0:
-            raise self.fail("division by zero", right_tree)
+            raise self.fail(N_("division by zero"), right_tree)
         type_: Type = "decimal" if op == "/" or "decimal" in (left.type, right.type) else "int"
         return self.node("arith", type_, tree, left, right, value=op)
 
@@ -343,7 +370,7 @@ class _Checker:
         (inner_tree,) = _subtrees(tree)
         inner = self.check(inner_tree, entity)
         if inner.type not in NUMERIC:
-            raise self.fail(f"'-' needs a number, not {inner.type}", tree)
+            raise self.fail(N_("'-' needs a number, not {type}"), tree, type=inner.type)
         return self.node("neg", inner.type, tree, inner)
 
     def _cond(self, tree: Tree[Token], entity: Entity) -> Node:
@@ -357,14 +384,14 @@ class _Checker:
         tests, values = checked[0:-1:2], [*checked[1:-1:2], checked[-1]]
         for test, sub in zip(tests, parts[0:-1:2], strict=True):
             if test.type != "bool":
-                raise self.fail(f"'if' needs a true/false test, not {test.type}", sub)
+                raise self.fail(N_("'if' needs a true/false test, not {type}"), sub, type=test.type)
         types = {v.type for v in values}
         if types <= NUMERIC:
             type_: Type = "decimal" if "decimal" in types else "int"
         elif len(types) == 1:
             type_ = values[0].type
         else:
-            raise self.fail(f"the branches give different types: {', '.join(sorted(types))}", tree)
+            raise self.fail(N_("the branches give different types: {types}"), tree, types=", ".join(sorted(types)))
         return self.node("if", type_, tree, *checked)
 
     def _call(self, tree: Tree[Token], entity: Entity) -> Node:
@@ -372,9 +399,14 @@ class _Checker:
         name = str(name_token)
         arg_trees = [c for c in tree.children[1:] if isinstance(c, Tree)]
         if name in AGGREGATES:
-            raise self.fail(f"{name}(…) takes a relation: {name}(relation where condition)", tree)
+            raise self.fail(N_("{name}(…) takes a relation: {name}(relation where condition)"), tree, name=name)
         if name not in FUNCTIONS:
-            raise self.fail(f"unknown function {name!r} (functions: {', '.join(sorted(FUNCTIONS))})", name_token)
+            raise self.fail(
+                N_("unknown function {name!r} (functions: {known})"),
+                name_token,
+                name=name,
+                known=", ".join(sorted(FUNCTIONS)),
+            )
         if name in ("policy", "amount"):
             return self._reference(tree, name, arg_trees, entity)
         args = [self.check(a, entity) for a in arg_trees]
@@ -382,7 +414,7 @@ class _Checker:
 
         def want(*expected: tuple[str, ...]) -> None:
             if len(args) != len(expected) or any(t not in e for t, e in zip(types, expected, strict=False)):
-                raise self.fail(f"{FUNCTIONS[name]} — given ({', '.join(types)})", tree)
+                raise self.fail(N_("{usage} — given ({types})"), tree, usage=FUNCTIONS[name], types=", ".join(types))
 
         date_, number = ("date",), tuple(NUMERIC)
         if name == "age":
@@ -396,13 +428,13 @@ class _Checker:
             return self.node("call", "int", tree, *args, value=name)
         if name == "date":
             if len(args) != 1 or args[0].kind != "text":
-                raise self.fail('date(…) takes a constant "YYYY-MM-DD"', tree)
+                raise self.fail(N_('date(…) takes a constant "YYYY-MM-DD"'), tree)
             try:
                 day = dt.date.fromisoformat(str(args[0].value))
             except ValueError as exc:
-                raise self.fail(f"not a date: {args[0].value!r}", arg_trees[0]) from exc
+                raise self.fail(N_("not a date: {value!r}"), arg_trees[0], value=args[0].value) from exc
             if not dt.date(1800, 1, 1) <= day <= dt.date(2200, 12, 31):
-                raise self.fail(f"date out of range: {day}", arg_trees[0])
+                raise self.fail(N_("date out of range: {day}"), arg_trees[0], day=day)
             return self.node("date", "date", tree, value=day)
         if name in ("year", "month"):
             want(date_)
@@ -413,26 +445,32 @@ class _Checker:
             return self.node("call", type_, tree, *args, value=name)
         if name == "missing":
             if len(args) != 1 or args[0].kind != "field":
-                raise self.fail("missing(…) takes a field", tree)
+                raise self.fail(N_("missing(…) takes a field"), tree)
             return self.node("call", "bool", tree, *args, value=name)
         # coalesce
         if len(args) != 2 or not _comparable(types[0], types[1]):
-            raise self.fail(f"{FUNCTIONS[name]} — given ({', '.join(types)})", tree)
+            raise self.fail(N_("{usage} — given ({types})"), tree, usage=FUNCTIONS[name], types=", ".join(types))
         type_ = "decimal" if {types[0], types[1]} == {"int", "decimal"} else args[0].type
         return self.node("call", type_, tree, *args, value=name)
 
     def _reference(self, tree: Tree[Token], name: str, arg_trees: list[Tree[Token]], entity: Entity) -> Node:
         if len(arg_trees) != 1 or arg_trees[0].data != "string":
-            raise self.fail(f'{name}(…) takes a policy code in quotes: {name}("code")', tree)
+            raise self.fail(N_('{name}(…) takes a policy code in quotes: {name}("code")'), tree, name=name)
         code = str(arg_trees[0].children[0])[1:-1]
         if code in self.stack:
             cycle = " → ".join([*self.stack[self.stack.index(code) :], code])
-            raise self.fail(f"circular reference: {cycle}", tree)
+            raise self.fail(N_("circular reference: {cycle}"), tree, cycle=cycle)
         other = self.resolve(code)
         if other is None:
-            raise self.fail(f"no policy {code!r}", arg_trees[0])
+            raise self.fail(N_("no policy {code!r}"), arg_trees[0], code=code)
         if other.target != entity.name:
-            raise self.fail(f"policy {code!r} is about {other.target}, not {entity.name}", tree)
+            raise self.fail(
+                N_("policy {code!r} is about {target}, not {entity}"),
+                tree,
+                code=code,
+                target=other.target,
+                entity=entity.name,
+            )
         checked = check(self.schema, other, self.resolve, (*self.stack, code))
         self.references.add(code)
         inner = checked.conditions if name == "policy" else [*checked.conditions, checked.amount]
@@ -444,36 +482,59 @@ class _Checker:
         value_name = str(tokens[2]) if len(tokens) > 2 else None
         where_trees = [c for c in tree.children if isinstance(c, Tree)]
         if function not in AGGREGATES:
-            raise self.fail(f"{function}(… where …) is not an aggregate; aggregates: {', '.join(AGGREGATES)}", tree)
+            raise self.fail(
+                N_("{function}(… where …) is not an aggregate; aggregates: {known}"),
+                tree,
+                function=function,
+                known=", ".join(AGGREGATES),
+            )
         relation = entity.relations.get(relation_name)
         if relation is None:
             known = ", ".join(sorted(entity.relations)) or "none"
-            raise self.fail(f"{entity.name} has no relation {relation_name!r} (relations: {known})", tokens[1])
+            raise self.fail(
+                N_("{entity} has no relation {relation!r} (relations: {known})"),
+                tokens[1],
+                entity=entity.name,
+                relation=relation_name,
+                known=known,
+            )
         target = self.schema.entity(relation.target)
         children: list[Node] = []
         if where_trees:
             condition = self.check(where_trees[0], target)
             if condition.type != "bool":
-                raise self.fail("'where' needs a true/false condition", where_trees[0])
+                raise self.fail(N_("'where' needs a true/false condition"), where_trees[0])
             children.append(condition)
         if function in ("count", "any", "all"):
             if value_name is not None:
-                raise self.fail(f"{function}({relation_name} where …) counts rows; it takes no field", tree)
+                raise self.fail(
+                    N_("{function}({relation} where …) counts rows; it takes no field"),
+                    tree,
+                    function=function,
+                    relation=relation_name,
+                )
             if function in ("any", "all") and not children:
-                raise self.fail(f"{function}(…) needs 'where' and a condition", tree)
+                raise self.fail(N_("{function}(…) needs 'where' and a condition"), tree, function=function)
             type_: Type = "int" if function == "count" else "bool"
             return self.node(
                 "aggregate", type_, tree, *children, value=(function, None), entity=target.name, relation=relation
             )
         if value_name is None:
-            raise self.fail(f"{function}(…) needs a field: {function}({relation_name}.field where …)", tree)
+            raise self.fail(
+                N_("{function}(…) needs a field: {function}({relation}.field where …)"),
+                tree,
+                function=function,
+                relation=relation_name,
+            )
         if value_name not in target.fields:
-            raise self.fail(f"unknown field {value_name!r} of {target.name}", tokens[2])
+            raise self.fail(N_("unknown field {name!r} of {entity}"), tokens[2], name=value_name, entity=target.name)
         value_type = target.fields[value_name]
         if function == "sum" and value_type not in NUMERIC:
-            raise self.fail(f"sum(…) needs a number field, {value_name} is {value_type}", tokens[2])
+            raise self.fail(
+                N_("sum(…) needs a number field, {name} is {type}"), tokens[2], name=value_name, type=value_type
+            )
         if value_type == "bool":
-            raise self.fail(f"{function}(…) does not order true/false", tokens[2])
+            raise self.fail(N_("{function}(…) does not order true/false"), tokens[2], function=function)
         return self.node(
             "aggregate",
             value_type,
@@ -524,13 +585,15 @@ def check(schema: Schema, source: Source, resolve: Resolver, stack: tuple[str, .
         checker = _Checker(schema, resolve_here, text, f"condition {i}", stack)
         node = checker.check(_parse(text, f"condition {i}"), entity)
         if node.type != "bool":
-            raise PolicyError(f"a condition must be true or false, this is {node.type}", 1, 1, f"condition {i}")
+            raise PolicyError(
+                N_("a condition must be true or false, this is {type}"), 1, 1, f"condition {i}", type=node.type
+            )
         conditions.append(node)
         references |= checker.references
     checker = _Checker(schema, resolve_here, source.amount, "amount", stack)
     amount = checker.check(_parse(source.amount, "amount"), entity)
     if amount.type not in NUMERIC:
-        raise PolicyError(f"the amount must be a number, this is {amount.type}", 1, 1, "amount")
+        raise PolicyError(N_("the amount must be a number, this is {type}"), 1, 1, "amount", type=amount.type)
     references |= checker.references
     return Checked(source, conditions, amount, references)
 
@@ -765,7 +828,7 @@ class _Sql:
             return self.aggregate(node, alias)
         if kind == "reference":
             return self.reference(node, alias)
-        raise PolicyError(f"cannot compile {kind}")  # pragma: no cover - every kind is above
+        raise PolicyError(N_("cannot compile {kind}"), kind=kind)  # pragma: no cover - every kind is above
 
     def arith(self, node: Node, alias: str) -> str:
         left, right = node.children
@@ -1031,7 +1094,7 @@ def compile_many(
     amount in fen, NULL when it does not)."""
     targets = {checked.source.target for checked, _dates in policies}
     if len(targets) != 1:
-        raise PolicyError("compile_many takes policies about one target")
+        raise PolicyError(N_("compile_many takes policies about one target"))
     entity = schema.entity(targets.pop())
     joins, lets = _Joins(), _Lets()
     select = [f'{OUTER}."{entity.key}" AS entity_key']

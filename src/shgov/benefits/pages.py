@@ -20,7 +20,7 @@ from shgov.core.bounded import whole_number
 from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, NotFoundError
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SignedInPage, audit, page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal
@@ -134,7 +134,7 @@ def my_benefit_step(
             benefits.appeal(session, who, grant_id, reason)
     except DomainError as exc:
         session.rollback()
-        return _home(request, templates, session, settings, who, exc.message)
+        return _home(request, templates, session, settings, who, exc.text(request_locale(request)))
     audit(request, who, f"benefits.grant.{action}", object_type="benefit_grant", object_id=str(grant_id))
     return RedirectResponse("/my/benefits", status_code=303)
 
@@ -260,14 +260,14 @@ def _date_field(value: str, field: str) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError as exc:
-        raise DomainError("日期格式应为 YYYY-MM-DD", field=field) from exc
+        raise DomainError(N_("Please write the date as YYYY-MM-DD"), field=field) from exc
 
 
 def _grant_id(form: dict[str, str]) -> uuid.UUID:
     try:
         return uuid.UUID(form.get("grant_id", ""))
     except ValueError as exc:
-        raise NotFoundError("no such grant", field="grant_id") from exc
+        raise NotFoundError(N_("no such grant"), field="grant_id") from exc
 
 
 def _fen(yuan: str, field: str) -> int:
@@ -277,7 +277,7 @@ def _fen(yuan: str, field: str) -> int:
         if not fen.is_finite() or fen != fen.to_integral_value() or not 0 <= fen <= INT64_MAX:
             raise ArithmeticError(yuan)
     except ArithmeticError as exc:  # decimal's InvalidOperation and Overflow are ArithmeticErrors
-        raise DomainError("预算应为金额（元），最多两位小数", field=field) from exc
+        raise DomainError(N_("The budget is an amount in yuan, with at most two decimals"), field=field) from exc
     return int(fen)
 
 
@@ -289,7 +289,7 @@ def _spec(form: dict[str, str]) -> benefits.PolicySpec:
     budget_fen = _fen(budget, "budget_yuan") if budget else None
     start = day("effective_from")
     if start is None:
-        raise DomainError("请填写生效日期", field="effective_from")
+        raise DomainError(N_("Please enter the date the policy takes effect"), field="effective_from")
     return benefits.PolicySpec(
         code=form.get("code", "").strip(),
         name=form.get("name", "").strip(),
@@ -319,13 +319,13 @@ async def policy_change(
         if op == "save":
             spec = _spec(form)
             if not who.allows(benefits.MANAGE, None, spec.department_code):
-                raise DomainError("只能编写本部门的政策", field="department_code")
+                raise DomainError(N_("You may only write policies of your own department"), field="department_code")
             benefits.save_policy(session, benefits.register_schema(session), spec, who.username)
             message = "saved"
         else:
             found = benefits.get_version(session, code)
             if not who.allows(benefits.MANAGE, None, found.policy.department_code):
-                raise DomainError("这是其他部门的政策", field="code")
+                raise DomainError(N_("This policy belongs to another department"), field="code")
             if op == "activate":
                 benefits.activate(session, code, whole_number(form.get("version"), "version") or 0)
             elif op == "retire":
@@ -336,7 +336,7 @@ async def policy_change(
                 decide = benefits.reverse if op == "reverse" else benefits.uphold
                 decide(session, who, _grant_id(form), form.get("reason", ""))
             else:
-                raise NotFoundError(f"no operation {op!r}", field="op")
+                raise NotFoundError(N_("no operation {op!r}"), field="op", op=op)
             message = op
     except DomainError as exc:
         session.rollback()
@@ -365,6 +365,6 @@ def run_page(
     found = benefits.get_version(session, code)
     record = benefits.get_run(session, run_id)
     if record.policy_code != code or not who.allows(benefits.MANAGE, None, found.policy.department_code):
-        raise NotFoundError("no such run", field="run_id")
+        raise NotFoundError(N_("no such run"), field="run_id")
     context = {"found": found, "run": record, "run_status_labels": RUN_STATUS_LABELS}
     return templates.render(request, "benefits/run.html", context)

@@ -123,30 +123,36 @@ def check_spec(session: Session, schema: Schema, spec: PolicySpec) -> Checked:
     """Check a policy before it is saved; a problem is an InvalidError naming the field (``conditions[0]``,
     ``amount``, …) with the line and column of the error in the text."""
     if not CODE.match(spec.code):
-        raise InvalidError("代码须为小写字母开头的字母、数字或下划线（2–40 位）", field="code")
+        raise InvalidError(
+            N_("The code is 2–40 lowercase letters, digits or underscores, starting with a letter"), field="code"
+        )
     if not spec.name.strip():
-        raise InvalidError("请填写政策名称", field="name")
+        raise InvalidError(N_("Please enter the policy name"), field="name")
     if spec.target not in TARGETS:
-        raise InvalidError(f"target must be one of {', '.join(TARGETS)}", field="target")
+        raise InvalidError(N_("target must be one of {choices}"), field="target", choices=", ".join(TARGETS))
     if spec.mode not in MODES:
-        raise InvalidError(f"mode must be one of {', '.join(MODES)}", field="mode")
+        raise InvalidError(N_("mode must be one of {choices}"), field="mode", choices=", ".join(MODES))
     if spec.period not in PERIODS:
-        raise InvalidError(f"period must be one of {', '.join(PERIODS)}", field="period")
+        raise InvalidError(N_("period must be one of {choices}"), field="period", choices=", ".join(PERIODS))
     if not spec.legal_basis.strip():
-        raise InvalidError("请填写政策依据（文件名称与条款）", field="legal_basis")
+        raise InvalidError(N_("Please enter the legal basis (the document and its article)"), field="legal_basis")
     if spec.effective_to is not None and spec.effective_to < spec.effective_from:
-        raise InvalidError("有效期结束早于开始", field="effective_to")
+        raise InvalidError(N_("The end of the validity period is before its start"), field="effective_to")
     if spec.budget_fen is not None and spec.budget_fen < 0:
-        raise InvalidError("预算不能为负数", field="budget_fen")
+        raise InvalidError(N_("The budget cannot be negative"), field="budget_fen")
     if not spec.conditions:
-        raise InvalidError("至少需要一个条件", field="conditions")
+        raise InvalidError(N_("At least one condition is needed"), field="conditions")
     try:
         return language.check(schema, spec.source, _resolver(session))
     except PolicyError as exc:
         part = exc.part
         name = "amount" if part == "amount" else f"conditions[{int(part.split()[-1]) - 1}]" if part else "target"
-        where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
-        raise InvalidError(where + exc.message, field=name) from exc
+        if not exc.line:  # the target: the error says all there is to say
+            exc.field = name
+            raise
+        raise InvalidError(
+            N_("line {line}, column {column}: {reason}"), field=name, line=exc.line, column=exc.column, reason=exc
+        ) from exc
 
 
 def save_policy(session: Session, schema: Schema, spec: PolicySpec, actor: str) -> PolicyVersion:
@@ -159,7 +165,9 @@ def save_policy(session: Session, schema: Schema, spec: PolicySpec, actor: str) 
         )
         session.add(policy)
     elif policy.target != spec.target:
-        raise InvalidError(f"the policy is about {policy.target}; its target cannot change", field="target")
+        raise InvalidError(
+            N_("the policy is about {target}; its target cannot change"), field="target", target=policy.target
+        )
     policy.name, policy.department_code = spec.name, spec.department_code
     policy.latest_version += 1
     version = PolicyVersion(
@@ -204,13 +212,13 @@ def get_version(session: Session, code: str, number: int | None = None) -> Found
     """A policy with one version: ``number``, else the active one, else the latest."""
     policy = session.get(Policy, code)
     if policy is None:
-        raise NotFoundError(f"no policy {code!r}", field="code")
+        raise NotFoundError(N_("no policy {code!r}"), field="code", code=code)
     wanted = number or policy.active_version or policy.latest_version
     version = session.scalar(
         select(PolicyVersion).where(PolicyVersion.policy_code == code, PolicyVersion.version == wanted)
     )
     if version is None:
-        raise NotFoundError(f"policy {code!r} has no version {wanted}", field="version")
+        raise NotFoundError(N_("policy {code!r} has no version {version}"), field="version", code=code, version=wanted)
     return Found(policy, version)
 
 
@@ -287,7 +295,9 @@ def _checked(session: Session, schema: Schema, found: Found) -> Checked:
     try:
         return language.check(schema, source, _resolver(session))
     except PolicyError as exc:  # a referenced policy changed after this one was saved
-        raise ConflictError(f"the policy no longer checks: {exc}", field="conditions") from exc
+        raise ConflictError(
+            N_("the policy no longer checks: {reason}"), field="conditions", reason=exc.placed()
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -542,12 +552,12 @@ def _runnable(session: Session, code: str) -> Found:
     """The policy with its active version, if it can run (active, and not ``apply``), under its lock."""
     policy = session.get(Policy, code, with_for_update=True)  # a row lock on PostgreSQL: runs take turns
     if policy is None:
-        raise NotFoundError(f"no policy {code!r}", field="code")
+        raise NotFoundError(N_("no policy {code!r}"), field="code", code=code)
     if policy.active_version is None:
-        raise ConflictError("the policy is not active", field="code")
+        raise ConflictError(N_("the policy is not active"), field="code")
     found = get_version(session, code, policy.active_version)
     if found.version.mode == "apply":
-        raise ConflictError("依申请的政策不主动发放或邀请", field="mode")
+        raise ConflictError(N_("A policy granted on application is not granted or offered unasked"), field="mode")
     return found
 
 
@@ -609,7 +619,7 @@ def _take(session: Session, run_id: uuid.UUID) -> PolicyRun | tuple[PolicyRun, F
     finished, or refused — is returned as it is, not started twice."""
     record = session.get(PolicyRun, run_id, with_for_update=True)  # PostgreSQL: one taker; SQLite: the writer
     if record is None:
-        raise NotFoundError(f"no run {run_id}", field="run")
+        raise NotFoundError(N_("no run {run_id}"), field="run", run_id=run_id)
     if record.status != "queued":
         return record
     try:
@@ -629,7 +639,7 @@ def get_run(session: Session, run_id: uuid.UUID) -> PolicyRun:
     """A run's record by id."""
     record = session.get(PolicyRun, run_id)
     if record is None:
-        raise NotFoundError("no such run", field="run_id")
+        raise NotFoundError(N_("no such run"), field="run_id")
     return record
 
 
@@ -653,7 +663,7 @@ def _grant_chunk(session: Session, plan: _Plan, rows: list[dict[str, Any]], noti
     session.get(Policy, plan.code, with_for_update=True)
     record = session.get(PolicyRun, plan.run_id)
     if record is None:
-        raise NotFoundError(f"no run {plan.run_id}", field="run")
+        raise NotFoundError(N_("no run {run_id}"), field="run", run_id=plan.run_id)
     keys = [str(row["entity_key"]) for row in rows]
     given = set(
         session.scalars(
@@ -797,7 +807,7 @@ def run_in_chunks(
     ``run_id`` writes a run queued by ``request_run`` (its policy, date and kind are the record's); one that
     is not ``queued`` any more is returned as it is."""
     if chunk < 1:
-        raise InvalidError("a chunk holds at least one entity", field="chunk")
+        raise InvalidError(N_("a chunk holds at least one entity"), field="chunk")
     with db.session() as session:
         if run_id is None:
             record, found = _open(session, code, as_of, kind)
@@ -837,7 +847,7 @@ def run_in_chunks(
 def _counted(session: Session, plan: _Plan) -> PolicyRun:
     record = session.get(PolicyRun, plan.run_id)
     if record is None:
-        raise NotFoundError(f"no run {plan.run_id}", field="run")
+        raise NotFoundError(N_("no run {run_id}"), field="run", run_id=plan.run_id)
     return record
 
 
@@ -873,7 +883,7 @@ def get_grant(session: Session, grant_id: uuid.UUID) -> BenefitGrant:
     """A grant by id."""
     grant = session.get(BenefitGrant, grant_id)
     if grant is None:
-        raise NotFoundError("no such grant", field="grant_id")
+        raise NotFoundError(N_("no such grant"), field="grant_id")
     return grant
 
 
@@ -896,13 +906,13 @@ def holder_key(session: Session, principal: Principal) -> tuple[str, str] | None
 
 def _own(session: Session, principal: Principal, grant: BenefitGrant) -> None:
     if holder_key(session, principal) != (grant.target, grant.entity_key):
-        raise NotFoundError("no such grant", field="grant_id")  # never say whose it is
+        raise NotFoundError(N_("no such grant"), field="grant_id")  # never say whose it is
 
 
 def _reason(reason: str) -> str:
     reason = reason.strip()
     if len(reason) < 2:
-        raise InvalidError("请说明理由", field="reason")
+        raise InvalidError(N_("Please give the reason"), field="reason")
     return reason[:2000]
 
 
@@ -911,7 +921,7 @@ def decline(session: Session, principal: Principal, grant_id: uuid.UUID, reason:
     grant = get_grant(session, grant_id)
     _own(session, principal, grant)
     if grant.status not in ("granted", "invited"):
-        raise ConflictError(f"a {grant.status} grant cannot be declined", field="status")
+        raise ConflictError(N_("a {status} grant cannot be declined"), field="status", status=grant.status)
     before, grant.status = grant.status, "declined"
     _history(session, grant, principal.display_name, "decline", before, reason.strip()[:2000])
     emit(session, events.GrantDeclined(grant_id=grant.id, code=grant.policy_code))
@@ -923,7 +933,7 @@ def appeal(session: Session, principal: Principal, grant_id: uuid.UUID, reason: 
     grant = get_grant(session, grant_id)
     _own(session, principal, grant)
     if grant.status not in ("granted", "invited"):
-        raise ConflictError(f"a {grant.status} grant cannot be appealed", field="status")
+        raise ConflictError(N_("a {status} grant cannot be appealed"), field="status", status=grant.status)
     why = _reason(reason)
     before, grant.status = grant.status, "appealed"
     _history(session, grant, principal.display_name, "appeal", before, why)
@@ -935,7 +945,7 @@ def _staff_grant(session: Session, principal: Principal, grant_id: uuid.UUID) ->
     grant = get_grant(session, grant_id)
     policy = session.get(Policy, grant.policy_code)
     if policy is None or not principal.allows(REVERSE, None, policy.department_code):
-        raise ForbiddenError("you may not decide on this policy's grants")
+        raise ForbiddenError(N_("you may not decide on this policy's grants"))
     return grant
 
 
@@ -943,7 +953,7 @@ def reverse(session: Session, principal: Principal, grant_id: uuid.UUID, reason:
     """Staff take a grant back, with the reason (the history keeps both steps)."""
     grant = _staff_grant(session, principal, grant_id)
     if grant.status == "reversed":
-        raise ConflictError("the grant is already reversed", field="status")
+        raise ConflictError(N_("the grant is already reversed"), field="status")
     why = _reason(reason)
     before, grant.status = grant.status, "reversed"
     _history(session, grant, principal.display_name, "reverse", before, why)
@@ -956,7 +966,7 @@ def uphold(session: Session, principal: Principal, grant_id: uuid.UUID, reason: 
     """Staff answer an appeal by keeping the grant as it was, saying why (the holder sees the answer)."""
     grant = _staff_grant(session, principal, grant_id)
     if grant.status != "appealed":
-        raise ConflictError(f"a {grant.status} grant has no appeal to answer", field="status")
+        raise ConflictError(N_("a {status} grant has no appeal to answer"), field="status", status=grant.status)
     why = _reason(reason)
     appealed = [e for e in grant_history(session, grant.id) if e.action == "appeal"]
     before, grant.status = grant.status, (appealed[-1].from_status if appealed else None) or "granted"
@@ -1047,17 +1057,20 @@ def spec_from_json(raw: dict[str, Any]) -> PolicySpec:
     names = set(PolicySpec.__dataclass_fields__)
     required = names - {"amount", "budget_fen", "effective_to"}
     if not isinstance(raw, dict):
-        raise InvalidError("a policy is a JSON object", field="policy")
+        raise InvalidError(N_("a policy is a JSON object"), field="policy")
     unknown, missing = set(raw) - names, required - set(raw)
     if unknown or missing:
         raise InvalidError(
-            f"unknown keys {sorted(unknown)}; missing keys {sorted(missing)}", field=next(iter(unknown | missing))
+            N_("unknown keys {unknown}; missing keys {missing}"),
+            field=next(iter(unknown | missing)),
+            unknown=sorted(unknown),
+            missing=sorted(missing),
         )
     try:
         effective_from = date.fromisoformat(raw["effective_from"])
         effective_to = date.fromisoformat(raw["effective_to"]) if raw.get("effective_to") else None
     except (TypeError, ValueError) as exc:
-        raise InvalidError("dates are written YYYY-MM-DD", field="effective_from") from exc
+        raise InvalidError(N_("dates are written YYYY-MM-DD"), field="effective_from") from exc
     return PolicySpec(**{**raw, "effective_from": effective_from, "effective_to": effective_to})
 
 

@@ -22,6 +22,7 @@ from shgov.cases.schemas import (
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import ForbiddenError, Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.service import find_user
 from shgov.core.ids import mask_personal
@@ -113,7 +114,7 @@ def my_window_code(session: SessionDep, settings: SettingsDep, principal: Curren
     """The six-digit code a citizen shows at a window to prove they are there (valid about five minutes)."""
     user = find_user(session, principal.user_id)
     if principal.kind != "citizen" or user is None or not user.id_number:
-        raise ForbiddenError("window codes are for citizens with a verified identity", field="principal")
+        raise ForbiddenError(N_("window codes are for citizens with a verified identity"), field="principal")
     code, expires = presence.window_code(settings, user.id)
     return {"code": code, "expires_at": expires.isoformat()}
 
@@ -191,7 +192,7 @@ def worklist(
 ) -> list[dict[str, Any]]:
     """The tasks of the caller's departments, most urgent first."""
     if not principal.has_action(cases.HANDLE):
-        raise Problem("forbidden", detail="The worklist is for department staff.")
+        raise Problem("forbidden", detail=N_("The worklist is for department staff."))
     rows = cases.worklist(
         session, principal, status=status, item_code=item, flagged=flag, warn_days=settings.services.warn_working_days
     )
@@ -289,7 +290,7 @@ def revoke(
     if not principal.allows(
         registers.LICENCE_REVOKE, licence.issuer_department.split(".")[0], licence.issuer_department
     ):
-        raise ForbiddenError("only the issuing department revokes a licence", field="licence_no")
+        raise ForbiddenError(N_("only the issuing department revokes a licence"), field="licence_no")
     registers.revoke_licence(session, licence.licence_no, body.reason)
     audit(request, principal, "registers.licence.revoke", object_type="licence", object_id=licence_no)
     return {"licence_no": licence_no, "revoked": True}

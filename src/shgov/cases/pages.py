@@ -20,12 +20,12 @@ from shgov.cases.access import CasePage, TaskPage
 from shgov.cases.schemas import case_out, read_application
 from shgov.core import notify
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
-from shgov.core.errors import DomainError, NotFoundError, Problem
+from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
 from shgov.core.files import file_response
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SignedInPage, audit, page_principal, safe_next
 from shgov.core.identity.permissions import Principal
-from shgov.core.ids import mask_personal, validate_id_number
+from shgov.core.ids import IdentifierError, mask_personal, validate_id_number
 from shgov.core.qr import qr_svg
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
@@ -96,7 +96,7 @@ LABELS = {
 }
 
 
-STAFF_ONLY = "This page is for department staff."
+STAFF_ONLY = N_("This page is for department staff.")
 WindowStaff = Annotated[Principal, Depends(page_principal(cases.APPLY_FOR, STAFF_ONLY))]
 Handler = Annotated[Principal, Depends(page_principal(cases.HANDLE, STAFF_ONLY))]
 
@@ -168,7 +168,7 @@ def _form_context(
         "controls": services.controlling_fields(offer, prep.sections),
         "materials": _materials(prep.materials),
         "precheck": prep.precheck,
-        "form_errors": result.errors if posted is not None else {},
+        "form_errors": result.messages(request_locale(request)) if posted is not None else {},
         "applicant": applicant or "",
         # the passed check, carried by the form so the applicant is not asked again for it
         "presence": presence.issue_ticket(settings, principal, who.key) if applicant else "",
@@ -193,10 +193,11 @@ def _apply_page(
 ) -> Response:
     context = _form_context(request, session, settings, principal, kind, code, posted, applicant=applicant, proof=proof)
     field_errors = dict(context["form_errors"])
+    text = error.text(request_locale(request)) if error is not None else None
     if error is not None and error.field:
-        field_errors.setdefault(error.field.removeprefix("form."), error.message)
+        field_errors.setdefault(error.field.removeprefix("form."), text)
     context.update(
-        error=error.message if error else None,
+        error=text,
         field_errors=field_errors,
         client_token=(posted or {}).get("client_token") or secrets.token_urlsafe(16),
     )
@@ -227,7 +228,9 @@ def apply_form(
 
 
 def _refusal(request: Request, templates: Templates, exc: DomainError) -> Response:
-    return templates.render(request, "cases/refused.html", {"message": exc.message}, status_code=403)
+    return templates.render(
+        request, "cases/refused.html", {"message": exc.text(request_locale(request))}, status_code=403
+    )
 
 
 @router.post("/apply/{kind}/{code}/refresh", response_class=HTMLResponse)
@@ -315,19 +318,27 @@ def window_start(
     """The applicant's form, prefilled from the registers, once their ID has been checked against the person
     at the window: their name as registered, or the window code their own account shows (``cases.presence``)."""
     kind, _, code = offering.partition("/")
+    locale = request_locale(request)
     try:
         validate_id_number(applicant)
-    except ValueError as exc:
-        return window(request, templates, session, who, error=f"身份证号无效：{exc}")
+    except IdentifierError as exc:
+        wrong = InvalidError(
+            N_("The ID number is not valid: {reason}"), field="applicant", reason=services.Reason(exc.text)
+        )
+        return window(request, templates, session, who, error=wrong.text(locale))
     if identity_checked not in ("1", "on", "true"):
-        return window(request, templates, session, who, error="请先核验申请人的身份证件，并勾选“已核验”")
+        unchecked = InvalidError(
+            N_("Please check the applicant's identity card first, and tick the box that says so"),
+            field="identity_checked",
+        )
+        return window(request, templates, session, who, error=unchecked.text(locale))
     proof = presence.Proof(identity_name.strip(), identity_code.strip())
     try:
         page = _apply_page(request, templates, session, settings, who, kind, code, applicant=applicant, proof=proof)
     except DomainError as exc:
         if exc.field not in ("applicant", *presence.PROOF_FIELDS):
             raise
-        return window(request, templates, session, who, error=exc.message)
+        return window(request, templates, session, who, error=exc.text(locale))
     audit(request, who, "cases.window.start", object_type="offering", object_id=offering)
     return page
 
@@ -464,7 +475,7 @@ async def _applicant_step(
             cases.supply(session, settings, store, case, who, uploads)
     except DomainError as exc:
         session.rollback()
-        return _case_page(request, templates, session, settings, who, case, error=exc.message)
+        return _case_page(request, templates, session, settings, who, case, error=exc.text(request_locale(request)))
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -482,7 +493,7 @@ def material_file(
     who = _signed_in(principal)
     found = next((m for m in cases.materials(session, case.id) if m.key == key and m.digest), None)
     if found is None or found.digest is None:
-        raise NotFoundError("no such material file", field="key")
+        raise NotFoundError(N_("no such material file"), field="key")
     audit(
         request,
         who,
@@ -567,11 +578,12 @@ def task_step(
         case = cases.act(session, settings, task, who, action, note)
     except DomainError as exc:
         session.rollback()
+        locale = request_locale(request)
         if next_path.startswith("/cases/"):
             shown = cases.find_case(session, task.case_id)
             assert shown is not None  # noqa: S101 - a task's case exists (foreign key); TaskPage checked it
-            return _case_page(request, templates, session, settings, who, shown, error=exc.message)
-        return worklist(request, templates, session, settings, who, error=exc.message)
+            return _case_page(request, templates, session, settings, who, shown, error=exc.text(locale))
+        return worklist(request, templates, session, settings, who, error=exc.text(locale))
     audit(
         request,
         who,

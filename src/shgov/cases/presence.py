@@ -42,6 +42,7 @@ from shgov.core.audit import capture
 from shgov.core.audit.service import AuditEntry
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ForbiddenError, InvalidError, NotFoundError
+from shgov.core.i18n import N_
 from shgov.core.identity import throttle
 from shgov.core.identity.permissions import Principal, Scope
 from shgov.core.identity.proofing import plain_name
@@ -53,7 +54,10 @@ CODE_STEP_SECONDS = 300
 TICKET_SECONDS = 30 * 60
 LOOKUP_ACTION = "cases.applicant.lookup"
 REFUSED_ACTION = "cases.applicant.lookup.refused"  # a failed check: nothing was looked at
-REFUSED = "身份核验未通过：身份证号与申请人姓名（或申请人出示的办事码）不一致"
+REFUSED = N_(
+    "The identity check failed: the ID number does not match the applicant's name (or the service code "
+    "the applicant showed)"
+)
 # A clerk may mistype a few times; then each try waits longer (up to a quarter of an hour). One applicant's
 # key waits at most a minute: it stops a code being guessed from many accounts without letting anyone keep
 # the person from being served.
@@ -212,7 +216,13 @@ def check(
     and return a ticket for the rest of the form; ``ForbiddenError`` naming the field otherwise (recorded
     too), ``throttle.TooManyChecks`` (429) while the clerk or the applicant must wait after failed checks."""
     if not (proof.name or proof.code or proof.ticket):
-        raise InvalidError("请填写申请人身份证上的姓名，或申请人在本人账户中出示的办事码", field="identity_name")
+        raise InvalidError(
+            N_(
+                "Please enter the name on the applicant's identity card, or the service code the applicant shows "
+                "in their own account"
+            ),
+            field="identity_name",
+        )
     field = "identity_code" if proof.code else "identity_name"
     keys = _throttle_keys(principal, id_number)
     wait = throttle.waiting(session, keys)
@@ -239,6 +249,12 @@ def check(
         raise ForbiddenError(REFUSED, field=field)
     if record is not None and not serves(principal, action, str(record.get("district_code") or "") or None):
         _refused_later(session, _entry(principal, id_number, {"reason": "out_of_reach", "method": method}, "denied"))
-        raise ForbiddenError("该申请人不在本窗口的服务范围内，请到其户籍所在区办理", field="applicant")
+        raise ForbiddenError(
+            N_(
+                "This applicant is outside the area this window serves; please apply in the district of their "
+                "household registration"
+            ),
+            field="applicant",
+        )
     capture.record(session, _entry(principal, id_number, {"method": method}))
     return proof.ticket if method == "ticket" else issue_ticket(settings, principal, id_number)

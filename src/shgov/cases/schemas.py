@@ -15,6 +15,7 @@ from shgov.cases import service as cases
 from shgov.cases.models import Case
 from shgov.core.errors import InvalidError
 from shgov.core.files import read_upload
+from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal, mask_text, may_read_personal, reveal
 
@@ -144,7 +145,12 @@ async def read_application(request: Request, max_bytes: int) -> tuple[dict[str, 
                 except InvalidError as exc:
                     limit = f"{max_bytes / 1024 / 1024:.1f}".rstrip("0").rstrip(".")
                     raise InvalidError(
-                        f"《{value.filename}》超过 {limit} MB 的上限，请压缩或分页后重新上传", field=name
+                        N_(
+                            "“{filename}” is over the {limit} MB limit; please compress it or split it and upload again"
+                        ),
+                        field=name,
+                        filename=value.filename,
+                        limit=limit,
                     ) from exc
                 uploads[key] = cases.Upload(value.filename or "", data)
         elif name != "csrf_token":  # the browser's CSRF token is not part of the application

@@ -39,7 +39,7 @@ from shgov.core.identity.service import (
     scope_conditions,
     user_by_id_number,
 )
-from shgov.core.ids import validate_id_number
+from shgov.core.ids import IdentifierError, validate_id_number
 from shgov.core.notify import tell
 from shgov.core.orgs.service import department_code, find_department
 from shgov.core.settings import Settings
@@ -127,13 +127,15 @@ def applicant_for(
     the clerk proves with ``proof`` (see ``cases.presence``: checked, reach-limited and audited)."""
     if on_behalf:
         if not principal.has_action(APPLY_FOR):
-            raise ForbiddenError("only window staff apply on behalf of someone", field="applicant")
+            raise ForbiddenError(N_("only window staff apply on behalf of someone"), field="applicant")
         try:
             key = validate_id_number(on_behalf)
-        except ValueError as exc:
-            raise InvalidError(f"身份证号无效：{exc}", field="applicant") from exc
+        except IdentifierError as exc:
+            raise InvalidError(
+                N_("The ID number is not valid: {reason}"), field="applicant", reason=services.Reason(exc.text)
+            ) from exc
         if settings is None:
-            raise ForbiddenError("applying on behalf of someone needs their identity check", field="applicant")
+            raise ForbiddenError(N_("applying on behalf of someone needs their identity check"), field="applicant")
         presence.check(session, settings, principal, APPLY_FOR, key, proof or presence.Proof())
         return Applicant("person", key)
     user = find_user(session, principal.user_id)
@@ -141,7 +143,7 @@ def applicant_for(
         return Applicant("person", user.id_number, user.id)
     if user and user.credit_code:
         return Applicant("enterprise", user.credit_code, user.id)
-    raise ForbiddenError("apply with a citizen or enterprise account, or at a window", field="applicant")
+    raise ForbiddenError(N_("apply with a citizen or enterprise account, or at a window"), field="applicant")
 
 
 def context(session: Session, settings: Settings) -> PrefillContext:
@@ -236,29 +238,46 @@ def submit(
 ) -> Case:
     """Check everything, then create the case and start its process; nothing is written if a check fails."""
     if channel not in ("online", "window", "kiosk"):
-        raise InvalidError(f"unknown channel {channel!r}", field="channel")
+        raise InvalidError(N_("unknown channel {channel!r}"), field="channel", channel=channel)
     if client_token:
         existing = session.scalar(select(Case).where(Case.client_token == client_token))
         if existing is not None:
             # Only the one who submitted it learns which case a token made: a token is no key to another's case.
-            number = f"（办件编号 {existing.number}）" if existing.submitted_by == actor.user_id else ""
-            raise ConflictError(f"这份申请已经提交过了{number}，请勿重复提交", field="client_token")
+            if existing.submitted_by == actor.user_id:
+                raise ConflictError(
+                    N_(
+                        "This application has already been submitted (case number {number}); "
+                        "please do not submit it again"
+                    ),
+                    field="client_token",
+                    number=existing.number,
+                )
+            raise ConflictError(
+                N_("This application has already been submitted; please do not submit it again"), field="client_token"
+            )
     if applicant.kind != offer.target:
-        raise InvalidError("这项服务的申请人应为" + ("个人" if offer.target == "person" else "企业"), field="applicant")
+        if offer.target == "person":
+            raise InvalidError(N_("The applicant for this service must be a person"), field="applicant")
+        raise InvalidError(N_("The applicant for this service must be an enterprise"), field="applicant")
     ctx = context(session, settings)
     prep = prepare(session, settings, offer, applicant, ctx=ctx)
     # Prefilled values stand unless the applicant changed them; the register's own key cannot be changed.
     merged = {**{k: str(v) for k, v in prep.prefilled.items()}, **{k: v for k, v in raw_form.items() if v is not None}}
     result = services.evaluate_form(prep.sections, merged)
     if result.errors:
-        name, message = next(iter(result.errors.items()))
-        raise InvalidError(message, field=f"form.{name}")
+        raise next(iter(result.errors.values()))  # an InvalidError on form.<field>
     own_key = result.values.get("applicant_id_number") or result.values.get("enterprise_credit_code")
     if own_key and str(own_key).upper() != applicant.key.upper():
-        raise InvalidError("表中的证件号码与申请人不一致", field="form.applicant_id_number")
+        raise InvalidError(
+            N_("The ID number in the form does not match the applicant"), field="form.applicant_id_number"
+        )
     prep = prepare(session, settings, offer, applicant, result.values, ctx)
     if not prep.precheck.passed:
-        raise InvalidError("不符合申请条件：" + "；".join(prep.precheck.failures), field="conditions")
+        raise InvalidError(
+            N_("The conditions for applying are not met: {failures}"),
+            field="conditions",
+            failures="；".join(prep.precheck.failures),
+        )
     now = city_today()
     materials: list[CaseMaterial] = []
     for plan in prep.materials:
@@ -282,7 +301,7 @@ def submit(
                 )
             )
         elif need.necessity == "必须":
-            raise InvalidError(f"请上传《{need.name}》", field=f"material:{need.key}")
+            raise InvalidError(N_("Please upload “{name}”"), field=f"material:{need.key}", name=need.name)
         elif need.necessity == "容缺":
             materials.append(
                 CaseMaterial(
@@ -460,26 +479,30 @@ def find_task(session: Session, task_id: uuid.UUID) -> CaseTask | None:
 def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, action: str, note: str = "") -> Case:
     """A department's step on a task: claim, approve, return (补正) or reject, with the reason."""
     if not actor.allows(HANDLE, task.tenant_code, task.department_code):
-        raise ForbiddenError("this task belongs to another department", field="task_id")
+        raise ForbiddenError(N_("this task belongs to another department"), field="task_id")
     case = session.get(Case, task.case_id)
     assert case is not None  # noqa: S101 - a task's case exists (foreign key)
     lock(session, case)
     session.refresh(task)  # as it is now that no one else is changing the case
     if task.status not in OPEN_TASK:
-        raise ConflictError(f"the task is {task.status}; nothing more can be done with it", field="task_id")
+        raise ConflictError(
+            N_("the task is {status}; nothing more can be done with it"), field="task_id", status=task.status
+        )
     if action == "claim":
         if task.status == "claimed" and task.claimed_by != actor.user_id:
-            raise ConflictError(f"{task.claimed_name} has claimed this task", field="task_id")
+            raise ConflictError(N_("{name} has claimed this task"), field="task_id", name=task.claimed_name)
         task.status, task.claimed_by, task.claimed_name = "claimed", actor.user_id, actor.display_name
         _history(session, case, actor, "claim", case.status, "", task.task_key)
         return case
     if task.status == "claimed" and task.claimed_by != actor.user_id:
-        raise ConflictError(f"{task.claimed_name} has claimed this task", field="task_id")
+        raise ConflictError(N_("{name} has claimed this task"), field="task_id", name=task.claimed_name)
     step = "accept" if action == "approve" and task.task_key == ACCEPT else action
     if (case.status, step) not in TRANSITIONS:
-        raise ConflictError(f"a case that is {case.status} cannot be {action}d", field="action")
+        raise ConflictError(
+            N_("a case that is {status} cannot be {action}d"), field="action", status=case.status, action=action
+        )
     if action in ("return", "reject") and len(note.strip()) < 2:
-        raise InvalidError("请写明理由", field="note")
+        raise InvalidError(N_("Please give the reason"), field="note")
     before = case.status
     case.status = TRANSITIONS[(case.status, step)]
     task.completed_at = utcnow() if action != "return" else None
@@ -513,7 +536,7 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
         _history(session, case, actor, "reject", before, note, task.task_key)
         _tell(session, case, "未予通过", note)
     else:
-        raise InvalidError(f"unknown action {action!r}", field="action")
+        raise InvalidError(N_("unknown action {action!r}"), field="action", action=action)
     session.flush()
     return case
 
@@ -530,15 +553,14 @@ def resubmit(
     """The applicant answers a return for correction (补正): the clock resumes, the task is ready again."""
     lock(session, case)
     if case.status != "correction":
-        raise ConflictError("this case is not waiting for a correction", field="case_id")
+        raise ConflictError(N_("this case is not waiting for a correction"), field="case_id")
     offer = offering_of(session, case)
     sections = services.form_for(session, offer)
     result = services.evaluate_form(
         sections, {**{k: "" if v is None else str(v) for k, v in case.form.items()}, **changes}
     )
     if result.errors:
-        name, message = next(iter(result.errors.items()))
-        raise InvalidError(message, field=f"form.{name}")
+        raise next(iter(result.errors.values()))  # an InvalidError on form.<field>
     _store_uploads(session, settings, store, case, offer, uploads)
     case.form = result.values
     paused = max(working_days_between(case.suspended_on or city_today(), city_today()), 0)
@@ -564,9 +586,9 @@ def supply(
     """Hand in a material accepted as owed (容缺)."""
     lock(session, case)
     if case.status in ("rejected", "concluded"):
-        raise ConflictError("the case is closed", field="case_id")
+        raise ConflictError(N_("the case is closed"), field="case_id")
     if not uploads:
-        raise InvalidError("请选择要补交的材料文件", field="material")
+        raise InvalidError(N_("Please choose the material files to hand in"), field="material")
     offer = offering_of(session, case)
     _store_uploads(session, settings, store, case, offer, uploads)
     _history(session, case, actor, "supply", case.status, "补交容缺材料：" + "、".join(uploads))
@@ -581,7 +603,7 @@ def _store_uploads(
     for key, upload in uploads.items():
         need = needs.get(key)
         if need is None:
-            raise InvalidError(f"this case needs no material {key!r}", field=f"material:{key}")
+            raise InvalidError(N_("this case needs no material {key!r}"), field=f"material:{key}", key=key)
         values = _uploaded(settings, store, need, upload)
         row = session.scalar(select(CaseMaterial).where(CaseMaterial.case_id == case.id, CaseMaterial.key == key))
         if row is None:
@@ -655,7 +677,7 @@ def may_see_task(session: Session, principal: Principal, task: CaseTask) -> bool
 def require_applicant(session: Session, principal: Principal, case: Case) -> None:
     """Refuse (403) anyone but the applicant an applicant's step on a case they may see (补正, 容缺 materials)."""
     if not is_applicant(session, principal, case):
-        raise ForbiddenError("only the applicant answers for the case", field="case_id")
+        raise ForbiddenError(N_("only the applicant answers for the case"), field="case_id")
 
 
 def may_see_licence(session: Session, principal: Principal, licence: Licence) -> bool:
@@ -826,7 +848,7 @@ def submit_application(
     on_behalf = values.pop("applicant", None) or None
     channel = values.pop("channel", "window" if on_behalf else "online")
     if on_behalf and values.pop("identity_checked", "") not in ("1", "true", "on"):
-        raise InvalidError("请先核验申请人的身份证件", field="identity_checked")
+        raise InvalidError(N_("Please check the applicant's identity document first"), field="identity_checked")
     proof = presence.Proof.from_values(values)
     for name in presence.PROOF_FIELDS:  # how the clerk proved the applicant present is no part of the form
         values.pop(name, None)

@@ -35,6 +35,7 @@ from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.openapi import XLSX, file_answer
@@ -45,13 +46,13 @@ Multi = Annotated[list[str] | None, Query()]
 
 def _reader(principal: Principal) -> None:
     if not principal.has_action(catalog.READ):
-        raise Problem("forbidden", detail="The catalog is for staff of departments and districts.")
+        raise Problem("forbidden", detail=N_("The catalog is for staff of departments and districts."))
 
 
 def _entry(session: SessionDep, principal: Principal, prefix: str, serial: str) -> catalog.CatalogResource:
     resource = catalog.get_resource(session, f"{prefix}/{serial}")
     if not catalog.visible(principal, resource):
-        raise Problem("not-found", detail="No such catalog entry.")
+        raise Problem("not-found", detail=N_("No such catalog entry."))
     return resource
 
 

@@ -63,7 +63,7 @@ FACET_TITLES = {
 def _reader(who: SignedInPage) -> Principal:
     """The visitor, when they may read the catalog; 403 otherwise."""
     if not who.has_action(catalog.READ):
-        raise Problem("forbidden", detail="The catalog is for staff of departments and districts.")
+        raise Problem("forbidden", detail=N_("The catalog is for staff of departments and districts."))
     return who
 
 
@@ -73,7 +73,7 @@ Reader = Annotated[Principal, Depends(_reader)]
 def _entry(session: SessionDep, who: Principal, prefix: str, serial: str) -> catalog.CatalogResource:
     resource = catalog.get_resource(session, f"{prefix}/{serial}")
     if not catalog.visible(who, resource):
-        raise Problem("not-found", detail="No such catalog entry.")
+        raise Problem("not-found", detail=N_("No such catalog entry."))
     return resource
 
 

@@ -170,49 +170,68 @@ class ResourceData:
 def _check(session: Session, data: ResourceData, resource: CatalogResource | None = None) -> None:
     for name, choices in CHOICES.items():
         if getattr(data, name) not in choices:
-            raise InvalidError(f"{name} must be one of {', '.join(choices)}", field=name)
+            raise InvalidError(N_("{name} must be one of {choices}"), field=name, name=name, choices=", ".join(choices))
     for name, width in (("item_code", (2, 2)), ("category_code", (3, 3)), ("detail_code", (0, 6))):
         value = getattr(data, name)
         if not (value.isdigit() or value == "") or not width[0] <= len(value) <= width[1]:
-            raise InvalidError(f"{name} must be {width[0]}–{width[1]} digits", field=name)
+            raise InvalidError(
+                N_("{name} must be {low}–{high} digits"), field=name, name=name, low=width[0], high=width[1]
+            )
     if not data.title.strip():
-        raise InvalidError("a resource needs a title", field="title")
+        raise InvalidError(N_("a resource needs a title"), field="title")
     if data.sharing_type == "conditional" and not data.sharing_conditions.strip():
-        raise InvalidError("conditional sharing needs its conditions", field="sharing_conditions")
+        raise InvalidError(N_("conditional sharing needs its conditions"), field="sharing_conditions")
     if data.sharing_type == "none" and not data.legal_basis.strip():
-        raise InvalidError("a resource that is not shared needs its legal basis", field="legal_basis")
+        raise InvalidError(N_("a resource that is not shared needs its legal basis"), field="legal_basis")
     if data.open_type == "conditional" and not data.open_conditions.strip():
-        raise InvalidError("conditional opening needs its conditions", field="open_conditions")
+        raise InvalidError(N_("conditional opening needs its conditions"), field="open_conditions")
     if not data.items:
-        raise InvalidError("a resource needs at least one data item", field="items")
+        raise InvalidError(N_("a resource needs at least one data item"), field="items")
     names = [i.name for i in data.items]
     if len(set(names)) != len(names):
-        raise InvalidError("item names must be unique", field="items")
+        raise InvalidError(N_("item names must be unique"), field="items")
     for index, item in enumerate(data.items):
         where = f"items[{index}]"
         if not item.name.replace("_", "").isalnum() or not item.name[:1].isalpha() or len(item.name) > 63:
             raise InvalidError(
-                f"{where}: name must be letters, digits and _ (≤ 63), starting with a letter", field=where
+                N_("{where}: name must be letters, digits and _ (≤ 63), starting with a letter"),
+                field=where,
+                where=where,
             )
         if not item.title.strip():
-            raise InvalidError(f"{where}: an item needs a title", field=where)
+            raise InvalidError(N_("{where}: an item needs a title"), field=where, where=where)
         if item.data_type not in DATA_TYPES:
-            raise InvalidError(f"{where}: data_type must be one of {', '.join(DATA_TYPES)}", field=where)
+            raise InvalidError(
+                N_("{where}: data_type must be one of {choices}"),
+                field=where,
+                where=where,
+                choices=", ".join(DATA_TYPES),
+            )
         if item.sensitivity not in SENSITIVITY:
-            raise InvalidError(f"{where}: sensitivity must be one of {', '.join(SENSITIVITY)}", field=where)
+            raise InvalidError(
+                N_("{where}: sensitivity must be one of {choices}"),
+                field=where,
+                where=where,
+                choices=", ".join(SENSITIVITY),
+            )
     if data.open_type != "none" and all(i.personal for i in data.items):
         # Personal items are withheld from an open dataset: an entry of nothing else cannot open.
-        raise InvalidError("personal data items are never open: set open_type to none", field="open_type")
+        raise InvalidError(N_("personal data items are never open: set open_type to none"), field="open_type")
     if data.lake_resource:
         clash = session.scalar(select(CatalogResource).where(CatalogResource.lake_resource == data.lake_resource))
         if clash is not None and (resource is None or clash.id != resource.id):
-            raise ConflictError(f"{data.lake_resource} is already described by {clash.code}", field="lake_resource")
+            raise ConflictError(
+                N_("{resource} is already described by {code}"),
+                field="lake_resource",
+                resource=data.lake_resource,
+                code=clash.code,
+            )
 
 
 def _may_edit(principal: Principal, data: ResourceData | CatalogResource) -> None:
     if not principal.allows(EDIT, data.tenant_code, data.provider_department_code):
         raise ForbiddenError(
-            "you may write catalog entries of your own department only", field="provider_department_code"
+            N_("you may write catalog entries of your own department only"), field="provider_department_code"
         )
 
 
@@ -248,7 +267,9 @@ def update_resource(
         _may_edit(principal, resource)
         _may_edit(principal, data)
     if resource.status != "draft":
-        raise ConflictError(f"only drafts change; this entry is {resource.status} (revise it first)", field="status")
+        raise ConflictError(
+            N_("only drafts change; this entry is {status} (revise it first)"), field="status", status=resource.status
+        )
     _check(session, data, resource)
     _apply(resource, data)
     _set_items(session, resource, data.items)
@@ -295,18 +316,28 @@ def transition(
     """Move an entry along the table: submit, approve (publish), return, revise, retire."""
     allowed = TRANSITIONS.get(resource.status, {})
     if action not in allowed:
+        if not allowed:
+            raise ConflictError(
+                N_("a {status} entry cannot be {action}ed; nothing more can be done with it"),
+                field="action",
+                status=resource.status,
+                action=action,
+            )
         raise ConflictError(
-            f"a {resource.status} entry cannot be {action}ed; possible: {', '.join(allowed) or 'nothing'}",
+            N_("a {status} entry cannot be {action}ed; possible: {possible}"),
             field="action",
+            status=resource.status,
+            action=action,
+            possible=", ".join(allowed),
         )
     if principal is not None:
         if action in REVIEW_ACTIONS:
             if not principal.allows(REVIEW, resource.tenant_code):
-                raise ForbiddenError("reviewing catalog entries is for the big-data centre", field="action")
+                raise ForbiddenError(N_("reviewing catalog entries is for the big-data centre"), field="action")
         else:
             _may_edit(principal, resource)
     if action == "return" and not note.strip():
-        raise InvalidError("say why the entry goes back to its department", field="note")
+        raise InvalidError(N_("say why the entry goes back to its department"), field="note")
     before = resource.status
     resource.status = allowed[action]
     if action == "approve":
@@ -385,7 +416,7 @@ def get_resource(session: Session, code: str) -> CatalogResource:
     """The entry ``code``; ``NotFoundError`` when there is none."""
     found = session.scalar(select(CatalogResource).where(CatalogResource.code == code))
     if found is None:
-        raise NotFoundError(f"no catalog entry {code!r}", field="code")
+        raise NotFoundError(N_("no catalog entry {code!r}"), field="code", code=code)
     return found
 
 
@@ -427,7 +458,7 @@ def published(session: Session, code: str) -> dict[str, Any] | None:
         .where(CatalogResource.code == code)
     ).first()
     if found is None:
-        raise NotFoundError(f"no catalog entry {code!r}", field="code")
+        raise NotFoundError(N_("no catalog entry {code!r}"), field="code", code=code)
     resource, snapshot = found
     if resource.version == 0 or resource.status == "retired" or snapshot is None:
         return None
@@ -517,15 +548,17 @@ def add_demand(
 ) -> DemandEntry:
     """Put a need on the demand list (a department for itself)."""
     if principal is not None and not principal.allows(LIST_MANAGE, tenant_code, department_code):
-        raise ForbiddenError("a department states its own demands", field="department_code")
+        raise ForbiddenError(N_("a department states its own demands"), field="department_code")
     if not [i for i in items if i.strip()]:
-        raise InvalidError("name the data items needed", field="items")
+        raise InvalidError(N_("name the data items needed"), field="items")
     if not scenario.strip():
-        raise InvalidError("name the application scenario", field="scenario")
+        raise InvalidError(N_("name the application scenario"), field="scenario")
     if resource_code:
         get_resource(session, resource_code)
     if key_scenario_code and session.get(KeyScenario, key_scenario_code) is None:
-        raise InvalidError(f"{key_scenario_code} is not on the key-scenario list", field="key_scenario_code")
+        raise InvalidError(
+            N_("{code} is not on the key-scenario list"), field="key_scenario_code", code=key_scenario_code
+        )
     entry = DemandEntry(
         department_code=department_code,
         tenant_code=tenant_code,
@@ -550,14 +583,21 @@ def add_duty(
     """Put a delivery duty on the duty list (the big-data centre assigns duties)."""
     resource = get_resource(session, resource_code)
     if principal is not None and not principal.allows(REVIEW, resource.tenant_code):
-        raise ForbiddenError("duties are assigned by the big-data centre", field="department_code")
+        raise ForbiddenError(N_("duties are assigned by the big-data centre"), field="department_code")
     if update_cycle not in UPDATE_CYCLES:
-        raise InvalidError(f"update_cycle must be one of {', '.join(UPDATE_CYCLES)}", field="update_cycle")
+        raise InvalidError(
+            N_("update_cycle must be one of {choices}"), field="update_cycle", choices=", ".join(UPDATE_CYCLES)
+        )
     existing = session.scalar(
         select(DutyEntry).where(DutyEntry.department_code == department_code, DutyEntry.resource_code == resource_code)
     )
     if existing is not None:
-        raise ConflictError(f"{department_code} already has a duty for {resource_code}", field="resource_code")
+        raise ConflictError(
+            N_("{department} already has a duty for {resource}"),
+            field="resource_code",
+            department=department_code,
+            resource=resource_code,
+        )
     entry = DutyEntry(
         department_code=department_code, resource_code=resource_code, update_cycle=update_cycle, note=note
     )
@@ -576,16 +616,16 @@ def add_negative(
         or principal.allows(REVIEW, resource.tenant_code)
     ):
         raise ForbiddenError(
-            "the provider department or the big-data centre keeps the negative list", field="resource_code"
+            N_("the provider department or the big-data centre keeps the negative list"), field="resource_code"
         )
     if not legal_basis.strip():
-        raise InvalidError("a negative-list entry needs its legal basis", field="legal_basis")
+        raise InvalidError(N_("a negative-list entry needs its legal basis"), field="legal_basis")
     if item and item not in {i.name for i in items_of(session, resource.id)}:
-        raise InvalidError(f"{resource_code} has no item {item!r}", field="item")
+        raise InvalidError(N_("{resource} has no item {item!r}"), field="item", resource=resource_code, item=item)
     if session.scalar(
         select(NegativeEntry).where(NegativeEntry.resource_code == resource_code, NegativeEntry.item == item)
     ):
-        raise ConflictError("this is on the negative list already", field="item")
+        raise ConflictError(N_("this is on the negative list already"), field="item")
     entry = NegativeEntry(resource_code=resource_code, item=item, legal_basis=legal_basis.strip(), note=note)
     session.add(entry)
     session.flush()
@@ -603,7 +643,7 @@ def remove_entry(session: Session, principal: Principal, kind: str, entry_id: uu
     else:
         entry = session.get(NegativeEntry, entry_id)
     if entry is None:
-        raise NotFoundError("no such list entry", field="id")
+        raise NotFoundError(N_("no such list entry"), field="id")
     if isinstance(entry, DemandEntry):
         allowed = principal.allows(LIST_MANAGE, entry.tenant_code, entry.department_code)
     else:
@@ -613,7 +653,7 @@ def remove_entry(session: Session, principal: Principal, kind: str, entry_id: uu
             and principal.allows(LIST_MANAGE, resource.tenant_code, resource.provider_department_code)
         )
     if not allowed:
-        raise ForbiddenError("you may not change this entry", field="id")
+        raise ForbiddenError(N_("you may not change this entry"), field="id")
     session.delete(entry)
     if isinstance(entry, NegativeEntry):
         emit(session, events.NegativeRemoved(resource=entry.resource_code, item=entry.item))
@@ -658,7 +698,7 @@ def shareable_items(
     just read it) and the negative list."""
     live = live if live is not None else published(session, code)
     if live is None:
-        raise NotFoundError(f"{code} is not published", field="resource")
+        raise NotFoundError(N_("{code} is not published"), field="resource", code=code)
     names = [i["name"] for i in live["items"]]
     wanted = list(items) if items is not None else names
     negative = {
@@ -811,10 +851,10 @@ def read_import(data: bytes, filename: str) -> list[dict[str, str]]:
         try:
             book = load_workbook(io.BytesIO(data), read_only=True)
         except Exception as exc:  # openpyxl raises several kinds for a broken file
-            raise InvalidError(f"cannot read the workbook: {exc}", field="file") from exc
+            raise InvalidError(N_("cannot read the workbook: {reason}"), field="file", reason=str(exc)) from exc
         sheet = book.active
         if sheet is None:
-            raise InvalidError("the workbook has no sheet", field="file")
+            raise InvalidError(N_("the workbook has no sheet"), field="file")
         values = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
         header, body = (values[0], values[1:]) if values else ([], [])
         rows = [dict(zip(header, r, strict=False)) for r in body if any(r)]
@@ -825,15 +865,15 @@ def read_import(data: bytes, filename: str) -> list[dict[str, str]]:
             try:
                 textual = data.decode("gb18030")
             except UnicodeDecodeError as exc:
-                raise InvalidError("the CSV is neither UTF-8 nor GBK", field="file") from exc
+                raise InvalidError(N_("the CSV is neither UTF-8 nor GBK"), field="file") from exc
         reader = csv.DictReader(io.StringIO(textual))
         header = list(reader.fieldnames or [])
         rows = [dict(r) for r in reader]
     else:
-        raise InvalidError("send a .csv or .xlsx file", field="file")
+        raise InvalidError(N_("send a .csv or .xlsx file"), field="file")
     missing = [c for c in EXPORT_COLUMNS if c not in header and c not in ("code", "version", "status")]
     if missing:
-        raise InvalidError(f"missing columns: {', '.join(missing)}", field="file")
+        raise InvalidError(N_("missing columns: {columns}"), field="file", columns=", ".join(missing))
     return rows
 
 
@@ -846,7 +886,10 @@ def _data_of(row: Mapping[str, str], line: int) -> ResourceData:
         parts = spec.split(":")
         if len(parts) < 4:
             raise InvalidError(
-                f"row {line}: item {spec!r} needs name:title:type:sensitivity", field=f"rows[{line}].items"
+                N_("row {line}: item {spec!r} needs name:title:type:sensitivity"),
+                field=f"rows[{line}].items",
+                line=line,
+                spec=spec,
             )
         flags = set(parts[4:])
         items.append(
@@ -856,7 +899,9 @@ def _data_of(row: Mapping[str, str], line: int) -> ResourceData:
     try:
         release_date = date.fromisoformat(released) if released else None
     except ValueError as exc:
-        raise InvalidError(f"row {line}: release_date must be YYYY-MM-DD", field=f"rows[{line}].release_date") from exc
+        raise InvalidError(
+            N_("row {line}: release_date must be YYYY-MM-DD"), field=f"rows[{line}].release_date", line=line
+        ) from exc
     return ResourceData(
         title=value("title"),
         class_code=value("class_code"),
@@ -906,9 +951,16 @@ def import_rows(session: Session, principal: Principal | None, rows: Sequence[Ma
                 _may_edit(principal, data)
             _check(session, data, existing)
             if existing is not None and existing.status != "draft":
-                raise ConflictError(f"{code} is {existing.status}; revise it before importing changes", field="code")
+                raise ConflictError(
+                    N_("{code} is {status}; revise it before importing changes"),
+                    field="code",
+                    code=code,
+                    status=existing.status,
+                )
         except (InvalidError, ForbiddenError, ConflictError) as exc:
-            raise type(exc)(f"row {line}: {exc.message}", field=f"rows[{line}].{exc.field or ''}".rstrip(".")) from exc
+            raise type(exc)(
+                N_("row {line}: {reason}"), field=f"rows[{line}].{exc.field or ''}".rstrip("."), line=line, reason=exc
+            ) from exc
         planned.append((existing, data))
     created, updated = [], []
     for existing, data in planned:

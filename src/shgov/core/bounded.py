@@ -28,7 +28,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from pydantic import AfterValidator, BaseModel
 
-from shgov.core.errors import InvalidError
+from shgov.core.errors import InvalidError, InvalidValueError
+from shgov.core.i18n import N_
 from shgov.core.numbers import INT64_MAX, INT64_MIN
 
 _SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set, collections.abc.Iterable)
@@ -101,11 +102,31 @@ MAX_URL = 2000
 def json_problem(value: Any, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why a JSON-like ``value`` is too big (serialized beyond ``max_bytes``) or too deep (beyond ``max_depth``
     levels), or None. Walks without recursion and stops at the first excess, so a huge value costs little."""
+    excess = _json_excess(value, max_bytes, max_depth)
+    if excess is None:
+        return None
+    return f"nested deeper than {max_depth} levels" if excess == "depth" else f"larger than {max_bytes} bytes as JSON"
+
+
+def json_error(
+    value: Any, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> InvalidValueError | None:
+    """``json_problem`` as the error a validator raises (its text in the caller's language), or None."""
+    excess = _json_excess(value, max_bytes, max_depth)
+    if excess is None:
+        return None
+    if excess == "depth":
+        return InvalidValueError(N_("the value is nested deeper than {depth} levels"), depth=max_depth)
+    return InvalidValueError(N_("the value is larger than {limit} bytes as JSON"), limit=max_bytes)
+
+
+def _json_excess(value: Any, max_bytes: int, max_depth: int) -> str | None:
+    """Which limit a JSON-like ``value`` breaks first: ``depth`` or ``size`` (None: neither)."""
     size, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
-            return f"nested deeper than {max_depth} levels"
+            return "depth"
         if isinstance(item, dict):
             size += 2 + 2 * len(item)
             for key, inner in item.items():
@@ -119,7 +140,7 @@ def json_problem(value: Any, max_bytes: int = MAX_JSON_BYTES, max_depth: int = M
         else:
             size += len(json.dumps(item, default=str))
         if size > max_bytes:
-            return f"larger than {max_bytes} bytes as JSON"
+            return "size"
     return None
 
 
@@ -127,9 +148,9 @@ def bounded_json(max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPT
     """A validator limiting a free-form JSON field's serialized size and depth (use in ``Annotated``)."""
 
     def check(value: Any) -> Any:
-        problem = json_problem(value, max_bytes, max_depth)
-        if problem:
-            raise ValueError(f"the value is {problem}")
+        error = json_error(value, max_bytes, max_depth)
+        if error is not None:
+            raise error
         return value
 
     return AfterValidator(check)
@@ -147,19 +168,21 @@ def http_url(value: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed IPv6 bracket, for one
-        raise ValueError("must be an http or https address") from None
+        raise InvalidValueError(N_("must be an http or https address")) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http or https address")
+        raise InvalidValueError(N_("must be an http or https address"))
     if "@" in parts.netloc:  # https://www.gov.cn@evil.example/ reads as one host and goes to another
-        raise ValueError("must not carry a user name or password")
+        raise InvalidValueError(N_("must not carry a user name or password"))
     try:
         hostname, _port = parts.hostname, parts.port
     except ValueError:  # a port that is no number
-        raise ValueError("must be an http or https address") from None
+        raise InvalidValueError(N_("must be an http or https address")) from None
     if not hostname:
-        raise ValueError("must be an http or https address")
+        raise InvalidValueError(N_("must be an http or https address"))
     if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise ValueError(f"must be at most {MAX_URL} characters, without spaces or control characters")
+        raise InvalidValueError(
+            N_("must be at most {limit} characters, without spaces or control characters"), limit=MAX_URL
+        )
     return url
 
 
@@ -187,17 +210,22 @@ def _free_form(arm: Any) -> bool:
     return False
 
 
+def _value_error(loc: tuple[int | str, ...], error: InvalidValueError) -> dict[str, Any]:
+    """A validation error as pydantic reports a validator's ``ValueError``: its message in the caller's language."""
+    return {"type": "value_error", "loc": loc, "msg": f"Value error, {error}", "input": None, "ctx": {"error": error}}
+
+
 def input_errors(annotations: Iterable[Any], value: Any, loc: tuple[int | str, ...]) -> Iterator[dict[str, Any]]:
     """Errors for NUL bytes in any string of ``value`` and for free-form JSON in it beyond its limits."""
     arms = _arms(annotations)
     if isinstance(value, str):
         if "\x00" in value:
-            yield {"type": "string_nul", "loc": loc, "msg": "Text must not contain NUL (\\x00) characters", "input": ""}
+            yield _value_error(loc, InvalidValueError(N_("Text must not contain NUL (\\x00) characters")))
         return
     if any(_free_form(a) for a in arms) and isinstance(value, dict | list | tuple):
-        problem = json_problem(value)
-        if problem:
-            yield {"type": "json_too_large", "loc": loc, "msg": f"The value is {problem}", "input": None}
+        error = json_error(value)
+        if error is not None:
+            yield _value_error(loc, error)
             return
     if isinstance(value, BaseModel):
         for name, info in type(value).model_fields.items():
@@ -206,7 +234,7 @@ def input_errors(annotations: Iterable[Any], value: Any, loc: tuple[int | str, .
         items = [get_args(a)[1] for a in arms if get_origin(a) in _MAPPINGS and len(get_args(a)) == 2] or [Any]
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
-                yield {"type": "string_nul", "loc": loc, "msg": "Keys must not contain NUL characters", "input": ""}
+                yield _value_error(loc, InvalidValueError(N_("Keys must not contain NUL characters")))
             yield from input_errors(items, item, (*loc, key))
     elif isinstance(value, list | tuple | set | frozenset):
         items = [a for arm in arms for a in get_args(arm)[:1] if get_origin(arm) in _SEQUENCES] or [Any]
@@ -283,8 +311,10 @@ def whole_number(raw: str | None, field: str) -> int | None:
         return None
     # ASCII digits only: str.isdigit() also passes "²", which int() then refuses
     if not (text.removeprefix("-").isascii() and text.removeprefix("-").isdigit()) or len(text) > 20:
-        raise InvalidError("a whole number is expected", field=field)
+        raise InvalidError(N_("a whole number is expected"), field=field)
     number = int(text)
     if not INT64_MIN <= number <= INT64_MAX:
-        raise InvalidError(f"a whole number from {INT64_MIN} to {INT64_MAX} is expected", field=field)
+        raise InvalidError(
+            N_("a whole number from {low} to {high} is expected"), field=field, low=INT64_MIN, high=INT64_MAX
+        )
     return number

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,41 +85,76 @@ class FieldError:
     message: str
 
 
+def render(template: str, params: Mapping[str, Any], locale: str) -> str:
+    """``template`` in ``locale`` with ``params`` filled in (``str.format`` fields such as ``{number}``).
+
+    A parameter that is itself a ``DomainError`` or ``InvalidValueError`` (the reason of a wrapped error) is
+    rendered in the same language. A template without parameters is only translated: its braces are text."""
+    translated = gettext(template, locale) if template else template
+    if not params:
+        return translated
+    values = {k: v.text(locale) if isinstance(v, DomainError | InvalidValueError) else v for k, v in params.items()}
+    try:
+        return translated.format(**values)
+    except (KeyError, IndexError, ValueError):  # a translation that lost a field: the English one has them all
+        return template.format(**values)
+
+
 @dataclass
 class Problem(Exception):  # noqa: N818 - "Problem" is the RFC's own name
-    """Raise from a service or router to answer with a problem document."""
+    """Raise from a service or router to answer with a problem document.
+
+    ``detail`` is an English message id marked with ``N_`` (translated when the answer is written), its
+    ``{fields}`` filled from ``params``."""
 
     slug: str
     detail: str = ""
     errors: Sequence[FieldError] = ()
     headers: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.slug not in PROBLEM_TYPES:
             raise ValueError(f"unknown problem type {self.slug!r}")
-        super().__init__(self.detail or self.slug)
+        super().__init__(self.detail_in("en") or self.slug)
 
     @property
     def type(self) -> ProblemType:
         """The registered problem type."""
         return PROBLEM_TYPES[self.slug]
 
+    def detail_in(self, locale: str) -> str:
+        """The detail in ``locale`` ('' when there is none)."""
+        return render(self.detail, self.params, locale) if self.detail else ""
+
 
 class DomainError(Exception):
-    """A rule of the domain was broken; services raise these, the API maps them to problems."""
+    """A rule of the domain was broken; services raise these, the API maps them to problems.
+
+    ``message`` is an English message id marked with ``N_`` — ``InvalidError(N_("no district {code}"),
+    field="area", code=code)`` — so that the answer can be given in the caller's language (``text``);
+    ``self.message`` is the English text, for logs and the command line. (Parameter names ``field`` and
+    ``message`` are taken.)"""
 
     slug = "bad-request"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, field: str | None = None, **params: Any) -> None:
+        self.template = message
+        self.params = params
         self.field = field
+        self.message = render(message, params, "en")
+        super().__init__(self.message)
 
-    def to_problem(self) -> Problem:
-        """The problem document this error becomes at the API."""
-        errors = [FieldError(self.field, self.message)] if self.field else []
-        return Problem(self.slug, detail=self.message, errors=errors)
+    def text(self, locale: str) -> str:
+        """The message in ``locale``."""
+        return render(self.template, self.params, locale)
+
+    def to_problem(self, locale: str = "en") -> Problem:
+        """The problem document this error becomes at the API, its text in ``locale``."""
+        text = self.text(locale)
+        errors = [FieldError(self.field, text)] if self.field else []
+        return Problem(self.slug, detail=text, errors=errors)
 
 
 class NotFoundError(DomainError):
@@ -153,7 +188,7 @@ def problem_document(problem: Problem, locale: str, instance: str) -> dict[str, 
         "type": ptype.uri,
         "title": gettext(ptype.title, locale),
         "status": ptype.status,
-        "detail": problem.detail or gettext(ptype.title, locale),
+        "detail": problem.detail_in(locale) or gettext(ptype.title, locale),
         "instance": instance,
     }
     if problem.errors:
@@ -195,17 +230,117 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_problem(exc: RequestValidationError) -> Problem:
-    """Map FastAPI's validation error onto ``malformed-json`` or ``validation-failed``."""
+# Pydantic's messages are English and say how Python sees the value; these say it for the person who typed
+# it, in their language. Keyed by Pydantic's error type; the fields come from the error's context.
+_VALIDATION_MESSAGES: dict[str, str] = {
+    "missing": N_("This field is required"),
+    "string_too_short": N_("At least {min_length} characters"),
+    "string_too_long": N_("At most {max_length} characters"),
+    "too_short": N_("At least {min_length} items"),
+    "too_long": N_("At most {max_length} items"),
+    "greater_than": N_("Must be greater than {gt}"),
+    "greater_than_equal": N_("Must be at least {ge}"),
+    "less_than": N_("Must be less than {lt}"),
+    "less_than_equal": N_("Must be at most {le}"),
+    "multiple_of": N_("Must be a multiple of {multiple_of}"),
+    "int_parsing": N_("Must be a whole number"),
+    "int_type": N_("Must be a whole number"),
+    "int_from_float": N_("Must be a whole number"),
+    "int_parsing_size": N_("The number is too large"),
+    "float_parsing": N_("Must be a number"),
+    "float_type": N_("Must be a number"),
+    "finite_number": N_("Must be a finite number"),
+    "decimal_parsing": N_("Must be a number"),
+    "decimal_type": N_("Must be a number"),
+    "decimal_max_digits": N_("At most {max_digits} digits"),
+    "decimal_max_places": N_("At most {decimal_places} decimal places"),
+    "bool_parsing": N_("Must be true or false"),
+    "bool_type": N_("Must be true or false"),
+    "string_type": N_("Must be text"),
+    "string_unicode": N_("Must be text"),
+    "string_pattern_mismatch": N_("Does not have the expected form"),
+    "date_parsing": N_("Must be a date (YYYY-MM-DD)"),
+    "date_type": N_("Must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_parsing": N_("Must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_inexact": N_("Must be a date (YYYY-MM-DD)"),
+    "datetime_parsing": N_("Must be a date and time (ISO 8601)"),
+    "datetime_type": N_("Must be a date and time (ISO 8601)"),
+    "datetime_from_date_parsing": N_("Must be a date and time (ISO 8601)"),
+    "timezone_aware": N_("Must be a date and time with its time zone"),
+    "time_parsing": N_("Must be a time (HH:MM)"),
+    "enum": N_("Must be one of: {expected}"),
+    "literal_error": N_("Must be one of: {expected}"),
+    "extra_forbidden": N_("This field is not accepted"),
+    "model_type": N_("Must be an object"),
+    "model_attributes_type": N_("Must be an object"),
+    "dict_type": N_("Must be an object"),
+    "list_type": N_("Must be a list"),
+    "set_type": N_("Must be a list"),
+    "tuple_type": N_("Must be a list"),
+    "url_parsing": N_("Must be a web address"),
+    "url_scheme": N_("Must be an http or https address"),
+    "url_type": N_("Must be a web address"),
+    "url_too_long": N_("The web address is too long"),
+    "uuid_parsing": N_("Must be a UUID"),
+    "uuid_type": N_("Must be a UUID"),
+    "bytes_too_long": N_("The file is too large"),
+    "identifier": N_("{rule}: {reason}"),
+}
+
+
+class InvalidValueError(ValueError):
+    """Raise from a Pydantic validator for a message in the caller's language: an English message id
+    marked with ``N_`` and its fields (a plain ``ValueError`` is shown as it is written)."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        super().__init__(render(message, params, "en"))
+        self.template = message
+        self.params = params
+
+    def text(self, locale: str) -> str:
+        """The message in ``locale``."""
+        return render(self.template, self.params, locale)
+
+
+def validation_message(error: Mapping[str, Any], locale: str) -> str:
+    """What is wrong with one field, in ``locale`` (a Pydantic error as FastAPI reports it)."""
+    kind = str(error.get("type", ""))
+    ctx = dict(error.get("ctx") or {})
+    if kind in ("value_error", "assertion_error"):
+        reason = ctx.get("error")
+        if isinstance(reason, InvalidValueError):
+            return reason.text(locale)
+        if isinstance(reason, BaseException) and str(reason):
+            return gettext(str(reason), locale)
+        return str(error.get("msg", ""))
+    template = _VALIDATION_MESSAGES.get(kind)
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        template = N_("Must not be empty")
+    if template is None:
+        return str(error.get("msg", ""))
+    if kind == "identifier":  # the rule and the reason are message ids of their own (core.ids)
+        ctx = {k: gettext(str(v), locale) for k, v in ctx.items()}
+    try:
+        return gettext(template, locale).format(**ctx)
+    except (KeyError, IndexError, ValueError):
+        return str(error.get("msg", ""))
+
+
+def validation_problem(exc: RequestValidationError, locale: str = "en") -> Problem:
+    """Map FastAPI's validation error onto ``malformed-json`` or ``validation-failed``, in ``locale``."""
     errors = list(exc.errors())
     for err in errors:
         if err.get("type") == "json_invalid":
             ctx = err.get("ctx") or {}
             reason = ctx.get("error", "invalid JSON")
-            return Problem("malformed-json", detail=f"The request body is not valid JSON: {reason}")
-    field_errors = [FieldError(_field_path(err.get("loc", ())), str(err.get("msg", ""))) for err in errors]
+            return Problem(
+                "malformed-json", detail=N_("The request body is not valid JSON: {reason}"), params={"reason": reason}
+            )
+    field_errors = [FieldError(_field_path(err.get("loc", ())), validation_message(err, locale)) for err in errors]
     names = ", ".join(e.field for e in field_errors)
-    return Problem("validation-failed", detail=f"Invalid input: {names}", errors=field_errors)
+    return Problem(
+        "validation-failed", detail=N_("Invalid input: {names}"), params={"names": names}, errors=field_errors
+    )
 
 
 def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
@@ -217,21 +352,27 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
 
     async def on_domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)  # noqa: S101
-        return responder.respond(request, exc.to_problem())
+        return responder.respond(request, exc.to_problem(request_locale(request)))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
         slug = _STATUS_SLUGS.get(exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found",) else ""
         if exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}"
+            detail, params = (
+                N_("{method} is not allowed on {path}"),
+                {"method": request.method, "path": request.url.path},
+            )
         elif exc.status_code == 404:
-            detail = f"Nothing is found at {request.url.path}"
-        return responder.respond(request, Problem(slug, detail=detail, headers=dict(exc.headers or {})))
+            detail, params = N_("Nothing is found at {path}"), {"path": request.url.path}
+        else:
+            params = {}
+        headers = dict(exc.headers or {})
+        return responder.respond(request, Problem(slug, detail=detail, headers=headers, params=params))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
-        return responder.respond(request, validation_problem(exc))
+        return responder.respond(request, validation_problem(exc, request_locale(request)))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         incident = uuid.uuid4().hex[:12]
@@ -248,12 +389,15 @@ def install_error_handlers(app: FastAPI, responder: ProblemResponder) -> None:
             )
             busy = Problem(
                 "service-unavailable",
-                detail=f"The database is not available at the moment; try again shortly (incident {incident}).",
+                detail=N_("The database is not available at the moment; try again shortly (incident {incident})."),
                 headers={"Retry-After": "5"},
+                params={"incident": incident},
             )
             return responder.respond(request, busy)
         log.exception("unhandled error (incident %s)", incident, extra={"incident": incident, "path": request.url.path})
-        problem = Problem("internal-error", detail=f"Incident {incident} has been logged.")
+        problem = Problem(
+            "internal-error", detail=N_("Incident {incident} has been logged."), params={"incident": incident}
+        )
         return responder.respond(request, problem)
 
     handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from shgov.core.audit.service import sm3
 from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.i18n import N_
 
 # media type → (leading bytes that identify it, file name extension)
 KINDS: dict[str, tuple[bytes, str]] = {
@@ -71,16 +72,31 @@ class FileStore:
     ) -> StoredFile:
         """Check and store ``data``; ``InvalidError`` naming ``field`` when it is empty, too large or of a
         kind not allowed."""
+        if not data and name:
+            raise InvalidError(N_("{name} is empty"), field=field, name=name)
         if not data:
-            raise InvalidError(f"{name or 'the file'} is empty", field=field)
+            raise InvalidError(N_("the file is empty"), field=field)
+        if len(data) > max_bytes and name:
+            raise InvalidError(
+                N_("{name} is {size:,} bytes; the limit is {limit:,} bytes"),
+                field=field,
+                name=name,
+                size=len(data),
+                limit=max_bytes,
+            )
         if len(data) > max_bytes:
             raise InvalidError(
-                f"{name or 'the file'} is {len(data):,} bytes; the limit is {max_bytes:,} bytes", field=field
+                N_("the file is {size:,} bytes; the limit is {limit:,} bytes"),
+                field=field,
+                size=len(data),
+                limit=max_bytes,
             )
         media_type = sniff(data, allowed)
         if media_type is None:
             kinds = ", ".join(KINDS[k][1].lstrip(".").upper() for k in allowed)
-            raise InvalidError(f"{name or 'the file'} is not a {kinds} file", field=field)
+            if name:
+                raise InvalidError(N_("{name} is not a {kinds} file"), field=field, name=name, kinds=kinds)
+            raise InvalidError(N_("the file is not a {kinds} file"), field=field, kinds=kinds)
         digest = sm3(data)
         target = self._path(digest)
         if not target.exists():
@@ -101,12 +117,12 @@ class FileStore:
         """The bytes stored under ``digest``."""
         path = self._path(digest)
         if not path.exists():
-            raise NotFoundError("the file is no longer stored", field="digest")
+            raise NotFoundError(N_("the file is no longer stored"), field="digest")
         return path.read_bytes()
 
     def _path(self, digest: str) -> Path:
         if not DIGEST.match(digest):
-            raise InvalidError("not an SM3 digest", field="digest")
+            raise InvalidError(N_("not an SM3 digest"), field="digest")
         return self.root / digest[:2] / digest
 
 
@@ -114,8 +130,12 @@ async def read_upload(upload: UploadFile, max_bytes: int, field: str = "file") -
     """The bytes of an uploaded part, refusing (naming ``field``) one larger than ``max_bytes`` without
     reading all of it."""
     data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes and upload.filename:
+        raise InvalidError(
+            N_("{name} is larger than {limit:,} bytes"), field=field, name=upload.filename, limit=max_bytes
+        )
     if len(data) > max_bytes:
-        raise InvalidError(f"{upload.filename or 'the file'} is larger than {max_bytes:,} bytes", field=field)
+        raise InvalidError(N_("the file is larger than {limit:,} bytes"), field=field, limit=max_bytes)
     return data
 
 

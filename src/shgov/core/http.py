@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shgov.core.db import StaleSnapshotError, serving_loop, unit_of_work_scope
 from shgov.core.errors import Problem
+from shgov.core.i18n import N_
 
 
 class BodyTooLarge(Exception):  # noqa: N818 - a signal, not an error class for callers
@@ -91,10 +92,15 @@ class JsonRoute(APIRoute):
         async def checked(request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
             body = await request.body()
-            if (body or content_type) and not _is_json(content_type):
+            if content_type and not _is_json(content_type):
                 raise Problem(
                     "unsupported-media-type",
-                    detail=f"Send the body as application/json (got {content_type or 'no Content-Type'}).",
+                    detail=N_("Send the body as application/json (got {content_type})."),
+                    params={"content_type": content_type},
+                )
+            if body and not content_type:
+                raise Problem(
+                    "unsupported-media-type", detail=N_("Send the body as application/json (got no Content-Type).")
                 )
             return await handler(request)
 

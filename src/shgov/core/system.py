@@ -11,6 +11,7 @@ from shgov import __version__
 from shgov.core.calendar.service import city_today, default_calendar
 from shgov.core.deps import DatabaseDep
 from shgov.core.errors import Problem
+from shgov.core.i18n import N_
 
 log = logging.getLogger("shgov.system")
 
@@ -44,7 +45,7 @@ def router() -> APIRouter:
             db.ping()
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)
-            raise Problem("service-unavailable", detail="The database does not answer.") from exc
+            raise Problem("service-unavailable", detail=N_("The database does not answer.")) from exc
         return Health(status="ok", version=__version__, checks={"database": "ok"})
 
     return probes

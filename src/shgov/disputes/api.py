@@ -13,6 +13,7 @@ from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.files import file_response, read_upload
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, access, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import find_user
@@ -156,7 +157,7 @@ def set_deadline(
 ) -> DeadlineOut:
     """Set how many working days departments have for disputes on an element (``*``: the whole register)."""
     if not principal.has_action(disputes.DEADLINE_MANAGE) or not principal.city_wide(disputes.DEADLINE_MANAGE):
-        raise Problem("forbidden", detail="Dispute deadlines are set city-wide.")
+        raise Problem("forbidden", detail=N_("Dispute deadlines are set city-wide."))
     rule = disputes.set_deadline(session, register, element, body.working_days)
     audit(
         request,

@@ -14,7 +14,7 @@ from shgov.core.calendar.service import city_today
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.files import file_response, read_upload
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SignedInPage, audit
 from shgov.core.identity.service import find_user
 from shgov.core.ids import masked_view
@@ -115,7 +115,7 @@ async def file(
     except DomainError as exc:
         # Nothing of a refused filing stays: the dispute and its rows go with the transaction.
         session.rollback()
-        return mine(request, templates, session, settings, who, error=exc.message)
+        return mine(request, templates, session, settings, who, error=exc.text(request_locale(request)))
     audit(request, who, "disputes.dispute.file", object_type="dispute", object_id=str(dispute.id))
     return RedirectResponse("/disputes", status_code=303)
 
@@ -149,7 +149,7 @@ def routed(
 ) -> Response:
     """Disputes routed to the departments the visitor serves, overdue ones first."""
     if not who.has_action(disputes.READ):
-        raise Problem("forbidden", detail="This page is for departments that own data.")
+        raise Problem("forbidden", detail=N_("This page is for departments that own data."))
     rows = [
         d
         for d in disputes.visible_disputes(session, who)

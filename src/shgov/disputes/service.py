@@ -79,11 +79,16 @@ def set_deadline(session: Session, register: str, element: str, working_days: in
     """Set (or change) the deadline for disputes on ``register.element`` (``*`` for every element)."""
     definition = registers.REGISTERS.get(register)
     if definition is None:
-        raise InvalidError(f"no register {register!r}", field="register")
+        raise InvalidError(N_("no register {register!r}"), field="register", register=register)
     if element != "*" and definition.element(element) is None:
-        raise InvalidError(f"the {register} register has no element {element!r}", field="element")
+        raise InvalidError(
+            N_("the {register} register has no element {element!r}"),
+            field="element",
+            register=register,
+            element=element,
+        )
     if not 1 <= working_days <= 60:
-        raise InvalidError("between 1 and 60 working days", field="working_days")
+        raise InvalidError(N_("between 1 and 60 working days"), field="working_days")
     rule = session.get(DisputeDeadline, (register, element))
     if rule is None:
         rule = DisputeDeadline(register=register, element=element, working_days=working_days)
@@ -128,30 +133,41 @@ def file_dispute(
     """Record a dispute and route it to the element's authoritative department."""
     register = registers.REGISTERS.get(filing.register)
     if register is None:
-        raise InvalidError(f"no register {filing.register!r}", field="register")
+        raise InvalidError(N_("no register {register!r}"), field="register", register=filing.register)
     element = register.element(filing.element)
     if element is None:
-        raise InvalidError(f"the {filing.register} register has no element {filing.element!r}", field="element")
+        raise InvalidError(
+            N_("the {register} register has no element {element!r}"),
+            field="element",
+            register=filing.register,
+            element=filing.element,
+        )
     if element.source is None:
-        raise InvalidError(f"{filing.element} has no authoritative source to correct it", field="element")
+        raise InvalidError(
+            N_("{element} has no authoritative source to correct it"), field="element", element=filing.element
+        )
     key = filing.record_key.strip().upper()
     own = principal.kind in ("citizen", "enterprise")
     if own:
         if key != (id_number_of_filer or "").upper():
-            raise ForbiddenError("citizens may dispute their own records only", field="record_key")
+            raise ForbiddenError(N_("citizens may dispute their own records only"), field="record_key")
     elif not principal.has_action(FILE):
-        raise ForbiddenError("filing a dispute needs the permission disputes.dispute.file")
+        raise ForbiddenError(N_("filing a dispute needs the permission disputes.dispute.file"))
     elif not principal.has_action(READ_ACTIONS[register.code]):
         # staff dispute only data they may use: the register's read action, in the record's scope (below)
-        raise ForbiddenError(f"filing a dispute about the {register.code} register needs {READ_ACTIONS[register.code]}")
+        raise ForbiddenError(
+            N_("filing a dispute about the {register} register needs {permission}"),
+            register=register.code,
+            permission=READ_ACTIONS[register.code],
+        )
     lookup = registers.find_person if register.code == "person" else registers.find_enterprise
     record = lookup(session, reader, key, [filing.element, "district_code"])
     # a record outside the caller's data-use rights is answered as one that does not exist: nothing leaks
     if record is None or not (own or may_read_record(principal, register.code, record)):
-        raise NotFoundError("no such record in the register", field="record_key")
+        raise NotFoundError(N_("no such record in the register"), field="record_key")
     current = record.get(filing.element)
     if filing.proposed_value is not None and str(current) == filing.proposed_value:
-        raise InvalidError("the proposed value is the value the register already holds", field="proposed_value")
+        raise InvalidError(N_("the proposed value is the value the register already holds"), field="proposed_value")
     duplicate = session.scalar(
         select(Dispute.id).where(
             Dispute.register == register.code,
@@ -162,7 +178,7 @@ def file_dispute(
         )
     )
     if duplicate is not None:
-        raise ConflictError("you already have an open dispute about this value", field="element")
+        raise ConflictError(N_("you already have an open dispute about this value"), field="element")
     resource = element.source[0]
     state = lake.resource_state(session, resource)
     dispute = Dispute(
@@ -206,8 +222,10 @@ def _correct_source(
     row = current.filter(pl.col(key_column) == dispute.record_key) if current is not None else pl.DataFrame()
     if row.height != 1:
         raise InvalidError(
-            f"{spec.department_code} holds no {spec.code} record for this key; deliver one to correct it",
+            N_("{department} holds no {resource} record for this key; deliver one to correct it"),
             field="corrected_value",
+            department=spec.department_code,
+            resource=spec.code,
         )
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
     updated = row.with_columns(pl.all().cast(pl.String)).with_columns(pl.lit(value).alias(column))
@@ -228,7 +246,10 @@ def _correct_source(
         )
     if result.rows_quarantined:
         raise InvalidError(
-            f"the corrected value breaks the rules of {spec.code}: {result.rule_counts}", field="corrected_value"
+            N_("the corrected value breaks the rules of {resource}: {counts}"),
+            field="corrected_value",
+            resource=spec.code,
+            counts=result.rule_counts,
         )
     return result.load_id
 
@@ -246,17 +267,19 @@ def decide(
 ) -> Dispute:
     """Move a dispute along the transition table; a correction changes the source and rebuilds the register."""
     if not principal.allows(DECIDE, dispute.tenant_code, dispute.department_code):
-        raise ForbiddenError("only the authoritative department decides this dispute")
+        raise ForbiddenError(N_("only the authoritative department decides this dispute"))
     allowed = TRANSITIONS.get(dispute.status, {})
     if action not in allowed:
-        raise ConflictError(f"a {dispute.status} dispute cannot be {action}ed", field="action")
+        raise ConflictError(
+            N_("a {status} dispute cannot be {action}ed"), field="action", status=dispute.status, action=action
+        )
     if action in ("reject", "correct") and not reason.strip():
-        raise InvalidError("a decision needs a written reason", field="reason")
+        raise InvalidError(N_("a decision needs a written reason"), field="reason")
     before = dispute.status
     if action == "correct":
         value = corrected_value if corrected_value is not None else dispute.proposed_value
         if value is None:
-            raise InvalidError("say what the correct value is", field="corrected_value")
+            raise InvalidError(N_("say what the correct value is"), field="corrected_value")
         dispute.correction_load_id = _correct_source(
             session, lake_dir, dispute, value, context or lake.RuleContext(), f"dispute {dispute.id}"
         )
@@ -286,13 +309,18 @@ def attach(
 ) -> list[DisputeAttachment]:
     """Add evidence files (PDF, JPEG, PNG) to an open dispute the caller filed; all or none are added."""
     if dispute.filer_id != principal.user_id:
-        raise ForbiddenError("only the filer adds evidence to a dispute", field="dispute")
+        raise ForbiddenError(N_("only the filer adds evidence to a dispute"), field="dispute")
     if dispute.status not in OPEN:
-        raise ConflictError(f"the dispute is {dispute.status}; evidence can no longer be added", field="status")
+        raise ConflictError(
+            N_("the dispute is {status}; evidence can no longer be added"), field="status", status=dispute.status
+        )
     held = len(attachments(session, dispute.id))
     if held + len(files) > MAX_ATTACHMENTS:
         raise InvalidError(
-            f"a dispute takes at most {MAX_ATTACHMENTS} files ({held} already attached)", field="evidence"
+            N_("a dispute takes at most {most} files ({held} already attached)"),
+            field="evidence",
+            most=MAX_ATTACHMENTS,
+            held=held,
         )
     stored = [
         store.put(data, name, max_bytes=max_bytes, allowed=EVIDENCE_KINDS, field="evidence") for name, data in files
@@ -365,10 +393,10 @@ def evidence_file(
     """An evidence file the caller may read, with its dispute; ``NotFoundError`` otherwise."""
     dispute = find_dispute(session, dispute_id)
     if dispute is None or not may_see(principal, dispute):
-        raise NotFoundError("no such dispute", field="dispute")
+        raise NotFoundError(N_("no such dispute"), field="dispute")
     found = next((a for a in attachments(session, dispute.id) if a.id == attachment_id), None)
     if found is None:
-        raise NotFoundError("no such evidence file", field="attachment")
+        raise NotFoundError(N_("no such evidence file"), field="attachment")
     return dispute, found
 
 

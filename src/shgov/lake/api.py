@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import Problem, problem_response
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import CurrentPrincipal, access, audit, require_action
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import IndexDep
@@ -52,7 +53,11 @@ async def create_load(
     with db.session(write=False) as session:
         row = access(session, principal, find_resource(session, code), may_see)
         if not principal.allows_on(lake.LOAD_CREATE, row):
-            raise Problem("forbidden", detail=f"This needs the permission {lake.LOAD_CREATE} for this object.")
+            raise Problem(
+                "forbidden",
+                detail=N_("This needs the permission {action} for this object."),
+                params={"action": lake.LOAD_CREATE},
+            )
         department = row.department_code
     name = Path(file.filename or "delivery").name
     with tempfile.TemporaryDirectory() as folder:
@@ -83,7 +88,7 @@ async def create_load(
                 details={"error": exc.message},
             )
             # Answered, not raised: the failure's lineage must be kept, not rolled back with the request.
-            return problem_response(request, exc.to_problem())
+            return problem_response(request, exc.to_problem(request_locale(request)))
     audit(
         request,
         principal,

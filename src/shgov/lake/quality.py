@@ -20,6 +20,8 @@ from typing import Any
 import polars as pl
 
 from shgov.core.calendar.service import city_today
+from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = dict(enumerate("10X98765432"))
@@ -28,8 +30,8 @@ USCC_VALUES = {c: i for i, c in enumerate(USCC_ALPHABET)}
 USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 
 
-class RuleError(ValueError):
-    """A rule definition is wrong (unknown kind, missing parameter, unknown column)."""
+class RuleError(InvalidError):
+    """A rule definition is wrong (unknown kind, missing parameter, unknown column); ``field`` is ``rules``."""
 
 
 @dataclass
@@ -60,14 +62,25 @@ class Rule:
         """Build a rule from its declaration, checking the kind and its parameters."""
         kind = str(raw.get("rule", ""))
         if kind not in KINDS:
-            raise RuleError(f"unknown rule kind {kind!r}; use one of {', '.join(sorted(KINDS))}")
+            raise RuleError(
+                N_("unknown rule kind {kind!r}; use one of {kinds}"),
+                field="rules",
+                kind=kind,
+                kinds=", ".join(sorted(KINDS)),
+            )
         column = str(raw.get("column", ""))
         if not column:
-            raise RuleError(f"rule {kind} needs a column")
+            raise RuleError(N_("rule {kind} needs a column"), field="rules", kind=kind)
         params = {k: v for k, v in raw.items() if k not in ("rule", "column", "hard")}
         missing = [p for p in KINDS[kind][1] if p not in params]
         if missing:
-            raise RuleError(f"rule {kind} on {column} needs {', '.join(missing)}")
+            raise RuleError(
+                N_("rule {kind} on {column} needs {names}"),
+                field="rules",
+                kind=kind,
+                column=column,
+                names=", ".join(missing),
+            )
         return cls(kind, column, bool(raw.get("hard", KINDS[kind][2])), params)
 
 
@@ -106,7 +119,7 @@ def _as_date(value: Any, today: date) -> date:
 def violations(rule: Rule, frame: pl.DataFrame, context: RuleContext) -> pl.Series:
     """Where ``frame`` violates ``rule`` (nulls count as violations only for ``not_null``)."""
     if rule.column not in frame.columns:
-        raise RuleError(f"rule {rule.name} names a column the resource does not have")
+        raise RuleError(N_("rule {rule} names a column the resource does not have"), field="rules", rule=rule.name)
     col = pl.col(rule.column)
     p = rule.params
     expr: pl.Expr
@@ -139,7 +152,12 @@ def violations(rule: Rule, frame: pl.DataFrame, context: RuleContext) -> pl.Seri
         cutoff = datetime.combine(context.today - timedelta(days=int(p["days"])), datetime.min.time())
         expr = col.is_not_null() & (col.dt.replace_time_zone(None) < cutoff)
     else:  # pragma: no cover - parse() admits only known kinds
-        raise RuleError(rule.kind)
+        raise RuleError(
+            N_("unknown rule kind {kind!r}; use one of {kinds}"),
+            field="rules",
+            kind=rule.kind,
+            kinds=", ".join(sorted(KINDS)),
+        )
     return frame.select(expr.fill_null(False).alias(rule.name)).to_series()
 
 

@@ -41,7 +41,7 @@ from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import add_actions_to_role
 from shgov.core.settings import Settings
 from shgov.lake.models import LakeLoad, LakeResource
-from shgov.lake.quality import REASONS, Rule, RuleError, violations
+from shgov.lake.quality import REASONS, Rule, violations
 from shgov.lake.quality import RuleContext as RuleContext  # part of this service's interface
 from shgov.lake.resources import BUILTIN_RESOURCES
 
@@ -162,20 +162,22 @@ def validate_definition(raw: Mapping[str, Any]) -> None:
     """Check a resource definition: types, key columns, rules naming known columns."""
     names = [c["name"] for c in raw["columns"]]
     if len(set(names)) != len(names):
-        raise InvalidError("column names must be unique", field="columns")
+        raise InvalidError(N_("column names must be unique"), field="columns")
     for column in raw["columns"]:
         if column["type"] not in TYPES:
-            raise InvalidError(f"column {column['name']}: type must be one of {', '.join(TYPES)}", field="columns")
+            raise InvalidError(
+                N_("column {name}: type must be one of {types}"),
+                field="columns",
+                name=column["name"],
+                types=", ".join(TYPES),
+            )
     for key in raw["key"]:
         if key not in names:
-            raise InvalidError(f"key column {key} is not a column", field="key")
+            raise InvalidError(N_("key column {key} is not a column"), field="key", key=key)
     for rule in raw["rules"]:
-        try:
-            parsed = Rule.parse(rule)
-        except RuleError as exc:
-            raise InvalidError(str(exc), field="rules") from exc
+        parsed = Rule.parse(rule)  # a RuleError is an InvalidError of the field "rules"
         if parsed.column not in names:
-            raise InvalidError(f"rule {parsed.name} names an unknown column", field="rules")
+            raise InvalidError(N_("rule {rule} names an unknown column"), field="rules", rule=parsed.name)
 
 
 def seed_resources(session: Session, tenant_code: str) -> int:
@@ -228,9 +230,11 @@ def define_schema(
     validate_definition(raw)
     names = {c["name"] for c in columns}
     if raw["updated_column"] and raw["updated_column"] not in names:
-        raise InvalidError(f"the schema must keep {raw['updated_column']}, the update-time column", field="items")
+        raise InvalidError(
+            N_("the schema must keep {column}, the update-time column"), field="items", column=raw["updated_column"]
+        )
     if not key:
-        raise InvalidError("the schema needs at least one key item", field="items")
+        raise InvalidError(N_("the schema needs at least one key item"), field="items")
     if row is None:
         row = LakeResource(
             code=code,
@@ -263,7 +267,7 @@ def get_resource(session: Session, code: str) -> ResourceSpec:
     """The resource ``code``; ``NotFoundError`` when there is none."""
     row = session.get(LakeResource, code)
     if row is None:
-        raise NotFoundError(f"no resource {code!r}", field="resource")
+        raise NotFoundError(N_("no resource {code!r}"), field="resource", code=code)
     return ResourceSpec.of(row)
 
 
@@ -288,7 +292,9 @@ def _decode(raw: bytes) -> tuple[bytes, str]:
         text = raw.decode("gb18030")
     except UnicodeDecodeError as exc:
         raise LoadError(
-            f"the file is neither UTF-8 nor GBK/GB18030 (undecodable byte at offset {exc.start})", field="file"
+            N_("the file is neither UTF-8 nor GBK/GB18030 (undecodable byte at offset {offset})"),
+            field="file",
+            offset=exc.start,
         ) from exc
     return text.encode("utf-8"), "gb18030"
 
@@ -300,7 +306,12 @@ def detect_format(path: Path) -> str:
         suffix
     )
     if fmt is None:
-        raise LoadError(f"unsupported file type .{suffix}; send one of {', '.join(FORMATS)}", field="file")
+        raise LoadError(
+            N_("unsupported file type .{suffix}; send one of {formats}"),
+            field="file",
+            suffix=suffix,
+            formats=", ".join(FORMATS),
+        )
     return fmt
 
 
@@ -339,9 +350,11 @@ def read_delivery(source: Source) -> _Delivery:
     try:
         digest, utf8 = _scan(source.path)
     except OSError as exc:
-        raise LoadError(f"cannot read {source.label}: {exc.strerror}", field="file") from exc
+        raise LoadError(
+            N_("cannot read {source}: {reason}"), field="file", source=source.label, reason=exc.strerror
+        ) from exc
     if source.path.stat().st_size == 0:
-        raise LoadError("the file is empty", field="file")
+        raise LoadError(N_("the file is empty"), field="file")
     fmt = detect_format(Path(source.name or source.path.name))
     encoding: str | None = None
     try:
@@ -359,21 +372,31 @@ def read_delivery(source: Source) -> _Delivery:
         raise
     except Exception as exc:  # readers raise many kinds; all mean "this file is not readable as declared"
         reason = str(exc).splitlines()[0][:300]
-        raise LoadError(f"cannot read the {fmt} file (truncated or malformed?): {reason}", field="file") from exc
+        raise LoadError(
+            N_("cannot read the {format} file (truncated or malformed?): {reason}"),
+            field="file",
+            format=fmt,
+            reason=reason,
+        ) from exc
     return _Delivery(frame, fmt, encoding, digest)
 
 
 def _read_table(source: Source) -> _Delivery:
     if not source.database_url or not source.table:
-        raise LoadError("a database source needs a URL and a table", field="source")
+        raise LoadError(N_("a database source needs a URL and a table"), field="source")
     if not source.table.replace("_", "").replace(".", "").isalnum():
-        raise LoadError("the table name may hold letters, digits, _ and . only", field="table")
+        raise LoadError(N_("the table name may hold letters, digits, _ and . only"), field="table")
     engine = create_engine(source.database_url)
     try:
         with engine.connect() as conn:
             frame = pl.read_database(f"SELECT * FROM {source.table}", conn)  # noqa: S608 - name checked above
     except Exception as exc:
-        raise LoadError(f"cannot read table {source.table}: {str(exc).splitlines()[0][:300]}", field="table") from exc
+        raise LoadError(
+            N_("cannot read table {table}: {reason}"),
+            field="table",
+            table=source.table,
+            reason=str(exc).splitlines()[0][:300],
+        ) from exc
     finally:
         engine.dispose()
     digest = sm3(frame.sort(frame.columns).write_csv().encode())
@@ -390,13 +413,31 @@ def _check_columns(frame: pl.DataFrame, spec: ResourceSpec) -> pl.DataFrame:
     declared = [c.name for c in spec.columns]
     missing = [c for c in declared if c not in frame.columns]
     unexpected = [c for c in frame.columns if c not in declared]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing columns: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected columns: {', '.join(unexpected)}")
-        raise LoadError(f"the delivery does not match the schema of {spec.code} ({'; '.join(parts)})", field="columns")
+    if missing and unexpected:
+        raise LoadError(
+            N_(
+                "the delivery does not match the schema of {code} (missing columns: {missing}; "
+                "unexpected columns: {unexpected})"
+            ),
+            field="columns",
+            code=spec.code,
+            missing=", ".join(missing),
+            unexpected=", ".join(unexpected),
+        )
+    if missing:
+        raise LoadError(
+            N_("the delivery does not match the schema of {code} (missing columns: {missing})"),
+            field="columns",
+            code=spec.code,
+            missing=", ".join(missing),
+        )
+    if unexpected:
+        raise LoadError(
+            N_("the delivery does not match the schema of {code} (unexpected columns: {unexpected})"),
+            field="columns",
+            code=spec.code,
+            unexpected=", ".join(unexpected),
+        )
     return frame.select(declared)
 
 
@@ -566,7 +607,7 @@ def resource_state(session: Session, code: str) -> ResourceState:
     """The live version of ``code`` and the load that made it."""
     row = session.get(LakeResource, code)
     if row is None:
-        raise NotFoundError(f"no resource {code!r}", field="resource")
+        raise NotFoundError(N_("no resource {code!r}"), field="resource", code=code)
     return ResourceState(row.code, row.department_code, row.current_version, row.current_load_id, tuple(row.key))
 
 
@@ -595,7 +636,9 @@ class KeyedTables:
                 return cached[1], cached[2]
             frame = read_version(self.lake, dataset, version)
             if frame is None:
-                raise NotFoundError(f"version {version} of {dataset} is missing", field="resource")
+                raise NotFoundError(
+                    N_("version {version} of {dataset} is missing"), field="resource", version=version, dataset=dataset
+                )
             frame = frame.sort(key)
             index: dict[Any, list[int]] = {}
             for position, value in enumerate(frame[key].to_list()):
@@ -611,7 +654,7 @@ class KeyedTables:
         columns = [key, *[f for f in fields if f != key]] if fields else frame.columns
         unknown = [c for c in columns if c not in frame.columns]
         if unknown:
-            raise InvalidError(f"unknown fields: {', '.join(unknown)}", field="fields")
+            raise InvalidError(N_("unknown fields: {names}"), field="fields", names=", ".join(unknown))
         series = [frame[c] for c in columns]
         rows: list[dict[str, Any]] = []
         for value in values:
@@ -633,7 +676,7 @@ class KeyedTables:
         frame, _ = self.table(dataset, version, key)
         unknown = [c for c in [*equals, *fields] if c not in frame.columns]
         if unknown:
-            raise InvalidError(f"unknown fields: {', '.join(unknown)}", field="filter")
+            raise InvalidError(N_("unknown fields: {names}"), field="filter", names=", ".join(unknown))
         condition = pl.lit(True)
         for column, value in equals.items():
             condition = condition & (pl.col(column).cast(pl.String) == str(value))
@@ -679,7 +722,9 @@ def _write_version(
 ) -> Path:
     target = version_dir(lake, resource, version)
     if target.exists():
-        raise ConflictError(f"version {version} of {resource} exists already", field="resource")
+        raise ConflictError(
+            N_("version {version} of {resource} exists already"), field="resource", version=version, resource=resource
+        )
     staging = lake / resource / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
@@ -778,18 +823,21 @@ def load(
     """Load one delivery of ``resource_code`` (see the module docstring); raises ``LoadError`` on bad input."""
     step = progress or (lambda _msg: None)
     if mode not in ("full", "incremental"):
-        raise LoadError("mode must be full or incremental", field="mode")
+        raise LoadError(N_("mode must be full or incremental"), field="mode")
     row = session.get(LakeResource, resource_code, with_for_update=True)
     if row is None:
-        raise NotFoundError(f"no resource {resource_code!r}", field="resource")
+        raise NotFoundError(N_("no resource {code!r}"), field="resource", code=resource_code)
     spec = ResourceSpec.of(row)
     if department_code != spec.department_code:
         raise LoadError(
-            f"{resource_code} is delivered by {spec.department_code}, not by {department_code} (一数一源)",
+            N_("{code} is delivered by {owner}, not by {department} (one source per dataset)"),
             field="department",
+            code=resource_code,
+            owner=spec.department_code,
+            department=department_code,
         )
     if mode == "incremental" and not spec.key:
-        raise LoadError("an incremental load needs a business key", field="mode")
+        raise LoadError(N_("an incremental load needs a business key"), field="mode")
     step("reading")
     delivery = read_delivery(source)
     earlier = session.scalar(

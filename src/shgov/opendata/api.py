@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from shgov.core.deps import get_database, get_settings
-from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError, Problem
+from shgov.core.errors import DomainError, ForbiddenError, InvalidError, NotFoundError, Problem, render
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SESSION_COOKIE
 from shgov.core.identity.service import user_for_web_session
 from shgov.core.numbers import INT64_MAX
@@ -52,14 +53,14 @@ class Call:
         if value is None:
             return default
         if not isinstance(value, str | int | float):
-            raise InvalidError("must be a string", field=name)
+            raise InvalidError(N_("must be a string"), field=name)
         return str(value)
 
     def required(self, name: str) -> str:
         """A string parameter that must be there."""
         value = self.text(name).strip()
         if not value:
-            raise InvalidError("Missing value", field=name)
+            raise InvalidError(N_("Missing value"), field=name)
         return value
 
     def number(self, name: str, default: int, *, cap: int | None = None) -> int:
@@ -68,11 +69,11 @@ class Call:
         try:
             number = int(value) if not isinstance(value, bool) else -1
         except (TypeError, ValueError):
-            raise InvalidError("Invalid integer", field=name) from None
+            raise InvalidError(N_("Invalid integer"), field=name) from None
         if number < 0:
-            raise InvalidError("Must be a natural number", field=name)
+            raise InvalidError(N_("Must be a natural number"), field=name)
         if number > INT64_MAX:  # the engines take offsets as 64-bit integers (DuckDB refuses more as a 500)
-            raise InvalidError(f"Must be at most {INT64_MAX}", field=name)
+            raise InvalidError(N_("Must be at most {limit}"), field=name, limit=INT64_MAX)
         return min(number, cap) if cap is not None else number
 
     def flag(self, name: str, default: bool) -> bool:
@@ -85,7 +86,7 @@ class Call:
             return True
         if text in ("false", "0", "no", "off", ""):
             return False
-        raise InvalidError("must be true or false", field=name)
+        raise InvalidError(N_("must be true or false"), field=name)
 
     def listing(self, name: str) -> list[str] | None:
         """A list parameter: a JSON list, a JSON string, or comma-separated text."""
@@ -98,11 +99,11 @@ class Call:
                 try:
                     value = json.loads(stripped)
                 except json.JSONDecodeError:
-                    raise InvalidError("must be a JSON list", field=name) from None
+                    raise InvalidError(N_("must be a JSON list"), field=name) from None
             else:
                 value = [v.strip() for v in stripped.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidError("must be a list of strings", field=name)
+            raise InvalidError(N_("must be a list of strings"), field=name)
         return value
 
     def mapping(self, name: str) -> dict[str, Any] | None:
@@ -114,9 +115,9 @@ class Call:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                raise InvalidError("must be a JSON object", field=name) from None
+                raise InvalidError(N_("must be a JSON object"), field=name) from None
         if not isinstance(value, dict):
-            raise InvalidError("must be a JSON object", field=name)
+            raise InvalidError(N_("must be a JSON object"), field=name)
         return value
 
 
@@ -148,7 +149,7 @@ def package_search(call: Call) -> dict[str, Any]:
     try:
         facet_limit = int(raw_limit)
     except (TypeError, ValueError):
-        raise InvalidError("Invalid integer", field="facet.limit") from None
+        raise InvalidError(N_("Invalid integer"), field="facet.limit") from None
     docs = call.index.docs(call.session, call.base_url)
     found = opendata.search(
         docs,
@@ -211,7 +212,7 @@ def organization_show(call: Call) -> dict[str, Any]:
     wanted = call.required("id")
     org = next((o for o in opendata.organizations(call.session).values() if wanted in (o.id, o.name)), None)
     if org is None:
-        raise NotFoundError("Organization not found", field="id")
+        raise NotFoundError(N_("Organization not found"), field="id")
     counts, _ = _package_counts(call)
     data = opendata.organization_dict(org, counts.get(org.department_code, 0))
     if call.flag("include_datasets", False):
@@ -236,7 +237,7 @@ def group_show(call: Call) -> dict[str, Any]:
     wanted = call.required("id")
     theme = next((t for t in opendata.THEMES if wanted in (t, opendata.group_dict(t)["id"])), None)
     if theme is None:
-        raise NotFoundError("Group not found", field="id")
+        raise NotFoundError(N_("Group not found"), field="id")
     _, counts = _package_counts(call)
     return opendata.group_dict(theme, counts.get(theme, 0))
 
@@ -267,7 +268,7 @@ def datastore_search(call: Call) -> dict[str, Any]:
     if isinstance(q, str) and q.strip().startswith("{"):
         q = call.mapping("q")
     elif q is not None and not isinstance(q, str | dict):
-        raise InvalidError("must be text or an object", field="q")
+        raise InvalidError(N_("must be text or an object"), field="q")
     return call.store.search(
         dataset,
         resource_id,
@@ -290,7 +291,9 @@ def datastore_search_sql(call: Call) -> dict[str, Any]:
         try:
             _, dataset = opendata.get_resource(call.session, table)
         except NotFoundError:
-            raise InvalidError(f'"{table}" is not the resource id of an open dataset', field="sql") from None
+            raise InvalidError(
+                N_('"{table}" is not the resource id of an open dataset'), field="sql", table=table
+            ) from None
         opendata.readable(call.session, dataset, call.user_id)
         call.usage.count(dataset.id, "calls")
         datasets[table] = dataset
@@ -314,7 +317,7 @@ def help_show(call: Call) -> str:
     name = call.required("name")
     action = ACTIONS.get(name)
     if action is None:
-        raise NotFoundError(f"Action {name} not found", field="name")
+        raise NotFoundError(N_("Action {name} not found"), field="name", name=name)
     return (action.__doc__ or "").strip()
 
 
@@ -347,19 +350,31 @@ def _envelope(request: Request, name: str, status: int, body: dict[str, Any]) ->
 
 
 def _error(request: Request, name: str, exc: DomainError) -> JSONResponse:
-    """CKAN's error types and statuses for a domain error."""
+    """CKAN's error types and statuses for a domain error, its message in the caller's language."""
+    locale = request_locale(request)
+    text = exc.text(locale)
     error: dict[str, Any]
     if isinstance(exc, opendata.SearchQueryError):
-        status, error = 400, {"__type": "Search Query Error", "message": f"Search Query is invalid: {exc.message}"}
+        message = render(N_("Search Query is invalid: {reason}"), {"reason": exc}, locale)
+        status, error = 400, {"__type": "Search Query Error", "message": message}
     elif isinstance(exc, NotFoundError):
-        status, error = 404, {"__type": "Not Found Error", "message": exc.message}
+        status, error = 404, {"__type": "Not Found Error", "message": text}
     elif isinstance(exc, ForbiddenError):
-        status, error = 403, {"__type": "Authorization Error", "message": exc.message}
+        status, error = 403, {"__type": "Authorization Error", "message": text}
     else:
-        status, error = 409, {"__type": "Validation Error", "message": exc.message}
+        status, error = 409, {"__type": "Validation Error", "message": text}
         if exc.field:
-            error[exc.field] = [exc.message]
+            error[exc.field] = [text]
     return _envelope(request, name, status, {"success": False, "error": error})
+
+
+def _rate_limited(exc: RateLimited) -> Problem:
+    return Problem(
+        "too-many-requests",
+        detail=N_("rate limit reached; retry after {retry_after} s"),
+        params={"retry_after": exc.retry_after},
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 async def _params(request: Request) -> dict[str, Any] | None:
@@ -390,7 +405,7 @@ def caller(request: Request, session: Session) -> uuid.UUID | None:
     if raw:
         key = opendata.key_holder(session, raw)
         if key is None:
-            raise ForbiddenError("the API key is unknown, expired or revoked", field="key")
+            raise ForbiddenError(N_("the API key is unknown, expired or revoked"), field="key")
         state.limiter.take(("key", key.id), key.rate_per_minute)
         state.usage.count_key(key.id)
         return key.user_id
@@ -433,17 +448,20 @@ def _run(request: Request, name: str, params: dict[str, Any]) -> Any:
 async def action(request: Request, name: str) -> JSONResponse:
     """Run a CKAN action: package_list/show/search, organization_list/show, group_list/show, tag_list,
     resource_show, datastore_search, datastore_search_sql, status_show, help_show."""
+    locale = request_locale(request)
     if name not in ACTIONS:
-        error = {"__type": "Bad Request", "message": f"Bad request - Action name not known: {name}"}
+        message = render(N_("Bad request - Action name not known: {name}"), {"name": name}, locale)
+        error = {"__type": "Bad Request", "message": message}
         return _envelope(request, name, 400, {"success": False, "error": error})
     params = await _params(request)
     if params is None:
-        error = {"__type": "Bad Request", "message": "Bad request - JSON Error: send a JSON object"}
+        message = render(N_("Bad request - JSON Error: send a JSON object"), {}, locale)
+        error = {"__type": "Bad Request", "message": message}
         return _envelope(request, name, 400, {"success": False, "error": error})
     try:
         result = await run_in_threadpool(_run, request, name, params)
     except RateLimited as exc:
-        error = {"__type": "Rate Limit Error", "message": str(exc)}
+        error = {"__type": "Rate Limit Error", "message": _rate_limited(exc).detail_in(locale)}
         response = _envelope(request, name, 429, {"success": False, "error": error})
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -473,7 +491,7 @@ async def download(request: Request, name: str, extension: str, bom: bool = Fals
     try:
         path, dataset_name = await run_in_threadpool(_download_file, request, name, extension, bom)
     except RateLimited as exc:
-        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise _rate_limited(exc) from exc
     stat = path.stat()
     response = FileResponse(
         path,
@@ -506,7 +524,7 @@ async def chart(request: Request, name: str, column: str) -> dict[str, Any]:
     try:
         return await run_in_threadpool(_chart, request, name, column)
     except RateLimited as exc:
-        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise _rate_limited(exc) from exc
 
 
 # -- DCAT-AP -------------------------------------------------------------------------------------
@@ -514,7 +532,12 @@ async def chart(request: Request, name: str, column: str) -> dict[str, Any]:
 
 def _dcat(request: Request, name: str | None, extension: str) -> tuple[bytes, str]:
     if extension not in dcat.SERIALISATIONS:
-        raise NotFoundError(f"no DCAT format {extension!r}: use {', '.join(dcat.SERIALISATIONS)}", field="format")
+        raise NotFoundError(
+            N_("no DCAT format {extension!r}: use {formats}"),
+            field="format",
+            extension=extension,
+            formats=", ".join(dcat.SERIALISATIONS),
+        )
     settings = get_settings(request)
     with get_database(request).session(write=False) as session:
         datasets = [opendata.get_dataset(session, name)] if name else opendata.active_datasets(session)

@@ -23,6 +23,7 @@ import duckdb
 from openpyxl import Workbook
 
 from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.i18n import N_
 from shgov.lake import service as lake
 from shgov.opendata.models import OpenDataset
 
@@ -78,7 +79,7 @@ class DataStore:
         """A subquery of the dataset's live rows, open columns only."""
         folder = lake.current_path(self.lake_dir, dataset.lake_resource)
         if folder is None:
-            raise NotFoundError("the dataset has no data yet", field="resource_id")
+            raise NotFoundError(N_("the dataset has no data yet"), field="resource_id")
         pattern = (folder / "**" / "*.parquet").as_posix().replace("'", "''")
         columns = ", ".join(_quoted(i["name"]) for i in dataset.items)
         # Partition values stay text: codes such as 310115 are codes, not numbers.
@@ -108,22 +109,22 @@ class DataStore:
         chosen = list(fields) if fields else list(types)
         unknown = [f for f in chosen if f not in types]
         if unknown:
-            raise InvalidError(f'field "{unknown[0]}" not in resource', field="fields")
+            raise InvalidError(N_('field "{name}" not in resource'), field="fields", name=unknown[0])
         where: list[str] = []
         params: list[Any] = []
         for name, value in (filters or {}).items():
             if name not in types:
-                raise InvalidError(f'field "{name}" not in resource', field="filters")
+                raise InvalidError(N_('field "{name}" not in resource'), field="filters", name=name)
             values = value if isinstance(value, list) else [value]
             if not values:
-                raise InvalidError(f"no values to filter {name} on", field="filters")
+                raise InvalidError(N_("no values to filter {name} on"), field="filters", name=name)
             where.append(f"{_quoted(name)} IN ({', '.join('?' for _ in values)})")
             params += [_typed(v, types[name], name) for v in values]
         texts = [n for n, t in types.items() if t == "string"]
         if isinstance(q, Mapping):
             for name, text in q.items():
                 if name not in types:
-                    raise InvalidError(f'field "{name}" not in resource', field="q")
+                    raise InvalidError(N_('field "{name}" not in resource'), field="q", name=name)
                 where.append(f"CAST({_quoted(name)} AS VARCHAR) ILIKE ?")
                 params.append(f"%{_like(str(text))}%")
         elif q and q.strip():
@@ -140,12 +141,12 @@ class DataStore:
             if not words:
                 continue
             if words[0] not in types or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-                raise InvalidError(f"cannot sort by {part.strip()!r}", field="sort")
+                raise InvalidError(N_("cannot sort by {sort!r}"), field="sort", sort=part.strip())
             order.append(f"{_quoted(words[0])} {words[1].upper() if len(words) == 2 else 'ASC'}")
         if limit < 0:
-            raise InvalidError("limit must be a natural number", field="limit")
+            raise InvalidError(N_("limit must be a natural number"), field="limit")
         if offset < 0:
-            raise InvalidError("offset must be a natural number", field="offset")
+            raise InvalidError(N_("offset must be a natural number"), field="offset")
         limit = min(limit, MAX_LIMIT)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         source = self.source(dataset)
@@ -189,7 +190,7 @@ class DataStore:
         """Rows per year of a date or time column, or per equal-width bucket of a number column (for charts)."""
         kind = {i["name"]: i["type"] for i in dataset.items}.get(column)
         if kind not in CHARTABLE:
-            raise InvalidError("chart a number, date or time column of the dataset", field="column")
+            raise InvalidError(N_("chart a number, date or time column of the dataset"), field="column")
         source, quoted = self.source(dataset), _quoted(column)
         with self.connect() as conn:
             if kind in ("date", "datetime"):
@@ -216,7 +217,7 @@ class DataStore:
         tables = check_sql(statement)
         unknown = [t for t in tables if t not in datasets]
         if unknown:
-            raise NotFoundError(f'Resource "{unknown[0]}" was not found.', field="sql")
+            raise NotFoundError(N_('Resource "{name}" was not found.'), field="sql", name=unknown[0])
         with self.connect() as conn:
             for name in tables:
                 conn.execute(f"CREATE VIEW {_quoted(name)} AS SELECT * FROM {self.source(datasets[name])}")  # noqa: S608
@@ -228,13 +229,19 @@ class DataStore:
                 types = [str(d[1]) for d in cursor.description or []]
                 rows = cursor.fetchall()
             except duckdb.InterruptException as exc:
-                raise InvalidError(f"the query took longer than {SQL_SECONDS:.0f} s", field="sql") from exc
+                raise InvalidError(
+                    N_("the query took longer than {seconds:.0f} s"), field="sql", seconds=SQL_SECONDS
+                ) from exc
             except duckdb.Error as exc:
-                raise InvalidError(f"the query failed: {str(exc).splitlines()[0]}", field="sql") from exc
+                raise InvalidError(
+                    N_("the query failed: {reason}"), field="sql", reason=str(exc).splitlines()[0]
+                ) from exc
             finally:
                 timer.cancel()
         if len(rows) > MAX_LIMIT:
-            raise InvalidError(f"the query returns more than {MAX_LIMIT} rows: aggregate or add a LIMIT", field="sql")
+            raise InvalidError(
+                N_("the query returns more than {limit} rows: aggregate or add a LIMIT"), field="sql", limit=MAX_LIMIT
+            )
         return {
             "sql": statement,
             "fields": [{"id": n, "type": t.lower()} for n, t in zip(names, types, strict=True)],
@@ -262,10 +269,15 @@ class Downloads:
     def path(self, dataset: OpenDataset, extension: str, *, bom: bool = False) -> Path:
         """The file of ``dataset`` in a format (``csv`` with ``bom`` for Excel), written on first use."""
         if extension not in EXTENSIONS:
-            raise NotFoundError(f"no download format {extension!r}: use {', '.join(EXTENSIONS)}", field="format")
+            raise NotFoundError(
+                N_("no download format {extension!r}: use {formats}"),
+                field="format",
+                extension=extension,
+                formats=", ".join(EXTENSIONS),
+            )
         current = lake.current_path(self.store.lake_dir, dataset.lake_resource)
         if current is None:
-            raise NotFoundError("the dataset has no data yet", field="name")
+            raise NotFoundError(N_("the dataset has no data yet"), field="name")
         columns = hashlib.sha256(json.dumps([i["name"] for i in dataset.items]).encode()).hexdigest()[:12]
         suffix = "-bom" if bom and extension == "csv" else ""
         target = self.folder / dataset.lake_resource / current.name / f"{dataset.name}-{columns}{suffix}.{extension}"
@@ -319,8 +331,9 @@ class Downloads:
         counted = conn.execute(f"SELECT count(*) FROM {source} AS t").fetchone()  # noqa: S608
         if counted and counted[0] > XLSX_MAX_ROWS:
             raise InvalidError(
-                f"{counted[0]:,} rows are more than an Excel sheet holds (1,048,576): download CSV or Parquet",
+                N_("{rows:,} rows are more than an Excel sheet holds (1,048,576): download CSV or Parquet"),
                 field="format",
+                rows=counted[0],
             )
         book = Workbook(write_only=True)
         sheet = book.create_sheet(dataset.name[:31])
@@ -359,24 +372,28 @@ def _typed(value: Any, kind: str, name: str) -> Any:
         if kind == "datetime":
             return datetime.fromisoformat(str(value))
     except (TypeError, ValueError) as exc:
-        raise InvalidError(f"{value!r} is not a valid {kind} for {name}", field="filters") from exc
+        raise InvalidError(
+            N_("{value!r} is not a valid {kind} for {name}"), field="filters", value=value, kind=kind, name=name
+        ) from exc
     return str(value)
 
 
 def check_sql(statement: str) -> list[str]:
     """The tables a statement reads if it is one SELECT with allowed functions only; else InvalidError."""
     if not statement.strip():
-        raise InvalidError("send a SELECT statement", field="sql")
+        raise InvalidError(N_("send a SELECT statement"), field="sql")
     with duckdb.connect(":memory:") as conn:
         row = conn.execute("SELECT json_serialize_sql(?)", [statement]).fetchone()
-    parsed: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "cannot parse"}
+    parsed: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
     if parsed.get("error"):
-        message = str(parsed.get("error_message", "cannot parse the statement"))
+        message = str(parsed.get("error_message", ""))
         if "Only SELECT" in message:
-            message = "only a read-only SELECT is allowed"
-        raise InvalidError(message, field="sql")
+            raise InvalidError(N_("only a read-only SELECT is allowed"), field="sql")
+        if not message:
+            raise InvalidError(N_("cannot parse the statement"), field="sql")
+        raise InvalidError(N_("cannot parse the statement: {reason}"), field="sql", reason=message)
     if len(parsed["statements"]) != 1:
-        raise InvalidError("send exactly one SELECT statement", field="sql")
+        raise InvalidError(N_("send exactly one SELECT statement"), field="sql")
     tables: list[str] = []
     ctes: set[str] = set()
 
@@ -389,15 +406,15 @@ def check_sql(statement: str) -> list[str]:
             return
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
-            raise InvalidError("table functions are not allowed: read from resource ids", field="sql")
+            raise InvalidError(N_("table functions are not allowed: read from resource ids"), field="sql")
         if kind == "BASE_TABLE":
             if node.get("schema_name") or node.get("catalog_name"):
-                raise InvalidError("read from resource ids only", field="sql")
+                raise InvalidError(N_("read from resource ids only"), field="sql")
             tables.append(str(node["table_name"]))
         if node.get("class") == "FUNCTION" and not node.get("is_operator"):
             name = str(node.get("function_name", "")).lower()
             if name not in SQL_FUNCTIONS:
-                raise InvalidError(f"the function {name}() is not allowed", field="sql")
+                raise InvalidError(N_("the function {name}() is not allowed"), field="sql", name=name)
         if "cte_map" in node:
             for entry in node["cte_map"].get("map", []):
                 ctes.add(str(entry.get("key", "")))
@@ -407,5 +424,5 @@ def check_sql(statement: str) -> list[str]:
     walk(parsed["statements"][0])
     wanted = [t for t in dict.fromkeys(tables) if t not in ctes]
     if not wanted:
-        raise InvalidError("read from at least one resource id", field="sql")
+        raise InvalidError(N_("read from at least one resource id"), field="sql")
     return wanted

@@ -209,7 +209,7 @@ def organization_page(request: Request, templates: TemplatesDep, session: Sessio
     org = next((o for o in opendata.organizations(session).values() if o.name == name), None)
     datasets = [d for d in opendata.active_datasets(session) if org and d.department_code == org.department_code]
     if org is None or not datasets:
-        raise Problem("not-found", detail="No such publisher of open data.")
+        raise Problem("not-found", detail=N_("No such publisher of open data."))
     return templates.render(
         request, "opendata/organization.html", {"org": org, "datasets": datasets, "themes": opendata.THEMES}
     )
@@ -223,7 +223,7 @@ def dataset_page(
     try:
         dataset = opendata.get_dataset(session, name)
     except DomainError as exc:
-        raise Problem("not-found", detail="No such open dataset.") from exc
+        raise Problem("not-found", detail=N_("No such open dataset.")) from exc
     resources = opendata.resources_of(session, [dataset.id])[dataset.id]
     org = opendata.organization_of(session, dataset.department_code)
     base = str(request.base_url).rstrip("/")
@@ -290,7 +290,7 @@ def preview(
         dataset = opendata.get_dataset(session, name)
         opendata.readable(session, dataset, principal.user_id if principal else None)
     except DomainError as exc:
-        raise Problem("not-found", detail="No preview of this dataset.") from exc
+        raise Problem("not-found", detail=N_("No preview of this dataset.")) from exc
     columns = [i["name"] for i in dataset.items]
     order = f"{sort} {'desc' if desc else 'asc'}" if sort in columns else None
     rows: dict[str, Any] = opendata.store_for(settings).search(

@@ -278,7 +278,7 @@ def get_dataset(session: Session, id_or_name: str) -> OpenDataset:
     except ValueError:
         found = session.scalar(query.where(OpenDataset.name == id_or_name))
     if found is None:
-        raise NotFoundError("Dataset not found", field="id")
+        raise NotFoundError(N_("Dataset not found"), field="id")
     return found
 
 
@@ -309,7 +309,7 @@ def get_resource(session: Session, resource_id: str) -> tuple[OpenResource, Open
         else None
     )
     if found is None:
-        raise NotFoundError("Resource was not found.", field="id")
+        raise NotFoundError(N_("Resource was not found."), field="id")
     return found[0], found[1]
 
 
@@ -598,10 +598,10 @@ def _filters(fq: str) -> list[tuple[bool, str, str]]:
             continue
         match = _FQ_TERM.match(rest, position)
         if match is None:
-            raise SearchQueryError(f"cannot parse the filter at: {rest[position:][:40]!r}", field="fq")
+            raise SearchQueryError(N_("cannot parse the filter at: {text!r}"), field="fq", text=rest[position:][:40])
         name = match["field"]
         if name not in (*FACET_FIELDS, "name", "id", "theme"):
-            raise SearchQueryError(f"cannot filter on {name!r}", field="fq")
+            raise SearchQueryError(N_("cannot filter on {name!r}"), field="fq", name=name)
         value = match["quoted"] if match["quoted"] is not None else match["bare"]
         terms.append((match["sign"] != "-", name, value))
         position = match.end()
@@ -615,7 +615,7 @@ def _sort(sort: str) -> list[tuple[str, bool]]:
         if not words:
             continue
         if len(words) > 2 or words[0] not in SORT_FIELDS or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise SearchQueryError(f"cannot sort by {part.strip()!r}", field="sort")
+            raise SearchQueryError(N_("cannot sort by {sort!r}"), field="sort", sort=part.strip())
         keys.append((SORT_FIELDS[words[0]], len(words) == 2 and words[1] == "desc"))
     return keys or [("score", True), ("metadata_modified", True)]
 
@@ -645,7 +645,7 @@ def search(
     keys = _sort(sort)
     for name in facet_fields:
         if name not in FACET_FIELDS:
-            raise SearchQueryError(f"cannot facet on {name!r}", field="facet.field")
+            raise SearchQueryError(N_("cannot facet on {name!r}"), field="facet.field", name=name)
     matched: list[tuple[float, _Doc]] = []
     for doc in docs:
         if any((value in doc.facets.get(name, ())) != wanted for wanted, name, value in terms):
@@ -678,10 +678,23 @@ def readable(session: Session, dataset: OpenDataset, user_id: uuid.UUID | None) 
         return
     if user_id is not None and approved(session, user_id, dataset.id):
         return
+    if dataset.open_conditions:
+        raise ForbiddenError(
+            N_(
+                "{title} is open on conditions ({conditions}): apply for it on the portal and call with the API "
+                "key of the account the publisher approved"
+            ),
+            field="resource_id",
+            title=dataset.title,
+            conditions=dataset.open_conditions,
+        )
     raise ForbiddenError(
-        f"{dataset.title} is open on conditions ({dataset.open_conditions or '有条件开放'}): apply for it "
-        "on the portal and call with the API key of the account the publisher approved",
+        N_(
+            "{title} is open on conditions: apply for it on the portal and call with the API key of the account "
+            "the publisher approved"
+        ),
         field="resource_id",
+        title=dataset.title,
     )
 
 
@@ -713,11 +726,11 @@ def apply(
 ) -> OpenApplication:
     """A reuser applies for a dataset open on conditions, accepting its conditions word for word."""
     if dataset.open_type != "conditional":
-        raise InvalidError("only datasets open on conditions take applications", field="dataset")
+        raise InvalidError(N_("only datasets open on conditions take applications"), field="dataset")
     if len(purpose.strip()) < 10:
-        raise InvalidError("describe the purpose in at least 10 characters", field="purpose")
+        raise InvalidError(N_("describe the purpose in at least {count} characters"), field="purpose", count=10)
     if not accepted:
-        raise InvalidError("accept the conditions of use to apply", field="accept")
+        raise InvalidError(N_("accept the conditions of use to apply"), field="accept")
     open_already = session.scalar(
         select(OpenApplication).where(
             OpenApplication.user_id == user_id,
@@ -726,7 +739,7 @@ def apply(
         )
     )
     if open_already is not None or approved(session, user_id, dataset.id) is not None:
-        raise ConflictError("an application for this dataset is pending or approved already", field="dataset")
+        raise ConflictError(N_("an application for this dataset is pending or approved already"), field="dataset")
     application = OpenApplication(
         dataset_id=dataset.id,
         user_id=user_id,
@@ -747,15 +760,15 @@ def decide(
     dataset = session.get(OpenDataset, application.dataset_id)
     assert dataset is not None  # noqa: S101 - a foreign key
     if not principal.allows(DECIDE, dataset.department_code.split(".")[0], dataset.department_code):
-        raise ForbiddenError("applications are decided by the publishing department", field="application")
+        raise ForbiddenError(N_("applications are decided by the publishing department"), field="application")
     if application.status != "pending":
-        raise ConflictError(f"the application is {application.status} already", field="application")
+        raise ConflictError(N_("the application is {status} already"), field="application", status=application.status)
     if action not in ("approve", "refuse"):
-        raise InvalidError("action must be approve or refuse", field="action")
+        raise InvalidError(N_("action must be approve or refuse"), field="action")
     if action == "refuse" and len(note.strip()) < 4:
-        raise InvalidError("a refusal needs its reason", field="note")
+        raise InvalidError(N_("a refusal needs its reason"), field="note")
     if not 1 <= days <= 3 * 366:
-        raise InvalidError("approve for 1 to 1,098 days", field="days")
+        raise InvalidError(N_("approve for 1 to 1,098 days"), field="days")
     now = utcnow()
     application.status = "approved" if action == "approve" else "refused"
     application.decided_by, application.decided_at, application.decision_note = principal.user_id, now, note.strip()
@@ -790,7 +803,7 @@ def get_application(session: Session, application_id: uuid.UUID) -> OpenApplicat
     """One application."""
     found = session.get(OpenApplication, application_id)
     if found is None:
-        raise NotFoundError("no such application", field="application")
+        raise NotFoundError(N_("no such application"), field="application")
     return found
 
 
@@ -801,7 +814,7 @@ def _key_hash(raw: str) -> str:
 def create_key(session: Session, user_id: uuid.UUID, name: str) -> tuple[OpenKey, str]:
     """A new API key for a reuser; the key itself is returned once, only its hash is kept."""
     if not name.strip():
-        raise InvalidError("name the key (where it is used)", field="name")
+        raise InvalidError(N_("name the key (where it is used)"), field="name")
     raw = "od_" + secrets.token_urlsafe(30)
     now = utcnow()
     key = OpenKey(
@@ -828,7 +841,7 @@ def revoke_key(session: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> OpenK
     """End one of the reuser's own keys."""
     key = session.get(OpenKey, key_id)
     if key is None or key.user_id != user_id:
-        raise NotFoundError("no such key", field="key")
+        raise NotFoundError(N_("no such key"), field="key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.flush()

@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
-from shgov.core.errors import FieldError, Problem
+from shgov.core.errors import InvalidError, Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, access, audit, client_ip
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import may_read_personal, reveal
@@ -195,14 +196,15 @@ def rerate(
 
 def _require_stats(principal: Principal) -> None:
     if not principal.has_action(ratings.STATS):
-        raise Problem("forbidden", detail="Reading rating statistics needs ratings.stats.read.")
+        raise Problem("forbidden", detail=N_("Reading rating statistics needs ratings.stats.read."))
 
 
 def _rows(session: SessionDep, principal: Principal, dimension: str | None) -> list[stats.Row]:
     _require_stats(principal)
     if dimension is not None and dimension not in stats.DIMENSIONS:
-        message = f"dimension is one of {', '.join(stats.DIMENSIONS)}"
-        raise Problem("validation-failed", detail=message, errors=[FieldError("dimension", message)])
+        raise InvalidError(
+            N_("dimension is one of {dimensions}"), field="dimension", dimensions=", ".join(stats.DIMENSIONS)
+        )
     rows = stats.from_session(session)
     return [r for r in rows if dimension is None or r.dimension in (dimension, "all")]
 
@@ -291,7 +293,7 @@ def put_rules(
 ) -> RulesOut:
     """Set a tenant's deadlines (working days), invitation delay and anti-manipulation thresholds."""
     if not principal.allows(ratings.MANAGE, None if scope == "*" else scope, None):
-        raise Problem("forbidden", detail="Setting rating rules needs ratings.rules.manage over that tenant.")
+        raise Problem("forbidden", detail=N_("Setting rating rules needs ratings.rules.manage over that tenant."))
     rule = ratings.set_rules(session, scope, body.model_dump(exclude_none=True))
     audit(
         request,

@@ -19,7 +19,7 @@ from shgov.cases import service as cases
 from shgov.core.calendar.service import city_today
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, Problem
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SignedInPage, audit, client_ip, page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import find_user
@@ -64,8 +64,8 @@ NAV = [
 ]
 
 DEVICE_COOKIE = "shgov_device"
-STAFF_ONLY = "This page is for department staff."
-STATS_ONLY = "Reading rating statistics needs ratings.stats.read."
+STAFF_ONLY = N_("This page is for department staff.")
+STATS_ONLY = N_("Reading rating statistics needs ratings.stats.read.")
 StatsReader = Annotated[Principal, Depends(page_principal(ratings.STATS, STATS_ONLY))]
 # what a refused rating's field means, in words the rater reads (the service's message is for developers)
 FIELD_MESSAGES = {
@@ -134,14 +134,14 @@ def _level(form: FormData, name: str, field: str) -> int | None:
     try:
         return int(str(raw))
     except ValueError as exc:
-        raise InvalidError("a level is a whole number from 1 to 5", field=field) from exc
+        raise InvalidError(N_("a level is a whole number from 1 to 5"), field=field) from exc
 
 
 def given_from(form: FormData, channel: str) -> ratings.Given:
     """A rating from a submitted form: ``level``, ``score:<indicator>`` and ``comment``."""
     level = _level(form, "level", "level")
     if level is None:
-        raise InvalidError("choose a level", field="level")
+        raise InvalidError(N_("choose a level"), field="level")
     scores: dict[str, int] = {}
     for key in form:
         if key.startswith("score:"):
@@ -660,7 +660,7 @@ def review_guide(
         session.rollback()
         if exc.slug == "forbidden":
             raise
-        return _report(request, templates, session, index, who, error=exc.message)
+        return _report(request, templates, session, index, who, error=exc.text(request_locale(request)))
     audit(request, who, "ratings.guide.review", object_type="item", object_id=item_code)
     return RedirectResponse("/staff/ratings/report#guides", status_code=303)
 

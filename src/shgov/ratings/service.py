@@ -196,10 +196,11 @@ RULE_LIMITS = {
 def set_rules(session: Session, scope: str, values: dict[str, int]) -> RatingRule:
     """Set a tenant's rules (or the city-wide ones, ``*``); the deadlines must follow one another."""
     if scope != "*" and not tenant_exists(session, scope):
-        raise NotFoundError(f"tenant {scope} does not exist")
+        raise NotFoundError(N_("tenant {tenant} does not exist"), tenant=scope)
     unknown = set(values) - set(RULE_LIMITS)
     if unknown:
-        raise InvalidError(f"unknown rule {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+        first = sorted(unknown)[0]
+        raise InvalidError(N_("unknown rule {rule!r}"), field=first, rule=first)
     rule = session.get(RatingRule, scope)
     if rule is None:
         base = rules_for(session, scope)
@@ -208,10 +209,14 @@ def set_rules(session: Session, scope: str, values: dict[str, int]) -> RatingRul
     for name, value in values.items():
         low, high = RULE_LIMITS[name]
         if not isinstance(value, int) or not low <= value <= high:
-            raise InvalidError(f"{name} must be a whole number from {low} to {high}", field=name)
+            raise InvalidError(
+                N_("{rule} must be a whole number from {low} to {high}"), field=name, rule=name, low=low, high=high
+            )
         setattr(rule, name, value)
     if not rule.contact_days <= rule.rectify_days <= rule.conclude_days:
-        raise InvalidError("the deadlines must follow one another: contact ≤ rectify ≤ conclude", field="rectify_days")
+        raise InvalidError(
+            N_("the deadlines must follow one another: contact ≤ rectify ≤ conclude"), field="rectify_days"
+        )
     session.flush()
     return rule
 
@@ -223,12 +228,12 @@ def save_desk(session: Session, principal: Principal, desk: Desk) -> Desk:
     """Add or change a desk (its QR code rates visits to it): the caller manages the desk's department as it
     is and as it will be, so no one moves another department's desk into their own."""
     if not principal.allows(MANAGE, desk.tenant_code, desk.department_code):
-        raise ForbiddenError("only the department's administrators manage its desks")
+        raise ForbiddenError(N_("only the department's administrators manage its desks"))
     if not desk.code or not desk.code.replace("-", "").replace(".", "").isalnum() or len(desk.code) > 40:
-        raise InvalidError("a desk code is letters, digits, '-' and '.' (at most 40)", field="code")
+        raise InvalidError(N_("a desk code is letters, digits, '-' and '.' (at most 40)"), field="code")
     existing = session.get(Desk, desk.code)
     if existing is not None and not principal.allows(MANAGE, existing.tenant_code, existing.department_code):
-        raise ForbiddenError("only the department's administrators manage its desks")
+        raise ForbiddenError(N_("only the department's administrators manage its desks"))
     if existing is None:
         session.add(desk)
         session.flush()
@@ -271,34 +276,52 @@ class Subject:
 
 def _checked(given: Given) -> dict[str, int]:
     if given.channel not in CHANNELS:
-        raise InvalidError(f"unknown channel {given.channel!r}; one of {', '.join(CHANNELS)}", field="channel")
+        raise InvalidError(
+            N_("unknown channel {channel!r}; one of {channels}"),
+            field="channel",
+            channel=given.channel,
+            channels=", ".join(CHANNELS),
+        )
     if not isinstance(given.level, int) or isinstance(given.level, bool) or given.level not in LEVELS:
-        raise InvalidError("the level is 1 (very unsatisfied) to 5 (very satisfied)", field="level")
+        raise InvalidError(N_("the level is 1 (very unsatisfied) to 5 (very satisfied)"), field="level")
     if len(given.comment) > MAX_COMMENT:
-        raise InvalidError(f"the comment is at most {MAX_COMMENT} characters", field="comment")
+        raise InvalidError(N_("the comment is at most {most} characters"), field="comment", most=MAX_COMMENT)
     allowed = INDICATORS[CHANNELS[given.channel]]
     scores = dict(given.scores)
     for name, value in scores.items():
         if name not in allowed:
-            raise InvalidError(f"{name!r} is not rated on the {given.channel} channel", field=f"scores.{name}")
+            raise InvalidError(
+                N_("{indicator!r} is not rated on the {channel} channel"),
+                field=f"scores.{name}",
+                indicator=name,
+                channel=given.channel,
+            )
         if not isinstance(value, int) or isinstance(value, bool) or value not in LEVELS:
-            raise InvalidError("an indicator is rated 1 to 5", field=f"scores.{name}")
+            raise InvalidError(N_("an indicator is rated 1 to 5"), field=f"scores.{name}")
     scores.setdefault("overall", given.level)
     return scores
 
 
 def _throttle(session: Session, rule: RatingRule, rater: uuid.UUID | None, where: Origin) -> None:
     since = utcnow() - timedelta(hours=1)
-    for column, value, what in (
-        (Rating.rater_id, rater, "account"),
-        (Rating.device_hash, where.device_hash, "device"),
-        (Rating.ip_hash, where.ip_hash, "network address"),
+    for column, value, too_many in (
+        (Rating.rater_id, rater, N_("too many ratings from this account in the last hour; try again later")),
+        (
+            Rating.device_hash,
+            where.device_hash,
+            N_("too many ratings from this device in the last hour; try again later"),
+        ),
+        (
+            Rating.ip_hash,
+            where.ip_hash,
+            N_("too many ratings from this network address in the last hour; try again later"),
+        ),
     ):
         if value is None:
             continue
         count = session.scalar(select(func.count()).where(column == value, Rating.created_at >= since)) or 0
         if count >= rule.hourly_limit:
-            raise TooManyRatings(f"too many ratings from this {what} in the last hour; try again later")
+            raise TooManyRatings(too_many)
 
 
 def _flag_suspicious(session: Session, rule: RatingRule, rating: Rating) -> list[RatingFlag]:
@@ -341,7 +364,7 @@ def _record(
 ) -> Rating:
     scores = _checked(given)
     if rater is not None and str(rater.user_id) in subject.served_by:
-        raise ForbiddenError("staff may not rate their own work", field="level")
+        raise ForbiddenError(N_("staff may not rate their own work"), field="level")
     rule = rules_for(session, subject.tenant_code)
     _throttle(session, rule, rater.user_id if rater else None, where)
     taken = select(Rating.id).where(
@@ -351,7 +374,7 @@ def _record(
         Rating.round == round_,
     )
     if session.scalar(taken) is not None:
-        raise ConflictError("this has been rated already (one rating each time)", field="level")
+        raise ConflictError(N_("this has been rated already (one rating each time)"), field="level")
     rating = _new_rating(subject, given.channel, given.level, scores, given.comment, rater.user_id if rater else None)
     rating.round, rating.replaces_id = round_, replaces
     rating.device_hash, rating.ip_hash = where.device_hash, where.ip_hash
@@ -360,7 +383,7 @@ def _record(
             session.add(rating)
             session.flush()
     except IntegrityError as exc:  # a concurrent rating of the same stage won
-        raise ConflictError("this has been rated already (one rating each time)", field="level") from exc
+        raise ConflictError(N_("this has been rated already (one rating each time)"), field="level") from exc
     _flag_suspicious(session, rule, rating)
     if rating.level <= BAD:
         _open_rectification(session, rating, rule)
@@ -406,13 +429,13 @@ def may_rate_case(session: Session, principal: Principal, case: cases.Case) -> b
 def case_subject(session: Session, principal: Principal, case: cases.Case, stage: str) -> Subject:
     """A stage of the caller's own case (real-name: the applicant only), once it has been reached."""
     if stage not in CASE_STAGES:
-        raise InvalidError(f"a case is rated at {' or '.join(CASE_STAGES)}", field="stage")
+        raise InvalidError(N_("a case is rated at one of: {stages}"), field="stage", stages=", ".join(CASE_STAGES))
     if not may_rate_case(session, principal, case):  # the callers' access helper refused already
-        raise NotFoundError("no such case", field="case")
+        raise NotFoundError(N_("no such case"), field="case")
     if stage == "accept" and case.accepted_at is None:
-        raise ConflictError("the case has not been accepted yet", field="stage")
+        raise ConflictError(N_("the case has not been accepted yet"), field="stage")
     if stage == "conclude" and case.status not in ("concluded", "rejected"):
-        raise ConflictError("the case has not been concluded yet", field="stage")
+        raise ConflictError(N_("the case has not been concluded yet"), field="stage")
     tasks = cases.tasks_of(session, case.id)
     served = {str(t.claimed_by) for t in tasks if t.claimed_by} | (
         {str(case.submitted_by)} if case.submitted_by else set()
@@ -443,7 +466,7 @@ def rate_desk(session: Session, principal: Principal | None, desk: Desk, given: 
     per desk per day."""
     who = str(principal.user_id) if principal else where.device_hash
     if who is None:
-        raise InvalidError("sign in or allow the device id to rate a desk", field="device")
+        raise InvalidError(N_("sign in or allow the device id to rate a desk"), field="device")
     subject = Subject(
         kind="desk",
         ref=desk.code,
@@ -493,9 +516,9 @@ def rerate(session: Session, principal: Principal, rect: Rectification, given: G
     a second bad rating opens a new rectification. Others who may see the rectification are refused (403)."""
     original = rating_of_rectification(session, rect)
     if original.rater_id != principal.user_id:
-        raise ForbiddenError("only the rater rates again", field="rectification")
+        raise ForbiddenError(N_("only the rater rates again"), field="rectification")
     if rect.status != "answered":
-        raise ConflictError("a rating can be given again once the department has answered", field="rectification")
+        raise ConflictError(N_("a rating can be given again once the department has answered"), field="rectification")
     subject = Subject(
         kind=original.subject_kind,
         ref=original.subject_ref,
@@ -606,39 +629,45 @@ class StepInput:
     evidence: str = ""
 
 
-def _need(value: str, field: str, what: str) -> str:
+def _need(value: str, field: str, missing: str) -> str:
+    """``value`` stripped; ``missing`` (a message id) is the error when it is empty."""
     value = value.strip()
     if len(value) < 2:
-        raise InvalidError(f"write {what}", field=field)
+        raise InvalidError(missing, field=field)
     if len(value) > 2000:
-        raise InvalidError("at most 2,000 characters", field=field)
+        raise InvalidError(N_("at most 2,000 characters"), field=field)
     return value
 
 
 def act(session: Session, principal: Principal, rect: Rectification, step: StepInput) -> Rectification:
     """The department moves a rectification along the transition table."""
     if not principal.allows(HANDLE, rect.tenant_code, rect.department_code):
-        raise ForbiddenError("only the rated department handles this rectification")
+        raise ForbiddenError(N_("only the rated department handles this rectification"))
     allowed = TRANSITIONS.get(rect.status, {})
     if step.action not in allowed:
-        raise ConflictError(f"a rectification that is {rect.status} cannot take {step.action!r}", field="action")
+        raise ConflictError(
+            N_("a rectification that is {status} cannot take {action!r}"),
+            field="action",
+            status=rect.status,
+            action=step.action,
+        )
     now = utcnow()
     note = step.note.strip()
     if step.action == "contact":
-        note = _need(step.note, "note", "how and when the rater was contacted")
+        note = _need(step.note, "note", N_("write how and when the rater was contacted"))
         rect.contacted_at = now
     elif step.action == "verify":
         if step.verdict != "valid":
             raise InvalidError(
-                "verify finds the rating valid; a mistaken or malicious one is appealed", field="verdict"
+                N_("verify finds the rating valid; a mistaken or malicious one is appealed"), field="verdict"
             )
-        note = _need(step.note, "note", "what the verification found")
+        note = _need(step.note, "note", N_("write what the verification found"))
         rect.verdict, rect.verification = "valid", note
         rect.contacted_at = rect.contacted_at or now
     elif step.action == "appeal":
         if step.verdict not in ("mistaken", "malicious"):
-            raise InvalidError("an appeal says the rating is mistaken or malicious", field="verdict")
-        evidence = _need(step.evidence, "evidence", "the evidence")
+            raise InvalidError(N_("an appeal says the rating is mistaken or malicious"), field="verdict")
+        evidence = _need(step.evidence, "evidence", N_("write the evidence"))
         rect.verdict, rect.verification = step.verdict, evidence
         session.add(
             RatingAppeal(
@@ -652,13 +681,13 @@ def act(session: Session, principal: Principal, rect: Rectification, step: StepI
         )
         note = f"{step.verdict}: {evidence}"
     elif step.action == "rectify":
-        rect.cause = _need(step.cause, "cause", "the cause")
-        rect.measures = _need(step.measures, "measures", "the measures taken")
-        rect.responsible_unit = _need(step.responsible_unit, "responsible_unit", "the responsible unit")
+        rect.cause = _need(step.cause, "cause", N_("write the cause"))
+        rect.measures = _need(step.measures, "measures", N_("write the measures taken"))
+        rect.responsible_unit = _need(step.responsible_unit, "responsible_unit", N_("write the responsible unit"))
         rect.rectified_at = now
         note = note or rect.measures
     elif step.action == "answer":
-        rect.feedback = note = _need(step.note, "note", "the answer to the rater")
+        rect.feedback = note = _need(step.note, "note", N_("write the answer to the rater"))
         rect.answered_at = now
         rating = session.get(Rating, rect.rating_id)
         if rating is not None:
@@ -684,16 +713,16 @@ def decide_appeal(
     """A supervisor approves (the rating is excluded from the statistics) or rejects (the department must
     rectify) the department's appeal; the decider may not be who filed it."""
     if not principal.allows(SUPERVISE, rect.tenant_code, None):
-        raise ForbiddenError("only a supervisor of the district decides appeals")
+        raise ForbiddenError(N_("only a supervisor of the district decides appeals"))
     if rect.status != "appealed" or decision not in APPEAL_DECISIONS:
-        raise ConflictError("there is no appeal to decide", field="decision")
+        raise ConflictError(N_("there is no appeal to decide"), field="decision")
     appeal = session.scalar(
         select(RatingAppeal).where(RatingAppeal.rectification_id == rect.id, RatingAppeal.status == "filed")
     )
     assert appeal is not None  # noqa: S101 - an appealed rectification has one
     if appeal.filed_by == principal.user_id:
-        raise ForbiddenError("the appeal is decided by someone other than who filed it", field="decision")
-    note = _need(note, "note", "the reason for the decision")
+        raise ForbiddenError(N_("the appeal is decided by someone other than who filed it"), field="decision")
+    note = _need(note, "note", N_("write the reason for the decision"))
     appeal.status = "approved" if decision == "approve" else "rejected"
     appeal.decided_by, appeal.decided_at, appeal.decision_note = principal.user_id, utcnow(), note
     if decision == "approve":
@@ -889,11 +918,11 @@ def close_guide_review(session: Session, principal: Principal, item_code: str, n
     """Mark an item's guide as reviewed (corrected or found accurate); a later bad rating of its accuracy
     opens the review again."""
     if not principal.has_action(MANAGE):
-        raise ForbiddenError("reviewing guides needs ratings.rules.manage")
+        raise ForbiddenError(N_("reviewing guides needs ratings.rules.manage"))
     review = session.get(GuideReview, item_code)
     if review is None or review.status != "open":
-        raise NotFoundError("no open guide review of that item", field="item")
-    review.status, review.note = "reviewed", _need(note, "note", "what was found or corrected")
+        raise NotFoundError(N_("no open guide review of that item"), field="item")
+    review.status, review.note = "reviewed", _need(note, "note", N_("write what was found or corrected"))
     session.flush()
     emit(session, events.GuideReviewed(item=item_code))
     return review

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import access, audit, require_action
 from shgov.core.identity.permissions import Principal
 from shgov.core.regions.api import get_region_index
@@ -119,7 +120,9 @@ def licences(
 ) -> list[dict[str, Any]]:
     """The e-licences of a holder (a person's 身份证号, a household number or a credit code)."""
     if not principal.city_wide(registers.LICENCE_READ):
-        raise Problem("forbidden", detail="E-licences are read with a city-level role (or through a sharing grant).")
+        raise Problem(
+            "forbidden", detail=N_("E-licences are read with a city-level role (or through a sharing grant).")
+        )
     rows = registers.licences_of(session, reader, holder)
     audit(
         request,
@@ -142,7 +145,7 @@ def address(
     """Where an address of the registers lies (the 空间地理 register)."""
     record = registers.address(session, reader, text)
     if record is None:
-        raise Problem("not-found", detail="The address is not in the register.")
+        raise Problem("not-found", detail=N_("The address is not in the register."))
     return record
 
 
@@ -156,9 +159,9 @@ def build(
 ) -> BuildOut:
     """Build a new version of a register from the lake's live versions."""
     if not principal.city_wide(registers.BUILD):
-        raise Problem("forbidden", detail="Registers are built city-wide: this needs a city-level role.")
+        raise Problem("forbidden", detail=N_("Registers are built city-wide: this needs a city-level role."))
     if register not in (*REGISTERS, "licence", "address"):
-        raise Problem("not-found", detail=f"No register {register}.")
+        raise Problem("not-found", detail=N_("No register {register}."), params={"register": register})
     result = registers.build(session, settings.lake_dir, register, principal.username)
     audit(
         request,
@@ -182,7 +185,7 @@ def derive_grids(
     """Lay the management grid over the geocoded addresses (cells that are grids already are kept);
     rebuild the address register afterwards to place addresses in the new grids."""
     if not principal.city_wide(registers.BUILD):
-        raise Problem("forbidden", detail="Grids are laid city-wide: this needs a city-level role.")
+        raise Problem("forbidden", detail=N_("Grids are laid city-wide: this needs a city-level role."))
     plan = registers.derive_grids(session, settings.lake_dir, index)
     audit(
         request,
@@ -219,7 +222,9 @@ def conflict_list(
     the conflicts on the elements it is the source of, city-level roles see all."""
     latest = registers.latest_build(session, register)
     if latest is None:
-        raise Problem("not-found", detail=f"The {register} register has not been built.")
+        raise Problem(
+            "not-found", detail=N_("The {register} register has not been built."), params={"register": register}
+        )
     city = principal.city_wide(registers.CONFLICT_READ)
     departments = None if city else principal.departments_for(registers.CONFLICT_READ)
     total, rows = registers.conflicts(settings.lake_dir, register, latest.version, element, departments, offset, limit)

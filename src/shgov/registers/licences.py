@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from shgov.core import sm2
 from shgov.core.db import utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.i18n import N_
 from shgov.core.ids import mask_id_number, mask_uscc
 from shgov.core.settings import Settings
 from shgov.registers.models import IssuedLicence
@@ -72,13 +73,20 @@ def signing_key(settings: Settings) -> SigningKey:
     try:
         public_hex = sm2.public_key(private_hex)
     except ValueError as exc:
-        raise InvalidError(f"{path} does not hold an SM2 private key in hex ({exc})", field="licence_key_file") from exc
+        raise InvalidError(
+            N_("{path} does not hold an SM2 private key in hex ({reason})"),
+            field="licence_key_file",
+            path=path,
+            reason=str(exc),
+        ) from exc
     try:
         sm2.self_check(private_hex, public_hex)
     except sm2.KeyCheckError as exc:
         raise InvalidError(
-            f"the licence signing key in {path} fails its self-check ({exc}): no licence is signed with it",
+            N_("the licence signing key in {path} fails its self-check ({reason}): no licence is signed with it"),
             field="licence_key_file",
+            path=path,
+            reason=str(exc),
         ) from exc
     key = SigningKey(private_hex, public_hex)
     _keys[path] = key
@@ -149,7 +157,7 @@ def issue(
 ) -> IssuedLicence:
     """Issue, sign and record one A-level e-licence; the same ``source_ref`` and type never issue twice."""
     if not licence_type.strip() or not holder_id.strip() or not holder_name.strip():
-        raise InvalidError("a licence needs a type, a holder and the holder's name", field="licence_type")
+        raise InvalidError(N_("a licence needs a type, a holder and the holder's name"), field="licence_type")
     if source_ref:
         existing = session.scalar(
             select(IssuedLicence).where(
@@ -258,11 +266,11 @@ def revoke(session: Session, licence_no: str, reason: str) -> IssuedLicence:
     """Revoke a licence (kept, marked; verification then fails)."""
     licence = get(session, licence_no)
     if licence is None:
-        raise NotFoundError(f"no licence {licence_no}", field="licence_no")
+        raise NotFoundError(N_("no licence {licence_no}"), field="licence_no", licence_no=licence_no)
     if licence.revoked_at is not None:
-        raise ConflictError("the licence is already revoked", field="licence_no")
+        raise ConflictError(N_("the licence is already revoked"), field="licence_no")
     if len(reason.strip()) < 2:
-        raise InvalidError("give the reason for revoking", field="reason")
+        raise InvalidError(N_("give the reason for revoking"), field="reason")
     licence.revoked_at = utcnow()
     licence.revoked_reason = reason.strip()
     session.flush()

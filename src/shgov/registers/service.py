@@ -107,7 +107,7 @@ def register_def(code: str) -> RegisterDef:
     """The definition of register ``code``."""
     found = REGISTERS.get(code)
     if found is None:
-        raise NotFoundError(f"no register {code!r}", field="register")
+        raise NotFoundError(N_("no register {code!r}"), field="register", code=code)
     return found
 
 
@@ -127,7 +127,7 @@ def _source_frame(session: Session, lake_dir: Path, resource: str, key: str, col
     state = lake.resource_state(session, resource)
     frame = lake.read_current(lake_dir, resource)
     if frame is None:
-        raise NotFoundError(f"{resource} has not been loaded yet", field="resource")
+        raise NotFoundError(N_("{resource} has not been loaded yet"), field="resource", resource=resource)
     resource_key = state.key[0]
     selected = frame.select([pl.col(resource_key).alias(key), *[pl.col(c).alias(f"{resource}.{c}") for c in columns]])
     return selected.unique(subset=[key], keep="last").with_columns(pl.lit(True).alias(f"{resource}.__present"))
@@ -203,7 +203,7 @@ def _build_licences(session: Session, lake_dir: Path) -> tuple[pl.DataFrame, pl.
         }
         frames.append(frame.with_columns(pl.lit(state.department_code).alias("issuer_department")))
     if not frames:
-        raise NotFoundError("no e-licences have been loaded yet", field="resource")
+        raise NotFoundError(N_("no e-licences have been loaded yet"), field="resource")
     combined = pl.concat(frames, how="vertical_relaxed").drop("updated_at").sort("holder_id")
     return combined, pl.DataFrame(), lineage
 
@@ -246,7 +246,7 @@ def _placed_addresses(session: Session, lake_dir: Path, index: RegionIndex) -> t
             ).with_columns(pl.lit("enterprise").alias("source"), pl.lit("parsed").alias("placed_by"))
         )
     if not parts:
-        raise NotFoundError("build the person or enterprise register first", field="register")
+        raise NotFoundError(N_("build the person or enterprise register first"), field="register")
     addresses = pl.concat(parts, how="vertical_relaxed").unique("address", keep="first", maintain_order=True)
     coordinates = lake.read_current(lake_dir, STANDARD_ADDRESSES)
     if coordinates is None:
@@ -344,7 +344,7 @@ def derive_grids(
     )
     if votes.is_empty():
         raise NotFoundError(
-            "no geocoded addresses to lay grids over: load standard_addresses and build the registers first",
+            N_("no geocoded addresses to lay grids over: load standard_addresses and build the registers first"),
             field="resource",
         )
     return register_grids(session, index, votes.select("cell", "community_code").iter_rows())
@@ -551,7 +551,7 @@ KEYS = {"person": "id_number", "enterprise": "credit_code", "licence": "licence_
 def live_dataset(session: Session, register: str) -> tuple[str, int, str]:
     """The lake dataset, live version and key column of a register (for readers outside this module)."""
     if register not in KEYS:
-        raise NotFoundError(f"no register {register!r}", field="register")
+        raise NotFoundError(N_("no register {code!r}"), field="register", code=register)
     return dataset(register), _version_for(session, register, None), KEYS[register]
 
 
@@ -578,11 +578,10 @@ def live_folder(session: Session, lake_dir: Path, register: str) -> tuple[Path, 
 
 def _version_for(session: Session, register: str, as_of: datetime | None) -> int:
     found = build_as_of(session, register, as_of) if as_of else latest_build(session, register)
+    if found is None and as_of:
+        raise NotFoundError(N_("the {register} register has not been built by then"), field="as_of", register=register)
     if found is None:
-        raise NotFoundError(
-            f"the {register} register has not been built" + (" by then" if as_of else ""),
-            field="as_of" if as_of else "register",
-        )
+        raise NotFoundError(N_("the {register} register has not been built"), field="register", register=register)
     return found.version
 
 

@@ -15,6 +15,7 @@ from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import FieldError, InvalidError, Problem
 from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.regions.api import IndexDep
 from shgov.sensing import service as sensing
@@ -60,7 +61,7 @@ def devices(
 ) -> DevicePage:
     """The devices the caller may see, filtered, a page at a time."""
     if not principal.has_action(sensing.READ):
-        raise Problem("forbidden", detail="Seeing devices needs sensing.devices.read.")
+        raise Problem("forbidden", detail=N_("Seeing devices needs sensing.devices.read."))
     total, page = sensing.list_devices(
         session, principal, district=district, type_code=type, status=status, grid=grid, limit=limit, offset=offset
     )
@@ -86,7 +87,7 @@ async def import_devices(
     """Add or update devices from a file. Every row is checked first; one refused row refuses the file (422,
     every refused row listed) unless ``partial=true``, which writes the good rows and lists the others."""
     if not principal.has_action(sensing.MANAGE):
-        raise Problem("forbidden", detail="Importing devices needs sensing.devices.manage.")
+        raise Problem("forbidden", detail=N_("Importing devices needs sensing.devices.manage."))
     data = await read_upload(file, settings.max_upload_bytes)
     frame = sensing.read_devices(file.filename or "", data, max_rows=sensing.MAX_UPLOADED_ROWS)
     result = sensing.import_devices(session, index, frame, principal, partial=partial)
@@ -102,7 +103,8 @@ async def import_devices(
     if not result.written:
         raise Problem(
             "validation-failed",
-            detail=f"{result.refused} of {result.rows} rows refused; nothing was imported",
+            detail=N_("{refused} of {rows} rows refused; nothing was imported"),
+            params={"refused": result.refused, "rows": result.rows},
             errors=[FieldError("file", f"row {r.row}: {r.reason}") for r in result.refusals[:50]],
             extra={"refusals": [r.model_dump() for r in out.refusals]},
         )
@@ -130,10 +132,10 @@ async def readings(request: Request, settings: SettingsDep, principal: CurrentPr
     202 once the batch is on disk, with what was accepted and why the rest was refused (kept in the reject
     store); 422 when nothing in it could be accepted."""
     if not principal.has_action(sensing.WRITE):
-        raise Problem("forbidden", detail="Sending readings needs sensing.readings.write (a gateway's role).")
+        raise Problem("forbidden", detail=N_("Sending readings needs sensing.readings.write (a gateway's role)."))
     body = await request.body()
     if len(body) > 8 * settings.max_upload_bytes:
-        raise InvalidError(f"a batch is at most {8 * settings.max_upload_bytes:,} bytes", field="body")
+        raise InvalidError(N_("a batch is at most {limit:,} bytes"), field="body", limit=8 * settings.max_upload_bytes)
     pipeline = _pipeline(request)
     source = f"http:{principal.username}"
     try:
@@ -150,7 +152,8 @@ async def readings(request: Request, settings: SettingsDep, principal: CurrentPr
     if result.accepted == 0 and result.refused:
         raise Problem(
             "validation-failed",
-            detail=f"none of the {result.refused} readings was accepted; they are kept in the reject store",
+            detail=N_("none of the {refused} readings was accepted; they are kept in the reject store"),
+            params={"refused": result.refused},
             errors=[FieldError("body", f"{reason}: {count}") for reason, count in result.reasons.items()],
             extra=out.model_dump(mode="json"),
         )
@@ -161,7 +164,7 @@ async def readings(request: Request, settings: SettingsDep, principal: CurrentPr
 def stats(request: Request, principal: CurrentPrincipal) -> StatsOut:
     """This process's ingest counters: readings accepted and refused by reason, storage, lag."""
     if not principal.city_wide(sensing.READ):
-        raise Problem("forbidden", detail="The ingest counters are for the city's operators.")
+        raise Problem("forbidden", detail=N_("The ingest counters are for the city's operators."))
     pipeline = _pipeline(request)
     lags = sorted(pipeline.stats.lag_ms)
     return StatsOut(
@@ -188,7 +191,7 @@ def rejects(
 ) -> list[RejectOut]:
     """The reject store: refused readings and unreadable messages of a day, newest first."""
     if not principal.city_wide(sensing.READ):
-        raise Problem("forbidden", detail="The reject store is for the city's operators.")
+        raise Problem("forbidden", detail=N_("The reject store is for the city's operators."))
     _pipeline(request).flush()
     found = sensing.rejects(request.app.state.analytics, day or datetime.now(UTC).date(), reason, limit)
     return [RejectOut.model_validate(row) for row in found]
@@ -213,16 +216,16 @@ def history(
     kind = sensing.get_type(session, type)
     unit = next((str(m["unit"]) for m in kind.measures if m["code"] == measure), None)
     if unit is None:
-        raise InvalidError(f"{type} does not measure {measure!r}", field="measure")
+        raise InvalidError(N_("{type} does not measure {measure!r}"), field="measure", type=type, measure=measure)
     if (level is None) != (area is None):
-        raise InvalidError("give both the level and the area, or neither (the whole city)", field="area")
+        raise InvalidError(N_("give both the level and the area, or neither (the whole city)"), field="area")
     district = _district_of(request, level, area)
     if not (principal.city_wide(sensing.INDICATORS) or (district and principal.allows(sensing.INDICATORS, district))):
-        raise Problem("forbidden", detail="You may see the history of your own districts only.")
+        raise Problem("forbidden", detail=N_("You may see the history of your own districts only."))
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=7)
     if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidError("times need their UTC offset", field="since")
+        raise InvalidError(N_("times need their UTC offset"), field="since")
     _pipeline(request).flush()
     windows = sensing.history(
         request.app.state.analytics,
@@ -249,7 +252,7 @@ def history(
 def indicators(request: Request, index: IndexDep, principal: CurrentPrincipal) -> list[IndicatorOut]:
     """The city's vital signs now, in every district the caller may see, with their warning grade."""
     if not principal.has_action(sensing.INDICATORS):
-        raise Problem("forbidden", detail="The vital signs need sensing.indicators.read.")
+        raise Problem("forbidden", detail=N_("The vital signs need sensing.indicators.read."))
     runtime = runtime_of(request)
     now = sensing.vitals(
         runtime.readings(),
@@ -281,7 +284,7 @@ def warnings(
 ) -> list[WarningOut]:
     """The warnings of the caller's districts, most severe first."""
     if not principal.has_action(sensing.INDICATORS):
-        raise Problem("forbidden", detail="Warnings need sensing.indicators.read.")
+        raise Problem("forbidden", detail=N_("Warnings need sensing.indicators.read."))
     found = watch.visible_warnings(session, principal, sensing.INDICATORS, status=status, limit=limit)
     return [WarningOut.model_validate(w) for w in found]
 
@@ -293,5 +296,5 @@ def _district_of(request: Request, level: str | None, area: str | None) -> str |
     district = area[:6]
     index = request.app.state.region_index
     if index is not None and index.get(district) is None:
-        raise InvalidError(f"no district {district!r}", field="area")
+        raise InvalidError(N_("no district {district!r}"), field="area", district=district)
     return district

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 from shgov.sensing.pipeline import Overlay, Pipeline
 
 GRADES = ("blue", "yellow", "orange", "red")
@@ -78,17 +79,31 @@ def check_formula(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise InvalidError(f"formula {text!r} is not an expression: {exc.msg}", field="formula") from exc
+        raise InvalidError(
+            N_("formula {formula!r} is not an expression: {reason}"), field="formula", formula=text, reason=exc.msg
+        ) from exc
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in AGGREGATES + FUNCTIONS:
-            raise InvalidError(f"formula {text!r}: unknown name {node.id!r}", field="formula")
+            raise InvalidError(
+                N_("formula {formula!r}: unknown name {name!r}"), field="formula", formula=text, name=node.id
+            )
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
-            raise InvalidError(f"formula {text!r}: only {', '.join(FUNCTIONS)} may be called", field="formula")
+            raise InvalidError(
+                N_("formula {formula!r}: only {functions} may be called"),
+                field="formula",
+                formula=text,
+                functions=", ".join(FUNCTIONS),
+            )
         allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.USub, ast.Constant, ast.Name, ast.Load, ast.Call)
         if not isinstance(node, allowed + tuple(_BINARY)):
-            raise InvalidError(f"formula {text!r}: {type(node).__name__} is not allowed", field="formula")
+            raise InvalidError(
+                N_("formula {formula!r}: {node} is not allowed"),
+                field="formula",
+                formula=text,
+                node=type(node).__name__,
+            )
         if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
-            raise InvalidError(f"formula {text!r}: only numbers are constants", field="formula")
+            raise InvalidError(N_("formula {formula!r}: only numbers are constants"), field="formula", formula=text)
     return tree
 
 
@@ -103,7 +118,7 @@ def load(specs: list[dict[str, Any]] | None = None) -> list[Indicator]:
         thresholds = tuple(float(t) for t in spec["thresholds"])
         if len(thresholds) != 4 or list(thresholds) != sorted(thresholds):
             raise InvalidError(
-                f"{spec['code']}: four rising thresholds (blue, yellow, orange, red)", field="thresholds"
+                N_("{code}: four rising thresholds (blue, yellow, orange, red)"), field="thresholds", code=spec["code"]
             )
         found.append(
             Indicator(
@@ -201,7 +216,7 @@ def _constants(tree: ast.AST) -> set[float]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("above", "share_above"):
             argument = node.args[0] if node.args else None
             if not isinstance(argument, ast.Constant) or not isinstance(argument.value, int | float):
-                raise InvalidError("above() and share_above() take a number", field="formula")
+                raise InvalidError(N_("above() and share_above() take a number"), field="formula")
             found.add(float(argument.value))
     return found
 

@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 from shgov.sensing.pipeline import Pipeline
 from shgov.sensing.readings import decode
 
@@ -48,7 +49,7 @@ class Broker:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise InvalidError(
-                f"an MQTT broker is mqtt://host:port or mqtts://host:port, not {url!r}", field="mqtt_url"
+                N_("an MQTT broker is mqtt://host:port or mqtts://host:port, not {url!r}"), field="mqtt_url", url=url
             )
         tls = parts.scheme == "mqtts"
         return cls(

@@ -46,8 +46,8 @@ NAV = [
     ),
 ]
 GRADE_LABELS = {"blue": N_("blue"), "yellow": N_("yellow"), "orange": N_("orange"), "red": N_("red")}
-VITALS_ONLY = "The vital signs are for the operations centre and the districts' administrators."
-DEVICES_ONLY = "The device registry is for the operations centre and the devices' owners."
+VITALS_ONLY = N_("The vital signs are for the operations centre and the districts' administrators.")
+DEVICES_ONLY = N_("The device registry is for the operations centre and the devices' owners.")
 VitalsReader = Annotated[Principal, Depends(page_principal(sensing.INDICATORS, VITALS_ONLY))]
 DevicesReader = Annotated[Principal, Depends(page_principal(sensing.READ, DEVICES_ONLY))]
 LIVE_POLL_SECONDS = 2.0
@@ -127,7 +127,7 @@ def vitals(
     codes = [i["code"] for i in data["indicators"]]
     chosen = indicator if indicator in codes else codes[0]
     if indicator and indicator not in codes:
-        raise NotFoundError(f"no indicator {indicator!r}", field="indicator")
+        raise NotFoundError(N_("no indicator {indicator!r}"), field="indicator", indicator=indicator)
     # the trend starts with the whole city for the centre, with their (first) district for a district
     first = data["indicators"][0]["districts"][0] if data["indicators"][0]["districts"] else None
     home = None if who.city_wide(sensing.INDICATORS) or first is None else first
@@ -173,9 +173,9 @@ def vitals_trend(
     """The measure behind an indicator over the last hours (the city or one district), for the trend chart."""
     chosen = next((i for i in vital.load() if i.code == indicator), None)
     if chosen is None:
-        raise InvalidError(f"no indicator {indicator!r}", field="indicator")
+        raise InvalidError(N_("no indicator {indicator!r}"), field="indicator", indicator=indicator)
     if not (who.city_wide(sensing.INDICATORS) or (district and who.allows(sensing.INDICATORS, district))):
-        raise InvalidError("choose one of your districts", field="district")
+        raise InvalidError(N_("choose one of your districts"), field="district")
     _pipeline(request).flush()
     until = datetime.now(UTC)
     windows = sensing.history(

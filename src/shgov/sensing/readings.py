@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 
 JSON = "application/json"
 BINARY = "application/x-shgov-readings"
@@ -191,11 +192,11 @@ def _decode_json(payload: bytes) -> Batch:
     try:
         items = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise InvalidError(f"the batch is not JSON: {exc}", field="body") from exc
+        raise InvalidError(N_("the batch is not JSON: {reason}"), field="body", reason=str(exc)) from exc
     if not isinstance(items, list):
-        raise InvalidError("a batch is a JSON array of readings", field="body")
+        raise InvalidError(N_("a batch is a JSON array of readings"), field="body")
     if len(items) > MAX_BATCH:
-        raise InvalidError(f"a batch holds at most {MAX_BATCH} readings", field="body")
+        raise InvalidError(N_("a batch holds at most {limit} readings"), field="body", limit=MAX_BATCH)
     if items and all(type(item) is list and len(item) == 4 for item in items):
         fast = _decode_compact(items)
         if fast is not None:
@@ -315,9 +316,11 @@ def decode_binary(payload: bytes) -> Batch:
     try:
         magic, n_dev, n_meas, n = _HEAD.unpack_from(payload, 0)
         if magic != MAGIC:
-            raise InvalidError("not a SH-GOV binary batch (magic SHR1)", field="body")
+            raise InvalidError(N_("not a SH-GOV binary batch (magic SHR1)"), field="body")
         if n > MAX_BATCH or n_dev > MAX_BATCH or n_meas > 255:
-            raise InvalidError(f"a batch holds at most {MAX_BATCH} readings and 255 measures", field="body")
+            raise InvalidError(
+                N_("a batch holds at most {limit} readings and 255 measures"), field="body", limit=MAX_BATCH
+            )
         offset = _HEAD.size
         dev_len = np.frombuffer(payload, dtype="u1", count=n_dev, offset=offset)
         meas_len = np.frombuffer(payload, dtype="u1", count=n_meas, offset=offset + n_dev)
@@ -328,7 +331,12 @@ def decode_binary(payload: bytes) -> Batch:
         offset += int(meas_len.sum())
         expected = offset + n * (4 + 1 + 8 + 8)
         if len(payload) != expected:
-            raise InvalidError(f"the binary batch should be {expected} bytes, not {len(payload)}", field="body")
+            raise InvalidError(
+                N_("the binary batch should be {expected} bytes, not {actual}"),
+                field="body",
+                expected=expected,
+                actual=len(payload),
+            )
         dev_ref = np.frombuffer(payload, dtype="<u4", count=n, offset=offset).astype(np.int32)
         offset += 4 * n
         meas_ref = np.frombuffer(payload, dtype="u1", count=n, offset=offset).astype(np.int32)
@@ -337,12 +345,12 @@ def decode_binary(payload: bytes) -> Batch:
         offset += 8 * n
         values = np.frombuffer(payload, dtype="<f8", count=n, offset=offset).astype(np.float64)
     except (struct.error, ValueError, pa.ArrowException) as exc:
-        raise InvalidError(f"unreadable binary batch: {exc}", field="body") from exc
+        raise InvalidError(N_("unreadable binary batch: {reason}"), field="body", reason=str(exc)) from exc
     if any(not 0 < len(code) <= 40 for code in (*devices, *measures)):
-        raise InvalidError("device ids and measure codes are 1 to 40 characters", field="body")
+        raise InvalidError(N_("device ids and measure codes are 1 to 40 characters"), field="body")
     # a reference of 2³¹ or more has turned negative in int32, and would index the table from its end
     if n and ((dev_ref < 0).any() or (dev_ref >= n_dev).any() or (meas_ref >= n_meas).any()):
-        raise InvalidError("a reading refers past the device or measure table", field="body")
+        raise InvalidError(N_("a reading refers past the device or measure table"), field="body")
     return Batch(devices, dev_ref, measures, meas_ref, ts, values)
 
 

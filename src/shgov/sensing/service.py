@@ -73,13 +73,15 @@ def load_types(session: Session, types: list[dict[str, Any]]) -> int:
     for spec in types:
         code = str(spec.get("code", ""))
         if not code or len(code) > 30:
-            raise InvalidError("a device type needs a code of at most 30 characters", field="code")
+            raise InvalidError(N_("a device type needs a code of at most 30 characters"), field="code")
         measures = spec.get("measures") or []
         if not measures:
-            raise InvalidError(f"device type {code!r} measures nothing", field="measures")
+            raise InvalidError(N_("device type {code!r} measures nothing"), field="measures", code=code)
         for measure in measures:
             if not measure.get("code") or "unit" not in measure or not measure["min"] < measure["max"]:
-                raise InvalidError(f"a measure of {code!r} needs a code, a unit and min < max", field="measures")
+                raise InvalidError(
+                    N_("a measure of {code!r} needs a code, a unit and min < max"), field="measures", code=code
+                )
         found = session.get(DeviceType, code)
         if found is None:
             found = DeviceType(code=code)
@@ -99,7 +101,7 @@ def get_type(session: Session, code: str) -> DeviceType:
     """A device type by code."""
     found = session.get(DeviceType, code)
     if found is None:
-        raise NotFoundError(f"no device type {code!r}", field="type")
+        raise NotFoundError(N_("no device type {code!r}"), field="type", code=code)
     return found
 
 
@@ -139,7 +141,12 @@ def _parquet(data: bytes, max_rows: int | None) -> pl.DataFrame:
     if max_rows is not None:
         rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
         if rows > max_rows:
-            raise InvalidError(f"the file holds {rows:,} rows; at most {max_rows:,} at a time", field="file")
+            raise InvalidError(
+                N_("the file holds {rows:,} rows; at most {max_rows:,} at a time"),
+                field="file",
+                rows=rows,
+                max_rows=max_rows,
+            )
     return pl.read_parquet(io.BytesIO(data))
 
 
@@ -152,7 +159,7 @@ def read_devices(name: str, data: bytes, max_rows: int | None = None) -> pl.Data
             return frame.with_columns(pl.all().cast(pl.Utf8))
         return pl.read_csv(io.BytesIO(data), infer_schema_length=0, encoding="utf8")
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise InvalidError(f"not a readable CSV or Parquet file: {exc}", field="file") from exc
+        raise InvalidError(N_("not a readable CSV or Parquet file: {reason}"), field="file", reason=str(exc)) from exc
 
 
 # NUL and the other C0 controls: unaddressable in a URL, refused by PostgreSQL, invisible on a page.
@@ -163,7 +170,12 @@ def _checked_rows(frame: pl.DataFrame, known_types: set[str], index: RegionIndex
     """(rows to write with their places, refused rows with reasons)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise InvalidError(f"the file has no {missing[0]!r} column (needs {', '.join(REQUIRED)})", field=missing[0])
+        raise InvalidError(
+            N_("the file has no {column!r} column (needs {columns})"),
+            field=missing[0],
+            column=missing[0],
+            columns=", ".join(REQUIRED),
+        )
     for column in OPTIONAL:
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(column))
@@ -422,7 +434,7 @@ def get_device(session: Session, principal: Principal, device_id: str) -> Device
     """A device the caller may see."""
     device = session.get(Device, device_id)
     if device is None or not principal.allows(READ, device.tenant_code, device.department_code):
-        raise NotFoundError(f"no device {device_id!r}", field="device")
+        raise NotFoundError(N_("no device {device_id!r}"), field="device", device_id=device_id)
     return device
 
 
@@ -520,11 +532,14 @@ def read_readings(name: str, data: bytes, max_rows: int | None = None) -> pl.Dat
         else:
             frame = pl.read_csv(io.BytesIO(data), schema_overrides={"device_id": pl.Utf8, "measure": pl.Utf8})
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise InvalidError(f"not a readable CSV or Parquet file: {exc}", field="file") from exc
+        raise InvalidError(N_("not a readable CSV or Parquet file: {reason}"), field="file", reason=str(exc)) from exc
     missing = [c for c in ("device_id", "ts", "measure", "value") if c not in frame.columns]
     if missing:
         raise InvalidError(
-            f"the file has no {missing[0]!r} column (needs device_id, ts, measure, value)", field=missing[0]
+            N_("the file has no {column!r} column (needs {columns})"),
+            field=missing[0],
+            column=missing[0],
+            columns="device_id, ts, measure, value",
         )
     ts = frame["ts"]
     if ts.dtype == pl.Utf8:
@@ -613,11 +628,11 @@ def history(
     """A measure of a device type over an area (a district, township or grid; None: the city) from the
     per-minute partial aggregates, in windows of a minute, an hour or a (local) day."""
     if every not in EVERY:
-        raise InvalidError(f"every is one of {', '.join(EVERY)}", field="every")
+        raise InvalidError(N_("every is one of {choices}"), field="every", choices=", ".join(EVERY))
     if level is not None and level not in LEVELS:
-        raise InvalidError(f"the area level is one of {', '.join(LEVELS)}", field="level")
+        raise InvalidError(N_("the area level is one of {levels}"), field="level", levels=", ".join(LEVELS))
     if not since < until:
-        raise InvalidError("since must be before until", field="since")
+        raise InvalidError(N_("since must be before until"), field="since")
     if MINUTES not in analytics.datasets():
         return []
     where = ["type = ?", "measure = ?", "minute >= ?", "minute < ?", "day BETWEEN ? AND ?"]

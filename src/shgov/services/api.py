@@ -13,6 +13,7 @@ from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import InvalidError, Problem
 from shgov.core.files import read_upload
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.openapi import file_answer
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1/services", tags=["services"], route_class=Jso
 
 def _admin(principal: Principal) -> None:
     if not principal.has_action(services.MANAGE):
-        raise Problem("forbidden", detail="Managing service items needs services.item.manage.")
+        raise Problem("forbidden", detail=N_("Managing service items needs services.item.manage."))
 
 
 @router.get("/search", response_model=list[SearchHit])
@@ -108,7 +109,7 @@ def put_bundle(
     """Create or replace a bundle (items + sections + BPMN XML in ``bpmn``): checked, never run as code."""
     _admin(principal)
     if body.get("code", code) != code:
-        raise InvalidError("the code in the body differs from the path", field="code")
+        raise InvalidError(N_("the code in the body differs from the path"), field="code")
     bundle = services.save_bundle(session, {**body, "code": code})
     audit(request, principal, "services.bundle.save", object_type="bundle", object_id=code)
     return {"code": bundle.code, "version": bundle.version}

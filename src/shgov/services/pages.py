@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
 from shgov.core.files import read_upload
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import audit, page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.services import service as services
@@ -76,7 +76,7 @@ def search_page(
 def guide_page(request: Request, templates: TemplatesDep, session: SessionDep, kind: str, code: str) -> Response:
     """办事指南 of an item, or the one merged guide (一次告知) of a bundle (public)."""
     if kind not in ("items", "bundles"):
-        raise Problem("not-found", detail=f"No {kind}.")
+        raise Problem("not-found", detail=N_("No {kind}."), params={"kind": kind})
     offer = services.offering(session, kind.removesuffix("s"), code)
     return templates.render(
         request,
@@ -139,7 +139,7 @@ async def upload_bundles(
         saved = [services.save_bundle(session, entry) for entry in services.parse_bundles(data, files)]
     except DomainError as exc:
         session.rollback()
-        return _admin_page(request, templates, session, error=exc.message, status_code=422)
+        return _admin_page(request, templates, session, error=exc.text(request_locale(request)), status_code=422)
     for bundle in saved:
         audit(request, who, "services.bundle.save", object_type="bundle", object_id=bundle.code)
     return RedirectResponse("/data/services?saved=" + ",".join(b.code for b in saved), status_code=303)
@@ -160,6 +160,6 @@ async def upload_items(
         counts = services.import_items(session, services.parse_items_file(file.filename or "", data))
     except DomainError as exc:
         session.rollback()
-        return _admin_page(request, templates, session, error=exc.message, status_code=422)
+        return _admin_page(request, templates, session, error=exc.text(request_locale(request)), status_code=422)
     audit(request, who, "services.item.import", object_type="service_items", details=counts)
     return RedirectResponse(f"/data/services?created={counts['created']}&updated={counts['updated']}", 303)

@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec  # type: 
 from SpiffWorkflow.exceptions import SpiffWorkflowException  # type: ignore[import-untyped]
 
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 from shgov.services.rules import evaluate_expression, parse_expression
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -92,10 +93,10 @@ def _xml(bpmn: str) -> Any:
     try:
         root = etree.fromstring(bpmn.encode(), parser)
     except etree.XMLSyntaxError as exc:
-        raise InvalidError(f"the BPMN file is not well-formed XML: {exc}", field="bpmn") from exc
+        raise InvalidError(N_("the BPMN file is not well-formed XML: {reason}"), field="bpmn", reason=str(exc)) from exc
     # A process needs no DTD; one can only be there to smuggle in entities (XXE, billion laughs).
     if root.getroottree().docinfo.doctype:
-        raise InvalidError("the BPMN file must not declare a DOCTYPE or entities", field="bpmn")
+        raise InvalidError(N_("the BPMN file must not declare a DOCTYPE or entities"), field="bpmn")
     return root
 
 
@@ -108,26 +109,33 @@ def validate(bpmn: str, process_id: str, task_items: dict[str, str]) -> list[str
         found = root.find(f".//b:{tag}", ns)
         if found is not None:
             raise InvalidError(
-                f"the process contains a {tag} ({found.get('id')}); SH-GOV processes may not run code or "
-                "nest processes",
+                N_("the process contains a {tag} ({id}); SH-GOV processes may not run code or nest processes"),
                 field="bpmn",
+                tag=tag,
+                id=found.get("id"),
             )
     process = root.find(f"b:process[@id='{process_id}']", ns)
     if process is None:
-        raise InvalidError(f"the BPMN file has no process with id {process_id!r}", field="process_id")
+        raise InvalidError(
+            N_("the BPMN file has no process with id {process_id!r}"), field="process_id", process_id=process_id
+        )
     for condition in process.iter(f"{{{BPMN_NS}}}conditionExpression"):
         parse_expression(condition.text or "")
     user_tasks = [t.get("id") for t in process.iter(f"{{{BPMN_NS}}}userTask")]
     if ACCEPT not in user_tasks:
-        raise InvalidError("the process needs a user task with id 'accept' (一口受理)", field="bpmn")
+        raise InvalidError(N_("the process needs a user task with id 'accept' (一口受理)"), field="bpmn")
     if process.find(f".//b:*[@id='{ISSUE}']", ns) is None:
-        raise InvalidError("the process needs a task with id 'issue' (统一发证)", field="bpmn")
+        raise InvalidError(N_("the process needs a task with id 'issue' (统一发证)"), field="bpmn")
     unmapped = [t for t in user_tasks if t != ACCEPT and t not in task_items]
     if unmapped:
-        raise InvalidError(f"user tasks {', '.join(unmapped)} are not mapped to items in 'tasks'", field="tasks")
+        raise InvalidError(
+            N_("user tasks {tasks} are not mapped to items in 'tasks'"), field="tasks", tasks=", ".join(unmapped)
+        )
     missing = [t for t in task_items if t not in user_tasks]
     if missing:
-        raise InvalidError(f"'tasks' names {', '.join(missing)}, which the process does not have", field="tasks")
+        raise InvalidError(
+            N_("'tasks' names {tasks}, which the process does not have"), field="tasks", tasks=", ".join(missing)
+        )
     spec(bpmn, process_id)  # SpiffWorkflow must parse it too
     return [t for t in user_tasks if t is not None]
 
@@ -149,7 +157,7 @@ def spec(bpmn: str, process_id: str) -> BpmnProcessSpec:
         parser.add_bpmn_xml(_xml(bpmn), filename=f"{process_id}.bpmn")
         parsed = parser.get_spec(process_id)
     except (SpiffWorkflowException, ValueError, KeyError) as exc:
-        raise InvalidError(f"SpiffWorkflow cannot use the process: {exc}", field="bpmn") from exc
+        raise InvalidError(N_("SpiffWorkflow cannot use the process: {reason}"), field="bpmn", reason=str(exc)) from exc
     with _lock:
         _specs[key] = parsed
         _spec_dicts[key] = _serializer.to_dict(parsed)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -43,11 +44,11 @@ _MISSING = object()
 def check_rule(rule: Any, where: str = "rule") -> None:
     """Refuse (naming ``where``) a rule that is not a well-formed tree."""
     if not isinstance(rule, dict) or not rule:
-        raise InvalidError(f"{where} must be an object", field=where)
+        raise InvalidError(N_("{where} must be an object"), field=where, where=where)
     if "all" in rule or "any" in rule:
         parts = rule.get("all", rule.get("any"))
         if not isinstance(parts, list) or not parts:
-            raise InvalidError(f"{where}: all/any takes a non-empty list", field=where)
+            raise InvalidError(N_("{where}: all/any takes a non-empty list"), field=where, where=where)
         for i, part in enumerate(parts):
             check_rule(part, f"{where}[{i}]")
         return
@@ -56,11 +57,17 @@ def check_rule(rule: Any, where: str = "rule") -> None:
         return
     fact, op = rule.get("fact"), rule.get("op")
     if not isinstance(fact, str) or not fact:
-        raise InvalidError(f"{where}: name the fact to test", field=where)
+        raise InvalidError(N_("{where}: name the fact to test"), field=where, where=where)
     if op not in OPERATORS:
-        raise InvalidError(f"{where}: operator {op!r} is not one of {', '.join(OPERATORS)}", field=where)
+        raise InvalidError(
+            N_("{where}: operator {op!r} is not one of {operators}"),
+            field=where,
+            where=where,
+            op=op,
+            operators=", ".join(OPERATORS),
+        )
     if op not in ("present", "absent") and "value" not in rule:
-        raise InvalidError(f"{where}: {op} needs a value", field=where)
+        raise InvalidError(N_("{where}: {op} needs a value"), field=where, where=where, op=op)
 
 
 def _present(value: Any) -> bool:
@@ -155,16 +162,22 @@ def parse_expression(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise InvalidError(f"condition {text!r} is not an expression: {exc.msg}", field="bpmn") from exc
+        raise InvalidError(
+            N_("condition {text!r} is not an expression: {reason}"), field="bpmn", text=text, reason=exc.msg
+        ) from exc
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise InvalidError(
-                f"condition {text!r} uses {type(node).__name__}; only names, constants, comparisons, "
-                "and/or/not and lists are allowed",
+                N_(
+                    "condition {text!r} uses {node}; only names, constants, comparisons, "
+                    "and/or/not and lists are allowed"
+                ),
                 field="bpmn",
+                text=text,
+                node=type(node).__name__,
             )
         if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise InvalidError(f"condition {text!r} names {node.id}", field="bpmn")
+            raise InvalidError(N_("condition {text!r} names {name}"), field="bpmn", text=text, name=node.id)
     return tree
 
 
@@ -208,4 +221,4 @@ def _value(node: ast.AST, data: Mapping[str, Any]) -> Any:
                 return False
             left = right
         return True
-    raise InvalidError(f"cannot evaluate {type(node).__name__}", field="bpmn")
+    raise InvalidError(N_("cannot evaluate {node}"), field="bpmn", node=type(node).__name__)

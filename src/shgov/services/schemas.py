@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shgov.core.errors import InvalidValueError
+from shgov.core.i18n import N_
 from shgov.services.rules import check_rule
 
 ITEM_TYPES = ("行政许可", "行政给付", "行政确认", "行政征收", "行政奖励", "行政裁决", "公共服务", "其他行政权力")
@@ -98,7 +100,7 @@ class ItemIn(BaseModel):
     def _promise(cls, value: int, info: Any) -> int:
         statutory = info.data.get("statutory_days")
         if statutory is not None and value > statutory:
-            raise ValueError("the promised time limit cannot exceed the statutory one")
+            raise InvalidValueError(N_("the promised time limit cannot exceed the statutory one"))
         return value
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,11 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shgov.core import text
-from shgov.core.errors import InvalidError, NotFoundError
+from shgov.core.errors import InvalidError, NotFoundError, validation_message
 from shgov.core.i18n import N_
 from shgov.core.identity.permissions import register_action
 from shgov.core.identity.service import find_user
-from shgov.core.ids import birth_date, validate_id_number, validate_phone, validate_uscc
+from shgov.core.ids import IdentifierError, birth_date, validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.service import MUNICIPAL_DEPARTMENTS
 from shgov.core.settings import Settings
 from shgov.registers import service as registers
@@ -44,10 +44,28 @@ LIFE_EVENTS = ("出生", "入学", "就业", "开办企业", "婚育", "居住",
 USABLE_LEVELS = ("A", "B")  # licences that stand in for a material without an original being shown
 
 
+class Reason(InvalidError):  # noqa: N818 - a message part, never raised
+    """A reason that says itself in a language (``say(locale)``), to fill a field of another message: a
+    parameter that is a ``DomainError`` is rendered in the reader's language."""
+
+    def __init__(self, say: Callable[[str], str]) -> None:
+        super().__init__(N_("{reason}"), reason=say("en"))
+        self.say = say
+
+    def text(self, locale: str) -> str:
+        """The reason in ``locale``."""
+        return self.say(locale)
+
+
 def _pydantic_error(exc: ValidationError, prefix: str = "") -> InvalidError:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return InvalidError(f"{prefix}{where}: {first['msg']}", field=f"{prefix}{where}" or None)
+    where = prefix + ".".join(str(p) for p in first["loc"])
+    return InvalidError(
+        N_("{where}: {reason}"),
+        field=where or None,
+        where=where,
+        reason=Reason(lambda locale: validation_message(first, locale)),
+    )
 
 
 # -- the field dictionary ---------------------------------------------------------------------------
@@ -82,15 +100,22 @@ def save_item(session: Session, data: dict[str, Any], dictionary: dict[str, Fiel
     except ValidationError as exc:
         raise _pydantic_error(exc) from exc
     if parsed.department_key not in DEPARTMENT_KEYS:
-        raise InvalidError(f"no department {parsed.department_key!r}", field="department_key")
+        raise InvalidError(N_("no department {key!r}"), field="department_key", key=parsed.department_key)
     dictionary = dictionary if dictionary is not None else field_dictionary(session)
     for i, f in enumerate(parsed.fields):
         if f.dictionary not in dictionary:
-            raise InvalidError(f"field {f.name!r} maps to {f.dictionary!r}, not in the dictionary", field=f"fields.{i}")
+            raise InvalidError(
+                N_("field {name!r} maps to {code!r}, not in the dictionary"),
+                field=f"fields.{i}",
+                name=f.name,
+                code=f.dictionary,
+            )
     for i, m in enumerate(parsed.materials):
         if m.source == "政府部门核发" and not m.licence_type:
             raise InvalidError(
-                f"material {m.name!r} comes from a department: name its licence type", field=f"materials.{i}"
+                N_("material {name!r} comes from a department: name its licence type"),
+                field=f"materials.{i}",
+                name=m.name,
             )
     values = parsed.model_dump()
     row = session.scalar(select(ServiceItem).where(ServiceItem.code == parsed.code))
@@ -111,7 +136,7 @@ def get_item(session: Session, code: str) -> ServiceItem:
     """An item by code (``NotFoundError`` when there is none)."""
     row = session.scalar(select(ServiceItem).where(ServiceItem.code == code))
     if row is None:
-        raise NotFoundError(f"no service item {code}", field="code")
+        raise NotFoundError(N_("no service item {code}"), field="code", code=code)
     return row
 
 
@@ -152,7 +177,7 @@ def items_from_csv(content: str) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(content.lstrip("\ufeff")))
     missing = {"code", "name"} - set(reader.fieldnames or [])
     if missing:
-        raise InvalidError(f"the CSV lacks the columns {', '.join(sorted(missing))}", field="file")
+        raise InvalidError(N_("the CSV lacks the columns {columns}"), field="file", columns=", ".join(sorted(missing)))
     rows = []
     for number, raw in enumerate(reader, start=2):
         row: dict[str, Any] = {}
@@ -167,7 +192,13 @@ def items_from_csv(content: str) -> list[dict[str, Any]]:
                         else ([] if key in ("conditions", "materials", "fields", "life_events") else {})
                     )
                 except json.JSONDecodeError as exc:
-                    raise InvalidError(f"row {number}, column {key}: not JSON ({exc.msg})", field=key) from exc
+                    raise InvalidError(
+                        N_("row {number}, column {column}: not JSON ({reason})"),
+                        field=key,
+                        number=number,
+                        column=key,
+                        reason=exc.msg,
+                    ) from exc
             elif value == "" and key in ("result_licence_type", "result_validity_years"):
                 row[key] = None
             else:
@@ -184,12 +215,20 @@ def import_items(session: Session, rows: Iterable[dict[str, Any]]) -> dict[str, 
     with session.begin_nested():
         for number, row in enumerate(rows, start=1):
             if row.get("code") in codes:
-                raise InvalidError(f"item {number}: code {row.get('code')} appears twice", field="code")
+                raise InvalidError(
+                    N_("item {number}: code {code} appears twice"), field="code", number=number, code=row.get("code")
+                )
             codes.add(str(row.get("code")))
             try:
                 save_item(session, row, dictionary)
             except InvalidError as exc:
-                raise InvalidError(f"item {number} ({row.get('code')}): {exc.message}", field=exc.field) from exc
+                raise InvalidError(
+                    N_("item {number} ({code}): {reason}"),
+                    field=exc.field,
+                    number=number,
+                    code=row.get("code"),
+                    reason=exc,
+                ) from exc
     after = {i.code: i.version for i in list_items(session)}
     created = sum(1 for c in codes if c not in before)
     updated = sum(1 for c in codes if c in before and after[c] != before[c])
@@ -208,18 +247,23 @@ def save_bundle(session: Session, data: dict[str, Any]) -> Bundle:
     known = {i.code for i in session.scalars(select(ServiceItem).where(ServiceItem.code.in_(parsed.item_codes)))}
     unknown = [c for c in parsed.item_codes if c not in known]
     if unknown:
-        raise InvalidError(f"no service items {', '.join(unknown)}", field="item_codes")
+        raise InvalidError(N_("no service items {codes}"), field="item_codes", codes=", ".join(unknown))
     if parsed.accepting_department_key not in DEPARTMENT_KEYS:
-        raise InvalidError(f"no department {parsed.accepting_department_key!r}", field="accepting_department_key")
+        raise InvalidError(
+            N_("no department {key!r}"), field="accepting_department_key", key=parsed.accepting_department_key
+        )
     stray = [c for c in [*parsed.item_rules, *parsed.tasks.values()] if c not in parsed.item_codes]
     if stray:
-        raise InvalidError(f"{', '.join(stray)} are not items of the bundle", field="tasks")
+        raise InvalidError(N_("{codes} are not items of the bundle"), field="tasks", codes=", ".join(stray))
     dictionary = field_dictionary(session)
     for i, section in enumerate(parsed.sections):
         for name in section.fields:
             if name not in dictionary:
                 raise InvalidError(
-                    f"section {section.code} names {name!r}, not in the dictionary", field=f"sections.{i}"
+                    N_("section {section} names {name!r}, not in the dictionary"),
+                    field=f"sections.{i}",
+                    section=section.code,
+                    name=name,
                 )
     process.validate(parsed.bpmn, parsed.process_id, parsed.tasks)
     values = parsed.model_dump()
@@ -245,14 +289,16 @@ def _text(data: bytes, field: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidError("the file is not UTF-8 text", field=field) from exc
+        raise InvalidError(N_("the file is not UTF-8 text"), field=field) from exc
 
 
 def _json(content: str, field: str) -> Any:
     try:
         return json.loads(content)
     except json.JSONDecodeError as exc:
-        raise InvalidError(f"not JSON: {exc.msg} (line {exc.lineno})", field=field) from exc
+        raise InvalidError(
+            N_("not JSON: {reason} (line {line})"), field=field, reason=exc.msg, line=exc.lineno
+        ) from exc
 
 
 def parse_items_file(filename: str, data: bytes, field: str = "file") -> list[dict[str, Any]]:
@@ -262,7 +308,7 @@ def parse_items_file(filename: str, data: bytes, field: str = "file") -> list[di
         return items_from_csv(content)
     rows = _json(content, field)
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InvalidError("the JSON must be a list of items", field=field)
+        raise InvalidError(N_("the JSON must be a list of items"), field=field)
     return rows
 
 
@@ -274,13 +320,18 @@ def parse_bundles(
     entries = _json(_text(definition, field), field)
     listed = entries if isinstance(entries, list) else [entries]
     if not listed or not all(isinstance(e, dict) for e in listed):
-        raise InvalidError("the definition must be a bundle object or a list of them", field=field)
+        raise InvalidError(N_("the definition must be a bundle object or a list of them"), field=field)
     for entry in listed:
         ref = entry.get("bpmn")
         if isinstance(ref, str) and ref.strip().endswith(".bpmn"):
             name = ref.strip().rsplit("/", 1)[-1]
             if name not in bpmn_files:
-                raise InvalidError(f"bundle {entry.get('code')!r} names {name}, which was not given", field="bpmn")
+                raise InvalidError(
+                    N_("bundle {code!r} names {name}, which was not given"),
+                    field="bpmn",
+                    code=entry.get("code"),
+                    name=name,
+                )
             entry["bpmn"] = _text(bpmn_files[name], "bpmn")
     return listed
 
@@ -332,7 +383,7 @@ def offering(session: Session, kind: str, code: str) -> Offering:
     if kind == "bundle":
         bundle = session.scalar(select(Bundle).where(Bundle.code == code))
         if bundle is None or bundle.status != "active":
-            raise NotFoundError(f"no bundle {code}", field="code")
+            raise NotFoundError(N_("no bundle {code}"), field="code", code=code)
         by_code = {
             i.code: i for i in session.scalars(select(ServiceItem).where(ServiceItem.code.in_(bundle.item_codes)))
         }
@@ -355,10 +406,10 @@ def offering(session: Session, kind: str, code: str) -> Offering:
             bundle.life_events,
         )
     if kind != "item":
-        raise NotFoundError(f"nothing of kind {kind!r}", field="kind")
+        raise NotFoundError(N_("nothing of kind {kind!r}"), field="kind", kind=kind)
     item = get_item(session, code)
     if item.status != "active":
-        raise NotFoundError(f"item {code} is suspended", field="code")
+        raise NotFoundError(N_("item {code} is suspended"), field="code", code=code)
     bpmn, process_id, tasks = process.single_item(item.code, item.name)
     return Offering(
         "item",
@@ -467,61 +518,79 @@ def form_for(session: Session, offer: Offering) -> list[FormSection]:
 
 @dataclass
 class FormResult:
-    """A submitted form evaluated on the server: clean values, errors by field, visible sections."""
+    """A submitted form evaluated on the server: clean values, errors by field, visible sections.
+
+    Each error is an ``InvalidError`` on ``form.<field>``, so that it can be raised as it is or shown in
+    the reader's language (``messages``)."""
 
     values: dict[str, Any]
-    errors: dict[str, str]
+    errors: dict[str, InvalidError]
     visible: list[str]
     forced: list[str] = field(default_factory=list)  # sections whose require_if holds
+
+    def messages(self, locale: str) -> dict[str, str]:
+        """Field → what is wrong with it, in ``locale``."""
+        return {name: error.text(locale) for name, error in self.errors.items()}
 
 
 def _convert(f: FormField, raw: str) -> Any:
     value = raw.strip()
+    where = f"form.{f.code}"
     if f.kind == "bool":
         return value.lower() in ("1", "true", "on", "yes", "是")
     if not value:
         return None
     if len(value) > f.max_length:
-        raise ValueError(f"{f.label}最多 {f.max_length} 个字")
+        raise InvalidError(
+            N_("{label}: at most {max_length} characters"), field=where, label=f.label, max_length=f.max_length
+        )
     if f.kind == "id_number":
         try:
             return validate_id_number(value)
-        except ValueError as exc:
-            raise ValueError(f"{f.label}无效：{exc}") from exc
+        except IdentifierError as exc:
+            raise InvalidError(
+                N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=Reason(exc.text)
+            ) from exc
     if f.kind == "credit_code":
         try:
             return validate_uscc(value)
-        except ValueError as exc:
-            raise ValueError(f"{f.label}无效：{exc}") from exc
+        except IdentifierError as exc:
+            raise InvalidError(
+                N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=Reason(exc.text)
+            ) from exc
     if f.kind == "phone":
         try:
             return validate_phone(value)
         except ValueError as exc:
-            raise ValueError(f"{f.label}无效：请填写11位手机号码") from exc
+            raise InvalidError(
+                N_("{label} is not valid: enter an 11-digit mobile number"), field=where, label=f.label
+            ) from exc
     if f.kind == "date":
         try:
             return date.fromisoformat(value).isoformat()
         except ValueError as exc:
-            raise ValueError(f"{f.label}应为日期（年-月-日）") from exc
+            raise InvalidError(N_("{label} must be a date (year-month-day)"), field=where, label=f.label) from exc
     if f.kind == "integer":
         if not value.lstrip("-").isdigit():
-            raise ValueError(f"{f.label}应为整数")
+            raise InvalidError(N_("{label} must be a whole number"), field=where, label=f.label)
         return int(value)
     if f.kind == "select" and value not in f.options:
-        raise ValueError(f"{f.label}只能是：{'、'.join(f.options)}")
+        raise InvalidError(
+            N_("{label} must be one of: {options}"), field=where, label=f.label, options="、".join(f.options)
+        )
     return value
 
 
 def evaluate_form(sections: list[FormSection], raw: dict[str, str]) -> FormResult:
     """Validate a submitted form: rules decide which sections show and which are required."""
     values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, InvalidError] = {}
     for s in sections:
         for f in s.fields:
             try:
                 values[f.code] = _convert(f, str(raw.get(f.code, "") or ""))
-            except ValueError as exc:
-                errors[f.code] = str(exc)
+            except InvalidError as exc:
+                errors[f.code] = exc
     facts = {f"form.{k}": v for k, v in values.items()}
     visible: list[str] = []
     forced_sections: list[str] = []
@@ -542,7 +611,7 @@ def evaluate_form(sections: list[FormSection], raw: dict[str, str]) -> FormResul
                 and values.get(f.code) in (None, "")
                 and f.code not in errors
             ):
-                errors[f.code] = f"请填写{f.label}"
+                errors[f.code] = InvalidError(N_("Please fill in {label}"), field=f"form.{f.code}", label=f.label)
     return FormResult(values, errors, visible, forced_sections)
 
 
@@ -853,52 +922,84 @@ def check_material(need: MaterialNeed, data: bytes, filename: str, max_bytes: in
     """材料预审: type by content, size, page count and readability, with a precise message."""
     from shgov.core.files import sniff
 
-    label = f"《{need.name}》"
+    name, where = need.name, f"material:{need.key}"
     if not data:
-        raise InvalidError(f"{label}文件是空的", field=f"material:{need.key}")
+        raise InvalidError(N_("“{name}”: the file is empty"), field=where, name=name)
     if len(data) > max_bytes:
         raise InvalidError(
-            f"{label}文件 {len(data) / 1024 / 1024:.1f} MB，超过 {max_bytes / 1024 / 1024:.1f} MB 的上限",
-            field=f"material:{need.key}",
+            N_("“{name}”: the file is {size:.1f} MB, more than the {limit:.1f} MB limit"),
+            field=where,
+            name=name,
+            size=len(data) / 1024 / 1024,
+            limit=max_bytes / 1024 / 1024,
         )
     allowed = tuple(MEDIA[k] for k in need.kinds)
     media_type = sniff(data, allowed)
     if media_type is None:
-        wanted = "、".join(k.upper() for k in need.kinds)
-        raise InvalidError(f"{label}应为 {wanted} 文件，“{filename}”不是", field=f"material:{need.key}")
+        raise InvalidError(
+            N_("“{name}” must be a {wanted} file; “{filename}” is not"),
+            field=where,
+            name=name,
+            wanted="、".join(k.upper() for k in need.kinds),
+            filename=filename,
+        )
     if media_type == "application/pdf":
-        pages = _pdf_pages(data, label, need.key)
+        pages = _pdf_pages(data, name, where)
         if need.max_pages is not None and pages > need.max_pages:
-            raise InvalidError(f"{label}共 {pages} 页，最多 {need.max_pages} 页", field=f"material:{need.key}")
+            raise InvalidError(
+                N_("“{name}” has {pages} pages; at most {max_pages} are allowed"),
+                field=where,
+                name=name,
+                pages=pages,
+                max_pages=need.max_pages,
+            )
         return CheckedFile(media_type, pages, None, None)
-    width, height = _image_size(data, label, need.key)
+    width, height = _image_size(data, name, where)
     if (need.min_width and width < need.min_width) or (need.min_height and height < need.min_height):
         raise InvalidError(
-            f"{label}图片 {width}×{height} 像素，至少需要 {need.min_width or 0}×{need.min_height or 0}，否则无法看清",
-            field=f"material:{need.key}",
+            N_(
+                "“{name}”: the image is {width}×{height} pixels; at least {min_width}×{min_height} are needed "
+                "to read it"
+            ),
+            field=where,
+            name=name,
+            width=width,
+            height=height,
+            min_width=need.min_width or 0,
+            min_height=need.min_height or 0,
         )
     if width < 200 or height < 200:
-        raise InvalidError(f"{label}图片只有 {width}×{height} 像素，无法看清，请重新拍摄", field=f"material:{need.key}")
+        raise InvalidError(
+            N_("“{name}”: the image is only {width}×{height} pixels and cannot be read; please take it again"),
+            field=where,
+            name=name,
+            width=width,
+            height=height,
+        )
     return CheckedFile(media_type, None, width, height)
 
 
-def _pdf_pages(data: bytes, label: str, key: str) -> int:
+def _pdf_pages(data: bytes, name: str, where: str) -> int:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise InvalidError(f"{label}PDF 设有密码，无法审阅，请上传未加密的文件", field=f"material:{key}")
+            raise InvalidError(
+                N_("“{name}”: the PDF is password-protected and cannot be reviewed; please upload it unencrypted"),
+                field=where,
+                name=name,
+            )
         pages = len(reader.pages)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise InvalidError(f"{label}PDF 已损坏，无法打开", field=f"material:{key}") from exc
+        raise InvalidError(N_("“{name}”: the PDF is damaged and cannot be opened"), field=where, name=name) from exc
     if pages == 0:
-        raise InvalidError(f"{label}PDF 没有页面", field=f"material:{key}")
+        raise InvalidError(N_("“{name}”: the PDF has no pages"), field=where, name=name)
     return pages
 
 
-def _image_size(data: bytes, label: str, key: str) -> tuple[int, int]:
+def _image_size(data: bytes, name: str, where: str) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -908,7 +1009,7 @@ def _image_size(data: bytes, label: str, key: str) -> tuple[int, int]:
             image.load()
             return image.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidError(f"{label}图片已损坏，无法打开", field=f"material:{key}") from exc
+        raise InvalidError(N_("“{name}”: the image is damaged and cannot be opened"), field=where, name=name) from exc
 
 
 # -- guides, search, consistency --------------------------------------------------------------------

@@ -21,8 +21,9 @@ from shgov.catalog import service as catalog
 from shgov.core.audit.service import daily_counts, records_of
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep, get_database, get_settings
-from shgov.core.errors import DomainError, FieldError, Problem
+from shgov.core.errors import DomainError, InvalidError, Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import CurrentPrincipal, access, audit, audit_async, bearer_principal, bearer_token
 from shgov.core.identity.permissions import Principal
 from shgov.sharing import service as sharing
@@ -159,7 +160,7 @@ def recheck(
 ) -> list[GrantOut]:
     """Bring the live grants of a resource in line with its catalog entry and the negative list."""
     if not principal.city_wide(sharing.GRANT_MANAGE):
-        raise Problem("forbidden", detail="Grants are re-checked by the big-data centre.")
+        raise Problem("forbidden", detail=N_("Grants are re-checked by the big-data centre."))
     changed = sharing.recheck_grants(session, f"{prefix}/{serial}")
     audit(request, principal, "sharing.grant.recheck", object_type="catalog_resource", object_id=f"{prefix}/{serial}")
     return [GrantOut.model_validate(g) for g in changed]
@@ -169,7 +170,7 @@ def recheck(
 def sweep(request: Request, session: SessionDep, principal: CurrentPrincipal) -> dict[str, int]:
     """Send reminders, escalate overdue requests and expire grants (also run by ``shgov sharing sweep``)."""
     if not principal.city_wide(sharing.COORDINATE):
-        raise Problem("forbidden", detail="The sweep is run by the big-data centre.")
+        raise Problem("forbidden", detail=N_("The sweep is run by the big-data centre."))
     result = sharing.sweep(session)
     audit(request, principal, "sharing.request.sweep", object_type="sharing", details=vars(result))
     return vars(result)
@@ -181,7 +182,7 @@ def stats(
 ) -> dict[str, Any]:
     """On-time rate of 1515 decisions and gateway calls per day, department and resource (跨部门共享调用次数)."""
     if not (principal.has_action(sharing.AUDIT_READ) or principal.has_action(sharing.COORDINATE)):
-        raise Problem("forbidden", detail="Sharing statistics are for owners and the big-data centre.")
+        raise Problem("forbidden", detail=N_("Sharing statistics are for owners and the big-data centre."))
     timing = sharing.on_time(session)
     owned = None if principal.city_wide(sharing.AUDIT_READ) else _owned_codes(session, principal)
     calls = daily_counts(session, GATEWAY_ACTION, utcnow() - timedelta(days=days), owned)
@@ -216,7 +217,7 @@ def audit_trail(
 ) -> list[dict[str, Any]]:
     """Who read which shared data, when and why: the centre sees all, an owner its own resources."""
     if not principal.has_action(sharing.AUDIT_READ):
-        raise Problem("forbidden", detail="The sharing audit trail is for owners and the big-data centre.")
+        raise Problem("forbidden", detail=N_("The sharing audit trail is for owners and the big-data centre."))
     codes: list[str] | None = None if principal.city_wide(sharing.AUDIT_READ) else _owned_codes(session, principal)
     if resource_code is not None:
         codes = [resource_code] if codes is None or resource_code in codes else []
@@ -267,7 +268,7 @@ def redeliver(
     """Queue a dead notification again."""
     note = session.get(sharing.Notification, notification_id)
     if note is None:
-        raise Problem("not-found", detail="No such notification.")
+        raise Problem("not-found", detail=N_("No such notification."))
     sharing.redeliver(session, principal, note)
     audit(
         request,
@@ -285,7 +286,7 @@ def deliver(
 ) -> dict[str, int]:
     """Send the notifications that are due now (also done by ``shgov sharing sweep``)."""
     if not principal.city_wide(sharing.COORDINATE):
-        raise Problem("forbidden", detail="Deliveries are run by the big-data centre.")
+        raise Problem("forbidden", detail=N_("Deliveries are run by the big-data centre."))
     result = sharing.deliver_due(session, settings.events.url)
     audit(request, principal, "sharing.notification.deliver", object_type="sharing", details=vars(result))
     return vars(result)
@@ -304,7 +305,7 @@ def _admit(
             principal, expires_at = bearer_principal(request, session, token)
             return gateway.admit(session, principal, code, fields, token, expires_at)
     except (DomainError, Problem) as exc:
-        reason = exc.message if isinstance(exc, DomainError) else exc.detail
+        reason = exc.message if isinstance(exc, DomainError) else exc.detail_in("en")
         _refused(request, principal, code, {"reason": reason})
         raise
 
@@ -343,7 +344,7 @@ async def _served(
     try:
         token = bearer_token(request)
     except Problem as exc:
-        await _refused_async(request, None, code, {**what, "reason": exc.detail})
+        await _refused_async(request, None, code, {**what, "reason": exc.detail_in("en")})
         raise
     admission = gateway.admitted(token, code, fields)
     if admission is None:
@@ -356,7 +357,12 @@ async def _served(
             answer = serve(gateway, call)
     except sharing.RateLimited as exc:
         await _refused_async(request, principal, code, {**what, "reason": "rate limit"})
-        raise Problem("too-many-requests", detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise Problem(
+            "too-many-requests",
+            detail=N_("rate limit reached; retry after {seconds} s"),
+            headers={"Retry-After": str(exc.retry_after)},
+            params={"seconds": exc.retry_after},
+        ) from exc
     except DomainError as exc:
         await _refused_async(request, principal, code, {**what, "reason": exc.message})
         raise
@@ -429,7 +435,7 @@ async def share_one(request: Request) -> JSONResponse:
         request, code, fields, lambda gateway, call: gateway.lookup(call, [key]), {"keys": 1}, blocking=False
     )
     if not answer["rows"]:
-        raise Problem("not-found", detail="No such record (or it is outside your grant).")
+        raise Problem("not-found", detail=N_("No such record (or it is outside your grant)."))
     record = {"resource": code, "items": answer["items"], "masked": answer["masked"], "record": answer["rows"][0]}
     return JSONResponse(record)
 
@@ -449,8 +455,7 @@ async def share_query(
     for condition in eq or []:
         column, sep, value = condition.partition(":")
         if not sep or not column:
-            message = f"eq must be item:value (got {condition!r})"
-            raise Problem("validation-failed", detail=message, errors=[FieldError("eq", message)])
+            raise InvalidError(N_("eq must be item:value (got {condition!r})"), field="eq", condition=condition)
         equals[column] = value
     return await _served(
         request,

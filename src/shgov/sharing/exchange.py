@@ -29,6 +29,7 @@ from shgov.core import sm2
 from shgov.core.audit.service import sm3
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.i18n import N_
 from shgov.lake import service as lake
 from shgov.sharing.models import ExchangeImport, ExchangePeer
 
@@ -68,7 +69,10 @@ def node_key(data_dir: Path) -> NodeKey:
         sm2.self_check(private, public)
     except ValueError as exc:  # a malformed key, or sm2.KeyCheckError
         raise InvalidError(
-            f"the node key in {path} fails its self-check ({exc}); move it away to make a new one", field="key"
+            N_("the node key in {path} fails its self-check ({reason}); move it away to make a new one"),
+            field="key",
+            path=path,
+            reason=str(exc),
         ) from exc
     return NodeKey(private, public)
 
@@ -80,7 +84,7 @@ def trust(session: Session, name: str, public_key: str, tenant_code: str = "") -
         key = sm2.normalize_public_key(public_key)
     except ValueError as exc:
         raise InvalidError(
-            "an SM2 public key is 128 hex digits X‖Y (04‖X‖Y and compressed 02/03‖X are read too) on the SM2 curve",
+            N_("an SM2 public key is 128 hex digits X‖Y (04‖X‖Y and compressed 02/03‖X are read too) on the SM2 curve"),
             field="public_key",
         ) from exc
     peer = session.get(ExchangePeer, name)
@@ -103,9 +107,9 @@ def export_package(
     package at ``target``; returns the manifest."""
     spec = lake.get_resource(session, resource)
     if spec.current_version == 0:
-        raise NotFoundError(f"{resource} has no data to send", field="resource")
+        raise NotFoundError(N_("{resource} has no data to send"), field="resource", resource=resource)
     if not 0 <= since_version <= spec.current_version:
-        raise InvalidError(f"since must be 0–{spec.current_version}", field="since")
+        raise InvalidError(N_("since must be 0–{most}"), field="since", most=spec.current_version)
     current = lake.read_version(lake_dir, resource, spec.current_version)
     assert current is not None  # noqa: S101 - the live version exists
     key = list(spec.key)
@@ -113,7 +117,9 @@ def export_package(
     if since_version:
         before = lake.read_version(lake_dir, resource, since_version)
         if before is None:
-            raise NotFoundError(f"version {since_version} of {resource} is gone", field="since")
+            raise NotFoundError(
+                N_("version {version} of {resource} is gone"), field="since", version=since_version, resource=resource
+            )
         delta = current.join(before, on=current.columns, how="anti", nulls_equal=True)
     package_id = str(uuid.uuid4())
     parts: list[tuple[str, bytes, int]] = []
@@ -165,9 +171,9 @@ def _open(path: Path) -> tuple[dict[str, Any], bytes, str]:
         signature = _member_bytes(path, "manifest.sig").decode("ascii").strip()
         manifest = json.loads(raw)
     except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
-        raise InvalidError(f"not a readable exchange package: {exc}", field="file") from exc
+        raise InvalidError(N_("not a readable exchange package: {reason}"), field="file", reason=str(exc)) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InvalidError("not an exchange package of a known format", field="file")
+        raise InvalidError(N_("not an exchange package of a known format"), field="file")
     return manifest, raw, signature
 
 
@@ -188,19 +194,25 @@ def import_package(
     with tarfile.open(path, "r") as tar, db.session() as session:
         peer = session.get(ExchangePeer, str(manifest.get("node", "")))
         if peer is None:
-            raise InvalidError(f"node {manifest.get('node')!r} is not a trusted peer", field="file")
+            raise InvalidError(N_("node {node!r} is not a trusted peer"), field="file", node=manifest.get("node"))
         if not sm2.verify(peer.public_key, raw, signature):
-            raise InvalidError("the manifest's SM2 signature does not verify: the package is refused", field="file")
+            raise InvalidError(N_("the manifest's SM2 signature does not verify: the package is refused"), field="file")
         members = {m.name: m for m in tar.getmembers()}
         for part in manifest["parts"]:
             data = _read(tar, members, part["name"]) if part["name"] in members else b""
             if sm3(data) != part["sm3"]:
                 raise InvalidError(
-                    f"{part['name']} does not match its SM3 digest: the package is refused", field="file"
+                    N_("{part} does not match its SM3 digest: the package is refused"), field="file", part=part["name"]
                 )
         spec = lake.get_resource(session, manifest["resource"])
         if list(spec.key) != manifest["key"]:
-            raise ConflictError(f"{spec.code} is keyed by {spec.key}, the package by {manifest['key']}", field="file")
+            raise ConflictError(
+                N_("{resource} is keyed by {key}, the package by {package_key}"),
+                field="file",
+                resource=spec.code,
+                key=spec.key,
+                package_key=manifest["key"],
+            )
         record = session.get(ExchangeImport, manifest["package_id"])
         if record is None:
             record = ExchangeImport(

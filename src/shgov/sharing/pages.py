@@ -14,7 +14,7 @@ from shgov.catalog import service as catalog
 from shgov.core.audit.service import records_of
 from shgov.core.deps import SessionDep
 from shgov.core.errors import DomainError, Problem
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import SignedInPage, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.orgs.service import list_departments
@@ -42,7 +42,7 @@ ACTION_NAMES = (N_("file"), N_("approve"), N_("refuse"), N_("withdraw"), N_("esc
 def _staff(who: SignedInPage) -> Principal:
     """The visitor, when staff of a department that shares; 403 otherwise."""
     if not any(who.has_action(a) for a in sharing.ALL_ACTIONS):
-        raise Problem("forbidden", detail="Sharing is for departments' staff.")
+        raise Problem("forbidden", detail=N_("Sharing is for departments' staff."))
     return who
 
 
@@ -109,7 +109,7 @@ def file(
         )
     except DomainError as exc:
         session.rollback()
-        return home(request, templates, session, who, error=exc.message)
+        return home(request, templates, session, who, error=exc.text(request_locale(request)))
     audit(request, who, "sharing.request.file", object_type="sharing_request", object_id=str(filed.id))
     return RedirectResponse("/data/sharing", status_code=303)
 
@@ -130,7 +130,7 @@ def decide(
         sharing.decide(session, who, found, action, note)
     except DomainError as exc:
         session.rollback()
-        return home(request, templates, session, who, error=exc.message)
+        return home(request, templates, session, who, error=exc.text(request_locale(request)))
     audit(request, who, f"sharing.request.{action}", object_type="sharing_request", object_id=str(request_id))
     return RedirectResponse("/data/sharing", status_code=303)
 
@@ -145,7 +145,7 @@ def audit_page(
 ) -> Response:
     """Gateway calls on the visitor's department's resources (all for the centre), newest first."""
     if not who.has_action(sharing.AUDIT_READ):
-        raise Problem("forbidden", detail="The sharing audit trail is for owners and the big-data centre.")
+        raise Problem("forbidden", detail=N_("The sharing audit trail is for owners and the big-data centre."))
     codes = None
     if not who.city_wide(sharing.AUDIT_READ):
         departments = who.departments_for(sharing.AUDIT_READ)

@@ -125,36 +125,44 @@ def file_request(
     """File a request for the caller's department; a tier-1 request is granted at once."""
     department, tenant = principal.department_code, principal.tenant_code
     if department is None or tenant is None or not principal.allows(REQUEST, tenant, department):
-        raise ForbiddenError("requests are filed by staff of a department for that department", field="department")
+        raise ForbiddenError(N_("requests are filed by staff of a department for that department"), field="department")
     resource = catalog.get_resource(session, resource_code)
     live = catalog.published(session, resource_code)
     if live is None:
-        raise NotFoundError(f"{resource_code} is not a published catalog resource", field="resource_code")
+        raise NotFoundError(
+            N_("{resource} is not a published catalog resource"), field="resource_code", resource=resource_code
+        )
     if resource.provider_department_code == department:
-        raise InvalidError("a department does not request its own data", field="resource_code")
+        raise InvalidError(N_("a department does not request its own data"), field="resource_code")
     wanted = list(dict.fromkeys(i.strip() for i in items if i.strip()))
     if not wanted:
-        raise InvalidError("name the items needed", field="items")
+        raise InvalidError(N_("name the items needed"), field="items")
     check = catalog.shareable_items(session, resource_code, wanted)
     if check.unknown:
-        raise InvalidError(f"{resource_code} has no items {', '.join(check.unknown)}", field="items")
+        raise InvalidError(
+            N_("{resource} has no items {items}"), field="items", resource=resource_code, items=", ".join(check.unknown)
+        )
     if check.refused:
         reasons = "; ".join(f"{item}: {basis}" for item, basis in check.refused.items())
-        raise InvalidError(f"not shared (negative list or 不予共享): {reasons}", field="items")
+        raise InvalidError(N_("not shared (negative list or not shareable): {reasons}"), field="items", reasons=reasons)
     names = {i["name"] for i in live["items"]}
     scope = dict(row_scope or {})
     for column in scope:
         if column not in names:
             raise InvalidError(
-                f"the row scope names {column!r}, which is not an item of the resource", field="row_scope"
+                N_("the row scope names {column!r}, which is not an item of the resource"),
+                field="row_scope",
+                column=column,
             )
     if not purpose.strip() or not scenario.strip():
-        raise InvalidError("say what the data is for and in which scenario", field="purpose")
+        raise InvalidError(N_("say what the data is for and in which scenario"), field="purpose")
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
-        raise InvalidError(f"duration must be 1–{MAX_DURATION_DAYS} days", field="duration_days")
+        raise InvalidError(N_("duration must be 1–{most} days"), field="duration_days", most=MAX_DURATION_DAYS)
     key_codes = {s.code for s in catalog.key_scenarios(session)}
     if key_scenario_code and key_scenario_code not in key_codes:
-        raise InvalidError(f"{key_scenario_code} is not on the key-scenario list", field="key_scenario_code")
+        raise InvalidError(
+            N_("{scenario} is not on the key-scenario list"), field="key_scenario_code", scenario=key_scenario_code
+        )
     tier = tier_of(session, resource, live, bool(key_scenario_code))
     filed_on = today or city_today()
     request = SharingRequest(
@@ -222,29 +230,41 @@ def decide(
     """Approve (issuing a grant, maybe for fewer items), refuse with a written reason, or withdraw."""
     allowed = TRANSITIONS.get(request.status, {})
     if action not in allowed:
+        if not allowed:
+            raise ConflictError(
+                N_("a {status} request cannot be {action}ed; nothing more can be done with it"),
+                field="action",
+                status=request.status,
+                action=action,
+            )
         raise ConflictError(
-            f"a {request.status} request cannot be {action}ed; possible: {', '.join(allowed) or 'nothing'}",
+            N_("a {status} request cannot be {action}ed; possible: {possible}"),
             field="action",
+            status=request.status,
+            action=action,
+            possible=", ".join(allowed),
         )
     if action == "withdraw":
         if not principal.allows(REQUEST, request.requester_tenant_code, request.requester_department_code):
-            raise ForbiddenError("only the requesting department withdraws its request", field="action")
+            raise ForbiddenError(N_("only the requesting department withdraws its request"), field="action")
     elif not (
         principal.allows(DECIDE, request.owner_tenant_code, request.owner_department_code)
         or (request.tier == 15 and principal.allows(COORDINATE, request.owner_tenant_code))
     ):
-        raise ForbiddenError("the owner department decides (and the big-data centre for tier 15)", field="action")
+        raise ForbiddenError(N_("the owner department decides (and the big-data centre for tier 15)"), field="action")
     if action == "refuse" and len(note.strip()) < 4:
-        raise InvalidError("a refusal needs a written reason (书面说明)", field="note")
+        raise InvalidError(N_("a refusal needs a written reason"), field="note")
     before = request.status
     if action == "approve":
         granted = list(items) if items else list(request.items)
         extra = [i for i in granted if i not in request.items]
         if extra:
-            raise InvalidError(f"not requested: {', '.join(extra)}", field="items")
+            raise InvalidError(N_("not requested: {items}"), field="items", items=", ".join(extra))
         check = catalog.shareable_items(session, request.resource_code, granted)
         if check.refused or check.unknown:
-            raise ConflictError(f"no longer shareable: {', '.join([*check.refused, *check.unknown])}", field="items")
+            raise ConflictError(
+                N_("no longer shareable: {items}"), field="items", items=", ".join([*check.refused, *check.unknown])
+            )
         plain = [i for i in plain_items if i in granted]
         grant = _make_grant(session, request, granted, plain)
         if rate_per_minute:
@@ -389,11 +409,11 @@ def may_see_grant(principal: Principal, grant: Grant) -> bool:
 def revoke(session: Session, principal: Principal, grant: Grant, reason: str) -> Grant:
     """End a grant now (the owner department or the centre), with the reason."""
     if not (principal.allows(GRANT_MANAGE, None, grant.owner_department_code) or principal.city_wide(GRANT_MANAGE)):
-        raise ForbiddenError("the owner department or the big-data centre revokes grants", field="grant")
+        raise ForbiddenError(N_("the owner department or the big-data centre revokes grants"), field="grant")
     if grant.status != "active":
-        raise ConflictError(f"the grant is {grant.status}", field="status")
+        raise ConflictError(N_("the grant is {status}"), field="status", status=grant.status)
     if len(reason.strip()) < 4:
-        raise InvalidError("say why the grant is revoked", field="reason")
+        raise InvalidError(N_("say why the grant is revoked"), field="reason")
     grant.status, grant.status_reason = "revoked", reason.strip()
     emit(session, events.GrantRevoked(grant=grant.id))
     session.flush()
@@ -548,7 +568,7 @@ class Gateway:
     ) -> Call:
         """The live grant of the caller's department for ``resource_code`` and the items it may read now."""
         if principal.kind != "client":
-            raise ForbiddenError("the gateway serves system clients (client-credentials tokens)", field="token")
+            raise ForbiddenError(N_("the gateway serves system clients (client-credentials tokens)"), field="token")
         now = utcnow()
         grants = [
             g
@@ -562,17 +582,19 @@ class Gateway:
             if g.expires_at > now and (not g.client_ids or str(principal.user_id) in g.client_ids)
         ]
         if not grants:
-            raise ForbiddenError(f"no live grant of {resource_code} for this client's department", field="grant")
+            raise ForbiddenError(
+                N_("no live grant of {resource} for this client's department"), field="grant", resource=resource_code
+            )
         grant = grants[0]
         live = catalog.published(session, resource_code)
         if live is None or live["sharing_type"] == "none":
-            raise ForbiddenError(f"{resource_code} is not shared now", field="resource")
+            raise ForbiddenError(N_("{resource} is not shared now"), field="resource", resource=resource_code)
         shareable = catalog.shareable_items(session, resource_code, grant.items, live)
         allowed = shareable.allowed
         wanted = list(fields) if fields else allowed
         refused = [f for f in wanted if f not in allowed]
         if refused:
-            raise ForbiddenError(f"not granted: {', '.join(refused)}", field="fields")
+            raise ForbiddenError(N_("not granted: {items}"), field="fields", items=", ".join(refused))
         details = {i["name"]: i for i in live["items"]}
         maskers = {
             f: _masker(details[f])
@@ -585,9 +607,11 @@ class Gateway:
             spec = lake.get_resource(session, live["lake_resource"])
             dataset, version, key = spec.code, spec.current_version, spec.key[0]
         else:
-            raise NotFoundError(f"{resource_code} has no data the gateway can serve", field="resource")
+            raise NotFoundError(
+                N_("{resource} has no data the gateway can serve"), field="resource", resource=resource_code
+            )
         if version == 0:
-            raise NotFoundError(f"{resource_code} has no data yet", field="resource")
+            raise NotFoundError(N_("{resource} has no data yet"), field="resource", resource=resource_code)
         terms = GrantTerms(grant.id, grant.purpose, grant.rate_per_minute, grant.expires_at)
         masked = [f for f in wanted if f in maskers]
         return Call(terms, resource_code, wanted, masked, dict(grant.row_filter), dataset, version, key, maskers)
@@ -613,7 +637,7 @@ class Gateway:
     def lookup(self, call: Call, keys: Sequence[str]) -> Answer:
         """Records by key (one, or a batch of up to 1,000: one call against the grant's rate)."""
         if not keys or len(keys) > MAX_BATCH:
-            raise InvalidError(f"send 1–{MAX_BATCH} keys", field="keys")
+            raise InvalidError(N_("send 1–{most} keys"), field="keys", most=MAX_BATCH)
         self.limiter.take(call.grant.id, call.grant.rate_per_minute)
         columns = list(dict.fromkeys([*call.items, *call.row_filter]))
         rows = self.tables.lookup(call.dataset, call.version, call.key, list(keys), columns)
@@ -624,7 +648,9 @@ class Gateway:
         """A page of records matching ``equals`` on granted items, in key order after ``after``."""
         outside = [c for c in equals if c not in call.items]
         if outside:
-            raise ForbiddenError(f"filters may use granted items only: {', '.join(outside)}", field="filter")
+            raise ForbiddenError(
+                N_("filters may use granted items only: {items}"), field="filter", items=", ".join(outside)
+            )
         self.limiter.take(call.grant.id, call.grant.rate_per_minute)
         conditions = {**equals, **call.row_filter}
         columns = list(dict.fromkeys([call.key, *call.items, *call.row_filter]))
@@ -661,27 +687,31 @@ def subscribe(session: Session, principal: Principal, grant: Grant, kind: str, t
     values (the subscriber reads them through the audited gateway), so the key item must be granted
     plain."""
     if grant.grantee_department_code != principal.department_code:
-        raise ForbiddenError("only the grantee subscribes to its grant", field="grant")
+        raise ForbiddenError(N_("only the grantee subscribes to its grant"), field="grant")
     if grant.status != "active":
-        raise ConflictError(f"the grant is {grant.status}", field="grant")
+        raise ConflictError(N_("the grant is {status}"), field="grant", status=grant.status)
     live = catalog.published(session, grant.resource_code)
     if live is None or live["register_code"] is None:
-        raise InvalidError("changes are announced for the base registers", field="grant")
+        raise InvalidError(N_("changes are announced for the base registers"), field="grant")
     key = registers.KEYS[live["register_code"]]
     if key not in grant.items or (key not in grant.plain_items and _personal(live, key)):
-        raise InvalidError(f"subscribing needs {key} granted (and plain, as it is personal data)", field="grant")
+        raise InvalidError(
+            N_("subscribing needs {key} granted (and plain, as it is personal data)"), field="grant", key=key
+        )
     if kind == "webhook":
         if not target.startswith(("https://", "http://")):
-            raise InvalidError("a webhook target is an http(s) URL", field="target")
+            raise InvalidError(N_("a webhook target is an http(s) URL"), field="target")
     elif kind == "nats":
         if (
             not target
             or any(c in target for c in " *>")
             or not target.replace(".", "").replace("_", "").replace("-", "").isalnum()
         ):
-            raise InvalidError("a NATS target is a subject without wildcards (letters, digits, . _ -)", field="target")
+            raise InvalidError(
+                N_("a NATS target is a subject without wildcards (letters, digits, . _ -)"), field="target"
+            )
     else:
-        raise InvalidError("kind is webhook or nats", field="kind")
+        raise InvalidError(N_("kind is webhook or nats"), field="kind")
     secret = secrets.token_urlsafe(24)
     subscription = Subscription(
         grant_id=grant.id,
@@ -862,9 +892,9 @@ def redeliver(session: Session, principal: Principal, note: Notification) -> Not
     if subscription is None or not (
         principal.city_wide(GRANT_MANAGE) or subscription.department_code == principal.department_code
     ):
-        raise NotFoundError("no such notification", field="id")
+        raise NotFoundError(N_("no such notification"), field="id")
     if note.status != "dead":
-        raise ConflictError(f"the notification is {note.status}", field="status")
+        raise ConflictError(N_("the notification is {status}"), field="status", status=note.status)
     note.status, note.attempts, note.next_attempt_at = "pending", 0, utcnow()
     session.flush()
     return note

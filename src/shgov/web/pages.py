@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from shgov.core.db import Database
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
-from shgov.core.i18n import LANG_COOKIE, normalise
+from shgov.core.i18n import LANG_COOKIE, N_, normalise
 from shgov.core.identity import service as identity
 from shgov.core.identity.deps import (
     ANON_COOKIE,
@@ -113,7 +113,7 @@ def switch_language(code: str, next_path: Annotated[str | None, Query(alias="nex
     """Remember the visitor's language in a cookie and go back to where they were."""
     locale = normalise(code)
     if locale is None:
-        raise Problem("not-found", detail=f"Language {code!r} is not offered")
+        raise Problem("not-found", detail=N_("Language {code!r} is not offered"), params={"code": code})
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax")
     return response
@@ -123,7 +123,7 @@ def switch_language(code: str, next_path: Annotated[str | None, Query(alias="nex
 def switch_mode(name: str, next_path: Annotated[str | None, Query(alias="next")] = None) -> Response:
     """Switch to the elder or kiosk display (``standard`` switches back) and go back to where the visitor was."""
     if name not in (*MODES, "standard"):
-        raise Problem("not-found", detail=f"Display mode {name!r} is not offered")
+        raise Problem("not-found", detail=N_("Display mode {name!r} is not offered"), params={"name": name})
     response = RedirectResponse(safe_next(next_path), status_code=303)
     if name == "standard":
         response.delete_cookie(MODE_COOKIE)
@@ -201,7 +201,7 @@ def login_form(
 async def _anon_checked(request: Request, settings: SettingsDep) -> str:
     anon = request.cookies.get(ANON_COOKIE, "")
     if not anon:
-        raise Problem("forbidden", detail="Cookies are needed to sign in; reload the page and try again.")
+        raise Problem("forbidden", detail=N_("Cookies are needed to sign in; reload the page and try again."))
     await check_csrf(request, settings, anon, "anon")
     return anon
 
@@ -494,7 +494,7 @@ def regions_page(request: Request, templates: TemplatesDep, index: IndexDep) -> 
 def region_page(request: Request, templates: TemplatesDep, index: IndexDep, code: str) -> Response:
     """One division: its ancestors, its children and how many divisions lie under each."""
     if index.get(code) is None:
-        raise Problem("not-found", detail=f"No division {code}.")
+        raise Problem("not-found", detail=N_("No division {code}."), params={"code": code})
     return _region_page(request, templates, index, code)
 
 

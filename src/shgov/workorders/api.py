@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from shgov.core.deps import FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import ForbiddenError, NotFoundError
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import CurrentPrincipal, audit
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import mask_personal, mask_text, may_read_personal, reveal
@@ -91,7 +92,7 @@ def create(
 ) -> OrderOut:
     """Take a report in from the hotline, a patrol or a sensor; it is located, classified and dispatched."""
     if not principal.has_action(CHANNEL_ACTIONS[body.channel]):
-        raise ForbiddenError(f"this account does not take {body.channel} reports", field="channel")
+        raise ForbiddenError(N_("this account does not take {channel} reports"), field="channel", channel=body.channel)
     order = workorders.intake(session, settings, index, _report(body), principal)
     audit(request, principal, "workorders.order.create", object_type="work_order", object_id=str(order.id))
     return order_out(session, principal, order, settings, full=True)
@@ -110,15 +111,21 @@ def create_many(
     status) or refused (with the field and the reason) — a refused report never stops the others."""
     for i, report in enumerate(body.reports):
         if not principal.has_action(CHANNEL_ACTIONS[report.channel]):
-            raise ForbiddenError(f"reports[{i}]: this account does not take {report.channel} reports", field="channel")
+            raise ForbiddenError(
+                N_("reports[{index}]: this account does not take {channel} reports"),
+                field="channel",
+                index=i,
+                channel=report.channel,
+            )
     outcomes = workorders.intake_many(session, settings, index, [_report(r) for r in body.reports], principal)
     answers: list[dict[str, Any]] = []
+    locale = request_locale(request)
     for i, outcome in enumerate(outcomes):
         answer: dict[str, Any] = {"index": i}
         if outcome.order is not None:
             answer.update(id=str(outcome.order.id), number=outcome.order.number, status=outcome.order.status)
         if outcome.error is not None:
-            answer["error"] = {"field": f"reports[{i}].{outcome.error.field}", "message": outcome.error.message}
+            answer["error"] = {"field": f"reports[{i}].{outcome.error.field}", "message": outcome.error.text(locale)}
         answers.append(answer)
     created = sum(1 for o in outcomes if o.order is not None)
     audit(request, principal, "workorders.order.create_many", object_type="work_order", details={"created": created})
@@ -180,7 +187,7 @@ def duplicates(
 ) -> list[dict[str, Any]]:
     """Open orders nearby with similar text (hints while an agent types)."""
     if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.HANDLE):
-        raise ForbiddenError("duplicate hints are for operators and units", field="text")
+        raise ForbiddenError(N_("duplicate hints are for operators and units"), field="text")
     found = workorders.likely_duplicates(session, settings, lat, lng, text, category_code)
     return [{"id": str(d.order_id), "number": d.number, "metres": d.metres, "similarity": d.similarity} for d in found]
 
@@ -212,7 +219,7 @@ def centre_overview(
     and satisfaction rates by area and unit (the city by district, or one district by township)."""
     scope = workorders.centre_district(principal, district)
     if scope is not None and index.get(scope) is None:
-        raise NotFoundError(f"no district {scope}", field="district")
+        raise NotFoundError(N_("no district {code}"), field="district", code=scope)
     return overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
 
 
@@ -226,7 +233,7 @@ def suggest(
 
 def _rules_manager(principal: Principal) -> Principal:
     if not principal.has_action(workorders.MANAGE):
-        raise ForbiddenError("routing rules are edited by their managers", field="rules")
+        raise ForbiddenError(N_("routing rules are edited by their managers"), field="rules")
     return principal
 
 
@@ -234,7 +241,7 @@ def _rules_manager(principal: Principal) -> Principal:
 def list_rules(session: SessionDep, principal: CurrentPrincipal) -> list[RuleOut]:
     """Every routing rule in the order they are tried (first match wins)."""
     if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.MANAGE):
-        raise ForbiddenError("routing rules are for the operations centre", field="rules")
+        raise ForbiddenError(N_("routing rules are for the operations centre"), field="rules")
     return [RuleOut.model_validate(r) for r in workorders.all_rules(session)]
 
 
@@ -306,7 +313,7 @@ def try_rules(
 ) -> dict[str, Any]:
     """Which rule would take an order of this category, text and place, and which units would get it."""
     if not principal.has_action(workorders.DISPATCH) and not principal.has_action(workorders.MANAGE):
-        raise ForbiddenError("routing rules are for the operations centre", field="rules")
+        raise ForbiddenError(N_("routing rules are for the operations centre"), field="rules")
     trial = workorders.try_route(session, settings, index, category_code, text, area)
     return {
         "rule": RuleOut.model_validate(trial.rule).model_dump() if trial.rule else None,

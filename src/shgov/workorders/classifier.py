@@ -25,6 +25,7 @@ from sklearn.svm import LinearSVC
 
 from shgov.core import text as core_text
 from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 
 TEXT_COLUMNS = ("text", "description", "留言详情", "body")
 TITLE_COLUMNS = ("title", "留言主题")
@@ -217,10 +218,10 @@ class Classifier:
 def train(texts: list[str], labels: list[str]) -> Classifier:
     """Fit the classifier (needs at least two categories)."""
     if len(texts) != len(labels) or not texts:
-        raise InvalidError("no training examples", field="file")
+        raise InvalidError(N_("no training examples"), field="file")
     counts = Counter(labels)
     if len(counts) < 2:
-        raise InvalidError("training needs examples of at least two categories", field="category")
+        raise InvalidError(N_("training needs examples of at least two categories"), field="category")
     pipeline = _pipeline(min(3, min(counts.values())))
     pipeline.fit(texts, labels)
     return Classifier(pipeline, sorted(counts), len(texts))
@@ -260,7 +261,7 @@ def read_examples(name: str, data: bytes) -> tuple[list[str], list[str]]:
 
         sheet = load_workbook(io.BytesIO(data), read_only=True).active
         if sheet is None:
-            raise InvalidError("the workbook has no sheet", field="file")
+            raise InvalidError(N_("the workbook has no sheet"), field="file")
         rows = [[("" if c is None else str(c)) for c in row] for row in sheet.iter_rows(values_only=True)]
         header, body = rows[0], rows[1:]
         records = [dict(zip(header, row, strict=False)) for row in body]
@@ -268,16 +269,21 @@ def read_examples(name: str, data: bytes) -> tuple[list[str], list[str]]:
         try:
             content = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidError("the file is not UTF-8 text", field="file") from exc
+            raise InvalidError(N_("the file is not UTF-8 text"), field="file") from exc
         records = list(csv.DictReader(io.StringIO(content)))
         header = list(records[0]) if records else []
     text_column = next((c for c in TEXT_COLUMNS if c in header), None)
     label_column = next((c for c in LABEL_COLUMNS if c in header), None)
     if text_column is None or label_column is None:
         raise InvalidError(
-            f"the file needs a text column ({', '.join(TEXT_COLUMNS)}) and a category column "
-            f"({', '.join(LABEL_COLUMNS)}); it has {', '.join(header)}",
+            N_(
+                "the file needs a text column ({text_columns}) and a category column ({label_columns}); "
+                "it has {columns}"
+            ),
             field="file",
+            text_columns=", ".join(TEXT_COLUMNS),
+            label_columns=", ".join(LABEL_COLUMNS),
+            columns=", ".join(header),
         )
     title_column = next((c for c in TITLE_COLUMNS if c in header), None)
     texts, labels = [], []
@@ -285,7 +291,7 @@ def read_examples(name: str, data: bytes) -> tuple[list[str], list[str]]:
         label = (record.get(label_column) or "").strip()
         value = " ".join(filter(None, [record.get(title_column) if title_column else "", record.get(text_column)]))
         if not label or not value.strip():
-            raise InvalidError(f"row {i} has no text or no category", field="file")
+            raise InvalidError(N_("row {row} has no text or no category"), field="file", row=i)
         texts.append(value.strip())
         labels.append(label)
     return texts, labels

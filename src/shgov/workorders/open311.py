@@ -21,6 +21,7 @@ from shgov.core.bounded import http_url, is_http_url
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, SettingsDep
 from shgov.core.errors import DomainError
+from shgov.core.i18n import request_locale
 from shgov.core.identity.deps import audit
 from shgov.core.identity.service import load_principal, token_holder
 from shgov.core.ids import mask_text
@@ -213,7 +214,8 @@ def _date(value: str | None, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _guarded(fmt: str, build: Any) -> Response:
+def _guarded(request: Request, fmt: str, build: Any) -> Response:
+    """``build``'s answer, or its refusal as a GeoReport error (a domain error's in the request's language)."""
     try:
         return build(_fmt(fmt))  # type: ignore[no-any-return]
     except Open311Error as exc:
@@ -221,7 +223,7 @@ def _guarded(fmt: str, build: Any) -> Response:
     except DomainError as exc:
         status = {"not-found": 404, "forbidden": 403, "conflict": 409}.get(exc.slug, 400)
         where = f"{exc.field}: " if exc.field else ""
-        return _error(fmt, status, where + exc.message)
+        return _error(fmt, status, where + exc.text(request_locale(request)))
 
 
 @router.get("/discovery.{fmt}")
@@ -249,7 +251,7 @@ def discovery(request: Request, settings: SettingsDep, fmt: str) -> Response:
             },
         )
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 @router.get("/services.{fmt}")
@@ -262,7 +264,7 @@ def services_list(request: Request, session: SessionDep, settings: SettingsDep, 
         rows = [_service(c, groups) for c in workorders.categories(session, leaves_only=True)]
         return _render(f, "services", "service", rows)
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 @router.get("/services/{service_code}.{fmt}")
@@ -279,7 +281,7 @@ def service_definition(
         attributes = sorted(category.attributes, key=lambda a: a.get("order", 0))
         return _render(f, "service_definition", "", {"service_code": category.code, "attributes": attributes})
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 @router.post("/requests.{fmt}")
@@ -349,7 +351,7 @@ async def post_request(
             201,
         )
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 def _coordinate(value: str | None) -> float | None:
@@ -387,7 +389,7 @@ def token(request: Request, session: SessionDep, settings: SettingsDep, token: s
             raise Open311Error(404, f"token {token!r} is not known")
         return _render(f, "service_requests", "request", [{"service_request_id": order.number, "token": token}])
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 @router.get("/requests.{fmt}")
@@ -428,7 +430,7 @@ def requests_list(request: Request, session: SessionDep, settings: SettingsDep, 
         ]
         return _render(f, "service_requests", "request", rows)
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
@@ -444,4 +446,4 @@ def request_one(
             raise Open311Error(404, f"service_request_id {service_request_id!r} is not known")
         return _render(f, "service_requests", "request", [_request_row(session, order, _names(session))])
 
-    return _guarded(fmt, build)
+    return _guarded(request, fmt, build)

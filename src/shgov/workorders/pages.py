@@ -16,7 +16,7 @@ from shgov.core.bounded import whole_number
 from shgov.core.deps import DatabaseDep, FileStoreDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, InvalidError, NotFoundError, Problem
 from shgov.core.files import file_response
-from shgov.core.i18n import N_
+from shgov.core.i18n import N_, request_locale
 from shgov.core.identity.deps import CurrentPrincipal, SignedInPage, audit, page_principal
 from shgov.core.identity.permissions import Principal
 from shgov.core.ids import masked_view, may_read_personal, reveal
@@ -94,11 +94,11 @@ LABELS = {
     "satisfaction_labels": SATISFACTION,
     "flag_labels": FLAG_LABELS,
 }
-OPS_ONLY = "This page is for the operations centre and its units."
+OPS_ONLY = N_("This page is for the operations centre and its units.")
 Dispatcher = Annotated[Principal, Depends(page_principal(workorders.DISPATCH, OPS_ONLY))]
 Inspector = Annotated[Principal, Depends(page_principal(workorders.HANDLE, OPS_ONLY))]
 RuleManager = Annotated[
-    Principal, Depends(page_principal(workorders.MANAGE, "Routing rules are edited by their managers."))
+    Principal, Depends(page_principal(workorders.MANAGE, N_("Routing rules are edited by their managers.")))
 ]
 LIVE_POLL_SECONDS = 3.0
 STATUS_PATTERN = "^(open|" + "|".join(workorders.STATUS_LABELS) + ")$"
@@ -166,7 +166,11 @@ async def _take_report(
         )
     except DomainError as exc:
         session.rollback()
-        context: dict[str, Any] = {"posted": _posted(form), "error": exc.message, "field": exc.field}
+        context: dict[str, Any] = {
+            "posted": _posted(form),
+            "error": exc.text(request_locale(request)),
+            "field": exc.field,
+        }
         if channel == "patrol":
             context["categories"] = _categories(session)
         return templates.render(request, REPORT_PAGES[channel], context, status_code=422)
@@ -290,8 +294,9 @@ def my_report_step(
         workorders.act(session, settings, order, who, workorders.Step(action, note=note, satisfaction=score))
     except DomainError as exc:
         session.rollback()  # the order is read again, as it was before the step
+        reason = exc.text(request_locale(request))
         return _order_page(
-            request, templates, session, settings, index, who, order, "workorders/my_report.html", exc.message
+            request, templates, session, settings, index, who, order, "workorders/my_report.html", reason
         )
     audit(request, who, f"workorders.order.{action}", object_type="work_order", object_id=str(order.id))
     return RedirectResponse(f"/my/reports/{order.id}", status_code=303)
@@ -301,12 +306,12 @@ def my_report_step(
 def photo(store: FileStoreDep, order: OrderPage, order_id: uuid.UUID, n: int) -> Response:
     """A photo of an order, for those who may see the order."""
     if not 0 <= n < len(order.media):
-        raise NotFoundError("no such photo", field="n")
+        raise NotFoundError(N_("no such photo"), field="n")
     media = order.media[n]
     if "digest" not in media:
         # A photo an Open311 client gave by its address stays on that host: this route neither fetches it
         # nor redirects to it (which would make it an open redirect); the order's page links it directly.
-        raise NotFoundError("this photo is kept elsewhere, at the address the reporter gave", field="n")
+        raise NotFoundError(N_("this photo is kept elsewhere, at the address the reporter gave"), field="n")
     return file_response(store, media["digest"], media["media_type"], media.get("name", "photo"))
 
 
@@ -396,7 +401,9 @@ def order_step(
         workorders.act(session, settings, order, who, step)
     except DomainError as exc:
         session.rollback()  # the order is read again, as it was before the step
-        return _order_page(request, templates, session, settings, index, who, order, ORDER_PAGE, exc.message)
+        return _order_page(
+            request, templates, session, settings, index, who, order, ORDER_PAGE, exc.text(request_locale(request))
+        )
     audit(
         request,
         who,
@@ -419,7 +426,7 @@ def _merge_target(session: Session, who: Principal, value: str) -> uuid.UUID | N
     except ValueError:
         found = workorders.order_by_number(session, value)
         if found is None or not may_see_order(session, who, found):
-            raise NotFoundError(f"没有编号为 {value} 的工单", field="target") from None
+            raise NotFoundError(N_("There is no work order numbered {number}"), field="target", number=value) from None
         return found.id
 
 
@@ -442,7 +449,9 @@ def task_done(
         workorders.complete_task(session, settings, order, key, who, note)
     except DomainError as exc:
         session.rollback()  # the order is read again, as it was before the report
-        return _order_page(request, templates, session, settings, index, who, order, ORDER_PAGE, exc.message)
+        return _order_page(
+            request, templates, session, settings, index, who, order, ORDER_PAGE, exc.text(request_locale(request))
+        )
     audit(request, who, "workorders.task.complete", object_type="work_order", object_id=str(order.id))
     return RedirectResponse(f"/ops/orders/{order.id}", status_code=303)
 
@@ -453,7 +462,7 @@ def _hotline_page(
     context = {
         "posted": posted,
         "categories": _categories(session),
-        "error": error.message if error else None,
+        "error": error.text(request_locale(request)) if error else None,
         "field": error.field if error else None,
     }
     return templates.render(request, "workorders/hotline.html", context, status_code=422 if error else 200)
@@ -536,7 +545,7 @@ async def hotline_submit(
         report.reporter_phone = posted.get("caller_phone", "").strip()[:20]
         report.urgent = posted.get("urgent") in ("1", "on", "true")
         if report.reporter_phone and not report.reporter_phone.replace("-", "").isdigit():
-            raise InvalidError("来电号码只能包含数字", field="caller_phone")
+            raise InvalidError(N_("The caller's phone number may contain only digits"), field="caller_phone")
         order = workorders.intake(session, settings, index, report, who)
     except DomainError as exc:
         session.rollback()
@@ -589,7 +598,7 @@ def _rules_page(
         "levels": workorders.LEVELS,
         "categories": _categories(session),
         "departments": workorders.department_keys(session, settings),
-        "error": error.message if error else None,
+        "error": error.text(request_locale(request)) if error else None,
         "field": error.field if error else None,
         "trial": trial,
     }
@@ -662,13 +671,13 @@ async def rules_change(
             rule = workorders.save_rule(session, settings, index, _spec(form), rule_id)
             rule_id = rule.id
         elif rule_id is None:
-            raise NotFoundError("no such rule", field="rule_id")
+            raise NotFoundError(N_("no such rule"), field="rule_id")
         elif op in ("up", "down"):
             workorders.move_rule(session, rule_id, -1 if op == "up" else 1)
         elif op == "delete":
             workorders.delete_rule(session, rule_id)
         else:
-            raise NotFoundError(f"no operation {op!r}", field="op")
+            raise NotFoundError(N_("no operation {op!r}"), field="op", op=op)
     except DomainError as exc:
         session.rollback()
         return _rules_page(request, templates, session, settings, index, who, exc)
@@ -695,7 +704,7 @@ def dashboard(
     scope = workorders.centre_district(who, district)
     region = index.get(scope) if scope else None
     if scope and region is None:
-        raise NotFoundError(f"no district {scope}", field="district")
+        raise NotFoundError(N_("no district {code}"), field="district", code=scope)
     data = overview.as_json(session, index, overview.overview(session, settings, index, scope, days))
     context = {
         "data": data,

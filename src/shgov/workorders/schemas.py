@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from shgov.core.bounded import bounded_json
 from shgov.core.errors import InvalidError
 from shgov.core.files import read_upload
+from shgov.core.i18n import N_
 from shgov.workorders.service import MAX_PHOTOS, Upload
 
 
@@ -144,13 +145,18 @@ async def read_photos(items: list[Any], settings: Any) -> list[Upload]:
     """The photos of a multipart form (empty file inputs skipped), each refused when over the upload limit."""
     files = [f for f in items if isinstance(f, StarletteUpload) and (f.filename or f.size)]
     if len(files) > MAX_PHOTOS:
-        raise InvalidError(f"最多上传 {MAX_PHOTOS} 张照片", field="photos")
+        raise InvalidError(N_("Upload at most {count} photos"), field="photos", count=MAX_PHOTOS)
     uploads = []
     for upload in files:
         try:
             data = await read_upload(upload, settings.max_upload_bytes, "photos")
         except InvalidError as exc:
             limit = settings.max_upload_bytes / 1024 / 1024
-            raise InvalidError(f"照片“{upload.filename}”超过 {limit:.1f} MB 的上限", field="photos") from exc
+            raise InvalidError(
+                N_('The photo "{name}" is over the limit of {limit:.1f} MB'),
+                field="photos",
+                name=upload.filename,
+                limit=limit,
+            ) from exc
         uploads.append(Upload(data, upload.filename or "photo"))
     return uploads

@@ -109,7 +109,7 @@ def get_category(session: Session, code: str, field_name: str = "category_code")
     """An active category by code."""
     found = session.get(Category, code)
     if found is None or not found.active:
-        raise InvalidError(f"no category {code!r}", field=field_name)
+        raise InvalidError(N_("no category {code!r}"), field=field_name, code=code)
     return found
 
 
@@ -226,7 +226,7 @@ def locate(index: RegionIndex, lat: float | None, lng: float | None, address: st
         try:
             found = index.locate(lng, lat)
         except CoordinateError as exc:
-            raise InvalidError(f"位置不在本市范围内：{exc}", field="lat") from exc
+            raise InvalidError(N_("The place is not in the city: {reason}"), field="lat", reason=exc) from exc
         township = found.township.code if found.township else None
         return Place(
             lat,
@@ -241,7 +241,10 @@ def locate(index: RegionIndex, lat: float | None, lng: float | None, address: st
     if address.strip():
         parsed = index.parse_address(address)
         if parsed.district is None:
-            raise InvalidError("地址中找不到所在的区，请写明区、街镇，或在地图上选点", field="address_string")
+            raise InvalidError(
+                N_("The address names no district: give the district and the township, or pick the place on the map"),
+                field="address_string",
+            )
         return Place(
             None,
             None,
@@ -252,7 +255,10 @@ def locate(index: RegionIndex, lat: float | None, lng: float | None, address: st
             None,
             None,
         )
-    raise InvalidError("请提供问题发生的位置（地图选点、照片定位或详细地址）", field="lat")
+    raise InvalidError(
+        N_("Say where the problem is: pick it on the map, send a photo taken there, or give the full address"),
+        field="lat",
+    )
 
 
 class Models:
@@ -343,14 +349,14 @@ class Router:
         """An active category by code."""
         found = self.categories.get(code)
         if found is None or not found.active:
-            raise InvalidError(f"no category {code!r}", field=field_name)
+            raise InvalidError(N_("no category {code!r}"), field=field_name, code=code)
         return found
 
     def leaf(self, code: str) -> Category:
         """An active leaf category (orders are filed under leaves only)."""
         found = self.category(code)
         if found.level != 3:
-            raise InvalidError(f"{found.code} is not a leaf category", field="category_code")
+            raise InvalidError(N_("{code} is not a leaf category"), field="category_code", code=found.code)
         return found
 
     def limits(self, code: str) -> dict[str, Any]:
@@ -369,12 +375,16 @@ class Router:
 def _checked(router: Router, index: RegionIndex, report: Report) -> tuple[Channel, str, Place | None, Category | None]:
     channel = CHANNELS.get(report.channel)
     if channel is None:
-        raise InvalidError(f"unknown channel {report.channel!r}", field="channel")
+        raise InvalidError(N_("unknown channel {channel!r}"), field="channel", channel=report.channel)
     description = report.description.strip()
     if len(description) < 4:
-        raise InvalidError("请描述问题（至少 4 个字）", field="description")
+        raise InvalidError(
+            N_("Describe the problem (at least {min_length} characters)"), field="description", min_length=4
+        )
     if len(description) > 4000:
-        raise InvalidError("问题描述最多 4000 字", field="description")
+        raise InvalidError(
+            N_("The description has at most {max_length} characters"), field="description", max_length=4000
+        )
     place = None
     if channel.needs_location or report.lat is not None or report.address:
         place = locate(index, report.lat, report.lng, report.address)
@@ -529,12 +539,15 @@ def check_photo(data: bytes, name: str, max_bytes: int) -> Photo:
     """Refuse a file that is not a JPEG, PNG or WebP picture or is too large; read its EXIF GPS position."""
     from PIL import Image, UnidentifiedImageError
 
-    label = f"照片“{name}”"
     if not data:
-        raise InvalidError(f"{label}是空文件", field="photos")
+        raise InvalidError(N_('The photo "{name}" is an empty file'), field="photos", name=name)
     if len(data) > max_bytes:
         raise InvalidError(
-            f"{label}有 {len(data) / 1024 / 1024:.1f} MB，超过 {max_bytes / 1024 / 1024:.1f} MB 的上限", field="photos"
+            N_('The photo "{name}" is {size:.1f} MB, over the limit of {limit:.1f} MB'),
+            field="photos",
+            name=name,
+            size=len(data) / 1024 / 1024,
+            limit=max_bytes / 1024 / 1024,
         )
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -544,9 +557,22 @@ def check_photo(data: bytes, name: str, max_bytes: int) -> Photo:
             width, height = image.size
             gps = image.getexif().get_ifd(0x8825) if kind == "JPEG" else {}
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InvalidError(f"{label}不是可以打开的图片（请上传 JPG、PNG 或 WebP 照片）", field="photos") from exc
+        raise InvalidError(
+            N_('The photo "{name}" cannot be opened as a picture (upload JPG, PNG or WebP photos)'),
+            field="photos",
+            name=name,
+        ) from exc
+    if not kind:
+        raise InvalidError(
+            N_('The photo "{name}" is of an unknown format: upload JPG, PNG or WebP photos'), field="photos", name=name
+        )
     if kind not in PHOTO_TYPES:
-        raise InvalidError(f"{label}是 {kind or '未知'} 格式，请上传 JPG、PNG 或 WebP 照片", field="photos")
+        raise InvalidError(
+            N_('The photo "{name}" is in {kind} format: upload JPG, PNG or WebP photos'),
+            field="photos",
+            name=name,
+            kind=kind,
+        )
     lat = _degrees(gps.get(2), gps.get(1)) if gps else None
     lng = _degrees(gps.get(4), gps.get(3)) if gps else None
     return Photo(PHOTO_TYPES[kind], width, height, lat, lng)
@@ -573,9 +599,9 @@ def photo_report(
     """随申拍 and patrols: check every photo, take the position from the device or else from the first photo
     with EXIF GPS, take the report in and only then store the photos (a refused report leaves nothing)."""
     if photos_required and not uploads:
-        raise InvalidError("请至少上传一张现场照片", field="photos")
+        raise InvalidError(N_("Upload at least one photo of the scene"), field="photos")
     if len(uploads) > MAX_PHOTOS:
-        raise InvalidError(f"最多上传 {MAX_PHOTOS} 张照片", field="photos")
+        raise InvalidError(N_("Upload at most {count} photos"), field="photos", count=MAX_PHOTOS)
     checked = [(u, check_photo(u.data, u.name or "photo", settings.max_upload_bytes)) for u in uploads]
     if report.lat is None and report.lng is None:
         located = next((p for _u, p in checked if p.lat is not None and p.lng is not None), None)
@@ -881,7 +907,7 @@ def _dispatch(
 ) -> None:
     rule = matching_rule(router.rules, order)
     if rule is None:
-        raise ConflictError("no routing rule matches this order; add a catch-all rule", field="category_code")
+        raise ConflictError(N_("no routing rule matches this order; add a catch-all rule"), field="category_code")
     before = order.status
     order.lead_unit = unit_for(settings, order, rule.lead_level, rule.lead_department_key, router)
     order.assisting_units = [unit_for(settings, order, rule.lead_level, k, router) for k in rule.assisting]
@@ -947,15 +973,17 @@ def complete_task(
     session.refresh(order, with_for_update=True)
     task = session.scalar(select(IncidentTask).where(IncidentTask.order_id == order.id, IncidentTask.key == key))
     if task is None:
-        raise NotFoundError(f"no task {key!r} in this incident", field="key")
+        raise NotFoundError(N_("no task {key!r} in this incident"), field="key", key=key)
     if not actor.allows(HANDLE, unit_tenant(task.unit), task.unit):
-        raise ForbiddenError("this task belongs to another unit", field="key")
+        raise ForbiddenError(N_("this task belongs to another unit"), field="key")
     if task.status == "done":
-        raise ConflictError(f"{task.name} is already done", field="key")
+        raise ConflictError(N_("{task} is already done"), field="key", task=task.name)
     if order.status not in ("dispatched", "signed"):
-        raise ConflictError(f"an incident that is {order.status} takes no more reports", field="order_id")
+        raise ConflictError(
+            N_("an incident that is {status} takes no more reports"), field="order_id", status=order.status
+        )
     if len(note.strip()) < 2:
-        raise InvalidError("请写明处置情况", field="note")
+        raise InvalidError(N_("Say how it was handled"), field="note")
     task.status, task.done_at, task.done_by, task.note = "done", utcnow(), actor.display_name, note.strip()
     session.flush()
     _history(session, order, actor, "supervise", order.status, f"{task.name}：{task.note}")
@@ -978,7 +1006,7 @@ def get_order(session: Session, order_id: uuid.UUID) -> WorkOrder:
     request loads its order through ``find_order`` and the access rule (``workorders.access``)."""
     order = find_order(session, order_id)
     if order is None:
-        raise NotFoundError("no such work order", field="order_id")
+        raise NotFoundError(N_("no such work order"), field="order_id")
     return order
 
 
@@ -1054,19 +1082,24 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
     session.refresh(order, with_for_update=True)
     if step.action in UNIT_ACTIONS:
         if not is_unit_member(actor, order):
-            raise ForbiddenError("this order belongs to another unit", field="order_id")
+            raise ForbiddenError(N_("this order belongs to another unit"), field="order_id")
     elif step.action in REPORTER_ACTIONS and is_reporter(actor, order):
         pass
     elif step.action == "rate":
-        raise ForbiddenError("only the reporter rates the answer", field="action")
+        raise ForbiddenError(N_("only the reporter rates the answer"), field="action")
     elif step.action in CENTRE_ACTIONS:
         if not actor.allows(DISPATCH, order.tenant_code, None):
-            raise ForbiddenError("only the operations centre does this", field="action")
+            raise ForbiddenError(N_("only the operations centre does this"), field="action")
     else:
-        raise InvalidError(f"unknown action {step.action!r}", field="action")
+        raise InvalidError(N_("unknown action {action!r}"), field="action", action=step.action)
     key = (order.status, step.action)
     if key not in TRANSITIONS:
-        raise ConflictError(f"an order that is {order.status} cannot be {step.action}ed", field="action")
+        raise ConflictError(
+            N_("an order that is {status} cannot be {action}ed"),
+            field="action",
+            status=order.status,
+            action=step.action,
+        )
     before = order.status
     handler = _HANDLERS.get(step.action)
     if handler is not None:
@@ -1090,11 +1123,9 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
     return order
 
 
-def _need_note(step: Step, what: str) -> str:
-    note = step.note.strip()
-    if len(note) < 2:
-        raise InvalidError(f"请写明{what}", field="note")
-    return note
+def _short(step: Step) -> bool:
+    """Whether the step's note is too short to say anything (a reason or a reply needs one)."""
+    return len(step.note.strip()) < 2
 
 
 def _sign(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
@@ -1102,7 +1133,8 @@ def _sign(session: Session, settings: Settings, order: WorkOrder, actor: Princip
 
 
 def _return(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
-    _need_note(step, "退单理由")
+    if _short(step):
+        raise InvalidError(N_("Give the reason for returning the order"), field="note")
     limits = limits_of(session, get_category(session, order.category_code or ""))
     dispatched = session.scalar(
         select(WorkOrderEvent.at)
@@ -1111,23 +1143,28 @@ def _return(session: Session, settings: Settings, order: WorkOrder, actor: Princ
         .limit(1)
     )
     if dispatched and utcnow() > _end_of_working_day(settings, dispatched, int(limits.get("return_days", 2))):
-        raise ConflictError("已超过退单时限，请办理或申请转派", field="action")
+        raise ConflictError(
+            N_("The time for returning this order has passed: handle it or ask for a transfer"), field="action"
+        )
     order.returns += 1
 
 
 def _extend(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
-    _need_note(step, "延期理由")
+    if _short(step):
+        raise InvalidError(N_("Give the reason for the extension"), field="note")
     limits = limits_of(session, get_category(session, order.category_code or ""))
     allowed = int(limits.get("extension_days", 10))
     if not 1 <= step.days <= allowed:
-        raise InvalidError(f"延期天数应为 1 到 {allowed} 个工作日", field="days")
+        raise InvalidError(N_("An extension is 1 to {allowed} working days"), field="days", allowed=allowed)
     start = order.reply_due or utcnow()
     order.reply_due = _end_of_working_day(settings, start, step.days)
     order.conclude_due = max(order.conclude_due or order.reply_due, order.reply_due)
 
 
 def _reply(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
-    order.reply = _need_note(step, "答复内容")
+    if _short(step):
+        raise InvalidError(N_("Write the reply"), field="note")
+    order.reply = step.note.strip()
     order.replied_at = utcnow()
     _tell(session, order, "已答复", order.reply)
 
@@ -1139,7 +1176,7 @@ def _close(session: Session, settings: Settings, order: WorkOrder, actor: Princi
 
 def _visit(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
     if step.satisfaction is None or not 1 <= step.satisfaction <= 5:
-        raise InvalidError("满意度应为 1（很不满意）到 5（很满意）", field="satisfaction")
+        raise InvalidError(N_("Satisfaction is from 1 (very dissatisfied) to 5 (very satisfied)"), field="satisfaction")
     order.satisfaction = step.satisfaction
     order.closed_at = order.closed_at or utcnow()  # the reporter's own rating of a reply closes it too
 
@@ -1147,7 +1184,9 @@ def _visit(session: Session, settings: Settings, order: WorkOrder, actor: Princi
 def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
     if step.action == "reopen":
         if order.reopened >= 1 or (order.satisfaction or 5) > 2:
-            raise ConflictError("只有不满意的工单可以重办一次", field="action")
+            raise ConflictError(
+                N_("Only an order rated unsatisfactory is handled again, and only once"), field="action"
+            )
         order.reopened += 1
         order.replied_at = order.closed_at = None
         order.reply = ""
@@ -1156,13 +1195,17 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
         category = router.leaf(step.category_code)
         order.category_code, order.category_confidence, order.classified_by = category.code, 1.0, "triage"
     if order.category_code is None:
-        raise InvalidError("请选择工单分类", field="category_code")
+        raise InvalidError(N_("Choose the order's category"), field="category_code")
     if step.action == "transfer":
         if not step.unit:
-            raise InvalidError("请选择转派单位", field="unit")
+            raise InvalidError(N_("Choose the unit to transfer to"), field="unit")
         # only to a unit serving the order's district (or the city's): never into another district's hands
         if step.unit not in {code for code, _name in transfer_targets(session, settings, order)}:
-            raise InvalidError(f"不能转派至 {step.unit}：请选择本区或市级的单位", field="unit")
+            raise InvalidError(
+                N_("Cannot transfer to {unit}: choose a unit of this district or of the city"),
+                field="unit",
+                unit=step.unit,
+            )
         before = order.status
         order.lead_unit = step.unit
         order.status = "dispatched"
@@ -1174,16 +1217,22 @@ def _reroute(session: Session, settings: Settings, order: WorkOrder, actor: Prin
 
 def _merge(session: Session, settings: Settings, order: WorkOrder, actor: Principal, step: Step) -> None:
     if step.target is None or step.target == order.id:
-        raise InvalidError("请选择要合并到的工单", field="target")
+        raise InvalidError(N_("Choose the order to merge into"), field="target")
     # The target is an existing order that the merge writes to: the same answer when it does not exist as
     # when the actor may not know it does, and only its own operations centre merges into it.
     target = find_order(session, step.target)
     if target is None or not may_see(actor, target):
-        raise NotFoundError("no such work order", field="target")
+        raise NotFoundError(N_("no such work order"), field="target")
     if not actor.allows(DISPATCH, target.tenant_code, None):
-        raise ForbiddenError(f"工单 {target.number} 属于其他运行中心，不能合并", field="target")
+        raise ForbiddenError(
+            N_("Order {number} belongs to another operations centre: it cannot be merged into"),
+            field="target",
+            number=target.number,
+        )
     if target.status not in OPEN:
-        raise ConflictError(f"工单 {target.number} 已办结，不能合并", field="target")
+        raise ConflictError(
+            N_("Order {number} is concluded: it cannot be merged into"), field="target", number=target.number
+        )
     order.merged_into = target.id
     _history(session, target, actor, "supervise", target.status, f"合并工单 {order.number}")
 
@@ -1230,7 +1279,7 @@ def add_note(session: Session, order_id: uuid.UUID, note: str) -> WorkOrder:
     """Record what another part of the system learnt about an order (its sensor warning eased or cleared …) in
     the order's history; the order's status and deadlines are unchanged."""
     if not note.strip():
-        raise InvalidError("a note needs text", field="note")
+        raise InvalidError(N_("a note needs text"), field="note")
     order = get_order(session, order_id)
     _history(session, order, None, "note", order.status, note.strip())
     return order
@@ -1306,23 +1355,27 @@ def check_rule(session: Session, settings: Settings, index: RegionIndex, spec: R
     that does not exist."""
     spec.name = spec.name.strip()
     if not 2 <= len(spec.name) <= 100:
-        raise InvalidError("规则名称应为 2 到 100 个字", field="name")
+        raise InvalidError(
+            N_("A rule's name has {min_length} to {max_length} characters"), field="name", min_length=2, max_length=100
+        )
     spec.category_prefix = spec.category_prefix.strip()
     if spec.category_prefix and not any(c.startswith(spec.category_prefix) for c in Router(session).categories):
-        raise InvalidError(f"没有以 {spec.category_prefix} 开头的分类", field="category_prefix")
+        raise InvalidError(N_("No category starts with {prefix}"), field="category_prefix", prefix=spec.category_prefix)
     spec.area_prefix = spec.area_prefix.strip()
     if spec.area_prefix and not any(code.startswith(spec.area_prefix) for code in index.regions):
-        raise InvalidError(f"没有以 {spec.area_prefix} 开头的行政区划", field="area_prefix")
+        raise InvalidError(N_("No division starts with {prefix}"), field="area_prefix", prefix=spec.area_prefix)
     if spec.lead_level not in LEVELS:
-        raise InvalidError("牵头层级应为 city、district 或 township", field="lead_level")
+        raise InvalidError(N_("The lead level is city, district or township"), field="lead_level")
     spec.keywords = sorted({k.strip() for k in spec.keywords if k.strip()})
     spec.lead_department_key = spec.lead_department_key.strip()
     spec.assisting = [k.strip() for k in spec.assisting if k.strip()]
     known = {key for key, _name in department_keys(session, settings)}
     for name, keys in (("lead_department_key", [spec.lead_department_key]), ("assisting", spec.assisting)):
-        unknown = [k or "（空）" for k in keys if k not in known]
+        unknown = [k for k in keys if k not in known]
+        if "" in unknown:
+            raise InvalidError(N_("Choose a department"), field=name)
         if unknown:
-            raise InvalidError(f"未知的部门：{'、'.join(unknown)}", field=name)
+            raise InvalidError(N_("Unknown departments: {departments}"), field=name, departments=", ".join(unknown))
     return spec
 
 
@@ -1338,7 +1391,7 @@ def save_rule(
     else:
         found = session.get(RoutingRule, rule_id)
         if found is None:
-            raise NotFoundError("no such rule", field="rule_id")
+            raise NotFoundError(N_("no such rule"), field="rule_id")
         rule = found
     for name, value in vars(spec).items():
         setattr(rule, name, value)
@@ -1350,7 +1403,7 @@ def delete_rule(session: Session, rule_id: int) -> None:
     """Remove a rule (the orders it dispatched keep its name in their history)."""
     rule = session.get(RoutingRule, rule_id)
     if rule is None:
-        raise NotFoundError("no such rule", field="rule_id")
+        raise NotFoundError(N_("no such rule"), field="rule_id")
     session.delete(rule)
     session.flush()
 
@@ -1360,7 +1413,7 @@ def move_rule(session: Session, rule_id: int, offset: int) -> list[RoutingRule]:
     ordered = list(session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)))
     at = next((i for i, r in enumerate(ordered) if r.id == rule_id), None)
     if at is None:
-        raise NotFoundError("no such rule", field="rule_id")
+        raise NotFoundError(N_("no such rule"), field="rule_id")
     rule = ordered.pop(at)
     ordered.insert(min(max(at + offset, 0), len(ordered)), rule)
     for position, each in enumerate(ordered, start=1):
@@ -1391,7 +1444,7 @@ def try_route(
     category = router.leaf(category_code)
     region = index.get(area.strip()) if area.strip() else None
     if area.strip() and region is None:
-        raise InvalidError(f"no division {area!r}", field="area")
+        raise InvalidError(N_("no division {code!r}"), field="area", code=area)
     chain = [*index.ancestors(region.code), region] if region else []
     by_level = {r.level: r.code for r in chain}
     probe = WorkOrder(
@@ -1428,7 +1481,7 @@ def load_categories(session: Session, rows: list[dict[str, Any]]) -> int:
     """Create or update categories (parents before children)."""
     for row in sorted(rows, key=lambda r: (int(r["level"]), r["code"])):
         if row.get("parent_code") and session.get(Category, row["parent_code"]) is None:
-            raise InvalidError(f"category {row['code']} names an unknown parent", field="parent_code")
+            raise InvalidError(N_("category {code} names an unknown parent"), field="parent_code", code=row["code"])
         existing = session.get(Category, row["code"])
         if existing is None:
             session.add(Category(**row))
@@ -1446,7 +1499,9 @@ def load_rules(session: Session, rows: list[dict[str, Any]]) -> int:
     session.flush()
     for row in rows:
         if row.get("lead_level") not in LEVELS:
-            raise InvalidError(f"rule {row.get('name')!r}: lead_level is city, district or township", field="rules")
+            raise InvalidError(
+                N_("rule {name!r}: lead_level is city, district or township"), field="rules", name=row.get("name")
+            )
         session.add(RoutingRule(**row))
     session.flush()
     return len(rows)
@@ -1602,19 +1657,19 @@ def _coordinate(value: str | None, name: str) -> float | None:
     try:
         return float(value)
     except ValueError as exc:
-        raise InvalidError(f"{name} 应为数字（WGS-84 经纬度）", field=name) from exc
+        raise InvalidError(N_("{name} must be a number (WGS-84 degrees)"), field=name, name=name) from exc
 
 
 def centre_district(principal: Principal, district: str | None) -> str | None:
     """The district an operations-centre view shows: any (or the city, None) for a city-wide operator, and
     always the operator's own for a district's."""
     if not principal.has_action(DISPATCH):
-        raise ForbiddenError("this view is for the operations centre", field="district")
+        raise ForbiddenError(N_("this view is for the operations centre"), field="district")
     if principal.city_wide(DISPATCH):
         return district or None
     tenants = [t for t in principal.tenants_for(DISPATCH) or () if t]
     if district in tenants:
         return district
     if len(tenants) != 1:
-        raise ForbiddenError("name the district you serve", field="district")
+        raise ForbiddenError(N_("name the district you serve"), field="district")
     return tenants[0]

@@ -201,7 +201,9 @@ def test_the_region_api_is_public_and_validates_points(client: httpx.Client) -> 
     assert len(districts) == 16
     located = client.get("/api/v1/regions/locate", params={"lng": 121.4737, "lat": 31.2304}).json()
     assert located["district"]["name"] == "黄浦区"
-    swapped = client.get("/api/v1/regions/locate", params={"lng": 31.2304, "lat": 121.4737})
+    swapped = client.get(
+        "/api/v1/regions/locate", params={"lng": 31.2304, "lat": 121.4737}, headers={"Accept-Language": "en"}
+    )
     assert swapped.status_code == 422
     assert swapped.json()["errors"][0]["field"] == "lat"
     assert "swapped" in swapped.json()["detail"]

@@ -13,6 +13,7 @@ from shgov.core.calendar.service import DayRule, ScheduleError, WorkingCalendar,
 from shgov.core.deps import SessionDep
 from shgov.core.errors import FieldError, Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_, gettext, request_locale
 from shgov.core.identity import permissions as perm
 from shgov.core.identity.deps import CurrentPrincipal, audit, require_action
 from shgov.core.identity.permissions import Principal
@@ -74,10 +75,11 @@ def add(principal: CurrentPrincipal, start: date, n: Annotated[int, Query(ge=0, 
 
 
 @router.get("/between", response_model=BetweenOut)
-def between(principal: CurrentPrincipal, a: date, b: date) -> BetweenOut:
+def between(request: Request, principal: CurrentPrincipal, a: date, b: date) -> BetweenOut:
     """How many working days lie in (a, b]."""
     if abs((b - a).days) > 3660:
-        raise Problem("validation-failed", detail="at most ten years apart", errors=[FieldError("b", "too far from a")])
+        errors = [FieldError("b", gettext(N_("too far from a"), request_locale(request)))]
+        raise Problem("validation-failed", detail=N_("at most ten years apart"), errors=errors)
     return BetweenOut(a=a, b=b, working_days=default_calendar().working_days_between(a, b))
 
 
@@ -97,14 +99,15 @@ def put_year(
 ) -> YearOut:
     """Load (replace) the holiday schedule of ``year``; it overrides the built-in schedule."""
     if not 1990 <= year <= 2100:
-        raise Problem("validation-failed", detail="year out of range", errors=[FieldError("year", "1990–2100")])
+        raise Problem("validation-failed", detail=N_("year out of range"), errors=[FieldError("year", "1990–2100")])
     if principal.tenants_for(perm.CALENDAR_LOAD) is not None:
-        raise Problem("forbidden", detail="The holiday schedule is city-wide: platform administrators load it.")
+        raise Problem("forbidden", detail=N_("The holiday schedule is city-wide: platform administrators load it."))
     rules = [DayRule(d.date, d.kind == "workday", d.name) for d in body.days]
     try:
         count = load_year(session, year, rules)
-    except ScheduleError as exc:
-        raise Problem("validation-failed", detail=str(exc), errors=[FieldError("days", str(exc))]) from exc
+    except ScheduleError as exc:  # a 422 naming the days
+        exc.field = "days"
+        raise
     audit(
         request,
         principal,

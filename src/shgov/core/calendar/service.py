@@ -25,6 +25,8 @@ from sqlalchemy import Boolean, Date, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shgov.core.db import Base, utcnow
+from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 from shgov.core.settings import Settings
 
 log = logging.getLogger("shgov.calendar")
@@ -50,7 +52,7 @@ class DayRule:
     name: str = ""
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InvalidError, ValueError):
     """A schedule to load is inconsistent (wrong year, duplicate day, pointless entry)."""
 
 
@@ -201,18 +203,22 @@ def parse_schedule(text: str) -> list[DayRule]:
         if not row or row[0].strip().startswith("#") or row[0].strip().lower() == "date":
             continue
         if len(row) < 2:
-            raise ScheduleError(f"line {line_no}: expected date,kind[,name]")
+            raise ScheduleError(N_("line {line}: expected date,kind[,name]"), line=line_no)
         try:
             day = date.fromisoformat(row[0].strip())
         except ValueError as exc:
-            raise ScheduleError(f"line {line_no}: {row[0]!r} is not a date (YYYY-MM-DD)") from exc
+            raise ScheduleError(
+                N_("line {line}: {value!r} is not a date (YYYY-MM-DD)"), line=line_no, value=row[0]
+            ) from exc
         kind = row[1].strip().lower()
         if kind in ("holiday", "休", "off"):
             is_workday = False
         elif kind in ("workday", "班", "work"):
             is_workday = True
         else:
-            raise ScheduleError(f"line {line_no}: kind must be holiday or workday, not {row[1]!r}")
+            raise ScheduleError(
+                N_("line {line}: kind must be holiday or workday, not {kind!r}"), line=line_no, kind=row[1]
+            )
         rules.append(DayRule(day, is_workday, row[2].strip() if len(row) > 2 else ""))
     return rules
 
@@ -222,9 +228,9 @@ def load_year(session: Session, year: int, rules: list[DayRule]) -> int:
     seen: set[date] = set()
     for rule in rules:
         if rule.day.year != year:
-            raise ScheduleError(f"{rule.day} is not in {year}")
+            raise ScheduleError(N_("{day} is not in {year}"), day=rule.day, year=year)
         if rule.day in seen:
-            raise ScheduleError(f"{rule.day} appears twice")
+            raise ScheduleError(N_("{day} appears twice"), day=rule.day)
         seen.add(rule.day)
     session.execute(
         delete(WorkdayOverride).where(

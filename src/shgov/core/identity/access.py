@@ -12,6 +12,7 @@ from fastapi import Depends
 from sqlalchemy.orm import Session
 
 from shgov.core.errors import Problem
+from shgov.core.i18n import N_
 from shgov.core.identity import permissions as perm
 from shgov.core.identity.deps import CurrentPrincipal, visible
 from shgov.core.identity.models import AccessGrant, User
@@ -58,7 +59,11 @@ async def manageable_user(principal: CurrentPrincipal, user: ReadableUser) -> Us
     """The account named by ``user_id`` when the caller may manage it: 404 when they may not see it, 403 when
     they may see but not manage it."""
     if not may_manage_user(principal, user):
-        raise Problem("forbidden", detail=f"This needs the permission {perm.USER_MANAGE} for this object.")
+        raise Problem(
+            "forbidden",
+            detail=N_("This needs the permission {action} for this object."),
+            params={"action": perm.USER_MANAGE},
+        )
     return user
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
 from sqlalchemy.orm import Session
@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from shgov.core.db import utcnow
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
-from shgov.core.errors import FieldError, Problem, problem_response
+from shgov.core.errors import FieldError, Problem, problem_response, render
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_, gettext, request_locale
 from shgov.core.identity import permissions as perm
 from shgov.core.identity import proofing, schemas, throttle
 from shgov.core.identity import service as identity
@@ -76,12 +77,15 @@ def user_out(session: Session, principal: Principal, user: User) -> schemas.User
 # -- OAuth 2.0 ---------------------------------------------------------------------------------------
 
 
-def _oauth_error(error: str, detail: str, status_slug: str = "bad-request") -> Problem:
+def _oauth_error(error: str, detail: str, status_slug: str = "bad-request", **params: Any) -> Problem:
     # Problem details with the RFC 6749 ``error`` member, so OAuth clients and problem clients both understand.
+    # ``detail`` is a message id (translated); ``error_description`` stays English, for the client's developer.
     headers = {"Cache-Control": "no-store"}
     if status_slug == "unauthenticated":
         headers["WWW-Authenticate"] = 'Basic realm="shgov"'
-    return Problem(status_slug, detail=detail, extra={"error": error, "error_description": detail}, headers=headers)
+    description = render(detail, params, "en")
+    extra = {"error": error, "error_description": description}
+    return Problem(status_slug, detail=detail, params=params, extra=extra, headers=headers)
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -92,23 +96,25 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise _oauth_error("invalid_client", "Malformed Basic credentials.", "unauthenticated") from exc
+        raise _oauth_error("invalid_client", N_("Malformed Basic credentials."), "unauthenticated") from exc
     client_id, _, secret = decoded.partition(":")
     return client_id, secret
 
 
 def _throttled(retry_after: int) -> Problem:
     # 429 with Retry-After, the same for every name typed (it says nothing about whether an account exists).
-    detail = f"Too many failed sign-ins from here or for this name; try again in {retry_after} seconds."
+    detail = N_("Too many failed sign-ins from here or for this name; try again in {retry_after} seconds.")
+    params = {"retry_after": retry_after}
     return Problem(
         "too-many-requests",
         detail=detail,
-        extra={"error": "slow_down", "error_description": detail, "retry_after": retry_after},
+        params=params,
+        extra={"error": "slow_down", "error_description": render(detail, params, "en"), "retry_after": retry_after},
         headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
     )
 
 
-WRONG_CREDENTIALS = "The credentials are wrong."
+WRONG_CREDENTIALS = N_("The credentials are wrong.")
 
 
 @router.post("/auth/token", response_model=schemas.TokenOut, summary="OAuth 2.0 token endpoint")
@@ -129,16 +135,18 @@ def token(
     kinds: tuple[str, ...]
     if grant_type == "password":
         if not username or not password:
-            raise _oauth_error("invalid_request", "username and password are required")
+            raise _oauth_error("invalid_request", N_("username and password are required"))
         login, secret, kinds = username, password, ("citizen", "enterprise", "staff")
     elif grant_type == "client_credentials":
         basic = _basic_credentials(request)
         login, secret = basic if basic else (client_id or "", client_secret or "")
         if not login or not secret:
-            raise _oauth_error("invalid_client", "client credentials are required", "unauthenticated")
+            raise _oauth_error("invalid_client", N_("client credentials are required"), "unauthenticated")
         kinds = ("client",)
     else:
-        raise _oauth_error("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        raise _oauth_error(
+            "unsupported_grant_type", N_("grant_type {grant_type!r} is not supported"), grant_type=grant_type
+        )
     result = identity.authenticate(
         db,
         settings.security,
@@ -161,7 +169,7 @@ def token(
         if result.public_reason == "throttled":
             raise _throttled(result.retry_after)
         if result.public_reason == "second_factor":
-            detail = "This account needs a code from its authenticator app: send it as totp."
+            detail = N_("This account needs a code from its authenticator app: send it as totp.")
             raise Problem(
                 "bad-request",
                 detail=detail,
@@ -197,11 +205,13 @@ def _revoking_client(
             try:
                 return bearer_principal(request, session, raw.strip())[0].user_id
             except Problem as exc:
-                raise _oauth_error("invalid_client", "The bearer token is invalid.", "unauthenticated") from exc
+                raise _oauth_error("invalid_client", N_("The bearer token is invalid."), "unauthenticated") from exc
     basic = _basic_credentials(request)
     login, secret = basic if basic else (form_id, form_secret)
     if not login or not secret:
-        raise _oauth_error("invalid_client", "Authenticate: a bearer token or client credentials.", "unauthenticated")
+        raise _oauth_error(
+            "invalid_client", N_("Authenticate: a bearer token or client credentials."), "unauthenticated"
+        )
     result = identity.authenticate(db, settings.security, login, secret, kinds=("client",), address=client_ip(request))
     if result.public_reason == "throttled":
         raise _throttled(result.retry_after)
@@ -295,7 +305,7 @@ def create_user(
         department = orgs.find_department(session, body.department_code)
         tenant = department.tenant_code if department else None
     if not principal.allows(perm.USER_MANAGE, tenant, body.department_code):
-        raise Problem("forbidden", detail="You may not create accounts there.")
+        raise Problem("forbidden", detail=N_("You may not create accounts there."))
     user = identity.create_user(session, **body.model_dump())
     audit(
         request,
@@ -344,7 +354,7 @@ def disable(
 ) -> Response:
     """Disable an account: it cannot sign in, and its tokens and browser sessions end now."""
     if user.id == principal.user_id:
-        raise Problem("conflict", detail="You cannot disable your own account.")
+        raise Problem("conflict", detail=N_("You cannot disable your own account."))
     ended = identity.set_active(session, user.id, False)
     audit(
         request,
@@ -392,7 +402,8 @@ def proof_identity(
     document = proofing.Document(body.document_type, body.name, body.id_number, body.credit_code)
     refused = proofing.proof_in_person(session, settings, principal, user, document, reason=body.reason, channel="api")
     if refused is not None:  # answered, not raised: the refusal's record and count commit with this request
-        problem = Problem("validation-failed", detail=refused, errors=[FieldError("name", refused)])
+        errors = [FieldError("name", gettext(refused, request_locale(request)))]
+        problem = Problem("validation-failed", detail=refused, errors=errors)
         return problem_response(request, problem)
     return user_out(session, principal, user)
 
@@ -419,8 +430,8 @@ def change_password(
         audit(request, principal, "identity.password.change", outcome="denied", object_type="user")
         raise Problem(
             "validation-failed",
-            detail="The current password is wrong.",
-            errors=[FieldError("current_password", "is wrong")],
+            detail=N_("The current password is wrong."),
+            errors=[FieldError("current_password", gettext(N_("is wrong"), request_locale(request)))],
         )
     with db.session() as session:
         ended = identity.set_password(session, principal.user_id, new_hash)
@@ -464,8 +475,8 @@ def turn_off_totp(
     if not body.code and not body.password:
         raise Problem(
             "validation-failed",
-            detail="Give a current code or your password.",
-            errors=[FieldError("code", "give a current code or your password")],
+            detail=N_("Give a current code or your password."),
+            errors=[FieldError("code", gettext(N_("give a current code or your password"), request_locale(request)))],
         )
     result = identity.turn_off_totp(
         db,
@@ -489,9 +500,11 @@ def turn_off_totp(
         if result.public_reason == "throttled":
             raise _throttled(result.retry_after)
         if result.reason == "no_factor":
-            raise Problem("conflict", detail="This account has no second factor to turn off.")
+            raise Problem("conflict", detail=N_("This account has no second factor to turn off."))
         field = "code" if body.code else "password"
-        raise Problem("validation-failed", detail=f"The {field} is wrong.", errors=[FieldError(field, "is wrong")])
+        wrong = N_("The code is wrong.") if body.code else N_("The password is wrong.")
+        errors = [FieldError(field, gettext(N_("is wrong"), request_locale(request)))]
+        raise Problem("validation-failed", detail=wrong, errors=errors)
     audit(request, principal, "identity.totp.off", object_type="user", object_id=str(principal.user_id))
     return Response(status_code=204)
 
@@ -510,9 +523,13 @@ def reset_password(
     password, shown this once; every token and browser session of the account ends, and its sign-in delay is
     lifted. Audited with the reason."""
     if user.id == principal.user_id:
-        raise Problem("conflict", detail="Change your own password with your current one (PUT /identity/me/password).")
+        raise Problem(
+            "conflict", detail=N_("Change your own password with your current one (PUT /identity/me/password).")
+        )
     if user.kind == "client":
-        raise Problem("conflict", detail="A system client gets a new secret by being created again, not by a reset.")
+        raise Problem(
+            "conflict", detail=N_("A system client gets a new secret by being created again, not by a reset.")
+        )
     require_authority_over(principal, identity.held_by(session, user.id), via=perm.USER_MANAGE)
     temporary = identity.temporary_password()
     ended = identity.reset_password(session, user.id, identity.hash_secret(temporary), settings.security)
@@ -564,8 +581,8 @@ def assign(
         if department is None:
             raise Problem(
                 "validation-failed",
-                detail="No such department.",
-                errors=[FieldError("department_code", "does not exist")],
+                detail=N_("No such department."),
+                errors=[FieldError("department_code", gettext(N_("does not exist"), request_locale(request)))],
             )
         tenant_code = department.tenant_code
     scope = Scope(tenant_code, body.department_code, body.include_subtenants)
@@ -681,7 +698,7 @@ def create_grant(
     """The owning department (or an administrator above it) lets another department act on its objects."""
     owner = orgs.find_department(session, body.owner_department_code)
     if owner is None:
-        raise Problem("forbidden", detail="You may grant access only to your own department's objects.")
+        raise Problem("forbidden", detail=N_("You may grant access only to your own department's objects."))
     actions = identity.checked_actions(body.actions)
     require_delegation(principal, actions, Scope(owner.tenant_code, owner.code), via=perm.GRANT_MANAGE)
     grant = identity.create_grant(session, created_by=principal.user_id, **body.model_dump())

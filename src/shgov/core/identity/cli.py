@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from shgov.core.cli import console, fail, load_settings, open_database
 from shgov.core.errors import DomainError, ForbiddenError, Problem
+from shgov.core.i18n import DEFAULT_LOCALE, N_, gettext
 from shgov.core.identity import proofing
 from shgov.core.identity.access import may_proof_account
 from shgov.core.identity.deps import access
@@ -44,7 +45,7 @@ def proof_command(
         with db.session() as session:
             principal = principal_by_username(session, clerk, auth_method="cli")
             if principal is None or principal.kind != "staff":
-                raise ForbiddenError(f"{clerk} is not a staff account", field="clerk")
+                raise ForbiddenError(N_("{clerk} is not a staff account"), field="clerk", clerk=clerk)
             user = access(
                 session, principal, session.scalar(select(User).where(User.username == username)), may_proof_account
             )
@@ -55,11 +56,11 @@ def proof_command(
     except DomainError as exc:
         fail(f"not bound: {exc.message}", 2)
     except Problem as exc:  # the access helper's 404: no such person account
-        fail(f"not bound: no citizen or enterprise account {username!r} ({exc.detail})", 2)
+        fail(f"not bound: no citizen or enterprise account {username!r} ({exc.detail_in('en')})", 2)
     finally:
         db.dispose()
     if refused is not None:
-        fail(f"not bound: {refused}", 2)
+        fail(f"not bound: {gettext(refused, DEFAULT_LOCALE)}", 2)  # the clerk's language, as at the window
     console.print(f"{username}: identity bound by in-person proofing ({document_type}, checked by {clerk})")
 
 

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 
 from shgov.core.errors import Problem
+from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal, Scope, is_by_name_only
 
 ALL = "*"
@@ -53,7 +54,8 @@ def require_not_self(principal: Principal, holder: uuid.UUID, actions: Iterable[
     if holder == principal.user_id and named:
         raise Problem(
             "forbidden",
-            detail="Nobody gives themselves an action given by name only: " + ", ".join(named),
+            detail=N_("Nobody gives themselves an action given by name only: {actions}"),
+            params={"actions": ", ".join(named)},
             extra={"missing_actions": named},
         )
 
@@ -71,7 +73,8 @@ def require_delegation(
     if missing:
         raise Problem(
             "forbidden",
-            detail="You may hand on only what you hold yourself within that scope; missing: " + ", ".join(missing),
+            detail=N_("You may hand on only what you hold yourself within that scope; missing: {actions}"),
+            params={"actions": ", ".join(missing)},
             extra={"missing_actions": missing},
         )
 
@@ -94,7 +97,7 @@ def require_credential(
         require_delegation(principal, actions, within, via=None, takeover=True)
         return
     if via is None:
-        raise Problem("forbidden", detail="You may issue credentials only for your own account here.")
+        raise Problem("forbidden", detail=N_("You may issue credentials only for your own account here."))
     require_delegation(principal, actions, within, via=via, takeover=True)
 
 
@@ -108,7 +111,7 @@ def require_authority_over(principal: Principal, held: Iterable[tuple[Iterable[s
     if missing:
         raise Problem(
             "forbidden",
-            detail="This account holds more than you do; ask an administrator who holds it all. Missing: "
-            + ", ".join(sorted(missing)),
+            detail=N_("This account holds more than you do; ask an administrator who holds it all. Missing: {actions}"),
+            params={"actions": ", ".join(sorted(missing))},
             extra={"missing_actions": sorted(missing)},
         )

@@ -28,6 +28,7 @@ from shgov.core.audit.service import AuditEntry, GroupCommit
 from shgov.core.db import utcnow
 from shgov.core.deps import SessionDep, get_database, get_settings
 from shgov.core.errors import Problem
+from shgov.core.i18n import N_
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.service import load_principal, start_web_session, token_holder, user_for_web_session
 from shgov.core.orgs.service import tenant_parents
@@ -74,7 +75,7 @@ async def check_csrf(request: Request, settings: Settings, cookie_value: str, pu
     """Refuse (403) an unsafe request whose CSRF token does not match the cookie."""
     submitted = await _submitted_csrf(request)
     if not submitted or not hmac.compare_digest(submitted, csrf_token(settings, cookie_value, purpose)):
-        raise Problem("forbidden", detail="The CSRF token is missing or wrong; reload the page and try again.")
+        raise Problem("forbidden", detail=N_("The CSRF token is missing or wrong; reload the page and try again."))
 
 
 def ensure_anon_cookie(request: Request, response: Response, settings: Settings) -> str:
@@ -106,7 +107,7 @@ def bearer_token(request: Request) -> str:
     """The token of the request's ``Authorization: Bearer`` header; 401 when it has none."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise _unauthenticated("Use an Authorization: Bearer token.")
+        raise _unauthenticated(N_("Use an Authorization: Bearer token."))
     return credentials.strip()
 
 
@@ -114,7 +115,7 @@ def bearer_principal(request: Request, session: Session, raw: str) -> tuple[Prin
     """Who a bearer token stands for and when it expires; 401 when it is invalid, expired or revoked."""
     held = token_holder(session, raw)
     if held is None:
-        raise _unauthenticated("The token is invalid, expired or revoked.")
+        raise _unauthenticated(N_("The token is invalid, expired or revoked."))
     user, expires_at = held
     return load_principal(session, user, get_tenant_parents(request, session), "bearer"), expires_at
 
@@ -152,7 +153,7 @@ def actor_of(request: Request, principal: Principal) -> capture.Actor:
 async def require_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     """The authenticated caller; 401 when there is none."""
     if principal is None:
-        raise _unauthenticated("Sign in or send a bearer token.")
+        raise _unauthenticated(N_("Sign in or send a bearer token."))
     return principal
 
 
@@ -165,7 +166,7 @@ def require_action(action: str) -> Callable[..., Any]:
 
     async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.has_action(action):
-            raise Problem("forbidden", detail=f"This needs the permission {action}.")
+            raise Problem("forbidden", detail=N_("This needs the permission {action}."), params={"action": action})
         return principal
 
     return check
@@ -177,7 +178,7 @@ def require_action(action: str) -> Callable[..., Any]:
 # kept by its context; ``visible`` joins them into the dependency its API routes, pages and CLI use, so
 # "does not exist" and "may not know it exists" are the same 404 everywhere.
 
-NOT_FOUND_DETAIL = "No such object."
+NOT_FOUND_DETAIL = N_("No such object.")
 SIGN_IN = "sign_in"  # a problem's extra: a page visitor without a session is sent to sign in, then back
 
 
@@ -226,7 +227,7 @@ def visible(
 
     async def dependency(request: Request, session: SessionDep, principal: OptionalPrincipal) -> T:
         if principal is None:
-            problem = _unauthenticated("Sign in or send a bearer token.")
+            problem = _unauthenticated(N_("Sign in or send a bearer token."))
             if page:
                 problem.extra[SIGN_IN] = request.url.path
             raise problem
@@ -249,12 +250,13 @@ def page_principal(action: str | None = None, detail: str = "") -> Callable[...,
 
     async def dependency(request: Request, principal: OptionalPrincipal) -> Principal:
         if principal is None:
-            problem = _unauthenticated("Sign in or send a bearer token.")
+            problem = _unauthenticated(N_("Sign in or send a bearer token."))
             problem.extra[SIGN_IN] = request.url.path
             raise problem
         _query_first(request)  # a signed-in visitor's bad input is a 422 whether or not they hold the right
         if action is not None and not principal.has_action(action):
-            raise Problem("forbidden", detail=detail or f"This page needs the right {action}.")
+            refusal = detail or N_("This page needs the right {action}.")
+            raise Problem("forbidden", detail=refusal, params={"action": action})
         return principal
 
     return dependency

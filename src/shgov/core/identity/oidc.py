@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from shgov.core.deps import get_database, get_settings
 from shgov.core.errors import DomainError, Problem
+from shgov.core.i18n import N_
 from shgov.core.identity.deps import audit_async, safe_next, start_browser_session
 from shgov.core.identity.models import User
 from shgov.core.identity.service import bind_identity, create_user
@@ -118,11 +119,11 @@ def router(settings: Settings) -> APIRouter:
         except OAuthError as exc:
             log.warning("OIDC sign-in failed: %s", exc.error)
             await audit_async(request, None, "auth.login.oidc", outcome="denied", details={"error": exc.error})
-            raise Problem("unauthenticated", detail="The identity provider did not confirm the sign-in.") from exc
+            raise Problem("unauthenticated", detail=N_("The identity provider did not confirm the sign-in.")) from exc
         claims: dict[str, Any] = dict(token.get("userinfo") or {})
         issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
         if not subject:
-            raise Problem("unauthenticated", detail="The identity provider sent no subject.")
+            raise Problem("unauthenticated", detail=N_("The identity provider sent no subject."))
         current = get_settings(request)
 
         def account() -> tuple[uuid.UUID, str]:
@@ -130,7 +131,7 @@ def router(settings: Settings) -> APIRouter:
             with get_database(request).session() as session:
                 user = account_for_subject(session, f"{issuer}|{subject}", claims, current)
                 if not user.is_active:
-                    raise Problem("forbidden", detail="This account is disabled.")
+                    raise Problem("forbidden", detail=N_("This account is disabled."))
                 return user.id, user.username
 
         user_id, username = await run_in_threadpool(account)

@@ -28,19 +28,20 @@ from sqlalchemy.orm import Session
 from shgov.core.audit import capture
 from shgov.core.audit.service import AuditEntry
 from shgov.core.errors import ConflictError, ForbiddenError, InvalidError
+from shgov.core.i18n import N_
 from shgov.core.identity import permissions as perm
 from shgov.core.identity import throttle
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.schemas import DocumentType
-from shgov.core.identity.service import bind_identity
-from shgov.core.ids import mask_id_number, mask_uscc, validate_id_number, validate_uscc
+from shgov.core.identity.service import InvalidIdentifierError, bind_identity
+from shgov.core.ids import IdentifierError, mask_id_number, mask_uscc, validate_id_number, validate_uscc
 from shgov.core.settings import Settings
 
 PROOF_ACTION = "identity.user.proof"
 REFUSED_ACTION = "identity.user.proof.refused"
 DOCUMENT_TYPES: tuple[str, ...] = get_args(DocumentType)
-REFUSED = "证件信息与基础库登记不一致，未绑定"
+REFUSED = N_("The document does not match the base register; the identity was not bound.")
 # A clerk may mistype a name a few times; then every try waits longer, up to a quarter of an hour.
 CLERK_RULE = throttle.Rule("proofing-clerk", 5, timedelta(minutes=15))
 
@@ -60,7 +61,7 @@ def registered_name(session: Session, settings: Settings, register: str, key: st
     """The name the ``register`` holds for ``key`` (None: no register holds it). With no register plugged in
     at all, proofing is refused rather than done on a clerk's word alone."""
     if not _lookups:
-        raise ConflictError("no base register is installed to check the name against", field="name")
+        raise ConflictError(N_("no base register is installed to check the name against"), field="name")
     for lookup in _lookups:
         found = lookup(session, settings, register, key)
         if found is not None:
@@ -98,20 +99,24 @@ def proof_in_person(
     (the refusal audited and counted in ``session``: commit it). Raises for what is simply wrong (no right,
     one's own account, a malformed number, a clerk who must wait)."""
     if principal.kind != "staff" or not principal.has_action(perm.USER_PROOF):  # a person at a window
-        raise ForbiddenError(f"this needs a staff account holding {perm.USER_PROOF}", field="clerk")
+        raise ForbiddenError(N_("this needs a staff account holding {action}"), field="clerk", action=perm.USER_PROOF)
     if user.id == principal.user_id:
-        raise ForbiddenError("nobody proves their own identity", field="user_id")
+        raise ForbiddenError(N_("nobody proves their own identity"), field="user_id")
     if document.document_type not in DOCUMENT_TYPES:
-        raise InvalidError(f"document type must be one of {', '.join(DOCUMENT_TYPES)}", field="document_type")
+        raise InvalidError(
+            N_("document type must be one of {types}"), field="document_type", types=", ".join(DOCUMENT_TYPES)
+        )
     if (document.id_number is None) == (document.credit_code is None):
-        raise InvalidError("give exactly one of id_number and credit_code", field="id_number")
+        raise InvalidError(N_("give exactly one of id_number and credit_code"), field="id_number")
     if (document.document_type == "business_licence") != (document.credit_code is not None):
-        raise InvalidError("a 营业执照 carries a credit code, an identity card an ID number", field="document_type")
+        raise InvalidError(
+            N_("a business licence carries a credit code, an identity card an ID number"), field="document_type"
+        )
     name = " ".join(document.name.split())
     if not plain_name(name):
-        raise InvalidError("give the name as printed on the document", field="name")
+        raise InvalidError(N_("give the name as printed on the document"), field="name")
     if len(reason.strip()) < 2:
-        raise InvalidError("give the reason (it is kept in the audit log)", field="reason")
+        raise InvalidError(N_("give the reason (it is kept in the audit log)"), field="reason")
     register, field, key = (
         ("person", "id_number", _checked(validate_id_number, document.id_number, "id_number"))
         if document.id_number is not None
@@ -150,8 +155,8 @@ def proof_in_person(
 def _checked(validator: Callable[[str], str], value: str | None, field: str) -> str:
     try:
         return validator(value or "")
-    except ValueError as exc:
-        raise InvalidError(str(exc), field=field) from exc
+    except IdentifierError as exc:
+        raise InvalidIdentifierError(exc, field) from exc
 
 
 def _record(

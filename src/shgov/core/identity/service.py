@@ -23,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from shgov.core.audit.capture import SEED, SYSTEM, current_actor
 from shgov.core.db import ChangeCounter, Database, utcnow
 from shgov.core.errors import ConflictError, InvalidError, NotFoundError
+from shgov.core.i18n import N_
 from shgov.core.identity import throttle
 from shgov.core.identity import totp as otp
 from shgov.core.identity.models import (
@@ -42,7 +43,7 @@ from shgov.core.identity.permissions import (
     implied_by_wildcard,
     is_known_action,
 )
-from shgov.core.ids import validate_id_number, validate_phone, validate_uscc
+from shgov.core.ids import IdentifierError, validate_id_number, validate_phone, validate_uscc
 from shgov.core.orgs.models import Department, Tenant
 from shgov.core.settings import SecuritySettings
 
@@ -87,9 +88,9 @@ def check_password_strength(password: str) -> None:
     ) + any(not c.isalnum() for c in password)
     if len(password) < MIN_PASSWORD_LENGTH or classes < 3:
         raise InvalidError(
-            f"a password needs at least {MIN_PASSWORD_LENGTH} characters and three of: lower case, upper case, "
-            "digits, symbols",
+            N_("a password needs at least {length} characters and three of: lower case, upper case, digits, symbols"),
             field="password",
+            length=MIN_PASSWORD_LENGTH,
         )
 
 
@@ -104,13 +105,20 @@ def tenant_exists(session: Session, tenant_code: str) -> bool:
 
 def _check_org(session: Session, tenant_code: str | None, department_code: str | None) -> None:
     if tenant_code is not None and not tenant_exists(session, tenant_code):
-        raise InvalidError(f"tenant {tenant_code} does not exist", field="tenant_code")
+        raise InvalidError(N_("tenant {tenant} does not exist"), field="tenant_code", tenant=tenant_code)
     if department_code is not None:
         department = session.get(Department, department_code)
         if department is None:
-            raise InvalidError(f"department {department_code} does not exist", field="department_code")
+            raise InvalidError(
+                N_("department {department} does not exist"), field="department_code", department=department_code
+            )
         if tenant_code is not None and department.tenant_code != tenant_code:
-            raise InvalidError(f"department {department_code} is not in tenant {tenant_code}", field="department_code")
+            raise InvalidError(
+                N_("department {department} is not in tenant {tenant}"),
+                field="department_code",
+                department=department_code,
+                tenant=tenant_code,
+            )
 
 
 def create_user(
@@ -129,15 +137,15 @@ def create_user(
 ) -> User:
     """Create an account; identifiers are validated and a duplicate username is a conflict."""
     if kind not in USER_KINDS:
-        raise InvalidError(f"kind must be one of {', '.join(USER_KINDS)}", field="kind")
+        raise InvalidError(N_("kind must be one of {kinds}"), field="kind", kinds=", ".join(USER_KINDS))
     if department_code is not None and tenant_code is None:
         department = session.get(Department, department_code)
         tenant_code = department.tenant_code if department else None
     if kind == "staff" and tenant_code is None:
-        raise InvalidError("staff belong to a tenant", field="tenant_code")
+        raise InvalidError(N_("staff belong to a tenant"), field="tenant_code")
     _check_org(session, tenant_code, department_code)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ConflictError(f"username {username!r} is taken", field="username")
+        raise ConflictError(N_("username {username!r} is taken"), field="username", username=username)
     if password is not None and check_strength:
         check_password_strength(password)
     user = User(
@@ -158,7 +166,7 @@ def create_user(
         actor = current_actor().name
         if actor not in (SEED.name, SYSTEM.name):
             raise InvalidError(
-                "an identity is bound only by an identity provider or an in-person proofing step",
+                N_("an identity is bound only by an identity provider or an in-person proofing step"),
                 field="id_number" if id_number else "credit_code",
             )
         bind_identity(session, user, id_number=id_number, credit_code=credit_code, source=actor)
@@ -185,17 +193,17 @@ def bind_identity(
     checked_id = _validated(validate_id_number, id_number, "id_number")
     checked_code = _validated(validate_uscc, credit_code, "credit_code")
     if checked_id is None and checked_code is None:
-        raise InvalidError("an ID number or a credit code is needed", field="id_number")
+        raise InvalidError(N_("an ID number or a credit code is needed"), field="id_number")
     if checked_id is not None and user.kind != "citizen":
-        raise InvalidError("only a citizen account carries an ID number", field="id_number")
+        raise InvalidError(N_("only a citizen account carries an ID number"), field="id_number")
     if checked_code is not None and user.kind != "enterprise":
-        raise InvalidError("only an enterprise account carries a credit code", field="credit_code")
+        raise InvalidError(N_("only an enterprise account carries a credit code"), field="credit_code")
     if user.id_number is not None or user.credit_code is not None:
         raise ConflictError(
-            "this account's identity is bound already", field="id_number" if checked_id else "credit_code"
+            N_("this account's identity is bound already"), field="id_number" if checked_id else "credit_code"
         )
     if checked_id is not None and session.scalar(select(User.id).where(User.id_number == checked_id)):
-        raise ConflictError("an account with this ID number exists", field="id_number")
+        raise ConflictError(N_("an account with this ID number exists"), field="id_number")
     user.id_number, user.credit_code = checked_id, checked_code
     user.identity_source, user.identity_bound_at, user.identity_bound_by = source, utcnow(), bound_by
     session.flush()
@@ -207,9 +215,22 @@ def _validated(validator: object, value: str | None, field: str) -> str | None:
         return None
     try:
         result: str = validator(value)  # type: ignore[operator]
-    except ValueError as exc:
-        raise InvalidError(str(exc), field=field) from exc
+    except IdentifierError as exc:
+        raise InvalidIdentifierError(exc, field) from exc
     return result
+
+
+class InvalidIdentifierError(InvalidError):
+    """An identifier that breaks its standard (``core.ids``): its rule and reason are message ids of their
+    own, so the text is the identifier error's, in the caller's language."""
+
+    def __init__(self, exc: IdentifierError, field: str) -> None:
+        super().__init__(N_("{rule}: {reason}"), field=field, rule=exc.rule, reason=exc.reason)
+        self.cause = exc
+
+    def text(self, locale: str) -> str:
+        """The rule and the reason in ``locale``."""
+        return self.cause.text(locale)
 
 
 def create_client(
@@ -398,7 +419,7 @@ def revoke_credentials(session: Session, user_id: uuid.UUID) -> int:
 def _user(session: Session, user_id: uuid.UUID) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFoundError("no such user")
+        raise NotFoundError(N_("no such user"))
     return user
 
 
@@ -440,9 +461,9 @@ def begin_totp(session: Session, user_id: uuid.UUID, key: bytes) -> tuple[str, s
     the secret and its ``otpauth://`` URI — shown this once."""
     user = _user(session, user_id)
     if user.kind != "staff":
-        raise InvalidError("only staff accounts use a second factor", field="kind")
+        raise InvalidError(N_("only staff accounts use a second factor"), field="kind")
     if user.totp_confirmed_at is not None:
-        raise ConflictError("a second factor is set up already; an administrator can reset it")
+        raise ConflictError(N_("a second factor is set up already; an administrator can reset it"))
     secret = otp.new_secret()
     user.totp_secret = otp.seal(key, secret, str(user.id))
     user.totp_last_step = None
@@ -453,9 +474,9 @@ def confirm_totp(session: Session, user_id: uuid.UUID, key: bytes, code: str) ->
     """Confirm enrolment with a code from the authenticator; from now on sign-in needs a code."""
     user = _user(session, user_id)
     if user.totp_secret is None or user.totp_confirmed_at is not None:
-        raise ConflictError("there is no second factor waiting for confirmation")
+        raise ConflictError(N_("there is no second factor waiting for confirmation"))
     if not _accept_code(user, key, code, utcnow()):
-        raise InvalidError("the code is wrong or expired", field="code")
+        raise InvalidError(N_("the code is wrong or expired"), field="code")
     user.totp_confirmed_at = utcnow()
 
 
@@ -686,7 +707,7 @@ def _check_actions(actions: Iterable[str]) -> list[str]:
         return [ALL]
     unknown = [a for a in result if not is_known_action(a)]
     if unknown:
-        raise InvalidError(f"unknown actions: {', '.join(unknown)}", field="actions")
+        raise InvalidError(N_("unknown actions: {actions}"), field="actions", actions=", ".join(unknown))
     return result
 
 
@@ -723,9 +744,9 @@ def assign_role(
 ) -> RoleAssignment:
     """Give ``role_code`` to a user within ``scope`` (idempotent)."""
     if session.get(Role, role_code) is None:
-        raise InvalidError(f"role {role_code} does not exist", field="role_code")
+        raise InvalidError(N_("role {role} does not exist"), field="role_code", role=role_code)
     if session.get(User, user_id) is None:
-        raise NotFoundError("no such user")
+        raise NotFoundError(N_("no such user"))
     _check_org(session, scope.tenant_code, scope.department_code)
     existing = session.scalar(
         select(RoleAssignment).where(
@@ -768,7 +789,7 @@ def role_actions(session: Session, role_code: str) -> list[str]:
     """The actions of a role; 422 naming ``role_code`` when there is no such role."""
     role = session.get(Role, role_code)
     if role is None:
-        raise InvalidError(f"role {role_code} does not exist", field="role_code")
+        raise InvalidError(N_("role {role} does not exist"), field="role_code", role=role_code)
     return list(role.actions)
 
 
@@ -793,11 +814,11 @@ def create_grant(
         ("owner_department_code", owner_department_code),
     ):
         if session.get(Department, code) is None:
-            raise InvalidError(f"department {code} does not exist", field=field)
+            raise InvalidError(N_("department {department} does not exist"), field=field, department=code)
     if grantee_department_code == owner_department_code:
-        raise InvalidError("a department needs no grant to its own objects", field="grantee_department_code")
+        raise InvalidError(N_("a department needs no grant to its own objects"), field="grantee_department_code")
     if expires_at is not None and expires_at <= utcnow():
-        raise InvalidError("the expiry is in the past", field="expires_at")
+        raise InvalidError(N_("the expiry is in the past"), field="expires_at")
     grant = AccessGrant(
         grantee_department_code=grantee_department_code,
         owner_department_code=owner_department_code,
@@ -815,7 +836,7 @@ def revoke_grant(session: Session, grant_id: uuid.UUID) -> AccessGrant:
     """End a grant now."""
     grant = session.get(AccessGrant, grant_id)
     if grant is None:
-        raise NotFoundError("no such grant")
+        raise NotFoundError(N_("no such access grant"))
     if grant.revoked_at is None:
         grant.revoked_at = utcnow()
     return grant

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from shgov.core.db import Database, utcnow
 from shgov.core.errors import DomainError, Problem
+from shgov.core.i18n import N_
 from shgov.core.identity.models import SigninThrottle
 from shgov.core.settings import SecuritySettings
 
@@ -85,12 +86,16 @@ class TooManyChecks(DomainError):  # noqa: N818 - named for what the caller sees
     slug = "too-many-requests"
 
     def __init__(self, retry_after: int, field: str) -> None:
-        super().__init__(f"身份核验失败次数过多，请 {retry_after} 秒后再试", field=field)
+        super().__init__(
+            N_("Too many failed identity checks; try again in {retry_after} seconds."),
+            field=field,
+            retry_after=retry_after,
+        )
         self.retry_after = retry_after
 
-    def to_problem(self) -> Problem:
+    def to_problem(self, locale: str = "en") -> Problem:
         """429 with ``Retry-After``."""
-        problem = super().to_problem()
+        problem = super().to_problem(locale)
         problem.headers["Retry-After"] = str(self.retry_after)
         return problem
 

@@ -9,12 +9,13 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from shgov.core.deps import SessionDep
-from shgov.core.errors import FieldError, Problem
+from shgov.core.errors import Problem
 from shgov.core.http import JsonRoute
+from shgov.core.i18n import N_
 from shgov.core.identity import permissions as perm
 from shgov.core.identity.deps import audit, require_action
 from shgov.core.identity.permissions import Principal
-from shgov.core.regions.geo import CRS, CoordinateError
+from shgov.core.regions.geo import CRS
 from shgov.core.regions.service import GridInfo, RegionDataError, RegionIndex, RegionInfo, register_grid
 
 router = APIRouter(prefix="/api/v1/regions", tags=["regions"], route_class=JsonRoute)
@@ -106,7 +107,7 @@ def list_regions(
 ) -> list[RegionOut]:
     """Divisions under ``parent`` (public)."""
     if parent is not None and index.get(parent) is None:
-        raise Problem("not-found", detail=f"No division {parent}.")
+        raise Problem("not-found", detail=N_("No division {code}."), params={"code": parent})
     if level is not None and parent is None:
         items = sorted((r for r in index.regions.values() if r.level == level), key=lambda r: r.code)
     else:
@@ -122,10 +123,7 @@ def locate(
     crs: Annotated[CRS, Query(description="coordinate system of the point")] = CRS.WGS84,
 ) -> LocationOut:
     """District, H3 cell and registered grid of a point (public)."""
-    try:
-        found = index.locate(lng, lat, crs)
-    except CoordinateError as exc:
-        raise Problem("validation-failed", detail=str(exc), errors=[FieldError(exc.field, str(exc))]) from exc
+    found = index.locate(lng, lat, crs)  # a CoordinateError is a 422 naming the coordinate
     district = _out(found.district)
     assert district is not None  # noqa: S101 - locate always finds a district
     return LocationOut(
@@ -173,7 +171,7 @@ def region(index: IndexDep, code: str) -> RegionDetail:
     """One division with its ancestors and counts (public)."""
     info = index.get(code)
     if info is None:
-        raise Problem("not-found", detail=f"No division {code}.")
+        raise Problem("not-found", detail=N_("No division {code}."), params={"code": code})
     return RegionDetail(
         **vars(info),
         ancestors=[RegionOut(**vars(a)) for a in index.ancestors(code)],
@@ -196,11 +194,12 @@ def create_grid(
         index.ancestors(body.community_code)[1] if community and len(index.ancestors(body.community_code)) > 1 else None
     )
     if district is None or not principal.allows(perm.GRID_MANAGE, district.code):
-        raise Problem("forbidden", detail="You may register grids only in your own district.")
+        raise Problem("forbidden", detail=N_("You may register grids only in your own district."))
     try:
         grid = register_grid(session, index, body.community_code, body.cell, body.name)
-    except RegionDataError as exc:
-        raise Problem("validation-failed", detail=str(exc), errors=[FieldError("cell", str(exc))]) from exc
+    except RegionDataError as exc:  # a 422 naming the cell
+        exc.field = "cell"
+        raise
     audit(
         request,
         principal,

@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
+from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
+
 _A = 6378245.0  # Krasovsky 1940 semi-major axis used by GCJ-02
 _EE = 0.00669342162296594323  # its first eccentricity squared
 _BD = math.pi * 3000.0 / 180.0
@@ -25,24 +28,23 @@ class CRS(StrEnum):
     BD09 = "bd09"
 
 
-class CoordinateError(ValueError):
+class CoordinateError(InvalidError, ValueError):
     """A coordinate pair is unusable; ``field`` names the culprit (``lng``, ``lat`` or ``point``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def check_pair(lng: float, lat: float) -> None:
     """Refuse NaN, infinities and values outside the ranges of longitude and latitude."""
     for name, value in (("lng", lng), ("lat", lat)):
         if not math.isfinite(value):
-            raise CoordinateError(name, f"{name} must be a finite number, got {value}")
+            raise CoordinateError(N_("{name} must be a finite number, got {value}"), field=name, name=name, value=value)
     if not -180.0 <= lng <= 180.0:
-        raise CoordinateError("lng", f"longitude {lng} is outside [-180, 180]")
+        raise CoordinateError(N_("longitude {lng} is outside [-180, 180]"), field="lng", lng=lng)
     if not -90.0 <= lat <= 90.0:
-        hint = " — latitude and longitude look swapped" if -90.0 <= lng <= 90.0 else ""
-        raise CoordinateError("lat", f"latitude {lat} is outside [-90, 90]{hint}")
+        if -90.0 <= lng <= 90.0:
+            raise CoordinateError(
+                N_("latitude {lat} is outside [-90, 90] — latitude and longitude look swapped"), field="lat", lat=lat
+            )
+        raise CoordinateError(N_("latitude {lat} is outside [-90, 90]"), field="lat", lat=lat)
 
 
 def _outside_china(lng: float, lat: float) -> bool:

@@ -34,6 +34,8 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
+from shgov.core.errors import InvalidError
+from shgov.core.i18n import N_
 from shgov.core.regions.geo import CRS, CoordinateError, to_wgs84
 from shgov.core.regions.models import CODE_LENGTHS, LEVELS, Grid, Region
 
@@ -42,7 +44,7 @@ GRID_RESOLUTION = 9
 NEAR_DEGREES = 0.01
 
 
-class RegionDataError(ValueError):
+class RegionDataError(InvalidError, ValueError):
     """Division data to load is inconsistent; the message names the row."""
 
 
@@ -181,12 +183,19 @@ class RegionIndex:
         found = self._district_at(lng, lat)
         if found is None:
             swapped = -90 <= lng <= 90 and self._district_at(lat, lng) is not None
-            city = self.city.name if self.city else "the city"
+            if self.city is None:
+                raise OutsideCityError(N_("({lng}, {lat}) is outside the city"), field="point", lng=lng, lat=lat)
             if swapped:
                 raise OutsideCityError(
-                    "point", f"({lng}, {lat}) is outside {city}; latitude and longitude look swapped"
+                    N_("({lng}, {lat}) is outside {city}; latitude and longitude look swapped"),
+                    field="point",
+                    lng=lng,
+                    lat=lat,
+                    city=self.city.name,
                 )
-            raise OutsideCityError("point", f"({lng}, {lat}) is outside {city}")
+            raise OutsideCityError(
+                N_("({lng}, {lat}) is outside {city}"), field="point", lng=lng, lat=lat, city=self.city.name
+            )
         district_code, approximate = found
         cell = h3.latlng_to_cell(lat, lng, GRID_RESOLUTION)
         grid = self.grids_by_cell.get(cell)
@@ -438,20 +447,31 @@ def read_divisions(text: str) -> list[DivisionRow]:
     reader = csv.DictReader(io.StringIO(text))
     missing = {"code", "name", "level", "parent_code"} - set(reader.fieldnames or [])
     if missing:
-        raise RegionDataError(f"header lacks {', '.join(sorted(missing))}")
+        raise RegionDataError(N_("header lacks {columns}"), columns=", ".join(sorted(missing)))
     for line, raw in enumerate(reader, start=2):
         code, name = (raw["code"] or "").strip(), (raw["name"] or "").strip()
         level, parent = (raw["level"] or "").strip(), (raw["parent_code"] or "").strip() or None
         if level not in LEVELS:
-            raise RegionDataError(f"line {line}: level {level!r} is not one of {', '.join(LEVELS)}")
+            raise RegionDataError(
+                N_("line {line}: level {level!r} is not one of {levels}"),
+                line=line,
+                level=level,
+                levels=", ".join(LEVELS),
+            )
         if not code.isdigit() or len(code) != CODE_LENGTHS[level]:
-            raise RegionDataError(f"line {line}: a {level} code has {CODE_LENGTHS[level]} digits, got {code!r}")
+            raise RegionDataError(
+                N_("line {line}: a {level} code has {digits} digits, got {code!r}"),
+                line=line,
+                level=level,
+                digits=CODE_LENGTHS[level],
+                code=code,
+            )
         if not name:
-            raise RegionDataError(f"line {line}: name is empty")
+            raise RegionDataError(N_("line {line}: name is empty"), line=line)
         if code in seen:
-            raise RegionDataError(f"line {line}: code {code} appears twice")
+            raise RegionDataError(N_("line {line}: code {code} appears twice"), line=line, code=code)
         if (level == "city") != (parent is None):
-            raise RegionDataError(f"line {line}: only the city has no parent")
+            raise RegionDataError(N_("line {line}: only the city has no parent"), line=line)
         row = DivisionRow(code, name, level, parent)
         seen[code] = row
         rows.append(row)
@@ -460,11 +480,18 @@ def read_divisions(text: str) -> list[DivisionRow]:
             continue
         parent_row = seen.get(row.parent_code)
         if parent_row is None:
-            raise RegionDataError(f"{row.code}: parent {row.parent_code} is not in the file")
+            raise RegionDataError(
+                N_("{code}: parent {parent} is not in the file"), code=row.code, parent=row.parent_code
+            )
         if LEVELS.index(parent_row.level) != LEVELS.index(row.level) - 1:
-            raise RegionDataError(f"{row.code}: a {row.level} cannot sit under a {parent_row.level}")
+            raise RegionDataError(
+                N_("{code}: a {level} cannot sit under a {parent_level}"),
+                code=row.code,
+                level=row.level,
+                parent_level=parent_row.level,
+            )
     if sum(1 for r in rows if r.level == "city") != 1:
-        raise RegionDataError("the file must have exactly one city")
+        raise RegionDataError(N_("the file must have exactly one city"))
     return rows
 
 
@@ -472,15 +499,15 @@ def read_boundaries(text: str) -> dict[str, dict[str, Any]]:
     """District geometries from a GeoJSON FeatureCollection whose features carry ``properties.code``."""
     data = json.loads(text)
     if data.get("type") != "FeatureCollection":
-        raise RegionDataError("boundaries must be a GeoJSON FeatureCollection")
+        raise RegionDataError(N_("boundaries must be a GeoJSON FeatureCollection"))
     result: dict[str, dict[str, Any]] = {}
     for number, feature in enumerate(data.get("features", []), start=1):
         code = str((feature.get("properties") or {}).get("code", ""))
         geometry = feature.get("geometry")
         if not code or not geometry:
-            raise RegionDataError(f"feature {number} lacks properties.code or a geometry")
+            raise RegionDataError(N_("feature {number} lacks properties.code or a geometry"), number=number)
         if not shape(geometry).is_valid:
-            raise RegionDataError(f"feature {number} ({code}) has an invalid geometry")
+            raise RegionDataError(N_("feature {number} ({code}) has an invalid geometry"), number=number, code=code)
         result[code] = geometry
     return result
 
@@ -495,7 +522,9 @@ def load_divisions(session: Session, divisions_csv: str, boundaries_geojson: str
     districts = {r.code for r in rows if r.level == "district"}
     unknown = set(boundaries) - districts
     if unknown:
-        raise RegionDataError(f"boundaries for codes that are not districts: {', '.join(sorted(unknown))}")
+        raise RegionDataError(
+            N_("boundaries for codes that are not districts: {codes}"), codes=", ".join(sorted(unknown))
+        )
     existing = {r.code: r for r in session.scalars(select(Region))}
     # Parents first, so that every foreign key holds as the rows are inserted.
     for row in sorted(rows, key=lambda r: (LEVELS.index(r.level), r.code)):
@@ -535,7 +564,7 @@ def register_grid(session: Session, index: RegionIndex, community_code: str, cel
     """Bind an H3 cell to a community as a grid with the next 15-digit code of that community."""
     _check_cell(index, community_code, cell)
     if cell in index.grids_by_cell or session.scalar(select(Grid).where(Grid.cell == cell)) is not None:
-        raise RegionDataError(f"cell {cell} is already a grid")
+        raise RegionDataError(N_("cell {cell} is already a grid"), cell=cell)
     return _add_grids(session, index, [(cell, community_code, name)])[0]
 
 
@@ -576,13 +605,19 @@ def register_grids(session: Session, index: RegionIndex, assignments: Iterable[t
 def _check_cell(index: RegionIndex, community_code: str, cell: str) -> None:
     community = index.get(community_code)
     if community is None or community.level != "community":
-        raise RegionDataError(f"{community_code} is not a community")
+        raise RegionDataError(N_("{community} is not a community"), community=community_code)
     if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != GRID_RESOLUTION:
-        raise RegionDataError(f"{cell!r} is not an H3 cell of resolution {GRID_RESOLUTION}")
+        raise RegionDataError(
+            N_("{cell!r} is not an H3 cell of resolution {resolution}"), cell=cell, resolution=GRID_RESOLUTION
+        )
     lat, lng = h3.cell_to_latlng(cell)
     located = index.locate(lng, lat)
     if not index.is_within(community.code, located.district.code):
-        raise RegionDataError(f"cell {cell} lies in {located.district.name}, not in the community's district")
+        raise RegionDataError(
+            N_("cell {cell} lies in {district}, not in the community's district"),
+            cell=cell,
+            district=located.district.name,
+        )
 
 
 def _add_grids(
@@ -604,7 +639,7 @@ def _add_grids(
         serial = last.get(community, 0) + 1
         if serial > 999:
             if refused is None:
-                raise RegionDataError(f"community {community} already has 999 grids")
+                raise RegionDataError(N_("community {community} already has 999 grids"), community=community)
             refused[cell] = f"community {community} already has 999 grids"
             continue
         last[community] = serial

@@ -32,7 +32,7 @@ test: setup-dev assets catalogs chromium ## set up and run every check: ruff, my
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --durations=25
 
 # The quick lane while working: no browser, no PostgreSQL, no NATS, none of the whole-system `slow` tests
 # (`make test` stays the gate that runs everything). See docs/testing.md.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -20,6 +22,7 @@ class Applicant(BaseModel):
 class Payload(BaseModel):
     applicant: Applicant
     note: str = ""
+    kind: Literal["a", "b", "c"] = "a"
 
 
 @pytest.fixture
@@ -115,6 +118,9 @@ def test_problems_answer_in_the_callers_language(client: httpx.Client) -> None:
     assert english["detail"] == "Invalid input: applicant.name, applicant.age"
     assert {e["message"] for e in chinese["errors"]} == {"不能为空", "不能大于 150"}
     assert {e["message"] for e in english["errors"]} == {"Must not be empty", "Must be at most 150"}
+    # the choices of a closed list, without an English "or" in Chinese
+    choices = client.post("/api/v1/probe/echo", json={"applicant": {"name": "A", "age": 3}, "kind": "z"}).json()
+    assert choices["errors"] == [{"field": "kind", "message": "必须是以下之一：'a'、'b'、'c'"}]
     # a domain error: its fields filled in after translation, in both languages
     conflict = client.get("/api/v1/probe/taken/X-1").json()
     assert conflict["detail"] == "X-1 处没有内容"

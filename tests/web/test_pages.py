@@ -32,6 +32,15 @@ def test_switching_to_english_sets_a_cookie_and_returns_to_the_page(client: http
     assert "Window and case workers" in page.text
 
 
+def test_a_page_opened_with_lang_keeps_that_language_for_what_follows(client: httpx.Client) -> None:
+    """A form on a page opened with ?lang=en answers in English (its POST carries no ?lang)."""
+    page = client.get("/login", params={"lang": "en"}, headers=HTML)
+    assert '<html lang="en">' in page.text
+    assert "shgov_lang=en" in page.headers["set-cookie"]
+    assert '<html lang="en">' in client.get("/staff", headers=HTML).text
+    assert "set-cookie" not in client.get("/staff", params={"lang": "en"}, headers=HTML).headers  # known already
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
 def test_the_language_switch_never_redirects_off_site(client: httpx.Client, target: str) -> None:
     response = client.get("/lang/zh-CN", params={"next": target})

@@ -499,7 +499,7 @@ def act(session: Session, settings: Settings, task: CaseTask, actor: Principal, 
     step = "accept" if action == "approve" and task.task_key == ACCEPT else action
     if (case.status, step) not in TRANSITIONS:
         raise ConflictError(
-            N_("a case that is {status} cannot be {action}d"), field="action", status=case.status, action=action
+            N_("a case that is {status} does not allow {action!r}"), field="action", status=case.status, action=action
         )
     if action in ("return", "reject") and len(note.strip()) < 2:
         raise InvalidError(N_("Please give the reason"), field="note")

@@ -318,13 +318,13 @@ def transition(
     if action not in allowed:
         if not allowed:
             raise ConflictError(
-                N_("a {status} entry cannot be {action}ed; nothing more can be done with it"),
+                N_("a {status} entry does not allow {action!r}; nothing more can be done with it"),
                 field="action",
                 status=resource.status,
                 action=action,
             )
         raise ConflictError(
-            N_("a {status} entry cannot be {action}ed; possible: {possible}"),
+            N_("a {status} entry does not allow {action!r}; possible: {possible}"),
             field="action",
             status=resource.status,
             action=action,

@@ -75,6 +75,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
 }
 
 _STATUS_SLUGS = {p.status: p.slug for p in reversed(PROBLEM_TYPES.values())}
+# Details Starlette and FastAPI raise themselves, in the catalogue so that they are answered translated too.
+FRAMEWORK_DETAILS = (N_("There was an error parsing the body"),)
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,8 @@ def validation_message(error: Mapping[str, Any], locale: str) -> str:
         return str(error.get("msg", ""))
     if kind == "identifier":  # the rule and the reason are message ids of their own (core.ids)
         ctx = {k: gettext(str(v), locale) for k, v in ctx.items()}
+    if kind in ("enum", "literal_error") and locale != "en":  # Pydantic lists choices as "'a', 'b' or 'c'"
+        ctx["expected"] = str(ctx.get("expected", "")).replace(" or ", ", ").replace(", ", "、")
     try:
         return gettext(template, locale).format(**ctx)
     except (KeyError, IndexError, ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.support import NullTranslations, Translations
 from starlette.requests import Request
+from starlette.responses import Response
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DEFAULT_LOCALE = "zh_CN"
@@ -85,6 +86,14 @@ def request_locale(request: Request, *, default: str = DEFAULT_LOCALE) -> str:
     chosen = locale or default
     request.state.locale = chosen
     return chosen
+
+
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def remember_language(response: Response, locale: str) -> None:
+    """Keep the visitor's language choice in a cookie."""
+    response.set_cookie(LANG_COOKIE, locale, max_age=LANG_COOKIE_SECONDS, samesite="lax")
 
 
 API_PREFIXES = ("/api/", "/open311/", "/healthz", "/readyz")

@@ -271,7 +271,7 @@ def decide(
     allowed = TRANSITIONS.get(dispute.status, {})
     if action not in allowed:
         raise ConflictError(
-            N_("a {status} dispute cannot be {action}ed"), field="action", status=dispute.status, action=action
+            N_("a {status} dispute does not allow {action!r}"), field="action", status=dispute.status, action=action
         )
     if action in ("reject", "correct") and not reason.strip():
         raise InvalidError(N_("a decision needs a written reason"), field="reason")

@@ -232,13 +232,13 @@ def decide(
     if action not in allowed:
         if not allowed:
             raise ConflictError(
-                N_("a {status} request cannot be {action}ed; nothing more can be done with it"),
+                N_("a {status} request does not allow {action!r}; nothing more can be done with it"),
                 field="action",
                 status=request.status,
                 action=action,
             )
         raise ConflictError(
-            N_("a {status} request cannot be {action}ed; possible: {possible}"),
+            N_("a {status} request does not allow {action!r}; possible: {possible}"),
             field="action",
             status=request.status,
             action=action,

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from shgov.core.db import Database
 from shgov.core.deps import DatabaseDep, SessionDep, SettingsDep
 from shgov.core.errors import DomainError, Problem
-from shgov.core.i18n import LANG_COOKIE, N_, normalise
+from shgov.core.i18n import N_, normalise, remember_language
 from shgov.core.identity import service as identity
 from shgov.core.identity.deps import (
     ANON_COOKIE,
@@ -115,7 +115,7 @@ def switch_language(code: str, next_path: Annotated[str | None, Query(alias="nex
     if locale is None:
         raise Problem("not-found", detail=N_("Language {code!r} is not offered"), params={"code": code})
     response = RedirectResponse(safe_next(next_path), status_code=303)
-    response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax")
+    remember_language(response, locale)
     return response
 
 

@@ -23,6 +23,8 @@ from shgov.core.i18n import (
     N_,
     SUPPORTED_LOCALES,
     gettext,
+    normalise,
+    remember_language,
     request_locale,
     translations,
 )
@@ -189,7 +191,11 @@ class Templates:
                 **(context or {}),
             )
         )
-        return HTMLResponse(page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]})
+        response = HTMLResponse(page, status_code=status_code, headers={"Content-Language": LANGUAGE_TAGS[locale]})
+        if normalise(request.query_params.get("lang")) == locale and request.cookies.get(LANG_COOKIE) != locale:
+            # ?lang= chose the language of this page: remember it, or the form on it would answer in another
+            remember_language(response, locale)
+        return response
 
     def error_page(self, request: Request, problem: Problem) -> Response:
         """The friendly HTML page shown to browsers instead of a problem document (a page that needs a
@@ -205,6 +211,8 @@ class Templates:
                 "status": problem.type.status,
                 "title": gettext(problem.type.title, locale),
                 "slug": problem.slug,
+                # what was wrong, field by field (a form the page could not show again with its errors)
+                "errors": [(e.field.rsplit(".", 1)[-1], e.message) for e in problem.errors],
             },
             status_code=problem.type.status,
         )

@@ -1095,7 +1095,7 @@ def act(session: Session, settings: Settings, order: WorkOrder, actor: Principal
     key = (order.status, step.action)
     if key not in TRANSITIONS:
         raise ConflictError(
-            N_("an order that is {status} cannot be {action}ed"),
+            N_("an order that is {status} does not allow {action!r}"),
             field="action",
             status=order.status,
             action=step.action,

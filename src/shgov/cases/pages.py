@@ -322,9 +322,7 @@ def window_start(
     try:
         validate_id_number(applicant)
     except IdentifierError as exc:
-        wrong = InvalidError(
-            N_("The ID number is not valid: {reason}"), field="applicant", reason=services.Reason(exc.text)
-        )
+        wrong = InvalidError(N_("The ID number is not valid: {reason}"), field="applicant", reason=exc)
         return window(request, templates, session, who, error=wrong.text(locale))
     if identity_checked not in ("1", "on", "true"):
         unchecked = InvalidError(

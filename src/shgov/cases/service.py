@@ -131,9 +131,7 @@ def applicant_for(
         try:
             key = validate_id_number(on_behalf)
         except IdentifierError as exc:
-            raise InvalidError(
-                N_("The ID number is not valid: {reason}"), field="applicant", reason=services.Reason(exc.text)
-            ) from exc
+            raise InvalidError(N_("The ID number is not valid: {reason}"), field="applicant", reason=exc) from exc
         if settings is None:
             raise ForbiddenError(N_("applying on behalf of someone needs their identity check"), field="applicant")
         presence.check(session, settings, principal, APPLY_FOR, key, proof or presence.Proof())

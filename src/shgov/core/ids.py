@@ -298,13 +298,15 @@ def mask_text(text: str) -> str:
     IDs keep their first and last four characters, mobiles their first three and last four digits, landlines
     their area code and last two digits, cards their first and last four. Dates, amounts, work-order numbers
     and (public) 统一社会信用代码 are left readable."""
-    if sum(c.isdigit() for c in _probe(text)) < _FEWEST_DIGITS:
+    probe = _probe(text)
+    if sum(c.isdigit() for c in probe) < _FEWEST_DIGITS:
         return text
     chars = list(text)
-    # Twice: first reading escapes as escapes, then — for a number glued to something that only looks like one
-    # (``%13800138000``) — as the characters they are written with.
-    for escapes in (True, False):
-        _mask_numbers(chars, escapes=escapes)
+    # Text with escapes twice: first reading them as escapes, then — for a number glued to something that only
+    # looks like one (``%13800138000``) — as the characters they are written with.
+    _mask_numbers(chars, escapes=True)
+    if _ESCAPE.search(probe):
+        _mask_numbers(chars, escapes=False)
     return "".join(chars)
 
 

@@ -45,8 +45,8 @@ USABLE_LEVELS = ("A", "B")  # licences that stand in for a material without an o
 
 
 class Reason(InvalidError):  # noqa: N818 - a message part, never raised
-    """A reason that says itself in a language (``say(locale)``), to fill a field of another message: a
-    parameter that is a ``DomainError`` is rendered in the reader's language."""
+    """Pydantic's message for an imported item or bundle, said in a language (``say(locale)``), to fill a field
+    of another message: a parameter that is a ``DomainError`` is rendered in the reader's language."""
 
     def __init__(self, say: Callable[[str], str]) -> None:
         super().__init__(N_("{reason}"), reason=say("en"))
@@ -548,16 +548,12 @@ def _convert(f: FormField, raw: str) -> Any:
         try:
             return validate_id_number(value)
         except IdentifierError as exc:
-            raise InvalidError(
-                N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=Reason(exc.text)
-            ) from exc
+            raise InvalidError(N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=exc) from exc
     if f.kind == "credit_code":
         try:
             return validate_uscc(value)
         except IdentifierError as exc:
-            raise InvalidError(
-                N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=Reason(exc.text)
-            ) from exc
+            raise InvalidError(N_("{label} is not valid: {reason}"), field=where, label=f.label, reason=exc) from exc
     if f.kind == "phone":
         try:
             return validate_phone(value)

@@ -34,7 +34,7 @@ from shgov.core.identity import throttle
 from shgov.core.identity.models import User
 from shgov.core.identity.permissions import Principal
 from shgov.core.identity.schemas import DocumentType
-from shgov.core.identity.service import InvalidIdentifierError, bind_identity
+from shgov.core.identity.service import bind_identity
 from shgov.core.ids import IdentifierError, mask_id_number, mask_uscc, validate_id_number, validate_uscc
 from shgov.core.settings import Settings
 
@@ -156,7 +156,7 @@ def _checked(validator: Callable[[str], str], value: str | None, field: str) -> 
     try:
         return validator(value or "")
     except IdentifierError as exc:
-        raise InvalidIdentifierError(exc, field) from exc
+        raise InvalidError(N_("{reason}"), field=field, reason=exc) from exc
 
 
 def _record(

@@ -216,21 +216,8 @@ def _validated(validator: object, value: str | None, field: str) -> str | None:
     try:
         result: str = validator(value)  # type: ignore[operator]
     except IdentifierError as exc:
-        raise InvalidIdentifierError(exc, field) from exc
+        raise InvalidError(N_("{reason}"), field=field, reason=exc) from exc
     return result
-
-
-class InvalidIdentifierError(InvalidError):
-    """An identifier that breaks its standard (``core.ids``): its rule and reason are message ids of their
-    own, so the text is the identifier error's, in the caller's language."""
-
-    def __init__(self, exc: IdentifierError, field: str) -> None:
-        super().__init__(N_("{rule}: {reason}"), field=field, rule=exc.rule, reason=exc.reason)
-        self.cause = exc
-
-    def text(self, locale: str) -> str:
-        """The rule and the reason in ``locale``."""
-        return self.cause.text(locale)
 
 
 def create_client(
